@@ -1,0 +1,191 @@
+// ICMPv6 (RFC 4443) — view and representation. The checksum includes the
+// IPv6 pseudo-header (RFC 4443 §2.3, RFC 8200 §8.1).
+import { checksum, pseudoHeaderSumV6 } from './checksum';
+import { WireError, wireError } from './error';
+
+const TYPE = 0;
+const CODE = 1;
+const CHECKSUM = 2;
+const REST = 4;
+const IDENTIFIER = 4;
+const SEQUENCE = 6;
+export const ICMPV6_HEADER_LEN = 8;
+export const IP_PROTOCOL_ICMPV6 = 58;
+
+export const ICMPV6_DST_UNREACHABLE = 1;
+export const ICMPV6_PACKET_TOO_BIG = 2;
+export const ICMPV6_TIME_EXCEEDED = 3;
+export const ICMPV6_PARAM_PROBLEM = 4;
+export const ICMPV6_ECHO_REQUEST = 128;
+export const ICMPV6_ECHO_REPLY = 129;
+
+/** Destination Unreachable codes (RFC 4443 §3.1). */
+export const ICMPV6_UNREACH_NO_ROUTE = 0;
+export const ICMPV6_UNREACH_ADMIN_PROHIBITED = 1;
+export const ICMPV6_UNREACH_ADDRESS = 3;
+export const ICMPV6_UNREACH_PORT = 4;
+
+export class Icmpv6View {
+  private constructor(readonly buf: Buffer) {}
+
+  /** `buf` is exactly the ICMPv6 message (the upper-layer payload). */
+  static parse(buf: Buffer): Icmpv6View | WireError {
+    if (buf.length < ICMPV6_HEADER_LEN) return wireError('truncated');
+    return new Icmpv6View(buf);
+  }
+
+  static unchecked(buf: Buffer): Icmpv6View {
+    return new Icmpv6View(buf);
+  }
+
+  get type(): number {
+    return this.buf[TYPE];
+  }
+  set type(v: number) {
+    this.buf[TYPE] = v;
+  }
+  get code(): number {
+    return this.buf[CODE];
+  }
+  set code(v: number) {
+    this.buf[CODE] = v;
+  }
+  get checksum(): number {
+    return this.buf.readUInt16BE(CHECKSUM);
+  }
+  set checksum(v: number) {
+    this.buf.writeUInt16BE(v, CHECKSUM);
+  }
+  /** The 32-bit word after the checksum: MTU (Packet Too Big), pointer (Parameter Problem). */
+  get rest(): number {
+    return this.buf.readUInt32BE(REST);
+  }
+  set rest(v: number) {
+    this.buf.writeUInt32BE(v >>> 0, REST);
+  }
+  get mtu(): number {
+    return this.buf.readUInt32BE(REST);
+  }
+  get pointer(): number {
+    return this.buf.readUInt32BE(REST);
+  }
+  get identifier(): number {
+    return this.buf.readUInt16BE(IDENTIFIER);
+  }
+  set identifier(v: number) {
+    this.buf.writeUInt16BE(v, IDENTIFIER);
+  }
+  get sequence(): number {
+    return this.buf.readUInt16BE(SEQUENCE);
+  }
+  set sequence(v: number) {
+    this.buf.writeUInt16BE(v, SEQUENCE);
+  }
+  /** Echo data, or the quoted original packet of an error message. */
+  get data(): Buffer {
+    return this.buf.subarray(ICMPV6_HEADER_LEN);
+  }
+
+  /** `src`/`dst`: the 16-byte IPv6 addresses of the carrying packet. */
+  verifyChecksum(src: Buffer, dst: Buffer): boolean {
+    const len = this.buf.length;
+    return checksum(this.buf, 0, len, pseudoHeaderSumV6(src, dst, IP_PROTOCOL_ICMPV6, len)) === 0;
+  }
+
+  fillChecksum(src: Buffer, dst: Buffer): void {
+    this.buf.writeUInt16BE(0, CHECKSUM);
+    const len = this.buf.length;
+    this.buf.writeUInt16BE(checksum(this.buf, 0, len, pseudoHeaderSumV6(src, dst, IP_PROTOCOL_ICMPV6, len)), CHECKSUM);
+  }
+}
+
+export type Icmpv6Repr =
+  | { kind: 'echo_request' | 'echo_reply'; identifier: number; sequence: number; data: Buffer }
+  /** `quote`: as much of the invoking packet as fits in the minimum MTU (RFC 4443 §2.4(c)). */
+  | { kind: 'dst_unreachable'; code: number; quote: Buffer }
+  | { kind: 'packet_too_big'; mtu: number; quote: Buffer }
+  | { kind: 'time_exceeded'; code: number; quote: Buffer }
+  | { kind: 'param_problem'; code: number; pointer: number; quote: Buffer }
+  /** Any other message (e.g. NDP), kept whole so it can be re-emitted unchanged. */
+  | { kind: 'other'; type: number; code: number; rest: number; data: Buffer };
+
+/**
+ * Structure only: the checksum covers the pseudo-header, so the caller
+ * verifies it with `view.verifyChecksum(src, dst)`.
+ */
+function parse(view: Icmpv6View): Icmpv6Repr {
+  const { type, code } = view;
+  if ((type === ICMPV6_ECHO_REQUEST || type === ICMPV6_ECHO_REPLY) && code === 0) {
+    return {
+      kind: type === ICMPV6_ECHO_REQUEST ? 'echo_request' : 'echo_reply',
+      identifier: view.identifier,
+      sequence: view.sequence,
+      data: view.data,
+    };
+  }
+  switch (type) {
+    case ICMPV6_DST_UNREACHABLE:
+      return { kind: 'dst_unreachable', code, quote: view.data };
+    case ICMPV6_PACKET_TOO_BIG:
+      if (code === 0) return { kind: 'packet_too_big', mtu: view.mtu, quote: view.data };
+      break;
+    case ICMPV6_TIME_EXCEEDED:
+      return { kind: 'time_exceeded', code, quote: view.data };
+    case ICMPV6_PARAM_PROBLEM:
+      return { kind: 'param_problem', code, pointer: view.pointer, quote: view.data };
+  }
+  return { kind: 'other', type, code, rest: view.rest, data: view.data };
+}
+
+function body(repr: Icmpv6Repr): Buffer {
+  switch (repr.kind) {
+    case 'echo_request':
+    case 'echo_reply':
+    case 'other':
+      return repr.data;
+    default:
+      return repr.quote;
+  }
+}
+
+function bufferLen(repr: Icmpv6Repr): number {
+  return ICMPV6_HEADER_LEN + body(repr).length;
+}
+
+function header(repr: Icmpv6Repr): [type: number, code: number, rest: number] {
+  switch (repr.kind) {
+    case 'echo_request':
+    case 'echo_reply': {
+      const type = repr.kind === 'echo_request' ? ICMPV6_ECHO_REQUEST : ICMPV6_ECHO_REPLY;
+      return [type, 0, ((repr.identifier & 0xffff) * 0x10000 + (repr.sequence & 0xffff))];
+    }
+    case 'dst_unreachable':
+      return [ICMPV6_DST_UNREACHABLE, repr.code, 0];
+    case 'packet_too_big':
+      return [ICMPV6_PACKET_TOO_BIG, 0, repr.mtu];
+    case 'time_exceeded':
+      return [ICMPV6_TIME_EXCEEDED, repr.code, 0];
+    case 'param_problem':
+      return [ICMPV6_PARAM_PROBLEM, repr.code, repr.pointer];
+    case 'other':
+      return [repr.type, repr.code, repr.rest];
+  }
+}
+
+/**
+ * Writes the message into buf[0, bufferLen(repr)); with the IPv6 addresses
+ * of the carrying packet, fills the checksum too.
+ */
+function emit(repr: Icmpv6Repr, buf: Buffer, src?: Buffer, dst?: Buffer): void {
+  const v = Icmpv6View.unchecked(buf.subarray(0, bufferLen(repr)));
+  const [type, code, rest] = header(repr);
+  v.type = type;
+  v.code = code;
+  v.checksum = 0;
+  v.rest = rest;
+  body(repr).copy(v.buf, ICMPV6_HEADER_LEN);
+  if (src !== undefined && dst !== undefined) v.fillChecksum(src, dst);
+}
+
+/** `Icmpv6Repr.parse(view)`, `.bufferLen(repr)`, `.emit(repr, buf, src?, dst?)`. */
+export const Icmpv6Repr = { parse, bufferLen, emit };
