@@ -1,0 +1,226 @@
+// Building blocks for X.509 certificates (RFC 5280 4.1) on top of node-forge's
+// ASN.1 encoder. forge cannot sign with ECDSA keys and its pure-JS RSA is
+// about 60x slower than OpenSSL (DESIGN.md), so forge only lays out the
+// TBSCertificate and node:crypto signs it. forge's byte strings are latin1
+// ("binary") strings; Buffers are converted at the edges of this file.
+
+import { KeyObject, createHash, createPublicKey, randomBytes, sign } from 'node:crypto';
+import forge from 'node-forge';
+
+export type Asn1 = forge.asn1.Asn1;
+const asn1 = forge.asn1;
+const UNIVERSAL = asn1.Class.UNIVERSAL;
+const CONTEXT = asn1.Class.CONTEXT_SPECIFIC;
+const T = asn1.Type;
+
+export const OID = {
+  commonName: '2.5.4.3',
+  organizationName: '2.5.4.10',
+  basicConstraints: '2.5.29.19',
+  keyUsage: '2.5.29.15',
+  extKeyUsage: '2.5.29.37',
+  subjectAltName: '2.5.29.17',
+  subjectKeyIdentifier: '2.5.29.14',
+  authorityKeyIdentifier: '2.5.29.35',
+  kpServerAuth: '1.3.6.1.5.5.7.3.1',
+  ecdsaWithSha256: '1.2.840.10045.4.3.2',
+  ecdsaWithSha384: '1.2.840.10045.4.3.3',
+  sha256WithRsa: '1.2.840.113549.1.1.11',
+} as const;
+
+/** RFC 5280 4.2.1.3 KeyUsage bit numbers. */
+export const KU = {
+  digitalSignature: 0,
+  keyEncipherment: 2,
+  keyCertSign: 5,
+  cRLSign: 6,
+} as const;
+
+/** RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050 on. */
+const UTC_TIME_LIMIT_MS = Date.UTC(2050, 0, 1);
+
+/** RFC 5280 upper bound ub-common-name. */
+export const UB_COMMON_NAME = 64;
+
+export const toBin = (b: Buffer): string => b.toString('latin1');
+export const fromBin = (s: string): Buffer => Buffer.from(s, 'latin1');
+
+export const seq = (items: Asn1[]): Asn1 => asn1.create(UNIVERSAL, T.SEQUENCE, true, items);
+const setOf = (items: Asn1[]): Asn1 => asn1.create(UNIVERSAL, T.SET, true, items);
+const octets = (bin: string): Asn1 => asn1.create(UNIVERSAL, T.OCTETSTRING, false, bin);
+const bool = (v: boolean): Asn1 => asn1.create(UNIVERSAL, T.BOOLEAN, false, v ? '\xff' : '\x00');
+const integerRaw = (bin: string): Asn1 => asn1.create(UNIVERSAL, T.INTEGER, false, bin);
+const smallInt = (n: number): Asn1 => integerRaw(asn1.integerToDer(n).getBytes());
+
+const oidCache = new Map<string, string>();
+/** OID objects are rebuilt per use (forge nodes are cheap) but the encoding is computed once. */
+export function oid(dotted: string): Asn1 {
+  let der = oidCache.get(dotted);
+  if (der === undefined) {
+    der = asn1.oidToDer(dotted).getBytes();
+    oidCache.set(dotted, der);
+  }
+  return asn1.create(UNIVERSAL, T.OID, false, der);
+}
+
+export const derBin = (node: Asn1): string => asn1.toDer(node).getBytes();
+
+// forge's runtime accepts an options object here; its type declarations only know `strict`.
+const fromDerWithOptions = asn1.fromDer as unknown as (
+  bytes: string, options: { strict: boolean; parseAllBytes: boolean; decodeBitStrings: boolean }) => Asn1;
+
+/** Keeps BIT STRINGs opaque so a re-encoded subtree is byte-identical to the input. */
+export const parseDer = (der: Buffer): Asn1 =>
+  fromDerWithOptions(toBin(der), { strict: true, parseAllBytes: true, decodeBitStrings: false });
+
+/** Name (RFC 5280 4.1.2.4) with a CN and optional O, both UTF8String. */
+export function buildName(commonName: string | null, organization?: string): Asn1 {
+  const rdns: Asn1[] = [];
+  const attr = (type: string, value: string): Asn1 =>
+    setOf([seq([oid(type), asn1.create(UNIVERSAL, T.UTF8, false, forge.util.encodeUtf8(value))])]);
+  if (organization !== undefined && organization !== '') rdns.push(attr(OID.organizationName, organization));
+  if (commonName !== null) rdns.push(attr(OID.commonName, commonName));
+  return seq(rdns);
+}
+
+export function buildTime(ms: number): Asn1 {
+  // Whole seconds only: truncating never moves a notAfter past its bound.
+  const d = new Date(Math.floor(ms / 1000) * 1000);
+  return ms < UTC_TIME_LIMIT_MS
+    ? asn1.create(UNIVERSAL, T.UTCTIME, false, asn1.dateToUtcTime(d))
+    : asn1.create(UNIVERSAL, T.GENERALIZEDTIME, false, asn1.dateToGeneralizedTime(d));
+}
+
+/**
+ * A positive 128-bit random serial (RFC 5280 4.1.2.2: positive, at most 20
+ * octets; CA/B Forum BR 7.1: at least 64 bits from a CSPRNG), minimally encoded.
+ */
+export function randomSerial(): Asn1 {
+  const raw = randomBytes(16);
+  if (raw.every((b) => b === 0)) raw[15] = 1;
+  let start = 0;
+  while (raw[start] === 0) start++;
+  const body = raw.subarray(start);
+  return integerRaw((body[0] & 0x80 ? '\x00' : '') + toBin(body));
+}
+
+function extension(id: string, critical: boolean, valueDer: string): Asn1 {
+  return critical ? seq([oid(id), bool(true), octets(valueDer)]) : seq([oid(id), octets(valueDer)]);
+}
+
+/** RFC 5280 4.2.1.9. pathLen only for a CA. */
+export function basicConstraintsExt(ca: boolean, pathLen?: number): Asn1 {
+  const body: Asn1[] = [];
+  if (ca) {
+    body.push(bool(true));
+    if (pathLen !== undefined) body.push(smallInt(pathLen));
+  }
+  return extension(OID.basicConstraints, true, derBin(seq(body)));
+}
+
+/** RFC 5280 4.2.1.3, a DER named bit list: trailing zero bits are dropped. */
+export function keyUsageExt(bits: number[]): Asn1 {
+  let mask = 0;
+  for (const bit of bits) mask |= 0x80 >> bit;
+  const highest = Math.max(...bits);
+  const bitString = String.fromCharCode(7 - highest) + String.fromCharCode(mask);
+  return extension(OID.keyUsage, true, derBin(asn1.create(UNIVERSAL, T.BITSTRING, false, bitString)));
+}
+
+export function extKeyUsageExt(purposes: string[]): Asn1 {
+  return extension(OID.extKeyUsage, false, derBin(seq(purposes.map(oid))));
+}
+
+export function subjectKeyIdExt(keyId: Buffer): Asn1 {
+  return extension(OID.subjectKeyIdentifier, false, derBin(octets(toBin(keyId))));
+}
+
+/** RFC 5280 4.2.1.1: keyIdentifier [0] only, equal to the issuer's SKI. */
+export function authorityKeyIdExt(keyId: Buffer): Asn1 {
+  return extension(OID.authorityKeyIdentifier, false,
+    derBin(seq([asn1.create(CONTEXT, 0, false, toBin(keyId))])));
+}
+
+export type SanEntry = { type: 'dns'; value: string } | { type: 'ip'; value: string; bytes: Buffer };
+
+/** RFC 5280 4.2.1.6: critical when the subject Name is empty. */
+export function subjectAltNameExt(sans: SanEntry[], critical: boolean): Asn1 {
+  const names = sans.map((s) =>
+    s.type === 'dns'
+      ? asn1.create(CONTEXT, 2, false, s.value)
+      : asn1.create(CONTEXT, 7, false, toBin(s.bytes)));
+  return extension(OID.subjectAltName, critical, derBin(seq(names)));
+}
+
+export function extensionsBlock(exts: Asn1[]): Asn1 {
+  return asn1.create(CONTEXT, 3, true, [seq(exts)]);
+}
+
+export const VERSION_V3: Asn1 = asn1.create(CONTEXT, 0, true, [smallInt(2)]);
+
+export interface Signer {
+  key: KeyObject;
+  hash: 'sha256' | 'sha384';
+  /** AlgorithmIdentifier DER, used both inside the TBS and after it (RFC 5280 4.1.1.2). */
+  algorithm: Asn1;
+  algorithmDer: Buffer;
+}
+
+/** Chooses the signature algorithm from the issuer key; refuses keys we would sign badly. */
+export function signerFor(key: KeyObject): Signer {
+  const type = key.asymmetricKeyType;
+  let algorithm: Asn1;
+  let hash: Signer['hash'] = 'sha256';
+  if (type === 'rsa') {
+    // RFC 4055 section 5: parameters MUST be NULL for sha256WithRSAEncryption.
+    algorithm = seq([oid(OID.sha256WithRsa), asn1.create(UNIVERSAL, T.NULL, false, '')]);
+  } else if (type === 'ec') {
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    // RFC 5758 3.2: parameters absent; hash sized to the curve.
+    if (curve === 'prime256v1') algorithm = seq([oid(OID.ecdsaWithSha256)]);
+    else if (curve === 'secp384r1') {
+      algorithm = seq([oid(OID.ecdsaWithSha384)]);
+      hash = 'sha384';
+    } else throw new Error(`unsupported CA key: EC curve ${String(curve)} (use P-256 or P-384)`);
+  } else {
+    throw new Error(`unsupported CA key type ${String(type)} (use RSA or ECDSA P-256/P-384)`);
+  }
+  return { key, hash, algorithm, algorithmDer: fromBin(derBin(algorithm)) };
+}
+
+/** DER tag-length header (X.690 8.1.3, definite form). */
+function derHeader(tag: number, len: number): Buffer {
+  if (len < 0x80) return Buffer.from([tag, len]);
+  const lenBytes: number[] = [];
+  for (let n = len; n > 0; n = Math.floor(n / 256)) lenBytes.unshift(n & 0xff);
+  return Buffer.from([tag, 0x80 | lenBytes.length, ...lenBytes]);
+}
+
+/**
+ * Signs a TBSCertificate and wraps it as a Certificate. The outer SEQUENCE is
+ * framed by hand so the TBS is encoded once, not twice.
+ */
+export function signCertificate(tbs: Asn1, signer: Signer): Buffer {
+  const tbsDer = fromBin(derBin(tbs));
+  const signature = sign(signer.hash, tbsDer, signer.key);
+  const sigBits = Buffer.concat([derHeader(0x03, signature.length + 1), Buffer.from([0]), signature]);
+  const bodyLen = tbsDer.length + signer.algorithmDer.length + sigBits.length;
+  return Buffer.concat([derHeader(0x30, bodyLen), tbsDer, signer.algorithmDer, sigBits]);
+}
+
+/**
+ * SubjectPublicKeyInfo as a forge node, and its key identifier per RFC 7093
+ * section 2 method 1: leftmost 160 bits of SHA-256 over the subjectPublicKey bits.
+ */
+export function publicKeyInfo(key: KeyObject): { spki: Asn1; keyId: Buffer } {
+  const spkiDer = createPublicKey(key).export({ type: 'spki', format: 'der' });
+  const spki = parseDer(spkiDer);
+  const bits = (spki.value as Asn1[])[1].value as string;
+  const keyId = createHash('sha256').update(fromBin(bits.slice(1))).digest().subarray(0, 20);
+  return { spki, keyId };
+}
+
+export function toPem(der: Buffer, label = 'CERTIFICATE'): string {
+  const b64 = der.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '');
+  return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
+}
