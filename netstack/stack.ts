@@ -1,0 +1,174 @@
+// The userspace network stack's entry point: packets from tunnel clients come
+// in tagged with their owner; replies and flow traffic go out through
+// `toClient` as IP packets addressed to the client. ICMP echo to the
+// concentrator's own addresses is answered here; UDP to a local service port
+// (DNS) goes to its handler; other UDP is re-originated from OS sockets.
+import {
+  buildIcmpEcho,
+  buildUdpPacket,
+  IpAddress,
+  isWireError,
+  parseIpPacket,
+  verifyUpperLayerChecksum,
+  Icmpv4Repr,
+  Icmpv4View,
+  Icmpv6Repr,
+  Icmpv6View,
+  IP_PROTOCOL_ICMP,
+  IP_PROTOCOL_ICMPV6,
+  IP_PROTOCOL_TCP,
+  IP_PROTOCOL_UDP,
+  UdpView,
+  type AddressKey,
+  type IpCidr,
+  type IpPacket,
+} from './wire';
+import { osUdpEgress, type UdpEgressFactory } from './egress/udp_socket';
+import { Counters, type FlowOwner } from './owner';
+import { UdpFlowTable, type UdpFlowOptions } from './udp';
+
+export interface LocalUdpRequest {
+  owner: FlowOwner;
+  client: IpAddress;
+  clientPort: number;
+  payload: Buffer;
+}
+
+export type LocalUdpHandler = (req: LocalUdpRequest, reply: (payload: Buffer) => void) => void;
+
+export interface NetStackOptions {
+  /** The concentrator's own tunnel addresses. */
+  localAddresses: IpAddress[];
+  /** Destinations never forwarded (the tunnel pools: peers cannot reach each other). */
+  forbiddenNetworks: IpCidr[];
+  toClient(packet: Buffer): void;
+  udp: UdpFlowOptions;
+  udpEgress?: UdpEgressFactory;
+}
+
+export class NetStack {
+  private readonly counterSet = new Counters();
+  private readonly local = new Map<AddressKey, IpAddress>();
+  private readonly services = new Map<number, LocalUdpHandler>();
+  private readonly udp: UdpFlowTable;
+
+  constructor(private readonly opts: NetStackOptions) {
+    for (const a of opts.localAddresses) this.local.set(a.key, a);
+    this.udp = new UdpFlowTable(opts.udp, opts.udpEgress ?? osUdpEgress, opts.toClient, this.counterSet);
+  }
+
+  get counters(): Record<string, number> {
+    return this.counterSet.values;
+  }
+
+  udpService(port: number, handler: LocalUdpHandler): void {
+    this.services.set(port, handler);
+  }
+
+  receive(packet: Buffer, owner: FlowOwner, now: number): void {
+    const pkt = parseIpPacket(packet);
+    if (isWireError(pkt)) {
+      this.counterSet.inc(`drop_${pkt.reason}`);
+      return;
+    }
+    if (!verifyUpperLayerChecksum(pkt)) {
+      this.counterSet.inc('drop_bad_l4_checksum');
+      return;
+    }
+    const localAddr = this.local.get(pkt.view.dstKey);
+    if (localAddr !== undefined) {
+      this.toLocal(pkt, localAddr, owner);
+      return;
+    }
+    if (this.isForbidden(pkt)) {
+      this.counterSet.inc('drop_peer_to_peer');
+      return;
+    }
+    switch (pkt.protocol) {
+      case IP_PROTOCOL_UDP: {
+        const udp = UdpView.parse(pkt.payload);
+        if (isWireError(udp)) {
+          this.counterSet.inc(`drop_udp_${udp.reason}`);
+          return;
+        }
+        this.udp.onPacket(pkt, udp, owner, now);
+        return;
+      }
+      case IP_PROTOCOL_TCP:
+        // TCP termination arrives with the userspace TCP endpoint.
+        this.counterSet.inc('drop_tcp_unsupported');
+        return;
+      default:
+        // Unprivileged sockets cannot originate ICMP or other protocols.
+        this.counterSet.inc(`drop_egress_protocol_${pkt.protocol}`);
+    }
+  }
+
+  private isForbidden(pkt: IpPacket): boolean {
+    const dst = IpAddress.fromBytes(pkt.dst);
+    return this.opts.forbiddenNetworks.some((n) => n.family === pkt.family && n.contains(dst));
+  }
+
+  private toLocal(pkt: IpPacket, localAddr: IpAddress, owner: FlowOwner): void {
+    if (pkt.protocol === IP_PROTOCOL_ICMP && pkt.family === 4) return this.echo4(pkt, localAddr);
+    if (pkt.protocol === IP_PROTOCOL_ICMPV6 && pkt.family === 6) return this.echo6(pkt, localAddr);
+    if (pkt.protocol === IP_PROTOCOL_UDP) {
+      const udp = UdpView.parse(pkt.payload);
+      if (isWireError(udp)) {
+        this.counterSet.inc(`drop_udp_${udp.reason}`);
+        return;
+      }
+      const handler = this.services.get(udp.dstPort);
+      if (handler === undefined) {
+        this.counterSet.inc('drop_local_udp_no_service');
+        return;
+      }
+      const client = IpAddress.fromBytes(pkt.src);
+      const clientPort = udp.srcPort;
+      const port = udp.dstPort;
+      handler({ owner, client, clientPort, payload: udp.payload }, (payload) => {
+        this.opts.toClient(buildUdpPacket(localAddr, port, client, clientPort, payload));
+      });
+      return;
+    }
+    this.counterSet.inc(`drop_local_protocol_${pkt.protocol}`);
+  }
+
+  private echo4(pkt: IpPacket, localAddr: IpAddress): void {
+    const view = Icmpv4View.parse(pkt.payload);
+    const repr = isWireError(view) ? view : Icmpv4Repr.parse(view);
+    if (isWireError(repr)) {
+      this.counterSet.inc(`drop_icmp_${repr.reason}`);
+      return;
+    }
+    if (repr.kind !== 'echo_request') {
+      this.counterSet.inc('drop_icmp_not_echo');
+      return;
+    }
+    this.counterSet.inc('icmp_echo_replied');
+    this.opts.toClient(buildIcmpEcho(localAddr, IpAddress.fromBytes(pkt.src), 'echo_reply', repr.identifier, repr.sequence, repr.data));
+  }
+
+  private echo6(pkt: IpPacket, localAddr: IpAddress): void {
+    const view = Icmpv6View.parse(pkt.payload);
+    if (isWireError(view)) {
+      this.counterSet.inc(`drop_icmp_${view.reason}`);
+      return;
+    }
+    const repr = Icmpv6Repr.parse(view);
+    if (repr.kind !== 'echo_request') {
+      this.counterSet.inc('drop_icmp_not_echo');
+      return;
+    }
+    this.counterSet.inc('icmp_echo_replied');
+    this.opts.toClient(buildIcmpEcho(localAddr, IpAddress.fromBytes(pkt.src), 'echo_reply', repr.identifier, repr.sequence, repr.data));
+  }
+
+  tick(now: number): void {
+    this.udp.tick(now);
+  }
+
+  close(): void {
+    this.udp.closeAll();
+  }
+}

@@ -1,0 +1,168 @@
+// The end-to-end test network: a concentrator namespace, an origin namespace
+// (UDP echo + DNS server), and one namespace per employee device running the
+// official wireguard-go as its client. Addresses exist only inside these
+// namespaces.
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Lab, run, waitFor, type ExecResult, type Namespace } from '../../scripts/lab/netns';
+
+export const ROOT = resolve(__dirname, '..', '..');
+export const BIN = join(ROOT, 'bin', 'sightline.js');
+export const CONC_ORIGIN_V4 = '10.202.0.1';
+export const ORIGIN_V4 = '10.202.0.2';
+export const CONC_ORIGIN_V6 = 'fd02::1';
+export const ORIGIN_V6 = 'fd02::2';
+export const POOL_V4 = '10.77.0.0/24';
+export const POOL_V6 = 'fd77:1:2::/64';
+export const SERVER_V4 = '10.77.0.1';
+export const SERVER_V6 = 'fd77:1:2::1';
+
+/** Compiles the project once per jest worker so e2e runs the code under test. */
+let built = false;
+export function buildOnce(): void {
+  if (built) return;
+  const r = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8', timeout: 180_000 });
+  if (r.status !== 0) throw new Error(`build failed: ${r.stdout}${r.stderr}`);
+  built = true;
+}
+
+export interface Client {
+  name: string;
+  ns: Namespace;
+  ifname: string;
+  ipv4: string;
+  ipv6: string;
+  underlay: string;
+  config: string;
+}
+
+export class Topology {
+  readonly lab = new Lab('e2e');
+  readonly dataDir = mkdtempSync(join(tmpdir(), 'sightline-e2e-'));
+  conc!: Namespace;
+  origin!: Namespace;
+  concProcess: ChildProcess | null = null;
+  concOutput = '';
+  private clientCount = 0;
+
+  /** Concentrator + origin namespaces, and the concentrator's config file. */
+  setup(extraConfig = ''): void {
+    buildOnce();
+    this.conc = this.lab.namespace('conc');
+    this.origin = this.lab.namespace('orig');
+    this.lab.link(this.conc, [`${CONC_ORIGIN_V4}/24`, `${CONC_ORIGIN_V6}/64`], this.origin, [`${ORIGIN_V4}/24`, `${ORIGIN_V6}/64`]);
+    writeFileSync(
+      join(this.dataDir, 'sightline.yaml'),
+      [
+        'listenPort: 51820',
+        'tunnel:',
+        `  ipv4Pool: ${POOL_V4}`,
+        `  ipv6Pool: ${POOL_V6}`,
+        'dns:',
+        `  upstream: ["${ORIGIN_V4}"]`,
+        'log:',
+        '  level: debug',
+        extraConfig,
+      ].join('\n'),
+    );
+  }
+
+  sightline(args: string[]): ExecResult {
+    return run('node', [BIN, '--data-dir', this.dataDir, ...args]);
+  }
+
+  async startConcentrator(): Promise<void> {
+    const child = this.conc.spawn('node', [BIN, '--data-dir', this.dataDir, 'start']);
+    this.concProcess = child;
+    child.stdout?.on('data', (c: Buffer) => (this.concOutput += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (this.concOutput += c.toString()));
+    await waitFor('concentrator to listen', () => (this.concOutput.includes('listening on UDP') ? true : child.exitCode !== null ? fail(`concentrator exited: ${this.concOutput}`) : undefined), 20_000);
+  }
+
+  status(): StatusJson {
+    return JSON.parse(readFileSync(join(this.dataDir, 'status.json'), 'utf8')) as StatusJson;
+  }
+
+  /** Waits for the next status.json that satisfies pred. */
+  async statusWhere(what: string, pred: (s: StatusJson) => boolean, timeoutMs = 10_000): Promise<StatusJson> {
+    return waitFor(what, () => {
+      try {
+        const s = this.status();
+        return pred(s) ? s : undefined;
+      } catch {
+        return undefined;
+      }
+    }, timeoutMs, 100);
+  }
+
+  /** A device namespace linked to the concentrator, with wireguard-go configured from `config`. */
+  async client(name: string, config: string | null = null): Promise<Client> {
+    const n = ++this.clientCount;
+    const ns = this.lab.namespace(`c${n}`);
+    const underlay = `10.201.${n}.2`;
+    const concSide = `10.201.${n}.1`;
+    this.lab.link(this.conc, [`${concSide}/24`], ns, [`${underlay}/24`]);
+    const conf = config ?? this.addPeer(name, `${concSide}:51820`);
+    const ifname = await this.lab.wireguardGo(ns, 'wgc');
+    const file = join(this.dataDir, `${name}.conf`);
+    writeFileSync(file, conf, { mode: 0o600 });
+    const stripped = join(this.dataDir, `${name}.stripped`);
+    writeFileSync(stripped, ns.execOk('wg-quick', ['strip', file]), { mode: 0o600 });
+    ns.execOk('wg', ['setconf', ifname, stripped]);
+    const addrs = /^Address\s*=\s*(.+)$/m.exec(conf)?.[1].split(',').map((s) => s.trim()) ?? [];
+    for (const a of addrs) ns.execOk('ip', ['addr', 'add', a, 'dev', ifname, ...(a.includes(':') ? ['nodad'] : [])]);
+    ns.execOk('ip', ['link', 'set', ifname, 'mtu', '1420', 'up']);
+    ns.execOk('ip', ['route', 'add', 'default', 'dev', ifname]);
+    ns.execOk('ip', ['-6', 'route', 'add', 'default', 'dev', ifname]);
+    const ipv4 = addrs.find((a) => !a.includes(':'))?.split('/')[0] ?? '';
+    const ipv6 = addrs.find((a) => a.includes(':'))?.split('/')[0] ?? '';
+    return { name, ns, ifname, ipv4, ipv6, underlay, config: conf };
+  }
+
+  addPeer(name: string, endpoint: string): string {
+    const r = this.sightline(['peer', 'add', name, '--endpoint', endpoint]);
+    if (r.code !== 0) throw new Error(`peer add ${name} failed: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  async cleanup(): Promise<void> {
+    await this.lab.cleanup();
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+export interface StatusJson {
+  publicKey: string;
+  peers: Array<{ name: string; endpoint: string | null; session: boolean; lastHandshakeSecondsAgo: number | null; rxBytes: number; txBytes: number }>;
+  counters: Record<string, Record<string, number>>;
+}
+
+function fail(msg: string): never {
+  throw new Error(msg);
+}
+
+/** A small UDP client run inside a namespace: sends each payload, prints each reply as a JSON line. */
+export function udpExchange(ns: Namespace, host: string, port: number, payloads: string[], timeoutMs = 3000): string[] {
+  const script = `
+    const d = require('dgram'); const s = d.createSocket(${JSON.stringify(host.includes(':') ? 'udp6' : 'udp4')});
+    const want = ${JSON.stringify(payloads)}; const got = [];
+    s.on('message', (m) => { got.push(m.toString()); if (got.length === want.length) { console.log(JSON.stringify(got)); process.exit(0); } });
+    s.connect(${port}, ${JSON.stringify(host)}, () => { for (const p of want) s.send(p); });
+    setTimeout(() => { console.log(JSON.stringify(got)); process.exit(0); }, ${timeoutMs});`;
+  const out = ns.execOk('node', ['-e', script], { timeoutMs: timeoutMs + 5000 });
+  return JSON.parse(out.trim() || '[]') as string[];
+}
+
+/** UDP echo server inside a namespace (IPv4 and IPv6), port 7. */
+export function startUdpEcho(t: Topology): void {
+  const script = `
+    const d = require('dgram');
+    for (const [type, addr] of [['udp4', '0.0.0.0'], ['udp6', '::']]) {
+      const s = d.createSocket({ type, ipv6Only: true });
+      s.on('message', (m, r) => s.send(Buffer.concat([Buffer.from('echo:'), m]), r.port, r.address));
+      s.bind(7, addr);
+    }`;
+  t.origin.spawn('node', ['-e', script]);
+}

@@ -1,0 +1,60 @@
+import { ConfigError, defaultConfig, parseConfigText } from '../../../vpn/config';
+
+function errorOf(text: string): string {
+  try {
+    parseConfigText(text, 'sightline.yaml');
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error('expected the config to be rejected');
+}
+
+describe('config loader', () => {
+  test('embedded defaults match the documented values', () => {
+    const c = defaultConfig();
+    expect(c.listenPort).toBe(51820);
+    expect(c.mtu).toBe(1420);
+    expect(c.tunnel.ipv4Pool).toBe('10.77.0.0/16');
+    expect(c.tls).toEqual({ inspectPorts: [443], onUpstreamError: 'block', revocation: 'soft' });
+  });
+
+  test('an empty file means defaults', () => {
+    expect(parseConfigText('', 'f.yaml')).toEqual(defaultConfig());
+  });
+
+  test('a wrong type names file, line, key path, expected and found', () => {
+    expect(errorOf('mtu: 1420\nlistenPort: "x"\n')).toBe('sightline.yaml:2:13: listenPort: expected number, found "x"');
+  });
+
+  test('a bad prefix in a nested key is located on its line', () => {
+    const msg = errorOf('tunnel:\n  ipv4Pool: 10.0.0.0/33\n');
+    expect(msg).toMatch(/^sightline\.yaml:2:\d+: tunnel\.ipv4Pool: expected an IPv4 prefix like 10\.77\.0\.0\/16, found "10\.0\.0\.0\/33"$/);
+  });
+
+  test('an unknown key is rejected rather than silently ignored', () => {
+    expect(errorOf('listenPrt: 51820\n')).toMatch(/sightline\.yaml:1:1: \(top level\): unknown key\(s\) "listenPrt"/);
+  });
+
+  test('an enum value outside the allowed set lists the allowed values', () => {
+    expect(errorOf('tls:\n  revocation: maybe\n')).toMatch(/tls\.revocation: expected one of "soft", "hard", "off", found "maybe"/);
+  });
+
+  test('out-of-range numbers are rejected', () => {
+    expect(errorOf('mtu: 100\n')).toMatch(/^sightline\.yaml:1:6: mtu: .*1280.*found 100$/);
+  });
+
+  test('invalid YAML is reported with its position', () => {
+    expect(errorOf('a: [\n')).toMatch(/^sightline\.yaml:\d+:\d+: invalid YAML/);
+  });
+
+  test('every bad list element is reported', () => {
+    expect(errorOf('dns:\n  upstream: ["1.2.3.4", "x"]\n')).toMatch(/dns\.upstream\.1: expected an IP address.*found "x"/);
+  });
+
+  test('valid keys are accepted', () => {
+    const c = parseConfigText('endpoint: vpn.example.com:51820\ndns:\n  upstream: ["10.0.0.53", "[fd00::53]:5353"]\n', 'f');
+    expect(c.endpoint).toBe('vpn.example.com:51820');
+    expect(c.dns.upstream).toEqual(['10.0.0.53', '[fd00::53]:5353']);
+  });
+});

@@ -1,0 +1,42 @@
+// `sightline` command line. Every command works on one deployment: the data
+// directory (--data-dir, SIGHTLINE_DATA_DIR, ./sightline-data) and its config
+// (--config, SIGHTLINE_CONFIG, DATA_DIR/sightline.yaml, embedded defaults).
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../config';
+import { peerCommand } from './peer';
+import { startCommand } from './start';
+import { configCommand } from './config_cmd';
+import { statusCommand } from './status';
+
+export function buildProgram(): Command {
+  const program = new Command('sightline')
+    .description('Corporate VPN concentrator: WireGuard, userspace TCP/IP, TLS inspection')
+    .option('--data-dir <dir>', 'data directory (env SIGHTLINE_DATA_DIR, default ./sightline-data)')
+    .option('--config <file>', 'config file (env SIGHTLINE_CONFIG, default DATA_DIR/sightline.yaml if present)')
+    .showHelpAfterError()
+    .exitOverride();
+  program.addCommand(startCommand());
+  program.addCommand(peerCommand());
+  program.addCommand(statusCommand());
+  program.addCommand(configCommand());
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander already printed the message (and help) for usage errors.
+      process.exitCode = err.exitCode;
+      return;
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`sightline: invalid configuration:\n${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    throw err;
+  }
+}

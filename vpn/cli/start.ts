@@ -1,0 +1,50 @@
+import { Command } from 'commander';
+import { Concentrator } from '../concentrator';
+import { openDeployment, type GlobalOptions } from '../deployment';
+import { createLogger } from '../log';
+
+export function startCommand(): Command {
+  return new Command('start')
+    .description('run the concentrator (creates the data directory and server key on first start)')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      const d = openDeployment(g);
+      const log = createLogger(d.config.log.level);
+      let c: Concentrator;
+      try {
+        c = await Concentrator.start(d, log);
+      } catch (err) {
+        d.store.close();
+        const e = err as NodeJS.ErrnoException;
+        if (e.code === 'EADDRINUSE') throw new Error(`UDP port ${d.config.listenPort} is already in use: stop the other process or set listenPort in the config`);
+        if (e.code === 'EACCES') throw new Error(`not allowed to listen on UDP port ${d.config.listenPort}: choose a port above 1023 or run with the needed privilege`);
+        throw err;
+      }
+      const status = c.status();
+      const dirFlag = g.dataDir ? ` --data-dir ${g.dataDir}` : '';
+      process.stdout.write(
+        [
+          `Sightline concentrator listening on UDP port ${c.listenPort}`,
+          `  data directory:   ${d.dataDir}`,
+          `  config:           ${d.configSource ?? 'embedded defaults'}`,
+          `  server public key ${status.publicKey}`,
+          `  tunnel addresses: ${d.layout.serverV4}/${d.layout.v4Prefix}, ${d.layout.serverV6}/${d.layout.v6Prefix}`,
+          `  DNS upstream:     ${status.dnsUpstream.join(', ') || 'none (set dns.upstream)'}`,
+          `  peers:            ${status.peers.length}`,
+          '',
+          'Add a peer (prints a WireGuard client config; picked up without restart):',
+          `  npx sightline peer add alice --endpoint ${d.config.endpoint ?? 'HOST:' + c.listenPort}${dirFlag} > alice.conf`,
+          '',
+        ].join('\n'),
+      );
+      log.info({ port: c.listenPort, peers: status.peers.length }, 'concentrator started');
+      await new Promise<void>((resolve) => {
+        const stop = (sig: string) => {
+          log.info({ signal: sig }, 'stopping');
+          void c.stop().then(resolve);
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      });
+    });
+}

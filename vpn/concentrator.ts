@@ -1,0 +1,219 @@
+// The concentrator process: wires the UDP edge, the WireGuard device, the
+// peer registry (state store → device + cryptokey routing), the userspace
+// network stack and the DNS forwarder. All protocol logic lives in the
+// layers; this file only connects them and owns the timers.
+import { performance } from 'node:perf_hooks';
+import { renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { IpAddress, IpCidr } from '../netstack/wire';
+import { NetStack } from '../netstack';
+import type { Deployment } from './deployment';
+import { DnsForwarder, maxUdpAnswerSize, parseDnsServers, systemResolvers } from './dns';
+import type { Logger } from './log';
+import { PeerRegistry, type PeerTag } from './peers';
+import { WgDevice, type DeviceEvent, type Endpoint, type WgPeer } from './protocol';
+import { UdpEdge } from './udp_edge';
+
+const TICK_MS = 100;
+const PEER_SYNC_MS = 500;
+const STATUS_MS = 1000;
+const DNS_PORT = 53;
+// IPv6 + UDP headers: the largest DNS answer that fits one tunnel packet.
+const IP_UDP_OVERHEAD = 48;
+
+export class Concentrator {
+  readonly counters: Record<string, number> = Object.create(null) as Record<string, number>;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly startedAt = Date.now();
+
+  private constructor(
+    private readonly d: Deployment,
+    private readonly log: Logger,
+    readonly device: WgDevice,
+    readonly registry: PeerRegistry,
+    readonly stack: NetStack,
+    readonly dns: DnsForwarder,
+    private edge: UdpEdge | null,
+  ) {}
+
+  static async start(d: Deployment, log: Logger): Promise<Concentrator> {
+    const serverAddrs = [IpAddress.parse(d.layout.serverV4), IpAddress.parse(d.layout.serverV6)];
+    const upstreams = d.config.dns.upstream ? parseDnsServers(d.config.dns.upstream) : systemResolvers();
+    if (upstreams.length === 0) log.warn('no DNS upstream: set dns.upstream in sightline.yaml (no nameserver in /etc/resolv.conf)');
+
+    // Late-bound: the device, stack and edge refer to each other through the concentrator.
+    let self: Concentrator | null = null;
+    const device = new WgDevice({
+      privateKey: d.serverKey,
+      sink: {
+        sendDatagram: (data, to) => self?.edge?.send(data, to),
+        deliverPacket: (peer, packet) => self?.fromTunnel(peer, packet),
+        event: (e) => self?.onDeviceEvent(e),
+      },
+    });
+    const stack = new NetStack({
+      localAddresses: serverAddrs,
+      // Peers never reach each other's tunnel addresses through us.
+      forbiddenNetworks: [IpCidr.parse(d.ipv4Pool), IpCidr.parse(d.ipv6Pool)],
+      toClient: (packet) => self?.toTunnel(packet),
+      udp: { idleTimeoutMs: d.config.udp.idleTimeoutSeconds * 1000, maxFlowsPerUser: d.config.udp.maxFlowsPerUser },
+    });
+    const dns = new DnsForwarder({ upstreams, onError: (what, err) => log.debug({ err: err.message }, `${what} failed`) });
+    const tunnelLimit = d.config.mtu - IP_UDP_OVERHEAD;
+    stack.udpService(DNS_PORT, (req, reply) => dns.handle(req.payload, maxUdpAnswerSize(req.payload, tunnelLimit), reply));
+
+    const registry = new PeerRegistry(d.store, device);
+    const c = new Concentrator(d, log, device, registry, stack, dns, null);
+    self = c;
+    registry.sync();
+
+    c.edge = await UdpEdge.listen({
+      port: d.config.listenPort,
+      address: d.config.listenAddress,
+      onDatagram: (data, from) => c.fromUdp(data, from),
+      onError: (err) => log.warn({ err: err.message }, 'UDP socket error'),
+    });
+    c.every(TICK_MS, () => {
+      const now = performance.now();
+      device.tick(now);
+      stack.tick(now);
+    });
+    c.every(PEER_SYNC_MS, () => c.syncPeers());
+    c.every(STATUS_MS, () => c.writeStatus());
+    c.writeStatus();
+    return c;
+  }
+
+  get listenPort(): number {
+    return this.edge?.port ?? 0;
+  }
+
+  private every(ms: number, fn: () => void): void {
+    this.timers.push(setInterval(fn, ms));
+  }
+
+  private fromUdp(data: Buffer, from: Endpoint): void {
+    this.device.receive(data, from, performance.now());
+  }
+
+  /** A decrypted packet from a peer: enforce its source, then hand it to the stack. */
+  private fromTunnel(peer: WgPeer, packet: Buffer): void {
+    const tag = peer.tag as PeerTag;
+    const family = packet.length > 0 ? packet[0] >> 4 : 0;
+    const srcOffset = family === 4 ? 12 : 8;
+    const minLen = family === 4 ? 20 : 40;
+    if ((family !== 4 && family !== 6) || packet.length < minLen) {
+      this.count('bad_inner_packet');
+      return;
+    }
+    if (this.registry.allowedIps.lookup(packet, srcOffset, family) !== peer) {
+      this.count('spoofed_source');
+      return;
+    }
+    this.stack.receive(packet, tag.owner, performance.now());
+  }
+
+  /** A packet from the stack to a tunnel address: only the peer owning it gets it. */
+  private toTunnel(packet: Buffer): void {
+    const family = packet[0] >> 4;
+    const peer = this.registry.allowedIps.lookup(packet, family === 4 ? 16 : 24, family === 4 ? 4 : 6);
+    if (peer === undefined) {
+      this.count('no_route_to_peer');
+      return;
+    }
+    this.device.send(peer, packet, performance.now());
+  }
+
+  private onDeviceEvent(e: DeviceEvent): void {
+    if (e.type === 'handshake_complete') {
+      const tag = e.peer.tag as PeerTag;
+      this.log.info({ user: tag.user, peer: tag.name, endpoint: e.peer.endpoint }, 'handshake complete');
+    } else if (e.type === 'endpoint_changed') {
+      const tag = e.peer.tag as PeerTag;
+      this.log.info({ user: tag.user, peer: tag.name, from: e.from, to: e.to }, 'peer endpoint changed');
+    }
+  }
+
+  private syncPeers(): void {
+    try {
+      const changed = this.registry.syncIfChanged();
+      if (changed) this.log.info({ added: changed.added, removed: changed.removed }, 'peers reloaded');
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'peer reload failed; keeping the current peers');
+    }
+  }
+
+  private count(reason: string): void {
+    this.counters[reason] = (this.counters[reason] ?? 0) + 1;
+  }
+
+  status(): StatusSnapshot {
+    const now = performance.now();
+    return {
+      pid: process.pid,
+      writtenAt: new Date().toISOString(),
+      startedAt: new Date(this.startedAt).toISOString(),
+      listenPort: this.listenPort,
+      publicKey: this.d.serverKey.publicKey().toBase64(),
+      tunnel: { ipv4: this.d.layout.serverV4, ipv6: this.d.layout.serverV6 },
+      dnsUpstream: this.dns.upstreams.map((s) => `${s.host}:${s.port}`),
+      peers: [...this.device.peers()].map((p) => {
+        const tag = p.tag as PeerTag;
+        return {
+          name: tag.name,
+          user: tag.user,
+          ipv4: tag.ipv4.toString(),
+          ipv6: tag.ipv6.toString(),
+          endpoint: p.endpoint ? `${p.endpoint.address}:${p.endpoint.port}` : null,
+          session: p.hasSession(now),
+          lastHandshakeSecondsAgo: p.lastHandshakeAt === null ? null : Math.round((now - p.lastHandshakeAt) / 1000),
+          rxBytes: p.rxBytes,
+          txBytes: p.txBytes,
+        };
+      }),
+      counters: { tunnel: { ...this.counters }, wireguard: { ...this.device.counters }, stack: { ...this.stack.counters }, dns: { ...this.dns.counters } },
+    };
+  }
+
+  private writeStatus(): void {
+    const file = join(this.d.dataDir, 'status.json');
+    const tmp = `${file}.tmp`;
+    try {
+      writeFileSync(tmp, JSON.stringify(this.status(), null, 2) + '\n', { mode: 0o600 });
+      renameSync(tmp, file);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'cannot write status.json');
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    await this.edge?.close();
+    this.edge = null;
+    this.stack.close();
+    this.d.store.close();
+  }
+}
+
+export interface StatusSnapshot {
+  pid: number;
+  writtenAt: string;
+  startedAt: string;
+  listenPort: number;
+  publicKey: string;
+  tunnel: { ipv4: string; ipv6: string };
+  dnsUpstream: string[];
+  peers: Array<{
+    name: string;
+    user: string;
+    ipv4: string;
+    ipv6: string;
+    endpoint: string | null;
+    session: boolean;
+    lastHandshakeSecondsAgo: number | null;
+    rxBytes: number;
+    txBytes: number;
+  }>;
+  counters: Record<string, Record<string, number>>;
+}
+

@@ -1,0 +1,79 @@
+// The admin configuration (sightline.yaml). Keys are camelCase and stable:
+// later versions add keys; none is renamed without a migration.
+import { z } from 'zod';
+import { isIP } from 'node:net';
+
+const cidr = (family: 4 | 6) =>
+  z.string().refine((s) => {
+    const [addr, len, extra] = s.split('/');
+    if (extra !== undefined || len === undefined || !/^\d+$/.test(len)) return false;
+    const max = family === 4 ? 32 : 128;
+    return isIP(addr) === family && Number(len) <= max;
+  }, { message: `an IPv${family} prefix like ${family === 4 ? '10.77.0.0/16' : 'fd00:1234:5678::/64'}` });
+
+const hostPort = z.string().refine((s) => parseHostPort(s) !== null, {
+  message: 'HOST:PORT (IPv6 as [ADDR]:PORT)',
+});
+
+const dnsServer = z.string().refine((s) => isIP(s) !== 0 || parseHostPort(s, true) !== null, {
+  message: 'an IP address, or IP:PORT ([IPv6]:PORT)',
+});
+
+const port = z.number().int().min(1).max(65535);
+
+export const configSchema = z
+  .object({
+    listenPort: port.default(51820),
+    listenAddress: z.string().refine((s) => isIP(s) !== 0, { message: 'an IP address' }).optional(),
+    endpoint: hostPort.optional(),
+    mtu: z.number().int().min(1280).max(9000).default(1420),
+    tunnel: z
+      .object({
+        ipv4Pool: cidr(4).default('10.77.0.0/16'),
+        ipv6Pool: cidr(6).optional(),
+      })
+      .strict()
+      .prefault({}),
+    dns: z
+      .object({
+        upstream: z.array(dnsServer).min(1).optional(),
+      })
+      .strict()
+      .prefault({}),
+    udp: z
+      .object({
+        idleTimeoutSeconds: z.number().int().min(1).max(3600).default(60),
+        maxFlowsPerUser: z.number().int().min(1).max(1_000_000).default(1024),
+      })
+      .strict()
+      .prefault({}),
+    tls: z
+      .object({
+        inspectPorts: z.array(port).default([443]),
+        upstreamCaFile: z.string().min(1).optional(),
+        onUpstreamError: z.enum(['block', 'untrusted-ca']).default('block'),
+        revocation: z.enum(['soft', 'hard', 'off']).default('soft'),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+
+/** "host:port" or "[v6]:port"; with ipOnly the host must be an IP literal. */
+export function parseHostPort(s: string, ipOnly = false): { host: string; port: number } | null {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(s) ?? /^([^:[\]]+):(\d+)$/.exec(s);
+  if (!m) return null;
+  const p = Number(m[2]);
+  if (!Number.isInteger(p) || p < 1 || p > 65535) return null;
+  if (m[0].startsWith('[') && isIP(m[1]) !== 6) return null;
+  if (ipOnly && isIP(m[1]) === 0) return null;
+  return { host: m[1], port: p };
+}
