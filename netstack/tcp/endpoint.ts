@@ -1,0 +1,442 @@
+// One terminated TCP flow, passive side (RFC 9293 §3.3.2 state machine). The
+// SYN is held until the edge knows whether the upstream connect succeeded:
+// accept() answers SYN-ACK, refuse() answers RST, so a client never sees an
+// open connection to a destination that is down.
+import { randomBytes } from 'node:crypto';
+import { ACK, FIN, PSH, RST, SYN, TcpOptions, TcpRepr } from '../wire/tcp';
+import { CongestionControl, NewReno } from './congestion';
+import { MAX_WINDOW_FIELD, Negotiated, negotiate, rstForUnknownSegment, segmentLength } from './options';
+import { DATA_DUPLICATE, DATA_FILLED_HOLE, DATA_FIN, DATA_NEW, DATA_OUT_OF_ORDER, Receiver } from './receiver';
+import { INITIAL_RTO_MS, RttEstimator } from './retransmit';
+import { DEFAULT_SEND_BUFFER_BYTES, SendBuffer } from './send_buffer';
+import { Sender, SegmentSink } from './sender';
+import { Seq, asSeq, seqAdd, seqGeq, seqInRange, seqLeq, seqLt } from './seq';
+import { TcpEvent, TcpState, TcpStats, TimerSet, closeReason, newStats } from './timers';
+
+export type { TcpEvent, TcpState, TcpStats } from './timers';
+
+export interface TcpEndpointOptions {
+  /** our MSS (see mssForMtu) */
+  mss: number;
+  /** receive buffer, and so the largest window we advertise (default 1 MiB) */
+  recvBufferBytes?: number;
+  /** send buffer (default 4 MiB) */
+  sendBufferBytes?: number;
+  /** maximum segment lifetime in ms; TIME-WAIT lasts 2*MSL (default 30 s) */
+  msl?: number;
+  /** close with RST after this long without traffic; 0 = never (default) */
+  idleTimeoutMs?: number;
+  /** first keepalive probe after this long without segments; 0 = off (default) */
+  keepaliveMs?: number;
+  /** interval between unanswered keepalive probes (default min(keepaliveMs, 75 s)) */
+  keepaliveIntervalMs?: number;
+  /** our initial sequence number (default random) */
+  isn?: number;
+  /** RFC 6298 initial RTO (default 1000 ms) */
+  initialRtoMs?: number;
+  /** offset added to `now` for TSval (RFC 7323 §7.1; default random) */
+  tsOffset?: number;
+  /** congestion control factory (default NewReno) */
+  congestion?: (smss: number) => CongestionControl;
+}
+
+export interface TcpOutput {
+  segments: TcpRepr[];
+}
+
+export const DEFAULT_RECV_BUFFER_BYTES = 1024 * 1024;
+export const DEFAULT_MSL_MS = 30_000;
+/** Delayed ACK timeout (RFC 9293 §3.8.6.3: under 0.5 s; Linux uses 40 ms). */
+export const DELAYED_ACK_MS = 40;
+/** SYN-ACK retransmissions before giving up (Linux tcp_synack_retries). */
+export const SYNACK_RETRIES = 5;
+const NO_DATA = Buffer.alloc(0);
+
+export class TcpEndpoint implements SegmentSink {
+  private st: TcpState = 'PENDING';
+  readonly stats: TcpStats = newStats();
+  private readonly neg: Negotiated;
+  private readonly rcv: Receiver;
+  private readonly snd: Sender;
+  private readonly timers: TimerSet;
+  private readonly srcPort: number;
+  private readonly dstPort: number;
+  private readonly iss: Seq;
+  private readonly irs: Seq;
+  private readonly tsOffset: number;
+  private tsRecent = 0;
+  private lastAckSent: Seq;
+  private out: TcpRepr[] = [];
+  private events: TcpEvent[] = [];
+  private readablePending = false;
+  private writeBlocked = false;
+  private ackPending = false;
+  private unackedSegments = 0;
+  private lastNow: number;
+  private synAckRetries = 0;
+
+  private constructor(syn: TcpRepr, now: number, private readonly opts: TcpEndpointOptions) {
+    this.srcPort = syn.dstPort;
+    this.dstPort = syn.srcPort;
+    this.irs = asSeq(syn.seq);
+    this.iss = asSeq(opts.isn ?? randomBytes(4).readUInt32BE(0));
+    this.tsOffset = opts.tsOffset ?? randomBytes(4).readUInt32BE(0);
+    const recvBytes = opts.recvBufferBytes ?? DEFAULT_RECV_BUFFER_BYTES;
+    this.neg = negotiate(syn.options, opts.mss, recvBytes);
+    const maxWindow = this.neg.wsOk ? MAX_WINDOW_FIELD * 2 ** this.neg.rcvWscale : MAX_WINDOW_FIELD;
+    this.rcv = new Receiver(this.irs, recvBytes, this.neg.rcvWscale, this.neg.recvMss, maxWindow);
+    const rtt = new RttEstimator(opts.initialRtoMs ?? INITIAL_RTO_MS);
+    const cc = (opts.congestion ?? ((m: number) => new NewReno(m)))(this.neg.sendMss);
+    const buf = new SendBuffer(opts.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES);
+    this.snd = new Sender(this.iss, buf, this.neg.sendMss, this.neg.sndWscale, this.neg.sackOk, rtt, cc, this.stats);
+    this.snd.initWindow(syn.window, this.irs, this.iss);
+    if (syn.options.timestamp !== undefined) this.tsRecent = syn.options.timestamp.value;
+    this.lastAckSent = this.rcv.rcvNxt;
+    this.lastNow = now;
+    this.timers = new TimerSet(opts, now);
+  }
+
+  /** A flow from the client's SYN, waiting for accept()/refuse(); emits nothing yet. */
+  static fromSyn(syn: TcpRepr, now: number, opts: TcpEndpointOptions): TcpEndpoint {
+    return new TcpEndpoint(syn, now, opts);
+  }
+
+  get state(): TcpState {
+    return this.st;
+  }
+
+  /** Effective send MSS and negotiated options, for logs and tests. */
+  get negotiated(): Readonly<Negotiated> {
+    return this.neg;
+  }
+
+  get cwnd(): number {
+    return this.snd.cc.cwnd;
+  }
+
+  get srtt(): number {
+    return this.snd.rtt.srtt;
+  }
+
+  /** Upstream connect succeeded: answer the SYN. */
+  accept(now: number): void {
+    if (this.st !== 'PENDING') return;
+    this.lastNow = now;
+    this.st = 'SYN-RECEIVED';
+    this.sendSynAck(now);
+  }
+
+  /** Upstream connect failed: reset the client (RFC 9293 §3.10.7.1 for its SYN). */
+  refuse(now: number): void {
+    if (this.st !== 'PENDING') return;
+    this.lastNow = now;
+    this.pushRst(0 as Seq, seqAdd(this.irs, 1), true);
+    this.close('refused');
+  }
+
+  abort(now: number): void {
+    if (this.st === 'CLOSED') return;
+    this.lastNow = now;
+    if (this.st === 'PENDING') this.pushRst(0 as Seq, seqAdd(this.irs, 1), true);
+    else if (this.st !== 'TIME-WAIT') this.pushRst(this.snd.sndNxt, this.rcv.rcvNxt, true);
+    this.close('aborted');
+  }
+
+  write(data: Buffer, now: number): number {
+    if (this.snd.finQueued || !this.canSend()) return 0;
+    this.lastNow = now;
+    const n = this.snd.buf.push(data);
+    if (n < data.length) this.writeBlocked = true;
+    this.timers.activity(now);
+    if (n > 0 && this.synchronized()) this.flush(now);
+    return n;
+  }
+
+  read(max?: number): Buffer | null {
+    const before = this.rcv.window;
+    const b = this.rcv.read(max);
+    if (b === null) return null;
+    this.readablePending = false;
+    // Window update when the window at least doubled (covers reopening a zero window).
+    const proposed = this.rcv.proposedWindow();
+    if (this.synchronized() && !this.rcv.finReceived && proposed > before && proposed >= 2 * before) {
+      this.sendAck(this.lastNow);
+    }
+    return b;
+  }
+
+  shutdownWrite(now: number): void {
+    if (this.snd.finQueued || !this.canSend()) return;
+    this.lastNow = now;
+    this.snd.queueFin();
+    if (this.st === 'ESTABLISHED') this.st = 'FIN-WAIT-1';
+    else if (this.st === 'CLOSE-WAIT') this.st = 'LAST-ACK';
+    if (this.synchronized()) this.flush(now);
+  }
+
+  drainOutput(): TcpRepr[] {
+    const o = this.out;
+    this.out = [];
+    return o;
+  }
+
+  drainEvents(): TcpEvent[] {
+    const e = this.events;
+    this.events = [];
+    return e;
+  }
+
+  nextWakeAt(): number | null {
+    return this.timers.next(this.snd, this.st);
+  }
+
+  onTimer(now: number): void {
+    this.lastNow = now;
+    const due = this.timers.due(now, this.snd, this.st);
+    if (due === 'none') return;
+    if (due === 'time_wait') return this.close('fin');
+    if (due === 'idle' || due === 'keepalive_dead') return this.timeout();
+    if (due === 'keepalive') return this.sendProbe(now);
+    if (due === 'delack') {
+      if (this.ackPending) this.sendAck(now);
+    } else if (due === 'rtx') {
+      if (this.st === 'SYN-RECEIVED') {
+        if (++this.synAckRetries > SYNACK_RETRIES) return this.close('timeout');
+        this.snd.rtt.backoff();
+        this.stats.retransmits++;
+        this.snd.rtxDeadline = null;
+        this.sendSynAck(now);
+      } else if (!this.snd.onRtoExpired(now, this)) {
+        return this.timeout();
+      }
+    } else if (due === 'persist') {
+      if (!this.snd.onPersistExpired(now)) return this.timeout();
+      this.sendProbe(now);
+    }
+    this.onTimer(now); // more than one timer may be due
+  }
+
+  onSegment(seg: TcpRepr, now: number): void {
+    this.lastNow = now;
+    this.stats.segmentsIn++;
+    if (this.st === 'CLOSED') {
+      const rst = rstForUnknownSegment(seg);
+      if (rst !== null) this.out.push(rst);
+      return;
+    }
+    const seq = asSeq(seg.seq);
+    if (this.st === 'PENDING') return this.onSegmentPending(seg, seq);
+    if (seg.flags & SYN && seq === this.irs && this.st === 'SYN-RECEIVED') {
+      return this.sendSynAck(now); // our SYN-ACK was lost: the client repeats its SYN
+    }
+    // RFC 7323 §5.3 PAWS: a timestamp older than TS.Recent marks an old duplicate.
+    const ts = this.neg.tsOk ? seg.options.timestamp : undefined;
+    if (ts !== undefined && !(seg.flags & RST) && seqLt(asSeq(ts.value), asSeq(this.tsRecent))) {
+      return this.sendAck(now);
+    }
+    const len = segmentLength(seg);
+    if (seg.flags & RST) return this.onRst(seq, now);
+    if (!this.acceptable(seq, len)) {
+      return this.sendAck(now);
+    }
+    this.timers.received(now);
+    // RFC 7323 §4.3 TS.Recent update rule.
+    if (ts !== undefined && seqLeq(seq, this.lastAckSent)) this.tsRecent = ts.value;
+    if (seg.flags & SYN) return this.challengeAck(now); // RFC 5961 §4
+    if (!(seg.flags & ACK)) return;
+    if (!this.processAck(seg, seq, now)) return;
+    this.processText(seg, seq, now);
+    if (this.synchronized()) this.flush(now);
+  }
+
+  private onSegmentPending(seg: TcpRepr, seq: Seq): void {
+    // Nothing was sent yet: only a RST from the client's side of this SYN matters.
+    if (seg.flags & RST && seq === this.rcv.rcvNxt) this.close('rst_received');
+  }
+
+  /** RFC 9293 §3.10.7.4 first check, in the permissive form that accepts a
+   *  segment starting at RCV.NXT even in a zero window so its ACK is processed. */
+  private acceptable(seq: Seq, len: number): boolean {
+    const nxt = this.rcv.rcvNxt;
+    const wnd = this.rcv.window;
+    if (len === 0) return wnd === 0 ? seq === nxt : seqInRange(seq, nxt, seqAdd(nxt, wnd));
+    const last = seqAdd(seq, len - 1);
+    if (wnd === 0) return seq === nxt;
+    return seqInRange(seq, nxt, seqAdd(nxt, wnd)) || seqInRange(last, nxt, seqAdd(nxt, wnd))
+      || (seqLt(seq, nxt) && seqGeq(last, nxt));
+  }
+
+  /** RFC 5961 §3.2: reset only on an exact match, challenge anything else in window. */
+  private onRst(seq: Seq, now: number): void {
+    const nxt = this.rcv.rcvNxt;
+    if (seq === nxt) return this.close('rst_received');
+    if (seqInRange(seq, nxt, seqAdd(nxt, Math.max(1, this.rcv.window)))) this.challengeAck(now);
+  }
+
+  private challengeAck(now: number): void {
+    this.stats.challengeAcks++;
+    this.sendAck(now);
+  }
+
+  /** RFC 9293 §3.10.7.4 fifth: returns false when the segment must be dropped. */
+  private processAck(seg: TcpRepr, seq: Seq, now: number): boolean {
+    const ack = asSeq(seg.ack);
+    if (this.st === 'SYN-RECEIVED') {
+      if (ack !== this.snd.sndNxt) {
+        this.pushRst(ack, 0 as Seq, false);
+        return false;
+      }
+      this.st = 'ESTABLISHED';
+      this.events.push({ type: 'established' });
+      if (this.snd.finQueued) this.st = 'FIN-WAIT-1';
+    }
+    // RFC 5961 §5.2: ACKs older than one max window are injected, drop them.
+    if (seqLt(ack, seqAdd(this.snd.sndUna, -Math.max(this.snd.sndWnd, 65535)))) {
+      this.challengeAck(now);
+      return false;
+    }
+    const ts = this.neg.tsOk ? seg.options.timestamp : undefined;
+    const rtt = ts !== undefined && ts.echo !== 0 ? (this.tsNow(now) - ts.echo) >>> 0 : null;
+    const dupCandidate = seg.payload.length === 0 && !(seg.flags & FIN);
+    const freeBefore = this.snd.buf.free;
+    const acked = this.snd.onAck(seq, ack, seg.window, seg.options.sack, dupCandidate, rtt !== null && rtt < 0x7fffffff ? rtt : null, now);
+    if (acked < 0) {
+      this.sendAck(now); // acknowledges something not yet sent
+      return false;
+    }
+    if (this.writeBlocked && this.snd.buf.free > freeBefore && this.snd.buf.free >= this.snd.buf.capacity / 4) {
+      this.writeBlocked = false;
+      this.events.push({ type: 'writable' });
+    }
+    if (this.snd.finAcked) {
+      if (this.st === 'FIN-WAIT-1') this.st = 'FIN-WAIT-2';
+      else if (this.st === 'CLOSING') this.enterTimeWait(now);
+      else if (this.st === 'LAST-ACK') {
+        this.close('fin');
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** RFC 9293 §3.10.7.4 seventh and eighth: segment text and FIN. */
+  private processText(seg: TcpRepr, seq: Seq, now: number): void {
+    const fin = (seg.flags & FIN) !== 0;
+    if (seg.payload.length === 0 && !fin) return;
+    if (this.st === 'TIME-WAIT') {
+      if (fin) this.timers.restartTimeWait(now); // retransmitted FIN: our ACK was lost
+      return this.sendAck(now);
+    }
+    if (this.rcv.finReceived) return this.sendAck(now);
+    const queuedBefore = this.rcv.buffered;
+    const r = this.rcv.onData(seq, seg.payload, fin);
+    if (r & DATA_NEW) {
+      this.stats.bytesIn += this.rcv.buffered - queuedBefore;
+      this.unackedSegments++;
+      if (!this.readablePending) {
+        this.readablePending = true;
+        this.events.push({ type: 'readable' });
+      }
+    }
+    if (r & DATA_FIN) {
+      this.events.push({ type: 'peer_fin' });
+      if (this.st === 'ESTABLISHED') this.st = 'CLOSE-WAIT';
+      else if (this.st === 'FIN-WAIT-1') this.st = 'CLOSING';
+      else if (this.st === 'FIN-WAIT-2') this.enterTimeWait(now);
+    }
+    // RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK out-of-order, duplicate, hole-filling
+    // data and FIN at once; otherwise every second full segment or after 40 ms.
+    const immediate = (r & (DATA_OUT_OF_ORDER | DATA_DUPLICATE | DATA_FIN | DATA_FILLED_HOLE)) !== 0
+      || this.unackedSegments >= 2 || (r & DATA_NEW) === 0;
+    this.ackPending = true;
+    if (immediate) this.sendAck(now);
+    else this.timers.delackAt(now + DELAYED_ACK_MS);
+  }
+
+  private flush(now: number): void {
+    if (this.st === 'TIME-WAIT' || this.st === 'CLOSED') return;
+    this.snd.output(now, this);
+    if (this.ackPending) this.sendAck(now);
+  }
+
+  /** SegmentSink: called by the Sender for every data/FIN segment. */
+  emitData(seq: Seq, payload: Buffer, fin: boolean, push: boolean): void {
+    const flags = ACK | (fin ? FIN : 0) | (push ? PSH : 0);
+    this.pushSegment(seq, flags, payload, this.lastNow);
+  }
+
+  private sendAck(now: number): void {
+    this.pushSegment(this.snd.sndNxt, ACK, NO_DATA, now);
+  }
+
+  /** Keepalive or zero-window probe: SEG.SEQ = SND.UNA - 1 draws an ACK (RFC 9293 §3.8.4). */
+  private sendProbe(now: number): void {
+    this.pushSegment(seqAdd(this.snd.sndUna, -1), ACK, NO_DATA, now);
+  }
+
+  private sendSynAck(now: number): void {
+    const options: TcpOptions = { mss: this.opts.mss };
+    if (this.neg.wsOk) options.windowScale = this.neg.rcvWscale;
+    if (this.neg.sackOk) options.sackPermitted = true;
+    if (this.neg.tsOk) options.timestamp = { value: this.tsNow(now), echo: this.tsRecent };
+    // RFC 7323 §2.2: the window in a SYN is never scaled.
+    const window = Math.min(this.rcv.capacity, MAX_WINDOW_FIELD);
+    this.rcv.rcvAdvRight = seqAdd(this.rcv.rcvNxt, window);
+    this.out.push({ srcPort: this.srcPort, dstPort: this.dstPort, seq: this.iss, ack: this.rcv.rcvNxt,
+      flags: SYN | ACK, window, urgent: 0, options, payload: NO_DATA });
+    this.stats.segmentsOut++;
+    if (this.snd.rtxDeadline === null) this.snd.rtxDeadline = now + this.snd.rtt.rto;
+  }
+
+  private pushSegment(seq: Seq, flags: number, payload: Buffer, now: number): void {
+    const options: TcpOptions = {};
+    if (this.neg.tsOk) options.timestamp = { value: this.tsNow(now), echo: this.tsRecent };
+    if (this.neg.sackOk && !this.rcv.ooo.isEmpty) options.sack = this.rcv.ooo.sackBlocks(this.neg.tsOk ? 3 : 4);
+    const window = this.rcv.advertise();
+    this.out.push({ srcPort: this.srcPort, dstPort: this.dstPort, seq, ack: this.rcv.rcvNxt, flags, window,
+      urgent: 0, options, payload });
+    this.stats.segmentsOut++;
+    this.lastAckSent = this.rcv.rcvNxt;
+    this.ackPending = false;
+    this.unackedSegments = 0;
+    this.timers.delackAt(null);
+  }
+
+  private pushRst(seq: Seq, ack: Seq, withAck: boolean): void {
+    this.out.push({ srcPort: this.srcPort, dstPort: this.dstPort, seq, ack: withAck ? ack : 0,
+      flags: withAck ? RST | ACK : RST, window: 0, urgent: 0, options: {}, payload: NO_DATA });
+    this.stats.segmentsOut++;
+  }
+
+  private tsNow(now: number): number {
+    return (Math.floor(now) + this.tsOffset) >>> 0;
+  }
+
+  private enterTimeWait(now: number): void {
+    this.st = 'TIME-WAIT';
+    this.snd.rtxDeadline = null;
+    this.snd.persistDeadline = null;
+    this.timers.startTimeWait(now);
+  }
+
+  private timeout(): void {
+    if (this.st !== 'SYN-RECEIVED') this.pushRst(this.snd.sndNxt, this.rcv.rcvNxt, true);
+    this.close('timeout');
+  }
+
+  private close(reason: closeReason): void {
+    this.st = 'CLOSED';
+    this.snd.rtxDeadline = null;
+    this.snd.persistDeadline = null;
+    this.timers.clear();
+    this.events.push({ type: 'closed', reason });
+  }
+
+  private synchronized(): boolean {
+    return this.st !== 'PENDING' && this.st !== 'SYN-RECEIVED' && this.st !== 'CLOSED';
+  }
+
+  private canSend(): boolean {
+    return this.st === 'PENDING' || this.st === 'SYN-RECEIVED' || this.st === 'ESTABLISHED' || this.st === 'CLOSE-WAIT';
+  }
+}

@@ -1,0 +1,180 @@
+// Receive side of one flow: RCV.NXT, the in-order queue the edge drains with
+// read(), the out-of-order queue, and the window we advertise (RFC 9293
+// §3.8.6.2.2 receiver SWS avoidance; the right edge never moves left).
+import { Reassembly } from './reassembly';
+import { Seq, seqAdd, seqGeq, seqLt, seqLeq, seqMax, seqSub } from './seq';
+import { MAX_WINDOW_FIELD } from './options';
+
+/** Result bits of Receiver.onData */
+export const DATA_NEW = 1; // new in-order bytes reached the queue
+export const DATA_OUT_OF_ORDER = 2; // bytes stored beyond a hole
+export const DATA_DUPLICATE = 4; // bytes that were already received
+export const DATA_FIN = 8; // the client's FIN was reached (RCV.NXT advanced past it)
+export const DATA_FILLED_HOLE = 16; // in-order data pulled bytes out of the reassembly queue
+
+export class Receiver {
+  rcvNxt: Seq;
+  /** right edge of the window last advertised: RCV.NXT + RCV.WND at that time */
+  rcvAdvRight: Seq;
+  readonly ooo: Reassembly;
+  /** the client's FIN seen beyond a hole, waiting for the hole to fill */
+  private pendingFin: Seq | null = null;
+  finReceived = false;
+  private queue: Buffer[] = [];
+  private queueHead = 0;
+  private queued = 0;
+
+  constructor(
+    irs: Seq,
+    readonly capacity: number,
+    readonly wscale: number,
+    private readonly mss: number,
+    /** largest window we may advertise before scaling (64 KiB without WS) */
+    private readonly maxWindow: number,
+  ) {
+    this.rcvNxt = seqAdd(irs, 1);
+    this.rcvAdvRight = this.rcvNxt;
+    this.ooo = new Reassembly(capacity);
+  }
+
+  /** In-order bytes waiting for read(). */
+  get buffered(): number {
+    return this.queued;
+  }
+
+  /** RCV.WND as last advertised, from the current RCV.NXT. */
+  get window(): number {
+    return Math.max(0, seqSub(this.rcvAdvRight, this.rcvNxt));
+  }
+
+  /**
+   * Accepts the text (and FIN) of a segment that passed the acceptability
+   * test: trims what lies before RCV.NXT or beyond the window, queues in-order
+   * bytes (copied), stores the rest out of order. Returns DATA_* bits.
+   */
+  onData(seq: Seq, payload: Buffer, fin: boolean): number {
+    let result = 0;
+    let start = seq;
+    let data = payload;
+    const finSeq = seqAdd(seq, payload.length);
+    if (seqLt(start, this.rcvNxt)) {
+      const cut = Math.min(seqSub(this.rcvNxt, start), data.length);
+      if (cut > 0) result |= DATA_DUPLICATE;
+      data = data.subarray(cut);
+      start = seqAdd(start, cut);
+    }
+    const right = seqMax(this.rcvAdvRight, seqAdd(this.rcvNxt, this.capacity - this.queued));
+    const room = seqSub(right, start);
+    if (data.length > room) {
+      data = data.subarray(0, Math.max(0, room));
+      fin = false; // the FIN lies beyond the window: drop it, the client retransmits
+    }
+    if (data.length > 0) {
+      if (start === this.rcvNxt) {
+        const copy = Buffer.allocUnsafe(data.length);
+        data.copy(copy);
+        this.push(copy);
+        this.rcvNxt = seqAdd(this.rcvNxt, copy.length);
+        result |= DATA_NEW;
+        if (!this.ooo.isEmpty) {
+          const more = this.ooo.takeContiguous(this.rcvNxt);
+          if (more.length > 0) result |= DATA_FILLED_HOLE;
+          for (const b of more) {
+            this.push(b);
+            this.rcvNxt = seqAdd(this.rcvNxt, b.length);
+          }
+        }
+      } else {
+        const added = this.ooo.insert(start, data, this.rcvNxt);
+        result |= added > 0 ? DATA_OUT_OF_ORDER : DATA_DUPLICATE;
+      }
+    }
+    if (fin) {
+      if (this.finReceived) result |= DATA_DUPLICATE;
+      else if (seqGeq(finSeq, this.rcvNxt)) this.pendingFin = finSeq;
+    }
+    if (this.pendingFin !== null && this.pendingFin === this.rcvNxt) {
+      this.pendingFin = null;
+      this.finReceived = true;
+      this.rcvNxt = seqAdd(this.rcvNxt, 1);
+      result |= DATA_FIN;
+    } else if (this.pendingFin !== null) {
+      result |= DATA_OUT_OF_ORDER;
+    }
+    return result;
+  }
+
+  /** Up to `max` in-order bytes, or null when none are queued. */
+  read(max: number = Number.MAX_SAFE_INTEGER): Buffer | null {
+    if (this.queued === 0 || max <= 0) return null;
+    const first = this.queue[this.queueHead];
+    if (first.length > max) {
+      this.queue[this.queueHead] = first.subarray(max);
+      this.queued -= max;
+      return first.subarray(0, max);
+    }
+    if (first.length === this.queued || first.length === max) {
+      this.shift();
+      return first;
+    }
+    const parts: Buffer[] = [];
+    let n = 0;
+    while (this.queueHead < this.queue.length && n < max) {
+      const b = this.queue[this.queueHead];
+      if (n + b.length > max) {
+        parts.push(b.subarray(0, max - n));
+        this.queue[this.queueHead] = b.subarray(max - n);
+        this.queued -= max - n;
+        n = max;
+        break;
+      }
+      parts.push(b);
+      n += b.length;
+      this.shift();
+    }
+    return Buffer.concat(parts, n);
+  }
+
+  /**
+   * The window we would advertise now (bytes, before scaling): the advertised
+   * right edge is kept, and only opened by at least min(capacity/2, MSS)
+   * (RFC 9293 §3.8.6.2.2).
+   */
+  proposedWindow(): number {
+    const current = this.window;
+    const free = Math.min(this.capacity - this.queued, this.maxWindow);
+    if (free - current >= Math.min(this.capacity / 2, this.mss)) return free;
+    return current;
+  }
+
+  /** Commits and returns the raw 16-bit window field for an outgoing segment. */
+  advertise(): number {
+    const current = this.window;
+    const wnd = this.proposedWindow();
+    const unit = 2 ** this.wscale;
+    // Round the kept window up so scaling never moves the right edge left.
+    let field = wnd === current ? Math.ceil(wnd / unit) : Math.floor(wnd / unit);
+    if (field > MAX_WINDOW_FIELD) field = MAX_WINDOW_FIELD;
+    const right = seqAdd(this.rcvNxt, field * unit);
+    if (seqLeq(this.rcvAdvRight, right)) this.rcvAdvRight = right;
+    return field;
+  }
+
+  private push(b: Buffer): void {
+    this.queue.push(b);
+    this.queued += b.length;
+  }
+
+  private shift(): void {
+    const b = this.queue[this.queueHead];
+    this.queued -= b.length;
+    this.queueHead++;
+    if (this.queueHead === this.queue.length) {
+      this.queue = [];
+      this.queueHead = 0;
+    } else if (this.queueHead > 64 && this.queueHead * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.queueHead);
+      this.queueHead = 0;
+    }
+  }
+}
