@@ -11,7 +11,7 @@
 // Only loopback is used: every client is pointed at 127.0.0.1 with a made-up
 // name under .test (RFC 6761), so it sends that name as SNI.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -151,8 +151,9 @@ const CAPTURES: Capture[] = [
     name: 'chromium',
     description:
       'Debian chromium headless, https://chromium.sightline.test:PORT/ mapped to 127.0.0.1: GREASE, ECH GREASE, X25519MLKEM768 key share, >1500 bytes',
-    start: (port) =>
-      spawnTool('chromium', [
+    start: (port) => {
+      const profile = mkdtempSync(path.join(tmpdir(), 'chromium-capture-'));
+      const stop = spawnTool('chromium', [
         '--headless',
         '--no-sandbox',
         '--disable-gpu',
@@ -161,10 +162,16 @@ const CAPTURES: Capture[] = [
         '--disable-background-networking',
         '--disable-component-update',
         '--disable-sync',
-        `--user-data-dir=${mkdtempSync(path.join(tmpdir(), 'chromium-capture-'))}`,
+        `--user-data-dir=${profile}`,
         '--host-resolver-rules=MAP * 127.0.0.1',
         `https://chromium.sightline.test:${port}/`,
-      ]),
+      ]);
+      return () => {
+        stop();
+        // The killed browser may still be writing its profile; give it a moment.
+        setTimeout(() => rmSync(profile, { recursive: true, force: true, maxRetries: 3 }), 500);
+      };
+    },
   },
 ];
 
