@@ -1,0 +1,204 @@
+// The parts of an X.509 certificate (RFC 5280 4.1) that node:crypto's
+// X509Certificate does not expose: raw Names, the signature algorithm,
+// basicConstraints with pathLen, keyUsage bits, SKI/AKI and AIA URLs.
+// Parsed once per certificate object and memoised.
+
+import type { X509Certificate } from 'node:crypto';
+import {
+  TAG_BOOLEAN,
+  TAG_INTEGER,
+  TAG_OCTET_STRING,
+  TAG_SEQUENCE,
+  Tlv,
+  bitStringBytes,
+  children,
+  ctx,
+  decodeOid,
+  decodeTime,
+  expectTag,
+  readTlv,
+} from './der';
+
+export const OID_BASIC_CONSTRAINTS = '2.5.29.19';
+export const OID_KEY_USAGE = '2.5.29.15';
+export const OID_EXT_KEY_USAGE = '2.5.29.37';
+export const OID_SUBJECT_KEY_ID = '2.5.29.14';
+export const OID_AUTHORITY_KEY_ID = '2.5.29.35';
+export const OID_AUTHORITY_INFO_ACCESS = '1.3.6.1.5.5.7.1.1';
+export const OID_AD_OCSP = '1.3.6.1.5.5.7.48.1';
+export const OID_AD_CA_ISSUERS = '1.3.6.1.5.5.7.48.2';
+export const OID_KP_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+export const OID_KP_OCSP_SIGNING = '1.3.6.1.5.5.7.3.9';
+export const OID_ANY_EXTENDED_KEY_USAGE = '2.5.29.37.0';
+
+/** keyUsage bit 5 (RFC 5280 4.2.1.3), counted from the MSB of the first byte. */
+const KU_KEY_CERT_SIGN_MASK = 0x04;
+/** GeneralName uniformResourceIdentifier [6] IMPLICIT IA5String. */
+const GN_URI = 0x86;
+const OID_RSASSA_PSS = '1.2.840.113549.1.1.10';
+
+export type SignatureHash = 'md2' | 'md4' | 'md5' | 'sha1' | 'sha224' | 'sha256' | 'sha384' | 'sha512' | 'none' | 'unknown';
+
+/** Hash used by each signature algorithm OID; 'none' for Ed25519/Ed448 which hash internally. */
+const SIGNATURE_HASH: Record<string, SignatureHash> = {
+  '1.2.840.113549.1.1.2': 'md2',
+  '1.2.840.113549.1.1.3': 'md4',
+  '1.2.840.113549.1.1.4': 'md5',
+  '1.2.840.113549.1.1.5': 'sha1',
+  '1.3.14.3.2.29': 'sha1',
+  '1.2.840.10045.4.1': 'sha1',
+  '1.2.840.10040.4.3': 'sha1',
+  '1.2.840.113549.1.1.14': 'sha224',
+  '1.2.840.113549.1.1.11': 'sha256',
+  '1.2.840.113549.1.1.12': 'sha384',
+  '1.2.840.113549.1.1.13': 'sha512',
+  '1.2.840.10045.4.3.1': 'sha224',
+  '1.2.840.10045.4.3.2': 'sha256',
+  '1.2.840.10045.4.3.3': 'sha384',
+  '1.2.840.10045.4.3.4': 'sha512',
+  '1.3.101.112': 'none',
+  '1.3.101.113': 'none',
+};
+
+const HASH_OIDS: Record<string, SignatureHash> = {
+  '1.3.14.3.2.26': 'sha1',
+  '2.16.840.1.101.3.4.2.4': 'sha224',
+  '2.16.840.1.101.3.4.2.1': 'sha256',
+  '2.16.840.1.101.3.4.2.2': 'sha384',
+  '2.16.840.1.101.3.4.2.3': 'sha512',
+};
+
+export interface CertInfo {
+  /** DER of tbsCertificate.serialNumber content (big-endian, as encoded). */
+  readonly serial: Buffer;
+  readonly issuerName: Buffer;
+  readonly subjectName: Buffer;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly signatureAlgorithm: string;
+  readonly signatureHash: SignatureHash;
+  /** subjectPublicKey BIT STRING value: what OCSP's issuerKeyHash hashes (RFC 6960 4.1.1). */
+  readonly publicKeyBits: Buffer;
+  /** null when the extension is absent. */
+  readonly basicConstraints: { ca: boolean; pathLen: number | null } | null;
+  /** null when keyUsage is absent (no restriction). */
+  readonly keyCertSign: boolean | null;
+  /** null when extKeyUsage is absent. */
+  readonly extKeyUsage: readonly string[] | null;
+  readonly subjectKeyId: Buffer | null;
+  readonly authorityKeyId: Buffer | null;
+  readonly caIssuersUrls: readonly string[];
+  readonly ocspUrls: readonly string[];
+}
+
+const memo = new WeakMap<X509Certificate, CertInfo>();
+
+export function certInfo(cert: X509Certificate): CertInfo {
+  let info = memo.get(cert);
+  if (!info) {
+    info = parseCertificate(cert.raw);
+    memo.set(cert, info);
+  }
+  return info;
+}
+
+export function parseCertificate(der: Buffer): CertInfo {
+  const [tbs, sigAlg] = children(expectTag(readTlv(der), TAG_SEQUENCE, 'Certificate'));
+  const fields = children(expectTag(tbs, TAG_SEQUENCE, 'TBSCertificate'));
+  let i = fields[0]?.tag === ctx(0) ? 1 : 0; // version [0] EXPLICIT, absent for v1
+  const serial = expectTag(fields[i++], TAG_INTEGER, 'serialNumber').content;
+  i++; // tbs signature AlgorithmIdentifier: must equal the outer one, which we read
+  const issuerName = expectTag(fields[i++], TAG_SEQUENCE, 'issuer').raw;
+  const [nb, na] = children(expectTag(fields[i++], TAG_SEQUENCE, 'validity'));
+  const subjectName = expectTag(fields[i++], TAG_SEQUENCE, 'subject').raw;
+  const spki = children(expectTag(fields[i++], TAG_SEQUENCE, 'subjectPublicKeyInfo'));
+  const extensions = fields.slice(i).find((f) => f.tag === ctx(3));
+  const algorithm = signatureAlgorithmOf(sigAlg);
+  const info: Mutable<CertInfo> = {
+    serial,
+    issuerName,
+    subjectName,
+    notBefore: decodeTime(nb),
+    notAfter: decodeTime(na),
+    signatureAlgorithm: algorithm.oid,
+    signatureHash: algorithm.hash,
+    publicKeyBits: bitStringBytes(spki[1]),
+    basicConstraints: null,
+    keyCertSign: null,
+    extKeyUsage: null,
+    subjectKeyId: null,
+    authorityKeyId: null,
+    caIssuersUrls: [],
+    ocspUrls: [],
+  };
+  if (extensions) {
+    for (const ext of children(expectTag(children(extensions)[0], TAG_SEQUENCE, 'Extensions'))) {
+      const parts = children(ext);
+      const oid = decodeOid(parts[0].content);
+      const value = readTlv(parts[parts.length - 1].content);
+      applyExtension(info, oid, value);
+    }
+  }
+  return info;
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+function applyExtension(info: Mutable<CertInfo>, oid: string, value: Tlv): void {
+  switch (oid) {
+    case OID_BASIC_CONSTRAINTS: {
+      const parts = children(value);
+      let k = 0;
+      const ca = parts[k]?.tag === TAG_BOOLEAN ? parts[k++].content[0] !== 0 : false;
+      const pathLen = parts[k]?.tag === TAG_INTEGER ? parts[k].content.readUIntBE(0, Math.min(parts[k].content.length, 6)) : null;
+      info.basicConstraints = { ca, pathLen };
+      break;
+    }
+    case OID_KEY_USAGE: {
+      const bits = bitStringBytes(value);
+      info.keyCertSign = bits.length > 0 && (bits[0] & KU_KEY_CERT_SIGN_MASK) !== 0;
+      break;
+    }
+    case OID_EXT_KEY_USAGE:
+      info.extKeyUsage = children(value).map((p) => decodeOid(p.content));
+      break;
+    case OID_SUBJECT_KEY_ID:
+      info.subjectKeyId = expectTag(value, TAG_OCTET_STRING, 'subjectKeyIdentifier').content;
+      break;
+    case OID_AUTHORITY_KEY_ID: {
+      const keyId = children(value).find((p) => p.tag === 0x80); // keyIdentifier [0] IMPLICIT
+      info.authorityKeyId = keyId ? keyId.content : null;
+      break;
+    }
+    case OID_AUTHORITY_INFO_ACCESS:
+      for (const desc of children(value)) {
+        const [method, location] = children(desc);
+        if (location?.tag !== GN_URI) continue;
+        const url = location.content.toString('latin1');
+        const m = decodeOid(method.content);
+        if (m === OID_AD_CA_ISSUERS) info.caIssuersUrls = [...info.caIssuersUrls, url];
+        else if (m === OID_AD_OCSP) info.ocspUrls = [...info.ocspUrls, url];
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+/** The signature algorithm of an AlgorithmIdentifier, resolving RSASSA-PSS's hash parameter (RFC 4055 3.1: default SHA-1). */
+export function signatureAlgorithmOf(algId: Tlv): { oid: string; hash: SignatureHash } {
+  const parts = children(expectTag(algId, TAG_SEQUENCE, 'AlgorithmIdentifier'));
+  const oid = decodeOid(parts[0].content);
+  if (oid !== OID_RSASSA_PSS) return { oid, hash: SIGNATURE_HASH[oid] ?? 'unknown' };
+  const params = parts[1] && parts[1].tag === TAG_SEQUENCE ? children(parts[1]) : [];
+  const hashField = params.find((p) => p.tag === ctx(0));
+  if (!hashField) return { oid, hash: 'sha1' };
+  const hashAlg = children(readTlv(hashField.content))[0];
+  return { oid, hash: HASH_OIDS[decodeOid(hashAlg.content)] ?? 'unknown' };
+}
+
+/** Whether an issuer certificate's subject is the child's issuer Name. Byte equality is what
+ * conforming CAs produce (RFC 5280 7.1 recommends it); node's normalised strings catch re-encodings. */
+export function namesMatch(child: X509Certificate, issuer: X509Certificate): boolean {
+  return certInfo(child).issuerName.equals(certInfo(issuer).subjectName) || child.issuer === issuer.subject;
+}

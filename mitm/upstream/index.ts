@@ -1,0 +1,16 @@
+// Upstream side of TLS inspection: connect to the origin, validate its chain
+// strictly (path, validity, algorithms, names, EKU) and check revocation.
+
+export { TrustStore } from './trust_store';
+export { validateChain } from './validate';
+export type { ValidationFailure, ValidationInput, ValidationResult } from './validate';
+export { AiaFetcher, parseIssuerBody, validateWithAia } from './aia';
+export type { AiaOptions, AiaResult } from './aia';
+export { httpFetch } from './http_fetch';
+export type { HttpError, HttpFetcher, HttpRequest, HttpResult } from './http_fetch';
+export { CRL_REASONS, certIdFor, encodeOcspRequest, verifyOcspResponse } from './ocsp';
+export type { CertId, CrlReason, OcspError, OcspParseResult, OcspVerified } from './ocsp';
+export { OcspCache, checkRevocation, defaultOcspCache } from './revocation';
+export type { RevocationError, RevocationMode, RevocationOptions, RevocationOutcome, RevocationResult, RevocationSource } from './revocation';
+export { connectUpstream } from './connect';
+export type { ConnectUpstreamOptions, UpstreamConnection, UpstreamError, UpstreamFailure } from './connect';
