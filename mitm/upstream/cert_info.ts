@@ -200,5 +200,12 @@ export function signatureAlgorithmOf(algId: Tlv): { oid: string; hash: Signature
 /** Whether an issuer certificate's subject is the child's issuer Name. Byte equality is what
  * conforming CAs produce (RFC 5280 7.1 recommends it); node's normalised strings catch re-encodings. */
 export function namesMatch(child: X509Certificate, issuer: X509Certificate): boolean {
-  return certInfo(child).issuerName.equals(certInfo(issuer).subjectName) || child.issuer === issuer.subject;
+  if (certInfo(child).issuerName.equals(certInfo(issuer).subjectName)) return true;
+  return Boolean(child.issuer) && child.issuer === issuer.subject;
+}
+
+/** How a certificate is named in failure details: its subject on one line, else its SANs. */
+export function certLabel(cert: X509Certificate): string {
+  if (cert.subject) return cert.subject.replace(/\n/g, ', ');
+  return cert.subjectAltName ? `(no subject; ${cert.subjectAltName})` : `(no subject; sha256 ${cert.fingerprint256})`;
 }

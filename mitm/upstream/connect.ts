@@ -14,6 +14,7 @@
 import type { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import { AiaFetcher, validateWithAia } from './aia';
+import { certLabel } from './cert_info';
 import type { HttpFetcher } from './http_fetch';
 import { OcspCache, RevocationMode, RevocationResult, checkRevocation } from './revocation';
 import type { TrustStore } from './trust_store';
@@ -93,12 +94,12 @@ export async function connectUpstream(opts: ConnectUpstreamOptions): Promise<Ups
           fetch: opts.fetch,
           cache: opts.ocspCache,
           now,
-          onSoftFail: (o) => opts.onSoftFail?.(`revocation check for "${leaf.subject}" skipped (soft mode): ${o.error}: ${o.detail}`),
+          onSoftFail: (o) => opts.onSoftFail?.(`revocation check for "${certLabel(leaf)}" skipped (soft mode): ${o.error}: ${o.detail}`),
         })
       : { status: 'not_checked', allow: true };
     if (!revocation.allow) {
       const why = revocation.status === 'error' ? `${revocation.error}: ${revocation.detail}` : revocation.status;
-      return fail(revocation.failure ?? 'revocation_unknown', `revocation check for "${leaf.subject}": ${why}`);
+      return fail(revocation.failure ?? 'revocation_unknown', `revocation check for "${certLabel(leaf)}": ${why}`);
     }
     if (socketError || socket.destroyed) {
       return fail('connect_failed', `upstream closed during validation${socketError ? `: ${(socketError as Error).message}` : ''}`);

@@ -2,7 +2,7 @@
 // parsing and full verification of a response, fetched or stapled.
 
 import { X509Certificate, createHash, constants as cryptoConstants, verify as cryptoVerify } from 'node:crypto';
-import { certInfo, namesMatch, OID_KP_OCSP_SIGNING, signatureAlgorithmOf } from './cert_info';
+import { certInfo, certLabel, namesMatch, OID_KP_OCSP_SIGNING, signatureAlgorithmOf } from './cert_info';
 import {
   TAG_ENUMERATED,
   TAG_GENERALIZED_TIME,
@@ -150,7 +150,7 @@ function verifyOrThrow(der: Buffer, leaf: X509Certificate, issuer: X509Certifica
 
   const wanted = certIdFor(leaf, issuer);
   const single = responses.map(children).find((parts) => certIdMatches(parts[0], wanted));
-  if (!single) throw new OcspFailure('certid_mismatch', `no SingleResponse for serial ${wanted.serial.toString('hex')} of "${issuer.subject}"`);
+  if (!single) throw new OcspFailure('certid_mismatch', `no SingleResponse for serial ${wanted.serial.toString('hex')} of "${certLabel(issuer)}"`);
   return { ...parseSingle(single, now), producedAt };
 }
 
@@ -174,7 +174,7 @@ function checkSignature(tbs: Tlv, sigAlg: Tlv, signature: Buffer, responderId: T
     if (valid) return;
   }
   if (authorised === 0) {
-    throw new OcspFailure('unauthorized_responder', `the responder is neither "${issuer.subject}" nor a delegated OCSP signer it issued`);
+    throw new OcspFailure('unauthorized_responder', `the responder is neither "${certLabel(issuer)}" nor a delegated OCSP signer it issued`);
   }
   throw new OcspFailure('bad_signature', 'the OCSP response signature does not verify');
 }

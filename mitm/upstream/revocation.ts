@@ -12,7 +12,7 @@
 //   off             nothing is checked
 
 import type { X509Certificate } from 'node:crypto';
-import { certInfo } from './cert_info';
+import { certInfo, certLabel } from './cert_info';
 import { HttpError, HttpFetcher, httpFetch } from './http_fetch';
 import { CertId, CrlReason, OcspError, OcspVerified, certIdFor, certIdKey, encodeOcspRequest, verifyOcspResponse } from './ocsp';
 
@@ -129,7 +129,7 @@ async function lookup(leaf: X509Certificate, issuer: X509Certificate, opts: Revo
   if (cached) return toOutcome(cached, 'cache');
 
   const urls = certInfo(leaf).ocspUrls;
-  if (urls.length === 0) return { status: 'error', error: 'no_ocsp_url', detail: `${stapleProblem}"${leaf.subject}" names no OCSP responder` };
+  if (urls.length === 0) return { status: 'error', error: 'no_ocsp_url', detail: `${stapleProblem}"${certLabel(leaf)}" names no OCSP responder` };
   const fetch = opts.fetch ?? httpFetch;
   const body = encodeOcspRequest(id);
   let last: Extract<RevocationOutcome, { status: 'error' }> | null = null;

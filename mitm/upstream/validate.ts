@@ -5,7 +5,7 @@
 
 import type { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import { OID_ANY_EXTENDED_KEY_USAGE, OID_KP_SERVER_AUTH, SignatureHash, certInfo, namesMatch } from './cert_info';
+import { OID_ANY_EXTENDED_KEY_USAGE, OID_KP_SERVER_AUTH, SignatureHash, certInfo, certLabel, namesMatch } from './cert_info';
 import type { TrustStore } from './trust_store';
 
 export type ValidationFailure =
@@ -120,11 +120,11 @@ function buildPath(leaf: X509Certificate, pool: readonly X509Certificate[], trus
 function deadEnd(cert: X509Certificate, isLeaf: boolean): Failure {
   if (isSelfSigned(cert)) {
     return isLeaf
-      ? fail('self_signed', `the server certificate "${cert.subject}" is self-signed`)
-      : fail('untrusted_root', `the chain ends at "${cert.subject}", which is not a trusted root`);
+      ? fail('self_signed', `the server certificate "${certLabel(cert)}" is self-signed`)
+      : fail('untrusted_root', `the chain ends at "${certLabel(cert)}", which is not a trusted root`);
   }
   const url = certInfo(cert).caIssuersUrls.find((u) => u.startsWith('http://'));
-  return fail('incomplete_chain', `no issuer found for "${cert.subject}" (issuer "${cert.issuer}")`, url);
+  return fail('incomplete_chain', `no issuer found for "${certLabel(cert)}" (issuer "${cert.issuer.replace(/\n/g, ', ')}")`, url);
 }
 
 function signedBy(child: X509Certificate, issuer: X509Certificate, record: (f: Failure) => void): boolean {
@@ -133,8 +133,8 @@ function signedBy(child: X509Certificate, issuer: X509Certificate, record: (f: F
   const weak = WEAK_HASHES[certInfo(child).signatureHash];
   record(
     weak
-      ? fail(weak, `"${child.subject}" is signed with ${certInfo(child).signatureHash}, which is not accepted`)
-      : fail('bad_signature', `the signature on "${child.subject}" does not verify with the key of "${issuer.subject}"`),
+      ? fail(weak, `"${certLabel(child)}" is signed with ${certInfo(child).signatureHash}, which is not accepted`)
+      : fail('bad_signature', `the signature on "${certLabel(child)}" does not verify with the key of "${certLabel(issuer)}"`),
   );
   return false;
 }
@@ -167,10 +167,10 @@ function checkValidity(path: X509Certificate[], now: Date): Failure | null {
   for (const cert of path) {
     const { notBefore, notAfter } = certInfo(cert);
     if (now.getTime() > notAfter.getTime()) {
-      return fail('expired', `"${cert.subject}" expired at ${notAfter.toISOString()}`);
+      return fail('expired', `"${certLabel(cert)}" expired at ${notAfter.toISOString()}`);
     }
     if (now.getTime() < notBefore.getTime()) {
-      return fail('not_yet_valid', `"${cert.subject}" is not valid before ${notBefore.toISOString()}`);
+      return fail('not_yet_valid', `"${certLabel(cert)}" is not valid before ${notBefore.toISOString()}`);
     }
   }
   return null;
@@ -181,13 +181,13 @@ function checkAlgorithms(path: X509Certificate[]): Failure | null {
   for (const cert of path.slice(0, -1)) {
     const hash = certInfo(cert).signatureHash;
     const weak = WEAK_HASHES[hash];
-    if (weak) return fail(weak, `"${cert.subject}" is signed with ${hash}, which is collision-broken`);
+    if (weak) return fail(weak, `"${certLabel(cert)}" is signed with ${hash}, which is collision-broken`);
   }
   for (const cert of path) {
     const key = cert.publicKey;
     const bits = key.asymmetricKeyDetails?.modulusLength;
     if ((key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss') && (bits ?? 0) < MIN_RSA_MODULUS_BITS) {
-      return fail('weak_rsa_key', `"${cert.subject}" has a ${bits}-bit RSA key; at least ${MIN_RSA_MODULUS_BITS} is required`);
+      return fail('weak_rsa_key', `"${certLabel(cert)}" has a ${bits}-bit RSA key; at least ${MIN_RSA_MODULUS_BITS} is required`);
     }
   }
   return null;
@@ -201,14 +201,14 @@ function checkIssuers(path: X509Certificate[]): Failure | null {
     const info = certInfo(cert);
     // v1 roots carry no extensions; an anchor is trusted by configuration, not by its flags.
     if (k !== anchorIndex) {
-      if (info.basicConstraints?.ca !== true) return fail('not_a_ca', `"${cert.subject}" issued a certificate but is not a CA (basicConstraints cA is not true)`);
-      if (info.keyCertSign === false) return fail('not_a_ca', `"${cert.subject}" issued a certificate but its keyUsage lacks keyCertSign`);
+      if (info.basicConstraints?.ca !== true) return fail('not_a_ca', `"${certLabel(cert)}" issued a certificate but is not a CA (basicConstraints cA is not true)`);
+      if (info.keyCertSign === false) return fail('not_a_ca', `"${certLabel(cert)}" issued a certificate but its keyUsage lacks keyCertSign`);
     }
     const pathLen = info.basicConstraints?.pathLen;
     if (pathLen !== null && pathLen !== undefined) {
       // Intermediates below this one, self-issued ones excepted (6.1.4(l)).
       const below = path.slice(1, k).filter((c) => !namesMatch(c, c)).length;
-      if (below > pathLen) return fail('path_len_exceeded', `"${cert.subject}" allows ${pathLen} intermediate(s) below it, the path has ${below}`);
+      if (below > pathLen) return fail('path_len_exceeded', `"${certLabel(cert)}" allows ${pathLen} intermediate(s) below it, the path has ${below}`);
     }
   }
   return null;
@@ -226,12 +226,12 @@ function checkIssuers(path: X509Certificate[]): Failure | null {
 function checkEku(path: X509Certificate[]): Failure | null {
   const leafEku = certInfo(path[0]).extKeyUsage;
   if (leafEku && !leafEku.includes(OID_KP_SERVER_AUTH)) {
-    return fail('missing_server_auth_eku', `"${path[0].subject}" extKeyUsage [${leafEku.join(', ')}] does not include serverAuth`);
+    return fail('missing_server_auth_eku', `"${certLabel(path[0])}" extKeyUsage [${leafEku.join(', ')}] does not include serverAuth`);
   }
   for (const cert of path.slice(1, -1)) {
     const eku = certInfo(cert).extKeyUsage;
     if (eku && !eku.includes(OID_KP_SERVER_AUTH) && !eku.includes(OID_ANY_EXTENDED_KEY_USAGE)) {
-      return fail('missing_server_auth_eku', `intermediate "${cert.subject}" extKeyUsage does not allow serverAuth`);
+      return fail('missing_server_auth_eku', `intermediate "${certLabel(cert)}" extKeyUsage does not allow serverAuth`);
     }
   }
   return null;
@@ -247,7 +247,7 @@ function checkName(leaf: X509Certificate, input: ValidationInput): Failure | nul
   if (host === null || isIP(host) !== 0) {
     const ip = host ?? input.ip;
     if (leaf.checkIP(ip) !== undefined) return null;
-    return fail('hostname_mismatch', `"${leaf.subject}" has no IP SAN for ${ip} (SANs: ${leaf.subjectAltName ?? 'none'})`);
+    return fail('hostname_mismatch', `"${certLabel(leaf)}" has no IP SAN for ${ip} (SANs: ${leaf.subjectAltName ?? 'none'})`);
   }
   const matched = leaf.checkHost(host, {
     subject: 'never',
@@ -257,5 +257,5 @@ function checkName(leaf: X509Certificate, input: ValidationInput): Failure | nul
     singleLabelSubdomains: false,
   });
   if (matched !== undefined) return null;
-  return fail('hostname_mismatch', `"${leaf.subject}" is not valid for ${host} (SANs: ${leaf.subjectAltName ?? 'none'})`);
+  return fail('hostname_mismatch', `"${certLabel(leaf)}" is not valid for ${host} (SANs: ${leaf.subjectAltName ?? 'none'})`);
 }
