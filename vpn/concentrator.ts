@@ -166,7 +166,7 @@ export class Concentrator {
           ipv6: tag.ipv6.toString(),
           endpoint: p.endpoint ? `${p.endpoint.address}:${p.endpoint.port}` : null,
           session: p.hasSession(now),
-          lastHandshakeSecondsAgo: p.lastHandshakeAt === null ? null : Math.round((now - p.lastHandshakeAt) / 1000),
+          lastHandshakeSecondsAgo: p.lastHandshakeAt === undefined ? null : Math.round((now - p.lastHandshakeAt) / 1000),
           rxBytes: p.rxBytes,
           txBytes: p.txBytes,
         };

@@ -1,8 +1,12 @@
 // Issue: a real WireGuard client (the official wireguard-go) gets a working
 // tunnel to the concentrator. Every host is a namespace made here.
 import { describeE2E } from '../helpers/e2e';
-import { ORIGIN_V4, ORIGIN_V6, SERVER_V4, SERVER_V6, Topology, startUdpEcho, udpExchange, type Client } from '../helpers/topology';
+import { ORIGIN_V4, ORIGIN_V6, ROOT, SERVER_V4, SERVER_V6, Topology, startUdpEcho, udpExchange, type Client } from '../helpers/topology';
+import { join } from 'node:path';
 import { sleep, waitFor } from '../../scripts/lab/netns';
+
+const RELAY = join(ROOT, 'dist', 'scripts', 'lab', 'udp_relay.js');
+const FLOOD = join(ROOT, 'dist', 'scripts', 'lab', 'udp_flood.js');
 
 jest.setTimeout(180_000);
 
@@ -119,5 +123,45 @@ describeE2E('tunnel with wireguard-go clients', ['ip', 'wireguard-go', 'wg', 'wg
     await waitFor('dave reachable', () => (ping(dave, SERVER_V4) ? true : undefined), 10_000, 100);
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(t.concProcess?.exitCode).toBeNull();
+  });
+});
+
+describeE2E('tunnel under hostile input', ['ip', 'wireguard-go', 'wg', 'wg-quick', 'ping'], () => {
+  const t = new Topology();
+  let alice: Client;
+
+  beforeAll(async () => {
+    t.setup();
+    await t.startConcentrator();
+    alice = await t.client('alice');
+  });
+
+  afterAll(async () => {
+    await t.cleanup();
+  });
+
+  test('100,000 random, truncated, oversized and replayed datagrams: no crash, the session survives, drops are counted', async () => {
+    expect(ping(alice, SERVER_V4)).toBe(true);
+    // Route alice through a relay that replays every datagram 30 ms later.
+    const relayPort = 45000;
+    alice.ns.spawn('node', [RELAY, '127.0.0.1', String(relayPort), '10.201.1.1', '51820', JSON.stringify({ replayAfterMs: 30 })]);
+    await sleep(300);
+    alice.ns.execOk('wg', ['set', alice.ifname, 'peer', t.status().publicKey, 'endpoint', `127.0.0.1:${relayPort}`]);
+    const pinger = alice.ns.spawn('ping', ['-c', '300', '-i', '0.05', '-W', '1', SERVER_V4]);
+    let pingOut = '';
+    pinger.stdout?.on('data', (c: Buffer) => (pingOut += c.toString()));
+    const flooder = alice.ns.spawn('node', [FLOOD, '10.201.1.1', '51820', '100000', '7']);
+    const floodCode = await new Promise<number | null>((r) => flooder.on('exit', (code) => r(code)));
+    expect(floodCode).toBe(0);
+    await new Promise<void>((r) => (pinger.exitCode !== null ? r() : pinger.on('exit', () => r())));
+    const received = Number(/(\d+) received/.exec(pingOut)?.[1] ?? 0);
+    expect(received).toBeGreaterThanOrEqual(270);
+    expect(t.concProcess?.exitCode).toBeNull();
+    expect(ping(alice, SERVER_V4)).toBe(true);
+    const wg = t.status().counters.wireguard;
+    expect(wg.replay).toBeGreaterThan(0);
+    const dropReasons = Object.entries(wg).filter(([k, v]) => k !== 'replay' && v > 0).map(([k]) => k);
+    expect(dropReasons.length).toBeGreaterThanOrEqual(3);
+    expect(pingCount(alice, SERVER_V4, 20)).toBe(20);
   });
 });

@@ -7,6 +7,8 @@ import { peerCommand } from './peer';
 import { startCommand } from './start';
 import { configCommand } from './config_cmd';
 import { statusCommand } from './status';
+import { caCommand } from './ca';
+import { CaError } from '../../mitm';
 
 export function buildProgram(): Command {
   const program = new Command('sightline')
@@ -19,6 +21,7 @@ export function buildProgram(): Command {
   program.addCommand(peerCommand());
   program.addCommand(statusCommand());
   program.addCommand(configCommand());
+  program.addCommand(caCommand());
   return program;
 }
 
@@ -35,6 +38,11 @@ export async function main(argv: string[]): Promise<void> {
     if (err instanceof ConfigError) {
       process.stderr.write(`sightline: invalid configuration:\n${err.message}\n`);
       process.exitCode = 2;
+      return;
+    }
+    if (err instanceof CaError) {
+      process.stderr.write(`sightline: ${err.message}\n`);
+      process.exitCode = 1;
       return;
     }
     throw err;

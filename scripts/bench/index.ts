@@ -1,0 +1,26 @@
+// `npm run bench`: every benchmark of the project, printed as tables with
+// ratios against anchors measured in the same run on the same machine.
+// `npm run bench -- NAME...` runs only the named groups.
+import { benchWireguard } from './wireguard';
+import { benchMint } from './mint';
+import { printTable, type BenchRow } from './table';
+
+const groups: Record<string, { title: string; run: () => Promise<BenchRow[]> }> = {
+  wireguard: { title: 'WireGuard protocol (one process, two devices)', run: benchWireguard },
+  mint: { title: 'TLS inspection: leaf certificate minting', run: benchMint },
+};
+
+async function main(): Promise<void> {
+  const wanted = process.argv.slice(2);
+  for (const name of wanted) if (!(name in groups)) throw new Error(`unknown benchmark "${name}"; choose from: ${Object.keys(groups).join(', ')}`);
+  process.stdout.write(`node ${process.version}, ${new Date().toISOString()}\n`);
+  for (const [name, g] of Object.entries(groups)) {
+    if (wanted.length > 0 && !wanted.includes(name)) continue;
+    printTable(g.title, await g.run());
+  }
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`bench failed: ${err.stack ?? err.message}\n`);
+  process.exit(1);
+});
