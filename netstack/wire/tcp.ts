@@ -237,9 +237,9 @@ export function parseTcpRepr(view: TcpView): TcpRepr | WireError {
   };
 }
 
-// Emitted layout keeps every option 4-byte aligned (NOPs before WS, SACK-
-// permitted, timestamps and SACK, as RFC 7323 Appendix A suggests), so the
-// total is a multiple of 4 with no trailing padding.
+// Emitted layout is Linux's: every option 4-byte aligned with NOPs, SACK-
+// permitted packed before the timestamps when both are present (RFC 7323
+// Appendix A), so the total is a multiple of 4 with no trailing padding.
 const MSS_LEN = 4;
 const WS_LEN = 4;
 const SACK_PERMITTED_LEN = 4;
@@ -258,7 +258,7 @@ function fixedOptionsLen(o: TcpOptions): number {
   return (
     (o.mss !== undefined ? MSS_LEN : 0) +
     (o.windowScale !== undefined ? WS_LEN : 0) +
-    (o.sackPermitted ? SACK_PERMITTED_LEN : 0) +
+    (o.sackPermitted && o.timestamp === undefined ? SACK_PERMITTED_LEN : 0) +
     (o.timestamp !== undefined ? TIMESTAMP_LEN : 0)
   );
 }
@@ -280,6 +280,15 @@ function emitOptions(o: TcpOptions, b: Buffer, at: number): number {
     b.writeUInt16BE(o.mss, i + 2);
     i += MSS_LEN;
   }
+  if (o.timestamp !== undefined) {
+    b[i] = o.sackPermitted ? OPT_SACK_PERMITTED : OPT_NOP;
+    b[i + 1] = o.sackPermitted ? 2 : OPT_NOP;
+    b[i + 2] = OPT_TIMESTAMP;
+    b[i + 3] = 10;
+    b.writeUInt32BE(o.timestamp.value >>> 0, i + 4);
+    b.writeUInt32BE(o.timestamp.echo >>> 0, i + 8);
+    i += TIMESTAMP_LEN;
+  }
   if (o.windowScale !== undefined) {
     b[i] = OPT_NOP;
     b[i + 1] = OPT_WINDOW_SCALE;
@@ -287,21 +296,12 @@ function emitOptions(o: TcpOptions, b: Buffer, at: number): number {
     b[i + 3] = Math.min(o.windowScale, MAX_WINDOW_SCALE);
     i += WS_LEN;
   }
-  if (o.sackPermitted) {
+  if (o.sackPermitted && o.timestamp === undefined) {
     b[i] = OPT_NOP;
     b[i + 1] = OPT_NOP;
     b[i + 2] = OPT_SACK_PERMITTED;
     b[i + 3] = 2;
     i += SACK_PERMITTED_LEN;
-  }
-  if (o.timestamp !== undefined) {
-    b[i] = OPT_NOP;
-    b[i + 1] = OPT_NOP;
-    b[i + 2] = OPT_TIMESTAMP;
-    b[i + 3] = 10;
-    b.writeUInt32BE(o.timestamp.value >>> 0, i + 4);
-    b.writeUInt32BE(o.timestamp.echo >>> 0, i + 8);
-    i += TIMESTAMP_LEN;
   }
   const blocks = sackBlocksThatFit(o);
   if (blocks > 0 && o.sack !== undefined) {

@@ -27,7 +27,7 @@ describe('IpAddress', () => {
   test.each(['', '1.2.3', '256.1.1.1', '01.2.3.4', '10.0.0.1/24', 'fe80::1%eth0', '1::2::3', ' ::1', 'host.example'])(
     'refuses config text %j with an error naming it',
     (text) => {
-      expect(() => IpAddress.parse(text)).toThrow(text === '' ? /invalid IP address ""/ : text.trim().slice(0, 3));
+      expect(() => IpAddress.parse(text)).toThrow(`invalid IP address "${text}"`);
       expect(IpAddress.tryParse(text)).toBeNull();
     },
   );
