@@ -112,7 +112,7 @@ export function generateKey(type: KeyType): KeyPair {
 export function issueCert(opts: CertOptions): TestCert {
   const keys = typeof opts.key === 'object' ? opts.key : generateKey(opts.key ?? 'p256');
   const isCa = opts.ca !== undefined && opts.ca !== false && opts.ca !== 'omit';
-  const serialHex = opts.serialHex ?? '4' + randomBytes(15).toString('hex').toUpperCase().slice(1);
+  const serialHex = opts.serialHex ?? randomSerialHex();
   const subjectAsn1 = nameAsn1(opts);
   const spkiDer = keys.publicKey.export({ type: 'spki', format: 'der' });
   const spki = fromDerRawBits(binary(spkiDer));
@@ -208,12 +208,25 @@ export const daysFromNow = (days: number): Date => new Date(Date.now() + days * 
 // ---- a real OCSP responder: `openssl ocsp` on loopback ----
 
 export interface OcspEntry {
-  cert: TestCert;
-  /** V = valid, R = revoked; certificates not listed get 'unknown'. */
+  /** The certificate's serial as hex (TestCert.serialHex / randomSerialHex()). */
+  serialHex: string;
+  /** V = valid, R = revoked; serials not listed get 'unknown'. */
   status: 'V' | 'R';
   revokedAt?: Date;
   /** CRL reason name as openssl spells it, e.g. 'keyCompromise'. */
   reason?: string;
+  notAfter?: Date;
+  subjectLine?: string;
+}
+
+/** An index entry for an issued certificate. */
+export function ocspEntry(cert: TestCert, status: 'V' | 'R', revoked: { revokedAt?: Date; reason?: string } = {}): OcspEntry {
+  return { serialHex: cert.serialHex, status, notAfter: new Date(cert.cert.validTo), subjectLine: cert.subjectLine, ...revoked };
+}
+
+/** A positive 15-byte serial as uppercase hex, the form openssl's index.txt uses. */
+export function randomSerialHex(): string {
+  return '4' + randomBytes(15).toString('hex').toUpperCase().slice(1);
 }
 
 export interface OcspResponderOptions {
@@ -266,7 +279,8 @@ export async function startOcspResponder(opts: OcspResponderOptions): Promise<Oc
 /** index.txt: status, expiry, revocation[,reason], serial (hex), file, subject — tab separated. */
 function indexLine(e: OcspEntry): string {
   const revoked = e.status === 'R' ? opensslTime(e.revokedAt ?? new Date(Date.now() - 3_600_000)) + (e.reason ? `,${e.reason}` : '') : '';
-  return [e.status, opensslTime(new Date(e.cert.cert.validTo)), revoked, e.cert.serialHex, 'unknown', e.cert.subjectLine].join('\t') + '\n';
+  const expiry = opensslTime(e.notAfter ?? new Date(Date.now() + 365 * DAY_MS));
+  return [e.status, expiry, revoked, e.serialHex, 'unknown', e.subjectLine ?? `/CN=${e.serialHex}`].join('\t') + '\n';
 }
 
 function opensslTime(d: Date): string {
