@@ -198,7 +198,7 @@ export class TcpEndpoint implements SegmentSink {
     if (due === 'idle' || due === 'keepalive_dead') return this.timeout();
     if (due === 'keepalive') return this.sendProbe(now);
     if (due === 'delack') {
-      if (this.ackPending) this.sendAck(now);
+      this.sendAck(now);
     } else if (due === 'rtx') {
       if (this.st === 'SYN-RECEIVED') {
         if (++this.synAckRetries > SYNACK_RETRIES) return this.close('timeout');
@@ -237,6 +237,8 @@ export class TcpEndpoint implements SegmentSink {
     const len = segmentLength(seg);
     if (seg.flags & RST) return this.onRst(seq, now);
     if (!this.acceptable(seq, len)) {
+      // A repeated FIN in TIME-WAIT means our last ACK was lost (RFC 9293 §3.10.7.4 eighth).
+      if (this.st === 'TIME-WAIT' && seg.flags & FIN) this.timers.restartTimeWait(now);
       return this.sendAck(now);
     }
     this.timers.received(now);
@@ -348,14 +350,13 @@ export class TcpEndpoint implements SegmentSink {
     // data and FIN at once; otherwise every second full segment or after 40 ms.
     const immediate = (r & (DATA_OUT_OF_ORDER | DATA_DUPLICATE | DATA_FIN | DATA_FILLED_HOLE)) !== 0
       || this.unackedSegments >= 2 || (r & DATA_NEW) === 0;
-    this.ackPending = true;
-    if (immediate) this.sendAck(now);
+    // The ACK rides on data if flush() sends any; otherwise flush() sends it alone.
+    if (immediate) this.ackPending = true;
     else this.timers.delackAt(now + DELAYED_ACK_MS);
   }
 
   private flush(now: number): void {
-    if (this.st === 'TIME-WAIT' || this.st === 'CLOSED') return;
-    this.snd.output(now, this);
+    if (this.st !== 'TIME-WAIT') this.snd.output(now, this);
     if (this.ackPending) this.sendAck(now);
   }
 

@@ -40,6 +40,7 @@ export class Sender {
   private recoverPoint: Seq;
   /** RFC 6675 HighRxt: just past the last retransmitted byte in this recovery */
   private highRxt: Seq;
+  private forceRetransmit = false;
   // Karn's algorithm (RFC 6298 §3) when timestamps are off: one timed segment.
   private timing = false;
   private timedSeq = 0 as Seq;
@@ -152,7 +153,9 @@ export class Sender {
       } else if (this.rtoRecovery) {
         this.cc.onAck(acked, flightBefore, now); // slow start while repairing an RTO
       } else {
-        this.dupAcks = 0; // partial ACK (RFC 6582 §3.2 step 5)
+        // Partial ACK (RFC 6582 §3.2 step 5): the next segment is lost too; resend it now.
+        this.dupAcks = 0;
+        if (this.highRxt === this.sndUna) this.forceRetransmit = true;
       }
     } else {
       this.dupAcks = 0;
@@ -173,6 +176,7 @@ export class Sender {
     this.rtoRecovery = false;
     this.recoverPoint = this.sndNxt;
     this.highRxt = this.sndUna;
+    this.forceRetransmit = true;
     this.stats.fastRecoveries++;
     this.cc.onEnterRecovery(this.flightSize - this.scoreboard.sackedBytes, 0);
   }
@@ -203,7 +207,10 @@ export class Sender {
     for (let guard = 0; guard < 100_000; guard++) {
       const pipe = this.pipe();
       const cwnd = this.cc.cwnd;
-      if (this.inRecovery && pipe < cwnd) {
+      // RFC 5681 §3.2 step 4 / RFC 6675 §5 step 4.2: the first retransmission is
+      // sent on entering recovery whatever pipe says.
+      if (this.inRecovery && (pipe < cwnd || this.forceRetransmit)) {
+        this.forceRetransmit = false;
         const from = seqMax(this.highRxt, this.sndUna);
         if (this.scoreboard.nextHole(from, this.lostLimit())) {
           const s = this.scoreboard.holeStart;
