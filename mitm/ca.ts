@@ -248,7 +248,6 @@ function loadPair(certFile: string, keyFile: string, passphrase: string | undefi
   } catch (e) {
     throw new CaError(`cannot parse ${certFile}: ${(e as Error).message}`);
   }
-  readTextFile(keyFile, 'CA private key');
   const key = readPrivateKeyFile(keyFile, passphrase);
   const fields = readFields(x509, certFile);
   checkIssuingCa(x509, fields, key, certFile, now);

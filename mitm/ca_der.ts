@@ -92,12 +92,26 @@ export function buildTime(ms: number): Asn1 {
 }
 
 /**
+ * CSPRNG output drawn in blocks: one randomBytes call costs about as much as
+ * a whole leaf's TBS encoding, so serials are sliced from a refilled pool.
+ */
+const SERIAL_LEN = 16;
+const POOL_SERIALS = 256;
+let serialPool = Buffer.alloc(0);
+let serialPoolOffset = 0;
+
+/**
  * A positive 128-bit random serial (RFC 5280 4.1.2.2: positive, at most 20
  * octets; CA/B Forum BR 7.1: at least 64 bits from a CSPRNG), minimally encoded.
  */
 export function randomSerial(): Asn1 {
-  const raw = randomBytes(16);
-  if (raw.every((b) => b === 0)) raw[15] = 1;
+  if (serialPoolOffset + SERIAL_LEN > serialPool.length) {
+    serialPool = randomBytes(SERIAL_LEN * POOL_SERIALS);
+    serialPoolOffset = 0;
+  }
+  const raw = Buffer.from(serialPool.subarray(serialPoolOffset, serialPoolOffset + SERIAL_LEN));
+  serialPoolOffset += SERIAL_LEN;
+  if (raw.every((b) => b === 0)) raw[SERIAL_LEN - 1] = 1;
   let start = 0;
   while (raw[start] === 0) start++;
   const body = raw.subarray(start);
@@ -196,16 +210,27 @@ function derHeader(tag: number, len: number): Buffer {
   return Buffer.from([tag, 0x80 | lenBytes.length, ...lenBytes]);
 }
 
+/** Wraps already-encoded DER elements in one constructed element (tag 0x30 SEQUENCE, 0xa3 [3]...). */
+export function derWrap(tag: number, parts: Buffer[]): Buffer {
+  let len = 0;
+  for (const p of parts) len += p.length;
+  return Buffer.concat([derHeader(tag, len), ...parts]);
+}
+export const TAG_SEQUENCE = 0x30;
+export const TAG_EXTENSIONS = 0xa3;
+
+export const derOf = (node: Asn1): Buffer => fromBin(derBin(node));
+
 /**
- * Signs a TBSCertificate and wraps it as a Certificate. The outer SEQUENCE is
- * framed by hand so the TBS is encoded once, not twice.
+ * Signs a TBSCertificate given as DER and wraps it as a Certificate
+ * (RFC 5280 4.1.1). Framing by hand lets the minter keep the parts that never
+ * change (issuer, SPKI, fixed extensions) pre-encoded instead of re-encoding them.
  */
-export function signCertificate(tbs: Asn1, signer: Signer): Buffer {
-  const tbsDer = fromBin(derBin(tbs));
+export function signCertificate(tbs: Asn1 | Buffer, signer: Signer): Buffer {
+  const tbsDer = Buffer.isBuffer(tbs) ? tbs : derOf(tbs);
   const signature = sign(signer.hash, tbsDer, signer.key);
-  const sigBits = Buffer.concat([derHeader(0x03, signature.length + 1), Buffer.from([0]), signature]);
-  const bodyLen = tbsDer.length + signer.algorithmDer.length + sigBits.length;
-  return Buffer.concat([derHeader(0x30, bodyLen), tbsDer, signer.algorithmDer, sigBits]);
+  const sigBits = derWrap(0x03, [Buffer.from([0]), signature]);
+  return derWrap(TAG_SEQUENCE, [tbsDer, signer.algorithmDer, sigBits]);
 }
 
 /**
@@ -220,7 +245,10 @@ export function publicKeyInfo(key: KeyObject): { spki: Asn1; keyId: Buffer } {
   return { spki, keyId };
 }
 
+/** RFC 7468 PEM, 64-character lines. */
 export function toPem(der: Buffer, label = 'CERTIFICATE'): string {
-  const b64 = der.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '');
-  return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
+  const b64 = der.toString('base64');
+  let body = '';
+  for (let i = 0; i < b64.length; i += 64) body += `${b64.slice(i, i + 64)}\n`;
+  return `-----BEGIN ${label}-----\n${body}-----END ${label}-----\n`;
 }

@@ -84,13 +84,14 @@ export function parsePrivateKey(pem: string, source: string, passphrase?: string
 }
 
 export function readPrivateKeyFile(file: string, passphrase?: string): KeyObject {
+  const pem = readTextFile(file, 'CA private key');
   const st = fs.statSync(file);
   if ((st.mode & 0o077) !== 0) {
     throw new CaError(
       `${file} is accessible to group/others (mode ${(st.mode & 0o777).toString(8)}); ` +
       `the CA key must be private: run chmod 600 ${file}`);
   }
-  return parsePrivateKey(fs.readFileSync(file, 'utf8'), file, passphrase);
+  return parsePrivateKey(pem, file, passphrase);
 }
 
 export function readTextFile(file: string, what: string): string {

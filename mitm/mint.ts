@@ -11,9 +11,9 @@
 import { KeyObject, X509Certificate } from 'node:crypto';
 import { CLOCK_SKEW_MS, KeyType, LoadedCa, generatePrivateKey } from './ca';
 import {
-  Asn1, KU, OID, SanEntry, Signer, VERSION_V3, authorityKeyIdExt, basicConstraintsExt, buildName, buildTime,
-  extKeyUsageExt, extensionsBlock, keyUsageExt, publicKeyInfo, randomSerial, seq, signCertificate, signerFor,
-  subjectAltNameExt, subjectKeyIdExt, toPem,
+  KU, OID, SanEntry, Signer, TAG_EXTENSIONS, TAG_SEQUENCE, VERSION_V3, authorityKeyIdExt, basicConstraintsExt,
+  buildName, buildTime, derOf, derWrap, extKeyUsageExt, keyUsageExt, publicKeyInfo, randomSerial, seq,
+  signCertificate, signerFor, subjectAltNameExt, subjectKeyIdExt, toPem,
 } from './ca_der';
 import { CertParseError, readCertificate } from './ca_parse';
 import { MintError, SanInput, chooseCommonName, normalizeSans, sanSetKey } from './mint_names';
@@ -80,8 +80,11 @@ export class LeafMinter {
   private readonly leafKey: KeyObject;
   private readonly keyPem: string;
   private readonly chainSuffix: string;
-  private readonly spki: Asn1;
-  private readonly staticExtensions: Asn1[];
+  // Pre-encoded TBSCertificate parts that are the same for every leaf.
+  private readonly versionDer: Buffer;
+  private readonly algorithmAndIssuerDer: Buffer;
+  private readonly spkiDer: Buffer;
+  private readonly fixedExtensionsDer: Buffer;
   private hits = 0;
   private misses = 0;
   private evictions = 0;
@@ -99,17 +102,20 @@ export class LeafMinter {
     this.keyPem = this.leafKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     this.chainSuffix = (issuer.selfSigned ? '' : issuer.certPem) + issuer.chainPem.join('');
     const { spki, keyId } = publicKeyInfo(this.leafKey);
-    this.spki = spki;
+    this.versionDer = derOf(VERSION_V3);
+    this.algorithmAndIssuerDer = Buffer.concat([this.signer.algorithmDer, derOf(issuer.fields.subject)]);
+    this.spkiDer = derOf(spki);
     // RFC 5280 4.2.1.3: keyEncipherment only where TLS 1.2 RSA key transport can use it.
     const usage = keyType === 'ecdsa-p256' ? [KU.digitalSignature] : [KU.digitalSignature, KU.keyEncipherment];
-    this.staticExtensions = [
+    const fixed = [
       basicConstraintsExt(false),
       keyUsageExt(usage),
       extKeyUsageExt([OID.kpServerAuth]),
       subjectKeyIdExt(keyId),
     ];
     // RFC 5280 4.2.1.1: AKI = the issuer's SKI lets clients pick the right issuer.
-    if (issuer.fields.subjectKeyId !== null) this.staticExtensions.push(authorityKeyIdExt(issuer.fields.subjectKeyId));
+    if (issuer.fields.subjectKeyId !== null) fixed.push(authorityKeyIdExt(issuer.fields.subjectKeyId));
+    this.fixedExtensionsDer = Buffer.concat(fixed.map(derOf));
   }
 
   get stats(): MinterStats {
@@ -153,16 +159,19 @@ export class LeafMinter {
   }
 
   private build(sans: SanEntry[], commonName: string | null, now: number, notAfterMs: number): MintedLeaf {
-    const tbs = seq([
-      VERSION_V3,
-      randomSerial(),
-      this.signer.algorithm,
-      this.issuer.fields.subject,
-      seq([buildTime(now - CLOCK_SKEW_MS), buildTime(notAfterMs)]),
-      buildName(commonName),
-      this.spki,
-      // RFC 5280 4.2.1.6: with an empty subject the SAN extension must be critical.
-      extensionsBlock([...this.staticExtensions, subjectAltNameExt(sans, commonName === null)]),
+    // RFC 5280 4.1: version, serial, signature, issuer, validity, subject, SPKI, extensions.
+    const tbs = derWrap(TAG_SEQUENCE, [
+      this.versionDer,
+      derOf(randomSerial()),
+      this.algorithmAndIssuerDer,
+      derOf(seq([buildTime(now - CLOCK_SKEW_MS), buildTime(notAfterMs)])),
+      derOf(buildName(commonName)),
+      this.spkiDer,
+      derWrap(TAG_EXTENSIONS, [derWrap(TAG_SEQUENCE, [
+        this.fixedExtensionsDer,
+        // RFC 5280 4.2.1.6: with an empty subject the SAN extension must be critical.
+        derOf(subjectAltNameExt(sans, commonName === null)),
+      ])]),
     ]);
     const certDer = signCertificate(tbs, this.signer);
     const certPem = toPem(certDer);

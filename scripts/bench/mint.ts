@@ -1,0 +1,84 @@
+// Leaf minting cost: a first visit to a host may add at most 1 ms (DESIGN.md).
+// Cold mints use distinct hosts so every one builds and signs a certificate;
+// warm hits repeat them. Anchors: the signature alone (the floor), and an
+// RSA-3072 CA (why ECDSA P-256 is the default).
+
+import { X509Certificate, sign } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { LoadedCa, initCa, loadCa } from '../../mitm/ca';
+import { LeafMinter, UpstreamNames } from '../../mitm/mint';
+import type { BenchRow } from './table';
+
+const COLD_HOSTS = 2000;
+const RSA_CA_HOSTS = 200;
+/** Enough mints for V8 to optimise the hot path before anything is timed. */
+const WARMUP = 1000;
+
+const hostNames = (i: number, tag: string): UpstreamNames => ({
+  subjectCN: `www.${tag}${i}.example.com`,
+  sans: [
+    { type: 'dns', value: `www.${tag}${i}.example.com` },
+    { type: 'dns', value: `${tag}${i}.example.com` },
+    { type: 'dns', value: `*.static.${tag}${i}.example.com` },
+  ],
+});
+
+function timeEach(n: number, op: (i: number) => void): number[] {
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    op(i);
+    out[i] = Number(process.hrtime.bigint() - t0) / 1000;
+  }
+  return out;
+}
+
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+const p99 = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.99)];
+
+function freshCa(keyType: 'ecdsa-p256' | 'rsa-3072'): { ca: LoadedCa; dir: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sightline-bench-ca-'));
+  initCa(dir, { keyType });
+  return { ca: loadCa(dir), dir };
+}
+
+export async function benchMint(): Promise<BenchRow[]> {
+  const p256 = freshCa('ecdsa-p256');
+  const rsa = freshCa('rsa-3072');
+  try {
+    const minter = new LeafMinter(p256.ca, { cacheSize: COLD_HOSTS * 2 });
+    timeEach(WARMUP, (i) => minter.mint(hostNames(i, 'warmup')));
+
+    const cold = timeEach(COLD_HOSTS, (i) => minter.mint(hostNames(i, 'cold')));
+    const warm = timeEach(COLD_HOSTS, (i) => minter.mint(hostNames(i, 'cold')));
+
+    // Minting from the upstream's certificate object adds parsing its names.
+    const upstreamCerts = Array.from({ length: COLD_HOSTS }, (_, i) =>
+      new X509Certificate(minter.mint(hostNames(i, 'source')).certDer));
+    const fromCert = new LeafMinter(p256.ca, { cacheSize: COLD_HOSTS * 2 });
+    timeEach(WARMUP, (i) => fromCert.mint(hostNames(i, 'fromcert-warmup')));
+    const coldFromCert = timeEach(COLD_HOSTS, (i) => fromCert.mint(upstreamCerts[i]));
+
+    const tbsSized = Buffer.alloc(450, 1);
+    const signOnly = timeEach(COLD_HOSTS, () => sign('sha256', tbsSized, p256.ca.key));
+
+    const rsaMinter = new LeafMinter(rsa.ca);
+    timeEach(20, (i) => rsaMinter.mint(hostNames(i, 'rsawarm')));
+    const rsaCold = timeEach(RSA_CA_HOSTS, (i) => rsaMinter.mint(hostNames(i, 'rsa')));
+
+    return [
+      { name: 'ECDSA P-256 signature alone', value: mean(signOnly), unit: 'us' },
+      { name: 'cold mint, P-256 CA, mean', value: mean(cold), unit: 'us', anchor: 'ECDSA P-256 signature alone' },
+      { name: 'cold mint, P-256 CA, p99', value: p99(cold), unit: 'us' },
+      { name: 'cold mint from upstream X509Certificate, mean', value: mean(coldFromCert), unit: 'us', anchor: 'cold mint, P-256 CA, mean' },
+      { name: 'warm cache hit, mean', value: mean(warm), unit: 'us', anchor: 'cold mint, P-256 CA, mean' },
+      { name: 'warm cache hit, p99', value: p99(warm), unit: 'us' },
+      { name: 'cold mint, RSA-3072 CA, mean', value: mean(rsaCold), unit: 'us', anchor: 'cold mint, P-256 CA, mean' },
+      { name: 'cold mint, RSA-3072 CA, p99', value: p99(rsaCold), unit: 'us' },
+    ];
+  } finally {
+    for (const d of [p256.dir, rsa.dir]) fs.rmSync(d, { recursive: true, force: true });
+  }
+}
