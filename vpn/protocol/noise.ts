@@ -1,0 +1,260 @@
+// Noise_IKpsk2 handshake as in the whitepaper §5.4.2-§5.4.5: building and
+// consuming initiation (type 1) and response (type 2) messages. MAC fields are
+// filled/checked by cookie.ts; index allocation and peer state live in device.ts.
+import {
+  AEAD_TAG_LEN, CONSTRUCTION, HANDSHAKE_INITIATION_RATE, HASH_LEN, IDENTIFIER, KEY_LEN,
+  MESSAGE_INITIATION, MESSAGE_INITIATION_SIZE, MESSAGE_RESPONSE, MESSAGE_RESPONSE_SIZE, TIMESTAMP_LEN,
+} from './constants';
+import { aeadOpen, aeadSeal, dh, hash, kdf1, kdf2, kdf3, mixHash, PrivateKey, PublicKey } from './crypto';
+import { sodium } from './sodium';
+
+// Initiation layout (§5.4.2).
+export const INIT_SENDER = 4;
+export const INIT_EPHEMERAL = 8;
+export const INIT_STATIC = 40;
+export const INIT_TIMESTAMP = 88;
+const INIT_STATIC_LEN = KEY_LEN + AEAD_TAG_LEN;
+const INIT_TIMESTAMP_LEN = TIMESTAMP_LEN + AEAD_TAG_LEN;
+// Response layout (§5.4.3).
+export const RESP_SENDER = 4;
+export const RESP_RECEIVER = 8;
+export const RESP_EPHEMERAL = 12;
+export const RESP_EMPTY = 44;
+
+/** C = HASH(CONSTRUCTION); H = HASH(C ‖ IDENTIFIER): the same for every handshake. */
+const INITIAL_CHAIN_KEY = hash(Buffer.from(CONSTRUCTION, 'utf8'));
+const INITIAL_HASH = hash(INITIAL_CHAIN_KEY, Buffer.from(IDENTIFIER, 'utf8'));
+const EMPTY = Buffer.alloc(0);
+
+export type HandshakeState =
+  | 'zeroed' | 'initiation_created' | 'initiation_consumed' | 'response_created' | 'response_consumed';
+
+export type NoiseError = 'decrypt_failed' | 'unknown_peer' | 'stale_timestamp' | 'handshake_flood'
+  | 'bad_ephemeral' | 'unexpected_response';
+
+export interface StaticIdentity {
+  readonly privateKey: PrivateKey;
+  readonly publicKey: PublicKey;
+}
+
+/** Per-peer handshake state (wireguard-go's Handshake). */
+export class Handshake {
+  state: HandshakeState = 'zeroed';
+  readonly hash = Buffer.alloc(HASH_LEN);
+  readonly chainKey = Buffer.alloc(HASH_LEN);
+  localEphemeral: Buffer | null = null;
+  readonly remoteEphemeral = Buffer.alloc(KEY_LEN);
+  localIndex = 0;
+  remoteIndex = 0;
+  /** Greatest TAI64N accepted from this peer: replay protection for initiations (§5.1). */
+  readonly latestTimestamp = Buffer.alloc(TIMESTAMP_LEN);
+  lastInitiationConsumedAt = -Infinity;
+  /** DH(S_priv, S_pub_peer), computed once per peer; null when the peer key is a low-order point. */
+  readonly precomputedStaticStatic: Buffer | null;
+  readonly presharedKey: Buffer;
+
+  constructor(identity: StaticIdentity, readonly remoteStatic: PublicKey, presharedKey?: Uint8Array) {
+    this.precomputedStaticStatic = dh(identity.privateKey.bytes, remoteStatic.bytes);
+    this.presharedKey = presharedKey ? Buffer.from(presharedKey) : Buffer.alloc(KEY_LEN);
+    if (this.presharedKey.length !== KEY_LEN) throw new Error(`preshared key must be 32 bytes, got ${this.presharedKey.length}`);
+  }
+
+  /** Forget all handshake secrets (the latest timestamp is kept: it is replay state, not a secret). */
+  clear(): void {
+    sodium.sodium_memzero(this.hash);
+    sodium.sodium_memzero(this.chainKey);
+    sodium.sodium_memzero(this.remoteEphemeral);
+    if (this.localEphemeral) sodium.sodium_memzero(this.localEphemeral);
+    this.localEphemeral = null;
+    this.state = 'zeroed';
+    this.localIndex = 0;
+    this.remoteIndex = 0;
+  }
+}
+
+const TAI64_BASE = 0x400000000000000an; // 2^62 + 10: TAI64 label of the Unix epoch
+const WHITENER_MASK = 0xffffff; // wireguard-go: hide sub-16ms timing from the responder
+
+/** TAI64N of a wall-clock time in ms since the Unix epoch (§5.4.2 "TIMESTAMP()"). */
+export function tai64n(wallMs: number): Buffer {
+  const out = Buffer.alloc(TIMESTAMP_LEN);
+  const seconds = Math.floor(wallMs / 1000);
+  const nanos = Math.floor((wallMs - seconds * 1000) * 1e6);
+  out.writeBigUInt64BE(TAI64_BASE + BigInt(seconds), 0);
+  out.writeUInt32BE((nanos & ~WHITENER_MASK) >>> 0, 8);
+  return out;
+}
+
+function publicFromPrivate(priv: Buffer): Buffer {
+  const pub = Buffer.alloc(KEY_LEN);
+  sodium.crypto_scalarmult_base(pub, priv);
+  return pub;
+}
+
+/** Builds an initiation (mac1/mac2 zero) and moves `hs` to initiation_created. */
+export function createInitiation(
+  identity: StaticIdentity, hs: Handshake, localIndex: number, ephemeralPrivate: Buffer, timestamp: Buffer,
+): Buffer | NoiseError {
+  if (!hs.precomputedStaticStatic) return 'bad_ephemeral';
+  const msg = Buffer.alloc(MESSAGE_INITIATION_SIZE);
+  msg.writeUInt32LE(MESSAGE_INITIATION, 0);
+  msg.writeUInt32LE(localIndex, INIT_SENDER);
+  const h = hash(INITIAL_HASH, hs.remoteStatic.bytes);
+  let ck: Buffer = Buffer.from(INITIAL_CHAIN_KEY);
+  const ePub = publicFromPrivate(ephemeralPrivate);
+  ePub.copy(msg, INIT_EPHEMERAL);
+  ck = kdf1(ck, ePub);
+  mixHash(h, ePub);
+  const es = dh(ephemeralPrivate, hs.remoteStatic.bytes);
+  if (!es) return 'bad_ephemeral';
+  let k: Buffer;
+  [ck, k] = kdf2(ck, es);
+  const encStatic = aeadSeal(k, identity.publicKey.bytes, h);
+  encStatic.copy(msg, INIT_STATIC);
+  mixHash(h, encStatic);
+  [ck, k] = kdf2(ck, hs.precomputedStaticStatic);
+  const encTimestamp = aeadSeal(k, timestamp, h);
+  encTimestamp.copy(msg, INIT_TIMESTAMP);
+  mixHash(h, encTimestamp);
+  h.copy(hs.hash);
+  ck.copy(hs.chainKey);
+  hs.localEphemeral = ephemeralPrivate;
+  hs.localIndex = localIndex;
+  hs.state = 'initiation_created';
+  k.fill(0);
+  ck.fill(0);
+  return msg;
+}
+
+/**
+ * Consumes an initiation whose MACs were already checked. `lookup` maps the
+ * decrypted initiator static key to that peer's Handshake. State is committed
+ * only when every check passed, so a hostile message never disturbs a session.
+ */
+export function consumeInitiation(
+  identity: StaticIdentity, msg: Buffer, now: number, lookup: (staticKey: Buffer) => Handshake | undefined,
+): Handshake | NoiseError {
+  const h = hash(INITIAL_HASH, identity.publicKey.bytes);
+  let ck: Buffer = Buffer.from(INITIAL_CHAIN_KEY);
+  const ePub = msg.subarray(INIT_EPHEMERAL, INIT_EPHEMERAL + KEY_LEN);
+  mixHash(h, ePub);
+  ck = kdf1(ck, ePub);
+  const es = dh(identity.privateKey.bytes, ePub);
+  if (!es) return 'bad_ephemeral';
+  let k: Buffer;
+  [ck, k] = kdf2(ck, es);
+  const encStatic = msg.subarray(INIT_STATIC, INIT_STATIC + INIT_STATIC_LEN);
+  const staticKey = aeadOpen(k, encStatic, h);
+  if (!staticKey) return 'decrypt_failed';
+  mixHash(h, encStatic);
+  const hs = lookup(staticKey);
+  if (!hs) return 'unknown_peer';
+  if (!hs.precomputedStaticStatic) return 'bad_ephemeral';
+  [ck, k] = kdf2(ck, hs.precomputedStaticStatic);
+  const encTimestamp = msg.subarray(INIT_TIMESTAMP, INIT_TIMESTAMP + INIT_TIMESTAMP_LEN);
+  const timestamp = aeadOpen(k, encTimestamp, h);
+  k.fill(0);
+  if (!timestamp) return 'decrypt_failed';
+  mixHash(h, encTimestamp);
+  // §5.1: an initiation must carry a timestamp greater than any seen before,
+  // so a captured initiation cannot be replayed to reset the session.
+  if (timestamp.compare(hs.latestTimestamp) <= 0) return 'stale_timestamp';
+  if (now - hs.lastInitiationConsumedAt < HANDSHAKE_INITIATION_RATE) return 'handshake_flood';
+  timestamp.copy(hs.latestTimestamp);
+  hs.lastInitiationConsumedAt = now;
+  h.copy(hs.hash);
+  ck.copy(hs.chainKey);
+  ePub.copy(hs.remoteEphemeral);
+  hs.remoteIndex = msg.readUInt32LE(INIT_SENDER);
+  if (hs.localEphemeral) sodium.sodium_memzero(hs.localEphemeral);
+  hs.localEphemeral = null;
+  hs.state = 'initiation_consumed';
+  ck.fill(0);
+  return hs;
+}
+
+/** Builds the response (mac1/mac2 zero) to a consumed initiation. */
+export function createResponse(hs: Handshake, localIndex: number, ephemeralPrivate: Buffer): Buffer | NoiseError {
+  if (hs.state !== 'initiation_consumed') return 'unexpected_response';
+  const msg = Buffer.alloc(MESSAGE_RESPONSE_SIZE);
+  msg.writeUInt32LE(MESSAGE_RESPONSE, 0);
+  msg.writeUInt32LE(localIndex, RESP_SENDER);
+  msg.writeUInt32LE(hs.remoteIndex, RESP_RECEIVER);
+  const h = Buffer.from(hs.hash);
+  let ck: Buffer = Buffer.from(hs.chainKey);
+  const ePub = publicFromPrivate(ephemeralPrivate);
+  ePub.copy(msg, RESP_EPHEMERAL);
+  ck = kdf1(ck, ePub);
+  mixHash(h, ePub);
+  const ee = dh(ephemeralPrivate, hs.remoteEphemeral);
+  const se = dh(ephemeralPrivate, hs.remoteStatic.bytes);
+  if (!ee || !se) return 'bad_ephemeral';
+  ck = kdf1(ck, ee);
+  ck = kdf1(ck, se);
+  const [ck2, tau, k] = kdf3(ck, hs.presharedKey);
+  mixHash(h, tau);
+  const empty = aeadSeal(k, EMPTY, h);
+  empty.copy(msg, RESP_EMPTY);
+  mixHash(h, empty);
+  h.copy(hs.hash);
+  ck2.copy(hs.chainKey);
+  hs.localEphemeral = ephemeralPrivate;
+  hs.localIndex = localIndex;
+  hs.state = 'response_created';
+  for (const b of [ck, ck2, tau, k, ee, se]) b.fill(0);
+  return msg;
+}
+
+/** Consumes a response to our initiation (MACs and receiver index already checked). */
+export function consumeResponse(identity: StaticIdentity, hs: Handshake, msg: Buffer): Handshake | NoiseError {
+  if (hs.state !== 'initiation_created' || !hs.localEphemeral) return 'unexpected_response';
+  const h = Buffer.from(hs.hash);
+  let ck: Buffer = Buffer.from(hs.chainKey);
+  const ePub = msg.subarray(RESP_EPHEMERAL, RESP_EPHEMERAL + KEY_LEN);
+  mixHash(h, ePub);
+  ck = kdf1(ck, ePub);
+  const ee = dh(hs.localEphemeral, ePub);
+  const se = dh(identity.privateKey.bytes, ePub);
+  if (!ee || !se) return 'bad_ephemeral';
+  ck = kdf1(ck, ee);
+  ck = kdf1(ck, se);
+  const [ck2, tau, k] = kdf3(ck, hs.presharedKey);
+  mixHash(h, tau);
+  const encEmpty = msg.subarray(RESP_EMPTY, RESP_EMPTY + AEAD_TAG_LEN);
+  const ok = aeadOpen(k, encEmpty, h);
+  k.fill(0);
+  if (!ok) return 'decrypt_failed';
+  mixHash(h, encEmpty);
+  h.copy(hs.hash);
+  ck2.copy(hs.chainKey);
+  hs.remoteIndex = msg.readUInt32LE(RESP_SENDER);
+  hs.state = 'response_consumed';
+  for (const b of [ck, ck2, tau, ee, se]) b.fill(0);
+  return hs;
+}
+
+export interface SessionKeys {
+  sendKey: Buffer;
+  recvKey: Buffer;
+  isInitiator: boolean;
+  localIndex: number;
+  remoteIndex: number;
+}
+
+/** §5.4.5: (T_send, T_recv) = KDF2(C, ε), then the handshake state is erased. */
+export function deriveSessionKeys(hs: Handshake): SessionKeys | null {
+  let isInitiator: boolean;
+  if (hs.state === 'response_consumed') isInitiator = true;
+  else if (hs.state === 'response_created') isInitiator = false;
+  else return null;
+  const [first, second] = kdf2(hs.chainKey, EMPTY);
+  const keys: SessionKeys = {
+    sendKey: isInitiator ? first : second,
+    recvKey: isInitiator ? second : first,
+    isInitiator,
+    localIndex: hs.localIndex,
+    remoteIndex: hs.remoteIndex,
+  };
+  hs.clear();
+  return keys;
+}

@@ -1,0 +1,129 @@
+// Per-peer state: identity, handshake, keypair rotation (whitepaper §6.2,
+// wireguard-go keypair.go / peer.go), staged packets and timers. The device
+// (device.ts) drives it; this file holds no I/O.
+import { MAX_STAGED_PACKETS } from './constants';
+import { CookieGenerator } from './cookie';
+import { PublicKey } from './crypto';
+import { Endpoint } from './endpoint';
+import { Keypair } from './keypair';
+import { Handshake, StaticIdentity } from './noise';
+import { PeerTimers } from './timers';
+
+export interface PeerConfig {
+  publicKey: PublicKey;
+  presharedKey?: Buffer;
+  endpoint?: Endpoint;
+  persistentKeepaliveSeconds?: number;
+  /** Opaque data the wiring attaches (e.g. the user id). */
+  tag?: unknown;
+}
+
+export class WgPeer {
+  readonly publicKey: PublicKey;
+  endpoint?: Endpoint;
+  tag: unknown;
+  /** Monotonic ms of the last completed handshake; undefined before the first. */
+  lastHandshakeAt: number | undefined = undefined;
+  /** Bytes of WireGuard messages received / sent for this peer (as `wg show` transfer). */
+  rxBytes = 0;
+  txBytes = 0;
+
+  // Internal state below is public for the device and for tests; the wiring
+  // should treat it as read-only.
+  readonly handshake: Handshake;
+  readonly cookies: CookieGenerator;
+  readonly timers: PeerTimers;
+  current: Keypair | null = null;
+  previous: Keypair | null = null;
+  /** Responder's fresh keypair, promoted on the first packet received with it (§6.2). */
+  next: Keypair | null = null;
+  readonly staged: Buffer[] = [];
+  lastSentHandshakeAt = -Infinity;
+  /** A session_expired event is due when this is true and no keypair is usable any more. */
+  sessionUp = false;
+
+  constructor(identity: StaticIdentity, cfg: PeerConfig, jitter: () => number) {
+    this.publicKey = cfg.publicKey;
+    this.endpoint = cfg.endpoint ? { address: cfg.endpoint.address, port: cfg.endpoint.port } : undefined;
+    this.tag = cfg.tag;
+    this.handshake = new Handshake(identity, cfg.publicKey, cfg.presharedKey);
+    if (!this.handshake.precomputedStaticStatic) {
+      throw new Error(`peer public key ${cfg.publicKey.toBase64()} is a low-order point; no handshake with it can succeed`);
+    }
+    this.cookies = new CookieGenerator(cfg.publicKey);
+    this.timers = new PeerTimers((cfg.persistentKeepaliveSeconds ?? 0) * 1000, jitter);
+  }
+
+  /** A current keypair exists that may still send (not expired, counter not exhausted). */
+  hasSession(now: number): boolean {
+    const kp = this.current;
+    return kp !== null && !kp.isExpired(now) && !kp.sendExhausted();
+  }
+
+  get persistentKeepaliveSeconds(): number {
+    return this.timers.persistentKeepaliveInterval / 1000;
+  }
+
+  set persistentKeepaliveSeconds(s: number) {
+    this.timers.persistentKeepaliveInterval = Math.max(0, s) * 1000;
+  }
+
+  /** Queues a copy of `packet` (the caller may reuse its buffer); drops the oldest when full. */
+  stage(packet: Buffer): boolean {
+    let overflow = false;
+    if (this.staged.length >= MAX_STAGED_PACKETS) {
+      this.staged.shift();
+      overflow = true;
+    }
+    this.staged.push(Buffer.from(packet));
+    return !overflow;
+  }
+
+  /**
+   * §6.2 rotation when a handshake completes. Returns the keypairs that are
+   * no longer referenced, for the device to unindex and zero.
+   */
+  installKeypair(kp: Keypair): Keypair[] {
+    const dropped: Keypair[] = [];
+    if (kp.isInitiator) {
+      // An unconfirmed "next" is better than the current as fallback for in-flight packets.
+      if (this.next) {
+        if (this.current) dropped.push(this.current);
+        if (this.previous) dropped.push(this.previous);
+        this.previous = this.next;
+        this.next = null;
+      } else {
+        if (this.previous) dropped.push(this.previous);
+        this.previous = this.current;
+      }
+      this.current = kp;
+    } else {
+      // The responder may not send with the new keypair until the initiator
+      // has used it: that is the confirmation that it derived the same keys.
+      if (this.next) dropped.push(this.next);
+      if (this.previous) dropped.push(this.previous);
+      this.previous = null;
+      this.next = kp;
+    }
+    this.sessionUp = true;
+    return dropped;
+  }
+
+  /** First packet received with `next`: promote it. Returns the dropped keypair, or null. */
+  promoteNext(): Keypair | null {
+    const dropped = this.previous;
+    this.previous = this.current;
+    this.current = this.next;
+    this.next = null;
+    return dropped;
+  }
+
+  /** Every keypair of the peer, for unindexing on zeroing or removal. */
+  takeAllKeypairs(): Keypair[] {
+    const all = [this.current, this.previous, this.next].filter((k): k is Keypair => k !== null);
+    this.current = null;
+    this.previous = null;
+    this.next = null;
+    return all;
+  }
+}

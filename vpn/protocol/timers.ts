@@ -1,0 +1,78 @@
+// Per-peer timer state (whitepaper §6; wireguard-go timers.go), as deadlines
+// in monotonic ms rather than OS timers: the device's tick(now) runs the due
+// ones. Infinity means "not pending".
+import {
+  KEEPALIVE_TIMEOUT, REKEY_TIMEOUT, ZERO_KEY_MATERIAL_AFTER,
+} from './constants';
+
+export class PeerTimers {
+  retransmitHandshakeAt = Infinity;
+  sendKeepaliveAt = Infinity;
+  newHandshakeAt = Infinity;
+  zeroKeyMaterialAt = Infinity;
+  persistentKeepaliveAt = Infinity;
+  /** Retransmissions of the current handshake attempt (§6.4). */
+  handshakeAttempts = 0;
+  needAnotherKeepalive = false;
+  sentLastMinuteHandshake = false;
+
+  constructor(
+    /** Persistent keepalive interval in ms; 0 = off. */
+    public persistentKeepaliveInterval: number,
+    private readonly jitter: () => number,
+  ) {}
+
+  /** We sent data: expect something back within KEEPALIVE_TIMEOUT + REKEY_TIMEOUT, else rehandshake (§6.5). */
+  dataSent(now: number): void {
+    if (this.newHandshakeAt === Infinity) this.newHandshakeAt = now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + this.jitter();
+  }
+
+  /** We received data: answer with a keepalive if we have nothing to send within KEEPALIVE_TIMEOUT (§6.5). */
+  dataReceived(now: number): void {
+    if (this.sendKeepaliveAt === Infinity) this.sendKeepaliveAt = now + KEEPALIVE_TIMEOUT;
+    else this.needAnotherKeepalive = true;
+  }
+
+  anyAuthenticatedPacketSent(): void {
+    this.sendKeepaliveAt = Infinity;
+  }
+
+  anyAuthenticatedPacketReceived(): void {
+    this.newHandshakeAt = Infinity;
+  }
+
+  anyAuthenticatedPacketTraversal(now: number): void {
+    if (this.persistentKeepaliveInterval > 0) this.persistentKeepaliveAt = now + this.persistentKeepaliveInterval;
+  }
+
+  handshakeInitiated(now: number): void {
+    this.sendKeepaliveAt = Infinity;
+    this.retransmitHandshakeAt = now + REKEY_TIMEOUT + this.jitter();
+  }
+
+  handshakeComplete(): void {
+    this.retransmitHandshakeAt = Infinity;
+    this.handshakeAttempts = 0;
+    this.sentLastMinuteHandshake = false;
+  }
+
+  /** §6.3: erase keys if no new session is derived within 3 × REJECT_AFTER_TIME. */
+  sessionDerived(now: number): void {
+    this.zeroKeyMaterialAt = now + ZERO_KEY_MATERIAL_AFTER;
+  }
+
+  nextDeadline(): number {
+    return Math.min(
+      this.retransmitHandshakeAt, this.sendKeepaliveAt, this.newHandshakeAt,
+      this.zeroKeyMaterialAt, this.persistentKeepaliveAt,
+    );
+  }
+
+  stopAll(): void {
+    this.retransmitHandshakeAt = Infinity;
+    this.sendKeepaliveAt = Infinity;
+    this.newHandshakeAt = Infinity;
+    this.zeroKeyMaterialAt = Infinity;
+    this.persistentKeepaliveAt = Infinity;
+  }
+}
