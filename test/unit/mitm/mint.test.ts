@@ -82,6 +82,13 @@ describe('a minted leaf', () => {
     expect(opensslVerify(ca.certPem, leaf.certPem).ok).toBe(true);
   });
 
+  test('an RSA-3072 CA signs with sha256WithRSAEncryption and the leaf verifies', () => {
+    const { ca: rsaCa } = ensureCa(tempDir(), { keyType: 'rsa-3072' });
+    const leaf = new LeafMinter(rsaCa).mint(upstream);
+    expect(new X509Certificate(leaf.certPem).verify(rsaCa.x509.publicKey)).toBe(true);
+    expect(opensslVerify(rsaCa.certPem, leaf.certPem).ok).toBe(true);
+  });
+
   test('authorityKeyIdentifier equals the CA subjectKeyIdentifier (RFC 5280 4.2.1.1)', () => {
     const leafFile = path.join(dir, 'aki.pem');
     fs.writeFileSync(leafFile, new LeafMinter(ca).mint(upstream).certPem);
