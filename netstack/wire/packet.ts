@@ -96,6 +96,14 @@ function ipHeaderLen(src: IpAddress, dst: IpAddress): number {
   return src.family === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN;
 }
 
+function upperHeaderMin(protocol: number, family: 4 | 6): [name: string, min: number] | null {
+  if (protocol === IP_PROTOCOL_TCP) return ['TCP', 20];
+  if (protocol === IP_PROTOCOL_UDP) return ['UDP', 8];
+  if (family === 4 && protocol === icmp4.IP_PROTOCOL_ICMP) return ['ICMP', 8];
+  if (family === 6 && protocol === icmp6.IP_PROTOCOL_ICMPV6) return ['ICMPv6', 8];
+  return null;
+}
+
 function fillUpperLayerChecksum(protocol: number, family: 4 | 6, payload: Buffer, src: Buffer, dst: Buffer): void {
   if (protocol === IP_PROTOCOL_TCP) TcpView.unchecked(payload).fillChecksum(src, dst);
   else if (protocol === IP_PROTOCOL_UDP) UdpView.unchecked(payload).fillChecksum(src, dst);
@@ -112,6 +120,10 @@ export function buildIpPacket(spec: IpPacketSpec): Buffer {
   const max = src.family === 4 ? 0xffff - IPV4_HEADER_LEN : 0xffff;
   if (!Number.isInteger(payloadLen) || payloadLen < 0 || payloadLen > max) {
     throw new RangeError(`buildIpPacket: payload length ${payloadLen} out of range 0..${max}`);
+  }
+  const header = upperHeaderMin(protocol, src.family);
+  if (header !== null && payloadLen < header[1]) {
+    throw new RangeError(`buildIpPacket: ${header[0]} needs at least ${header[1]} payload bytes, got ${payloadLen}`);
   }
   // Zeroed, so a writer that leaves gaps cannot leak old heap bytes onto the wire.
   const buf = Buffer.alloc(hlen + payloadLen);
