@@ -53,6 +53,7 @@ export class Ipv4View {
   get ihl(): number {
     return this.buf[VER_IHL] & 0x0f;
   }
+  /** Also writes version 4: the two share a byte and only IPv4 has an IHL. */
   set ihl(words: number) {
     this.buf[VER_IHL] = 0x40 | (words & 0x0f);
   }
