@@ -130,6 +130,7 @@ export class WgDevice {
       this.keepKeyFreshSending(peer, now);
       return;
     }
+    if (!peer.hasSession(now)) this.count('no_session'); // staged until a handshake completes
     if (!peer.stage(packet)) this.count('staged_overflow');
     this.sendStagedPackets(peer, now);
   }
@@ -227,6 +228,7 @@ export class WgDevice {
   handshakeComplete(peer: WgPeer, now: number): void {
     peer.timers.handshakeComplete();
     peer.lastHandshakeAt = now;
+    peer.sessionUp = true;
     this.emit({ type: 'handshake_complete', peer });
   }
 

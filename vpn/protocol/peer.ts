@@ -39,7 +39,7 @@ export class WgPeer {
   next: Keypair | null = null;
   readonly staged: Buffer[] = [];
   lastSentHandshakeAt = -Infinity;
-  /** A session_expired event is due when this is true and no keypair is usable any more. */
+  /** Set on handshake completion; a session_expired event is due when no keypair is usable any more. */
   sessionUp = false;
 
   constructor(identity: StaticIdentity, cfg: PeerConfig, jitter: () => number) {
@@ -105,7 +105,6 @@ export class WgPeer {
       this.previous = null;
       this.next = kp;
     }
-    this.sessionUp = true;
     return dropped;
   }
 

@@ -28,7 +28,7 @@ export function sealTransport(keypair: Keypair, packet: Uint8Array): Buffer {
   out.writeUInt32LE(keypair.sendCounterLo, TRANSPORT_COUNTER);
   out.writeUInt32LE(keypair.sendCounterHi, TRANSPORT_COUNTER + 4);
   out.set(packet, TRANSPORT_CONTENT);
-  out.fill(0, TRANSPORT_CONTENT + len, TRANSPORT_CONTENT + padded);
+  if (padded !== len) out.fill(0, TRANSPORT_CONTENT + len, TRANSPORT_CONTENT + padded);
   nonce.writeUInt32LE(keypair.sendCounterLo, 4);
   nonce.writeUInt32LE(keypair.sendCounterHi, 8);
   sodium.crypto_aead_chacha20poly1305_ietf_encrypt(

@@ -20,6 +20,23 @@ describe('handshake and data (whitepaper §5.4)', () => {
     expect(client.peerOf(server).hasSession(net.now)).toBe(true);
     expect(client.eventTypes()).toContain('handshake_complete');
     expect(server.eventTypes()).toContain('handshake_complete');
+    expect(client.device.counters.no_session).toBe(1);
+  });
+
+  test('lastHandshakeAt and byte counters are kept per peer (as `wg show` reports them)', () => {
+    const { net, client, server } = pair();
+    expect(client.peerOf(server).lastHandshakeAt).toBeUndefined();
+    client.send(server, 'count me');
+    net.flush();
+    const cp = client.peerOf(server);
+    const sp = server.peerOf(client);
+    expect(cp.lastHandshakeAt).toBe(net.now);
+    expect(sp.lastHandshakeAt).toBe(net.now);
+    // initiation 148 + data (16-byte header + 28-byte packet padded to 32 + 16-byte tag) sent; response 92 received.
+    expect(cp.txBytes).toBe(148 + 64);
+    expect(cp.rxBytes).toBe(92);
+    expect(sp.rxBytes).toBe(148 + 64);
+    expect(sp.txBytes).toBe(92);
   });
 
   test('data flows both ways after the handshake', () => {
