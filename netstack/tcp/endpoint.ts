@@ -50,6 +50,9 @@ export const DEFAULT_MSL_MS = 30_000;
 export const DELAYED_ACK_MS = 40;
 /** SYN-ACK retransmissions before giving up (Linux tcp_synack_retries). */
 export const SYNACK_RETRIES = 5;
+/** RFC 5961 §7 challenge ACK rate limit, per flow. */
+export const CHALLENGE_ACK_LIMIT = 10;
+const CHALLENGE_ACK_WINDOW_MS = 1000;
 const NO_DATA = Buffer.alloc(0);
 
 export class TcpEndpoint implements SegmentSink {
@@ -74,6 +77,8 @@ export class TcpEndpoint implements SegmentSink {
   private unackedSegments = 0;
   private lastNow: number;
   private synAckRetries = 0;
+  private challengeWindowStart = -Infinity;
+  private challengeCount = 0;
 
   private constructor(syn: TcpRepr, now: number, private readonly opts: TcpEndpointOptions) {
     this.srcPort = syn.dstPort;
@@ -275,7 +280,16 @@ export class TcpEndpoint implements SegmentSink {
     if (seqInRange(seq, nxt, seqAdd(nxt, Math.max(1, this.rcv.window)))) this.challengeAck(now);
   }
 
+  /**
+   * RFC 5961 §7 asks to rate-limit challenge ACKs. The limit is per flow: a
+   * global counter is itself a side channel (CVE-2016-5696).
+   */
   private challengeAck(now: number): void {
+    if (now - this.challengeWindowStart >= CHALLENGE_ACK_WINDOW_MS) {
+      this.challengeWindowStart = now;
+      this.challengeCount = 0;
+    }
+    if (++this.challengeCount > CHALLENGE_ACK_LIMIT) return;
     this.stats.challengeAcks++;
     this.sendAck(now);
   }

@@ -142,6 +142,14 @@ describe('RST and SYN attacks on an established flow (RFC 5961)', () => {
     expect(f.ep.stats.challengeAcks).toBe(1);
   });
 
+  test('challenge ACKs are rate-limited per flow (§7) so RST floods cannot amplify', () => {
+    const f = establish();
+    for (let i = 0; i < 50; i++) f.ep.onSegment(seg({ seq: f.cseq + 100 + i, flags: RST }), 10);
+    expect(f.ep.drainOutput()).toHaveLength(10);
+    f.ep.onSegment(seg({ seq: f.cseq + 100, flags: RST }), 1010);
+    expect(f.ep.drainOutput()).toHaveLength(1);
+  });
+
   test('a RST outside the window is dropped silently', () => {
     const f = establish();
     f.ep.onSegment(seg({ seq: f.cseq + 10_000_000, flags: RST }), 10);
@@ -204,7 +212,7 @@ describe('idle timeout and keepalive (RFC 9293 §3.8.4)', () => {
     for (let i = 0; i < 20 && f.ep.state !== 'CLOSED'; i++) f.ep.onTimer(f.ep.nextWakeAt() as number);
     const out = f.ep.drainOutput();
     expect(out.filter((s) => s.flags === ACK)).toHaveLength(9);
-    expect(out.at(-1)?.flags & RST).toBe(RST);
+    expect((out.at(-1)?.flags ?? 0) & RST).toBe(RST);
     expect(f.ep.drainEvents()).toContainEqual({ type: 'closed', reason: 'timeout' });
   });
 });

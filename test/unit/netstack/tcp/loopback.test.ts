@@ -172,3 +172,4 @@ describe('loopback transfer through a simulated link', () => {
     expect(['TIME-WAIT', 'CLOSED']).toContain(r.ep.state);
   });
 });
+
