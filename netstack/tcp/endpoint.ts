@@ -4,54 +4,19 @@
 // open connection to a destination that is down.
 import { randomBytes } from 'node:crypto';
 import { ACK, FIN, PSH, RST, SYN, TcpOptions, TcpRepr } from '../wire/tcp';
-import { CongestionControl, NewReno } from './congestion';
+import { NewReno } from './congestion';
+import { CHALLENGE_ACK_LIMIT, DEFAULT_RECV_BUFFER_BYTES, DELAYED_ACK_MS, SYNACK_RETRIES, TcpEndpointOptions } from './config';
 import { MAX_WINDOW_FIELD, Negotiated, negotiate, rstForUnknownSegment, segmentLength } from './options';
 import { DATA_DUPLICATE, DATA_FILLED_HOLE, DATA_FIN, DATA_NEW, DATA_OUT_OF_ORDER, Receiver } from './receiver';
 import { INITIAL_RTO_MS, RttEstimator } from './retransmit';
 import { DEFAULT_SEND_BUFFER_BYTES, SendBuffer } from './send_buffer';
 import { Sender, SegmentSink } from './sender';
-import { Seq, asSeq, seqAdd, seqGeq, seqInRange, seqLeq, seqLt } from './seq';
+import { Seq, asSeq, seqAdd, seqGeq, seqGt, seqInRange, seqLeq, seqLt } from './seq';
 import { TcpEvent, TcpState, TcpStats, TimerSet, closeReason, newStats } from './timers';
 
 export type { TcpEvent, TcpState, TcpStats } from './timers';
+export type { TcpEndpointOptions, TcpOutput } from './config';
 
-export interface TcpEndpointOptions {
-  /** our MSS (see mssForMtu) */
-  mss: number;
-  /** receive buffer, and so the largest window we advertise (default 1 MiB) */
-  recvBufferBytes?: number;
-  /** send buffer (default 4 MiB) */
-  sendBufferBytes?: number;
-  /** maximum segment lifetime in ms; TIME-WAIT lasts 2*MSL (default 30 s) */
-  msl?: number;
-  /** close with RST after this long without traffic; 0 = never (default) */
-  idleTimeoutMs?: number;
-  /** first keepalive probe after this long without segments; 0 = off (default) */
-  keepaliveMs?: number;
-  /** interval between unanswered keepalive probes (default min(keepaliveMs, 75 s)) */
-  keepaliveIntervalMs?: number;
-  /** our initial sequence number (default random) */
-  isn?: number;
-  /** RFC 6298 initial RTO (default 1000 ms) */
-  initialRtoMs?: number;
-  /** offset added to `now` for TSval (RFC 7323 §7.1; default random) */
-  tsOffset?: number;
-  /** congestion control factory (default NewReno) */
-  congestion?: (smss: number) => CongestionControl;
-}
-
-export interface TcpOutput {
-  segments: TcpRepr[];
-}
-
-export const DEFAULT_RECV_BUFFER_BYTES = 1024 * 1024;
-export const DEFAULT_MSL_MS = 30_000;
-/** Delayed ACK timeout (RFC 9293 §3.8.6.3: under 0.5 s; Linux uses 40 ms). */
-export const DELAYED_ACK_MS = 40;
-/** SYN-ACK retransmissions before giving up (Linux tcp_synack_retries). */
-export const SYNACK_RETRIES = 5;
-/** RFC 5961 §7 challenge ACK rate limit, per flow. */
-export const CHALLENGE_ACK_LIMIT = 10;
 const CHALLENGE_ACK_WINDOW_MS = 1000;
 const NO_DATA = Buffer.alloc(0);
 
@@ -121,6 +86,19 @@ export class TcpEndpoint implements SegmentSink {
 
   get srtt(): number {
     return this.snd.rtt.srtt;
+  }
+
+  /**
+   * Whether a new SYN for this 4-tuple may replace this flow: it is closed, or
+   * in TIME-WAIT with the SYN above RCV.NXT and, with timestamps, a newer
+   * TSval (RFC 9293 §3.10.7.4 note, RFC 6191). The flow table then drops this
+   * endpoint and creates a new one with fromSyn().
+   */
+  acceptsNewSyn(syn: TcpRepr): boolean {
+    if (this.st === 'CLOSED') return true;
+    if (this.st !== 'TIME-WAIT' || !seqGt(asSeq(syn.seq), this.rcv.rcvNxt)) return false;
+    const ts = syn.options.timestamp;
+    return !this.neg.tsOk || ts === undefined || seqGt(asSeq(ts.value), asSeq(this.tsRecent));
   }
 
   /** Upstream connect succeeded: answer the SYN. */

@@ -1,6 +1,7 @@
 // Timers of one flow other than RTO/persist (which live in the Sender):
 // delayed ACK, TIME-WAIT (2*MSL, RFC 9293 §3.4.2), idle timeout and keepalive
 // (RFC 9293 §3.8.4), plus the event/stat types the endpoint reports.
+import { DEFAULT_MSL_MS } from './config';
 
 export type TcpState = 'PENDING' | 'SYN-RECEIVED' | 'ESTABLISHED' | 'FIN-WAIT-1' | 'FIN-WAIT-2' | 'CLOSING'
   | 'TIME-WAIT' | 'CLOSE-WAIT' | 'LAST-ACK' | 'CLOSED';
@@ -65,7 +66,7 @@ export class TimerSet {
   private cleared = false;
 
   constructor(opts: TimerOptions, now: number) {
-    this.msl = opts.msl ?? 30_000;
+    this.msl = opts.msl ?? DEFAULT_MSL_MS;
     this.idleMs = opts.idleTimeoutMs ?? 0;
     this.keepaliveMs = opts.keepaliveMs ?? 0;
     this.keepaliveIntervalMs = opts.keepaliveIntervalMs ?? Math.min(this.keepaliveMs, DEFAULT_KEEPALIVE_INTERVAL_MS);

@@ -72,6 +72,15 @@ describe('connection close (RFC 9293 §3.6)', () => {
     expect(f.ep.nextWakeAt()).toBe(500 + 2 * MSL);
   });
 
+  test('a new SYN above RCV.NXT may reuse the 4-tuple of a flow in TIME-WAIT (RFC 6191)', () => {
+    const f = establish();
+    f.ep.shutdownWrite(10);
+    f.ep.onSegment(seg({ seq: f.cseq, ack: f.sseq + 1, flags: FIN | ACK }), 20);
+    expect(f.ep.state).toBe('TIME-WAIT');
+    expect(f.ep.acceptsNewSyn(seg({ seq: f.cseq + 100_000, flags: SYN }))).toBe(true);
+    expect(f.ep.acceptsNewSyn(seg({ seq: f.cseq - 5, flags: SYN }))).toBe(false);
+  });
+
   test('simultaneous close goes FIN-WAIT-1 → CLOSING → TIME-WAIT', () => {
     const f = establish();
     f.ep.shutdownWrite(10);

@@ -1,5 +1,5 @@
 import { ACK, PSH } from '../../../../netstack/wire/tcp';
-import { DELAYED_ACK_MS } from '../../../../netstack/tcp/endpoint';
+import { DELAYED_ACK_MS } from '../../../../netstack/tcp/config';
 import { bytes, establish, seg } from './helpers';
 
 describe('receiving data from the client', () => {
