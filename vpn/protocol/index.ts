@@ -1,4 +1,9 @@
 // Public surface of the WireGuard protocol core (sans-IO).
+//
+// Wiring: feed every UDP datagram to WgDevice.receive(data, from, now), every
+// inner IP packet for a peer to WgDevice.send(peer, packet, now), and call
+// WgDevice.tick(now) at WgDevice.nextTimerAt() (or on a coarse interval).
+// `now` is a monotonic ms clock; output goes through the DeviceSink.
 export * from './constants';
 export { blake2s, Blake2s } from './blake2s';
 export { PrivateKey, PublicKey, hash, hmac, mac, kdf1, kdf2, kdf3 } from './crypto';

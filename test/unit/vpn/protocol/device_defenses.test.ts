@@ -1,5 +1,5 @@
 import {
-  MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_TRANSPORT, REJECT_AFTER_MESSAGES, REKEY_TIMEOUT,
+  MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_TRANSPORT, REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES, REKEY_TIMEOUT,
 } from '../../../../vpn/protocol/constants';
 import { FakeNet } from './fake_net';
 
@@ -137,6 +137,18 @@ describe('transport replay and counters (§5.4.6)', () => {
     net.flush();
     expect(server.texts()).toEqual(['hello', 'last', 'after']);
     expect(cp.current).not.toBe(old);
+  });
+
+  test('past REKEY_AFTER_MESSAGES even the responder starts a new handshake, and still sends meanwhile', () => {
+    const { net, client, server } = established();
+    net.advance(REKEY_TIMEOUT, 1000);
+    const sp = server.peerOf(client);
+    sp.current!.setSendCounter(REKEY_AFTER_MESSAGES + 1n);
+    server.send(client, 'big counter');
+    expect(net.inFlight.map((d) => d.data[0])).toEqual([MESSAGE_TRANSPORT, MESSAGE_INITIATION]);
+    net.flush();
+    expect(client.texts()).toEqual(['big counter']);
+    expect(sp.current!.sendCounter).toBeLessThan(10n);
   });
 
   test('a counter at REJECT_AFTER_MESSAGES is refused by the receiver', () => {
