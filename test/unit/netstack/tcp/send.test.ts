@@ -1,6 +1,6 @@
-import { ACK, FIN } from '../../../../netstack/wire/tcp';
-import { TcpRepr } from '../../../../netstack/wire/tcp';
-import { Flow, bytes, establish, payloadOf, seg } from './helpers';
+import { ACK, FIN, TcpRepr } from '../../../../netstack/wire/tcp';
+import { TcpEndpoint } from '../../../../netstack/tcp/endpoint';
+import { BASE_OPTS, CLIENT_ISN, Flow, SERVER_ISN, bytes, establish, payloadOf, seg, synSeg } from './helpers';
 
 const MSS = 1000;
 
@@ -203,5 +203,18 @@ describe('zero window from the client (persist timer, RFC 9293 §3.8.6.1)', () =
     f.ep.shutdownWrite(30);
     const [fin] = f.ep.drainOutput();
     expect(fin.flags & FIN).toBe(FIN);
+  });
+});
+
+describe('writes before the handshake completes', () => {
+  test('data written while the connect is pending is sent once the client ACKs the SYN-ACK', () => {
+    const ep = TcpEndpoint.fromSyn(synSeg({ mss: 1000 }), 0, BASE_OPTS);
+    expect(ep.write(bytes(100), 0)).toBe(100);
+    ep.accept(1);
+    expect(ep.drainOutput()).toHaveLength(1); // only the SYN-ACK
+    ep.onSegment(seg({ seq: CLIENT_ISN + 1, ack: SERVER_ISN + 1 }), 2);
+    const [data] = ep.drainOutput();
+    expect(data.payload).toEqual(bytes(100));
+    expect(data.seq).toBe(SERVER_ISN + 1);
   });
 });
