@@ -15,7 +15,7 @@ import { WgDevice, type DeviceEvent, type Endpoint, type WgPeer } from './protoc
 import { UdpEdge } from './udp_edge';
 
 const TICK_MS = 100;
-const PEER_SYNC_MS = 500;
+const PEER_SYNC_MS = 200;
 const STATUS_MS = 1000;
 const DNS_PORT = 53;
 // IPv6 + UDP headers: the largest DNS answer that fits one tunnel packet.

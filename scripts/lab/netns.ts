@@ -47,7 +47,7 @@ export class Namespace {
 
   /** Starts a long-running process inside the namespace; killed by cleanup(). */
   spawn(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-    return this.lab.track(spawn('ip', ['netns', 'exec', this.name, cmd, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
+    return this.lab.track(spawn('ip', ['netns', 'exec', this.name, cmd, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] }));
   }
 }
 

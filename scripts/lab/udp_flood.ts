@@ -6,6 +6,11 @@ import { isIPv6 } from 'node:net';
 
 const KINDS = ['random', 'truncated_initiation', 'truncated_response', 'bad_cookie_reply', 'unknown_index_data', 'oversized', 'empty', 'bad_type'] as const;
 
+// Message type in byte 0, reserved bytes zero, as far as the datagram reaches.
+function typed(b: Buffer, type: number): void {
+  for (let i = 0; i < 4 && i < b.length; i++) b[i] = i === 0 ? type & 0xff : 0;
+}
+
 export function floodDatagram(i: number, rand: () => number): Buffer {
   const kind = KINDS[i % KINDS.length];
   const bytes = (n: number) => {
@@ -18,34 +23,34 @@ export function floodDatagram(i: number, rand: () => number): Buffer {
       return bytes(Math.floor(rand() * 1500));
     case 'truncated_initiation': {
       const b = bytes(1 + Math.floor(rand() * 147));
-      b.writeUInt32LE(1, 0);
+      typed(b, 1);
       return b;
     }
     case 'truncated_response': {
       const b = bytes(4 + Math.floor(rand() * 88));
-      b.writeUInt32LE(2, 0);
+      typed(b, 2);
       return b;
     }
     case 'bad_cookie_reply': {
       const b = bytes(64);
-      b.writeUInt32LE(3, 0);
+      typed(b, 3);
       return b;
     }
     case 'unknown_index_data': {
       const b = bytes(32 + Math.floor(rand() * 1400));
-      b.writeUInt32LE(4, 0);
+      typed(b, 4);
       return b;
     }
     case 'oversized': {
       const b = bytes(9000 + Math.floor(rand() * 20000));
-      b.writeUInt32LE(4, 0);
+      typed(b, 4);
       return b;
     }
     case 'empty':
       return Buffer.alloc(0);
     case 'bad_type': {
       const b = bytes(148);
-      b.writeUInt32LE(5 + Math.floor(rand() * 1000), 0);
+      typed(b, 5 + Math.floor(rand() * 1000));
       return b;
     }
   }

@@ -18,6 +18,8 @@ export interface Impairment {
   replayAfterMs?: number;
   /** Deterministic PRNG seed. */
   seed?: number;
+  /** Local address the relay sends from (its "public" NAT address). */
+  bindAddress?: string;
 }
 
 function prng(seed: number): () => number {
@@ -68,7 +70,7 @@ export function startRelay(listenHost: string, listenPort: number, targetHost: s
     if (c !== null) impaired(1, msg, (m) => front.send(m, c.port, c.address));
   });
   front.bind(listenPort, listenHost);
-  back.bind(0);
+  back.bind(0, imp.bindAddress);
   return {
     close() {
       front.close();

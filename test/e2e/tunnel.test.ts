@@ -7,6 +7,7 @@ import { sleep, waitFor } from '../../scripts/lab/netns';
 
 const RELAY = join(ROOT, 'dist', 'scripts', 'lab', 'udp_relay.js');
 const FLOOD = join(ROOT, 'dist', 'scripts', 'lab', 'udp_flood.js');
+const INITIATOR = join(ROOT, 'dist', 'scripts', 'lab', 'wg_initiator.js');
 
 jest.setTimeout(180_000);
 
@@ -107,14 +108,19 @@ describeE2E('tunnel with wireguard-go clients', ['ip', 'wireguard-go', 'wg', 'wg
     bob.ns.execOk('wg', ['set', bob.ifname, 'listen-port', '40001']);
     expect(ping(bob, SERVER_V4)).toBe(true);
     await t.statusWhere('roamed port', (st) => st.peers.find((p) => p.name === 'bob')?.endpoint === `${bob.underlay}:40001`);
-    // New source address on the same link.
+    // Behind a NAT that rebinds to another public address and port: a relay
+    // in the device's namespace plays the NAT, sending from a second address.
     const veth = bob.ns.execOk('ip', ['-o', '-4', 'addr', 'show', 'to', bob.underlay]).split(/\s+/)[1];
-    const moved = bob.underlay.replace(/\.2$/, '.3');
-    bob.ns.execOk('ip', ['addr', 'add', `${moved}/24`, 'dev', veth]);
-    bob.ns.execOk('ip', ['addr', 'del', `${bob.underlay}/24`, 'dev', veth]);
-    await sleep(100);
+    const natAddress = bob.underlay.replace(/\.2$/, '.3');
+    bob.ns.execOk('ip', ['addr', 'add', `${natAddress}/24`, 'dev', veth]);
+    const concSide = bob.underlay.replace(/\.2$/, '.1');
+    bob.ns.spawn('node', [RELAY, '127.0.0.1', '45001', concSide, '51820', JSON.stringify({ bindAddress: natAddress })]);
+    await sleep(300);
+    bob.ns.execOk('wg', ['set', bob.ifname, 'peer', t.status().publicKey, 'endpoint', '127.0.0.1:45001']);
     expect(ping(bob, SERVER_V4)).toBe(true);
-    await t.statusWhere('roamed address', (st) => st.peers.find((p) => p.name === 'bob')?.endpoint === `${moved}:40001`);
+    const s = await t.statusWhere('roamed address', (st) => st.peers.find((p) => p.name === 'bob')?.endpoint?.startsWith(`${natAddress}:`) === true);
+    expect(s.peers.find((p) => p.name === 'bob')?.session).toBe(true);
+    expect(udpExchange(bob.ns, ORIGIN_V4, 7, ['after-rebinding'])).toEqual(['echo:after-rebinding']);
   });
 
   test('a peer added while running is picked up within a second, without a restart', async () => {
@@ -163,5 +169,41 @@ describeE2E('tunnel under hostile input', ['ip', 'wireguard-go', 'wg', 'wg-quick
     const dropReasons = Object.entries(wg).filter(([k, v]) => k !== 'replay' && v > 0).map(([k]) => k);
     expect(dropReasons.length).toBeGreaterThanOrEqual(3);
     expect(pingCount(alice, SERVER_V4, 20)).toBe(20);
+  });
+});
+
+describeE2E('concentrator as the handshake initiator', ['ip', 'wireguard-go', 'wg'], () => {
+  const t = new Topology();
+
+  afterAll(async () => {
+    await t.cleanup();
+  });
+
+  test('with data for a peer and no session, our stack initiates and wireguard-go responds', async () => {
+    t.setup();
+    const device = t.lab.namespace('resp');
+    t.lab.link(t.conc, ['10.203.0.1/24'], device, ['10.203.0.2/24']);
+    const ifname = await t.lab.wireguardGo(device, 'wgr');
+    const devKey = device.execOk('wg', ['genkey']).trim();
+    const keyFile = `${t.dataDir}/responder.key`;
+    device.execOk('sh', ['-c', `umask 077; echo ${devKey} > ${keyFile}`]);
+    device.execOk('wg', ['set', ifname, 'listen-port', '51821', 'private-key', keyFile]);
+    device.execOk('ip', ['addr', 'add', '10.77.0.50/32', 'dev', ifname]);
+    device.execOk('ip', ['link', 'set', ifname, 'up']);
+    const devPub = device.execOk('wg', ['pubkey'], { input: devKey }).trim();
+
+    const child = t.conc.spawn('node', [INITIATOR, devPub, '10.203.0.2:51821', '10.77.0.1', '10.77.0.50']);
+    let out = '';
+    let err = '';
+    child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+    const ourPub = await waitFor('initiator key', () => (out.includes('\n') ? out.split('\n')[0] : undefined));
+    // The responder knows our key and our tunnel address, but not our endpoint: it must learn it from our initiation.
+    device.execOk('wg', ['set', ifname, 'peer', ourPub, 'allowed-ips', '10.77.0.1/32']);
+    device.execOk('ip', ['route', 'add', '10.77.0.1/32', 'dev', ifname]);
+    child.stdin?.write('go\n');
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    expect({ code, out: out.split('\n')[1], err }).toEqual({ code: 0, out: 'reply', err: '' });
+    expect(device.execOk('wg', ['show', ifname, 'endpoints'])).toMatch(/10\.203\.0\.1:\d+/);
   });
 });

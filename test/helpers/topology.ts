@@ -105,6 +105,9 @@ export class Topology {
     const concSide = `10.201.${n}.1`;
     this.lab.link(this.conc, [`${concSide}/24`], ns, [`${underlay}/24`]);
     const conf = config ?? this.addPeer(name, `${concSide}:51820`);
+    // The running concentrator picks new peers up from the store; wait for it
+    // so the client's first handshake is not spent on a peer not yet loaded.
+    if (config === null && this.concProcess !== null) await this.statusWhere(`${name} loaded`, (s) => s.peers.some((p) => p.name === name));
     const ifname = await this.lab.wireguardGo(ns, 'wgc');
     const file = join(this.dataDir, `${name}.conf`);
     writeFileSync(file, conf, { mode: 0o600 });
@@ -160,7 +163,7 @@ export function startUdpEcho(t: Topology): void {
   const script = `
     const d = require('dgram');
     for (const [type, addr] of [['udp4', '0.0.0.0'], ['udp6', '::']]) {
-      const s = d.createSocket({ type, ipv6Only: true });
+      const s = d.createSocket(type === 'udp6' ? { type, ipv6Only: true } : { type });
       s.on('message', (m, r) => s.send(Buffer.concat([Buffer.from('echo:'), m]), r.port, r.address));
       s.bind(7, addr);
     }`;

@@ -26,6 +26,8 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // Everything sightline writes (state, WAL files, keys, logs) is private to its user.
+  process.umask(0o077);
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
