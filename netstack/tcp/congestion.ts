@@ -5,8 +5,8 @@
 export interface CongestionControl {
   readonly cwnd: number;
   readonly ssthresh: number;
-  /** New data acknowledged outside loss recovery. */
-  onAck(ackedBytes: number, flightSize: number, now: number): void;
+  /** New data acknowledged outside loss recovery; srttMs is the smoothed RTT (0 if unknown). */
+  onAck(ackedBytes: number, flightSize: number, now: number, srttMs?: number): void;
   /** Loss detected by duplicate ACKs / SACK: RFC 5681 §3.2 step 2-3. */
   onEnterRecovery(flightSize: number, now: number): void;
   /** Recovery point acknowledged (RFC 6582 §3.2 step 3 "full acknowledgment"). */

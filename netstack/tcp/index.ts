@@ -7,5 +7,6 @@ export { DEFAULT_SEND_BUFFER_BYTES } from './send_buffer';
 export { rstForUnknownSegment, mssForMtu, segmentLength } from './options';
 export type { CongestionControl } from './congestion';
 export { NewReno } from './congestion';
+export { Cubic } from './cubic';
 export type { Seq } from './seq';
 export { asSeq, seqAdd, seqSub, seqLt, seqLeq, seqGt, seqGeq } from './seq';

@@ -151,7 +151,7 @@ export class Sender {
         if (!this.rtoRecovery) this.cc.onExitRecovery(this.flightSize, now);
         this.rtoRecovery = false;
       } else if (this.rtoRecovery) {
-        this.cc.onAck(acked, flightBefore, now); // slow start while repairing an RTO
+        this.cc.onAck(acked, flightBefore, now, this.rtt.srtt); // slow start while repairing an RTO
       } else {
         // Partial ACK (RFC 6582 §3.2 step 5): the next segment is lost too; resend it now.
         this.dupAcks = 0;
@@ -159,7 +159,7 @@ export class Sender {
       }
     } else {
       this.dupAcks = 0;
-      this.cc.onAck(acked, flightBefore, now);
+      this.cc.onAck(acked, flightBefore, now, this.rtt.srtt);
     }
     // RFC 6298 §5.2 / §5.3
     this.rtxDeadline = this.sndUna === this.sndNxt ? null : now + this.rtt.rto;

@@ -1,4 +1,5 @@
 import { NewReno, initialWindow } from '../../../../netstack/tcp/congestion';
+import { Cubic } from '../../../../netstack/tcp/cubic';
 
 const SMSS = 1000;
 
@@ -59,5 +60,55 @@ describe('NewReno congestion control (RFC 5681, RFC 6582)', () => {
     for (let i = 0; i < 50; i++) cc.onAck(2000, cc.cwnd);
     cc.onIdleRestart();
     expect(cc.cwnd).toBe(10_000);
+  });
+});
+
+describe('CUBIC congestion control (RFC 9438)', () => {
+  /** Acknowledges one window per RTT from `from` to `to` ms. */
+  function runFor(cc: Cubic, from: number, to: number, rtt: number): void {
+    for (let t = from; t < to; t += rtt) {
+      const w = cc.cwnd;
+      for (let acked = 0; acked < w; acked += SMSS) cc.onAck(SMSS, w, t, rtt);
+    }
+  }
+
+  test('a loss reduces cwnd to beta = 0.7 of the window (§4.6)', () => {
+    const cc = new Cubic(SMSS);
+    cc.onEnterRecovery();
+    cc.onExitRecovery();
+    expect(cc.cwnd).toBe(7000);
+  });
+
+  test('the window returns to W_max after K = cbrt(W_max(1-beta)/C) seconds, then probes beyond (§4.2)', () => {
+    const cc = new Cubic(SMSS);
+    runFor(cc, 0, 400, 100); // slow start: 10 → 160 segments
+    expect(cc.cwnd).toBe(160 * SMSS);
+    cc.onEnterRecovery();
+    cc.onExitRecovery();
+    expect(cc.cwnd).toBe(112 * SMSS);
+    const k = Math.cbrt((160 * 0.3) / 0.4) * 1000;
+    runFor(cc, 10_000, 10_000 + k, 100);
+    expect(cc.kSeconds * 1000).toBeCloseTo(k, 0);
+    expect(cc.cwnd / SMSS).toBeGreaterThan(155);
+    expect(cc.cwnd / SMSS).toBeLessThan(165);
+    runFor(cc, 10_000 + k, 10_000 + 2 * k, 100);
+    expect(cc.cwnd / SMSS).toBeGreaterThan(180); // convex region
+  });
+
+  test('an RTO sets cwnd to one segment and ssthresh to 0.7 cwnd', () => {
+    const cc = new Cubic(SMSS);
+    cc.onRto();
+    expect(cc.cwnd).toBe(SMSS);
+    expect(cc.ssthresh).toBe(7000);
+  });
+
+  test('fast convergence lowers W_max when losses come at a smaller window (§4.7)', () => {
+    const cc = new Cubic(SMSS);
+    cc.onEnterRecovery(); // W_max = 10 segments
+    cc.onExitRecovery();
+    cc.onEnterRecovery(); // at 7 < 10: W_max = 7 * 1.7 / 2
+    cc.onExitRecovery();
+    runFor(cc, 0, 100, 100);
+    expect(cc.kSeconds).toBeCloseTo(Math.cbrt((5.95 - 4.9) / 0.4), 1);
   });
 });

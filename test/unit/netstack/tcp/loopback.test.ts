@@ -2,6 +2,7 @@
 // byte-exact delivery both ways under loss, reordering and duplication.
 import { createCipheriv } from 'node:crypto';
 import { TcpRepr } from '../../../../netstack/wire/tcp';
+import { Cubic } from '../../../../netstack/tcp/cubic';
 import { TcpEndpoint } from '../../../../netstack/tcp/endpoint';
 import { SimClient } from './sim_client';
 
@@ -79,7 +80,7 @@ interface RunResult {
   simMs: number;
 }
 
-function run(seed: number, size: number, link: LinkConfig, opts: { clientIsn: number; serverIsn: number; sack: boolean; ts: boolean; ws: boolean }): RunResult {
+function run(seed: number, size: number, link: LinkConfig, opts: { clientIsn: number; serverIsn: number; sack: boolean; ts: boolean; ws: boolean; cubic?: boolean }): RunResult {
   const rand = mulberry32(seed);
   const upData = randomBytes(rand, size);
   const downData = randomBytes(rand, size);
@@ -119,7 +120,8 @@ function run(seed: number, size: number, link: LinkConfig, opts: { clientIsn: nu
     if (now > 3_600_000) break;
     for (let s = c2s.take(now); s !== null; s = c2s.take(now)) {
       if (ep === null) {
-        ep = TcpEndpoint.fromSyn(s, now, { mss: 1380, isn: opts.serverIsn, sendBufferBytes: 512 * 1024, recvBufferBytes: 256 * 1024 });
+        ep = TcpEndpoint.fromSyn(s, now, { mss: 1380, isn: opts.serverIsn, sendBufferBytes: 512 * 1024, recvBufferBytes: 256 * 1024,
+          congestion: opts.cubic ? (m) => new Cubic(m) : undefined });
         ep.accept(now);
         serverWrite(now);
         continue;
@@ -162,6 +164,7 @@ describe('loopback transfer through a simulated link', () => {
   test.each([
     ['SACK + timestamps + window scale', FULL, 7],
     ['no options (NewReno without SACK)', { ...FULL, sack: false, ts: false, ws: false }, 8],
+    ['CUBIC congestion control', { ...FULL, cubic: true }, 10],
     ['both ISNs just below 2^32 (transfer across the wrap)', { ...FULL, clientIsn: 0xffff_fff0, serverIsn: 0xffff_ff00 }, 9],
   ])('5 MB each way with 2%% loss, 1%% duplication, 3%% reordering: %s', (_name, opts, seed) => {
     const r = run(seed, 5 << 20, HOSTILE, opts);
