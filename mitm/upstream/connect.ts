@@ -56,8 +56,13 @@ export type UpstreamConnection = {
 
 export type UpstreamFailure = { ok: false; error: UpstreamError; detail: string; chain?: X509Certificate[] };
 
-/** A server whose highest version is below our floor answers with a protocol_version alert (RFC 8446 D.2, RFC 5246 E.1). */
-const OLD_PROTOCOL_CODES = new Set(['ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION', 'ERR_SSL_UNSUPPORTED_PROTOCOL', 'ERR_SSL_WRONG_VERSION_NUMBER']);
+/**
+ * A server whose highest version is below our TLS 1.2 floor answers our ClientHello with a
+ * protocol_version alert (RFC 5246 E.1; what OpenSSL servers do), or picks the old version in
+ * its ServerHello, which OpenSSL on our side refuses as "unsupported protocol". Not included:
+ * WRONG_VERSION_NUMBER, which means the peer does not speak TLS at all.
+ */
+const OLD_PROTOCOL_CODES = new Set(['ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION', 'ERR_SSL_UNSUPPORTED_PROTOCOL']);
 /** No real chain is longer; bounds the walk over issuerCertificate links. */
 const MAX_PRESENTED_CERTS = 16;
 
