@@ -3,6 +3,7 @@
 // `toClient` as IP packets addressed to the client. ICMP echo to the
 // concentrator's own addresses is answered here; UDP to a local service port
 // (DNS) goes to its handler; other UDP is re-originated from OS sockets.
+import { performance } from 'node:perf_hooks';
 import {
   buildIcmpEcho,
   buildUdpPacket,
@@ -18,6 +19,8 @@ import {
   IP_PROTOCOL_ICMPV6,
   IP_PROTOCOL_TCP,
   IP_PROTOCOL_UDP,
+  parseTcpRepr,
+  TcpView,
   UdpView,
   type AddressKey,
   type IpCidr,
@@ -26,6 +29,10 @@ import {
 import { osUdpEgress, type UdpEgressFactory } from './egress/udp_socket';
 import { Counters, type FlowOwner } from './owner';
 import { UdpFlowTable, type UdpFlowOptions } from './udp';
+import { TcpFlowTable, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo, type TcpFlowOptions } from './tcp_flows';
+import { socketEgress } from './egress/tcp_socket';
+
+const CONNECT_TIMEOUT_MS = 10_000;
 
 export interface LocalUdpRequest {
   owner: FlowOwner;
@@ -44,6 +51,18 @@ export interface NetStackOptions {
   toClient(packet: Buffer): void;
   udp: UdpFlowOptions;
   udpEgress?: UdpEgressFactory;
+  tcp: TcpFlowOptions;
+  /**
+   * Chooses who opens the upstream of a new TCP flow. Return undefined for
+   * the default (socket egress; local destinations are refused), null to refuse.
+   */
+  tcpHandler?: (flow: TcpFlowInfo) => TcpFlowHandler | null | undefined;
+  /** Every ended flow, for the per-user logs. */
+  onFlowEnd?: (r: FlowRecord) => void;
+  /** Monotonic clock in ms (performance.now by default). */
+  clock?: () => number;
+  /** Called with each new timer deadline (ms); the edge should tick by then. */
+  onWake?: (at: number) => void;
 }
 
 export class NetStack {
@@ -51,10 +70,29 @@ export class NetStack {
   private readonly local = new Map<AddressKey, IpAddress>();
   private readonly services = new Map<number, LocalUdpHandler>();
   private readonly udp: UdpFlowTable;
+  private readonly tcp: TcpFlowTable;
 
   constructor(private readonly opts: NetStackOptions) {
     for (const a of opts.localAddresses) this.local.set(a.key, a);
     this.udp = new UdpFlowTable(opts.udp, opts.udpEgress ?? osUdpEgress, opts.toClient, this.counterSet);
+    const clock = opts.clock ?? (() => performance.now());
+    this.tcp = new TcpFlowTable(opts.tcp, (info) => this.tcpHandlerFor(info), opts.toClient, this.counterSet, opts.onFlowEnd ?? (() => undefined), clock, opts.onWake);
+  }
+
+  private tcpHandlerFor(info: TcpFlowInfo): TcpFlowHandler | null {
+    const chosen = this.opts.tcpHandler?.(info);
+    if (chosen !== undefined) return chosen;
+    if (info.local) return null;
+    return (flow) => socketEgress(flow.dst.toString(), flow.dstPort, CONNECT_TIMEOUT_MS);
+  }
+
+  get tcpFlows(): number {
+    return this.tcp.size;
+  }
+
+  /** Earliest TCP timer deadline, so the edge can wake up for it. */
+  nextWakeAt(): number | null {
+    return this.tcp.nextWakeAt();
   }
 
   get counters(): Record<string, number> {
@@ -77,7 +115,7 @@ export class NetStack {
     }
     const localAddr = this.local.get(pkt.view.dstKey);
     if (localAddr !== undefined) {
-      this.toLocal(pkt, localAddr, owner);
+      this.toLocal(pkt, localAddr, owner, now);
       return;
     }
     if (this.isForbidden(pkt)) {
@@ -95,8 +133,7 @@ export class NetStack {
         return;
       }
       case IP_PROTOCOL_TCP:
-        // TCP termination arrives with the userspace TCP endpoint.
-        this.counterSet.inc('drop_tcp_unsupported');
+        this.tcpPacket(pkt, owner, false, now);
         return;
       default:
         // Unprivileged sockets cannot originate ICMP or other protocols.
@@ -104,12 +141,22 @@ export class NetStack {
     }
   }
 
+  private tcpPacket(pkt: IpPacket, owner: FlowOwner, local: boolean, now: number): void {
+    const view = TcpView.parse(pkt.payload);
+    const seg = isWireError(view) ? view : parseTcpRepr(view);
+    if (isWireError(seg)) {
+      this.counterSet.inc(`drop_tcp_${seg.reason}`);
+      return;
+    }
+    this.tcp.onPacket(pkt, seg, owner, local, now);
+  }
+
   private isForbidden(pkt: IpPacket): boolean {
     const dst = IpAddress.fromBytes(pkt.dst);
     return this.opts.forbiddenNetworks.some((n) => n.family === pkt.family && n.contains(dst));
   }
 
-  private toLocal(pkt: IpPacket, localAddr: IpAddress, owner: FlowOwner): void {
+  private toLocal(pkt: IpPacket, localAddr: IpAddress, owner: FlowOwner, now: number): void {
     if (pkt.protocol === IP_PROTOCOL_ICMP && pkt.family === 4) return this.echo4(pkt, localAddr);
     if (pkt.protocol === IP_PROTOCOL_ICMPV6 && pkt.family === 6) return this.echo6(pkt, localAddr);
     if (pkt.protocol === IP_PROTOCOL_UDP) {
@@ -131,6 +178,7 @@ export class NetStack {
       });
       return;
     }
+    if (pkt.protocol === IP_PROTOCOL_TCP) return this.tcpPacket(pkt, owner, true, now);
     this.counterSet.inc(`drop_local_protocol_${pkt.protocol}`);
   }
 
@@ -166,9 +214,11 @@ export class NetStack {
 
   tick(now: number): void {
     this.udp.tick(now);
+    this.tcp.tick(now);
   }
 
   close(): void {
     this.udp.closeAll();
+    this.tcp.closeAll();
   }
 }

@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IpAddress, IpCidr } from '../netstack/wire';
-import { NetStack } from '../netstack';
+import { NetStack, socketEgress } from '../netstack';
 import type { Deployment } from './deployment';
 import { DnsForwarder, maxUdpAnswerSize, parseDnsServers, systemResolvers } from './dns';
 import type { Logger } from './log';
@@ -18,6 +18,7 @@ const TICK_MS = 100;
 const PEER_SYNC_MS = 200;
 const STATUS_MS = 1000;
 const DNS_PORT = 53;
+const DNS_TCP_TIMEOUT_MS = 5000;
 // IPv6 + UDP headers: the largest DNS answer that fits one tunnel packet.
 const IP_UDP_OVERHEAD = 48;
 
@@ -28,7 +29,7 @@ export class Concentrator {
 
   private constructor(
     private readonly d: Deployment,
-    private readonly log: Logger,
+    readonly log: Logger,
     readonly device: WgDevice,
     readonly registry: PeerRegistry,
     readonly stack: NetStack,
@@ -57,6 +58,15 @@ export class Concentrator {
       forbiddenNetworks: [IpCidr.parse(d.ipv4Pool), IpCidr.parse(d.ipv6Pool)],
       toClient: (packet) => self?.toTunnel(packet),
       udp: { idleTimeoutMs: d.config.udp.idleTimeoutSeconds * 1000, maxFlowsPerUser: d.config.udp.maxFlowsPerUser },
+      tcp: {
+        mtu: d.config.mtu,
+        idleTimeoutMs: d.config.tcp.idleTimeoutSeconds * 1000,
+        maxFlowsPerUser: d.config.tcp.maxFlowsPerUser,
+        maxSynPerSecond: d.config.tcp.maxSynPerSecond,
+      },
+      tcpHandler: (flow) => (flow.local ? (flow.dstPort === DNS_PORT && upstreams.length > 0 ? () => socketEgress(upstreams[0].host, upstreams[0].port, DNS_TCP_TIMEOUT_MS) : null) : undefined),
+      onFlowEnd: (r) => self?.log.info(r, 'flow ended'),
+      onWake: (at) => self?.armStackTimer(at),
     });
     const dns = new DnsForwarder({ upstreams, onError: (what, err) => log.debug({ err: err.message }, `${what} failed`) });
     const tunnelLimit = d.config.mtu - IP_UDP_OVERHEAD;
@@ -77,6 +87,7 @@ export class Concentrator {
       const now = performance.now();
       device.tick(now);
       stack.tick(now);
+      c.armStackTimer();
     });
     c.every(PEER_SYNC_MS, () => c.syncPeers());
     c.every(STATUS_MS, () => c.writeStatus());
@@ -94,6 +105,23 @@ export class Concentrator {
 
   private fromUdp(data: Buffer, from: Endpoint): void {
     this.device.receive(data, from, performance.now());
+  }
+
+  private stackTimer: NodeJS.Timeout | null = null;
+  private stackTimerAt = Infinity;
+
+  /** TCP timers (delayed ACK, RTO) need ms precision: one timer for the earliest deadline. */
+  private armStackTimer(hint?: number): void {
+    const at = hint ?? this.stack.nextWakeAt();
+    if (at === null || at >= this.stackTimerAt) return;
+    if (this.stackTimer !== null) clearTimeout(this.stackTimer);
+    this.stackTimerAt = at;
+    this.stackTimer = setTimeout(() => {
+      this.stackTimer = null;
+      this.stackTimerAt = Infinity;
+      this.stack.tick(performance.now());
+      this.armStackTimer();
+    }, Math.max(0, at - performance.now()));
   }
 
   /** A decrypted packet from a peer: enforce its source, then hand it to the stack. */
@@ -188,6 +216,7 @@ export class Concentrator {
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    if (this.stackTimer !== null) clearTimeout(this.stackTimer);
     await this.edge?.close();
     this.edge = null;
     this.stack.close();

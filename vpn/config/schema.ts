@@ -47,6 +47,14 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    tcp: z
+      .object({
+        idleTimeoutSeconds: z.number().int().min(10).max(86_400 * 5).default(3600),
+        maxFlowsPerUser: z.number().int().min(1).max(1_000_000).default(4096),
+        maxSynPerSecond: z.number().int().min(1).max(1_000_000).default(200),
+      })
+      .strict()
+      .prefault({}),
     tls: z
       .object({
         inspectPorts: z.array(port).default([443]),

@@ -1,0 +1,91 @@
+// Socket egress for TCP: each terminated flow is re-originated from an OS
+// socket. The client's SYN is answered only once this connect succeeded
+// (DESIGN.md, lessons from the field): a refused upstream becomes an RST to
+// the client, an unreachable one an ICMP unreachable or a timeout.
+import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+
+export type TcpOpenFailure = 'refused' | 'unreachable_host' | 'unreachable_net' | 'timeout' | 'blocked';
+
+export class TcpOpenError extends Error {
+  constructor(readonly failure: TcpOpenFailure, detail: string) {
+    super(`${failure}: ${detail}`);
+  }
+}
+
+/** The upstream side of a flow, ready: `attach` wires the client's stream to it. */
+export interface TcpUpstream {
+  attach(client: Duplex): void;
+  /** The client went away before attach: release the upstream. */
+  abort(): void;
+}
+
+/** The default handler: re-originate the flow from an OS socket. */
+export function socketEgress(host: string, port: number, timeoutMs: number): Promise<TcpUpstream> {
+  return connectUpstream(host, port, timeoutMs).then((sock) => ({
+    attach: (client: Duplex) => splice(client, sock),
+    abort: () => sock.resetAndDestroy(),
+  }));
+}
+
+export function classifyConnectError(err: NodeJS.ErrnoException): TcpOpenFailure {
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return 'refused';
+    case 'ENETUNREACH':
+      return 'unreachable_net';
+    case 'EHOSTUNREACH':
+    case 'EHOSTDOWN':
+    case 'EADDRNOTAVAIL':
+      return 'unreachable_host';
+    case 'ETIMEDOUT':
+      return 'timeout';
+    default:
+      return 'unreachable_host';
+  }
+}
+
+/** Opens the upstream TCP socket; resolves once connected. */
+export function connectUpstream(host: string, port: number, timeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = connect({ host, port, allowHalfOpen: true, noDelay: true });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new TcpOpenError('timeout', `no answer from ${host}:${port} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    sock.once('connect', () => {
+      clearTimeout(timer);
+      sock.removeAllListeners('error');
+      resolve(sock);
+    });
+    sock.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(new TcpOpenError(classifyConnectError(err), `${host}:${port}: ${err.code ?? err.message}`));
+    });
+  });
+}
+
+/**
+ * Relays two byte streams both ways with backpressure (pipe), keeping
+ * half-close: a FIN from one side ends only that direction. An error or
+ * reset on one side tears down the other.
+ */
+export function splice(client: Duplex, upstream: Socket): void {
+  client.pipe(upstream);
+  upstream.pipe(client);
+  const abortUpstream = () => {
+    if (!upstream.destroyed) upstream.resetAndDestroy();
+  };
+  const abortClient = (err?: Error) => {
+    if (!client.destroyed) client.destroy(err);
+  };
+  client.on('error', abortUpstream);
+  upstream.on('error', (err) => abortClient(err));
+  // A full close of both directions ends the pair.
+  client.on('close', () => {
+    if (!upstream.destroyed && !upstream.writableEnded) abortUpstream();
+  });
+  upstream.on('close', (hadError) => {
+    if (hadError) abortClient(new Error('upstream reset'));
+  });
+}

@@ -1,0 +1,291 @@
+// TCP flows from tunnel clients: one userspace endpoint per (owner, 5-tuple),
+// terminated here and handed, as a Duplex, to a handler that opened the
+// upstream first (socket egress by default, TLS inspection for some ports).
+// Per-user limits bound what one employee can make the concentrator hold.
+import { TcpEndpoint, mssForMtu, rstForUnknownSegment, type TcpEvent } from './tcp';
+import { buildIcmpUnreachable, buildTcpPacket, IpAddress, SYN, ACK, RST, type IpPacket, type TcpRepr } from './wire';
+import { TcpEndpointStream } from './tcp_stream';
+import { TcpOpenError, type TcpUpstream } from './egress/tcp_socket';
+import type { Counters, FlowOwner } from './owner';
+import { WakeQueue } from './wake_queue';
+
+export interface TcpFlowInfo {
+  owner: FlowOwner;
+  family: 4 | 6;
+  client: IpAddress;
+  clientPort: number;
+  dst: IpAddress;
+  dstPort: number;
+  /** The destination is one of the concentrator's own addresses. */
+  local: boolean;
+}
+
+/** Opens the upstream for a new flow; rejects with TcpOpenError to refuse it. */
+export type TcpFlowHandler = (flow: TcpFlowInfo) => Promise<TcpUpstream>;
+
+/** Handed to the logging layer when a flow ends. */
+export interface FlowRecord {
+  type: 'flow';
+  proto: 'tcp';
+  user: string;
+  peer: string;
+  src: string;
+  srcPort: number;
+  dst: string;
+  dstPort: number;
+  bytesUp: number;
+  bytesDown: number;
+  durationMs: number;
+  end: string;
+}
+
+export interface TcpFlowOptions {
+  mtu: number;
+  maxFlowsPerUser: number;
+  /** New connections per second per user (token bucket, burst = 2x). */
+  maxSynPerSecond: number;
+  idleTimeoutMs: number;
+  recvBufferBytes?: number;
+  sendBufferBytes?: number;
+  msl?: number;
+}
+
+interface Flow {
+  key: string;
+  info: TcpFlowInfo;
+  ep: TcpEndpoint;
+  stream: TcpEndpointStream | null;
+  startedAt: number;
+  endReason: string | null;
+  scheduledWake: number;
+}
+
+interface UserState {
+  flows: number;
+  tokens: number;
+  refilledAt: number;
+}
+
+export class TcpFlowTable {
+  private readonly flows = new Map<string, Flow>();
+  private readonly users = new Map<string, UserState>();
+  private readonly wakes = new WakeQueue<Flow>();
+
+  constructor(
+    private readonly opts: TcpFlowOptions,
+    private readonly handlerFor: (info: TcpFlowInfo) => TcpFlowHandler | null,
+    private readonly toClient: (packet: Buffer) => void,
+    private readonly counters: Counters,
+    private readonly onFlowEnd: (r: FlowRecord) => void,
+    private readonly clock: () => number,
+    /** Told about every new deadline, so the edge can arm a timer for it. */
+    private readonly wakeHint: (at: number) => void = () => undefined,
+  ) {}
+
+  get size(): number {
+    return this.flows.size;
+  }
+
+  nextWakeAt(): number | null {
+    return this.wakes.peekTime();
+  }
+
+  onPacket(pkt: IpPacket, seg: TcpRepr, owner: FlowOwner, local: boolean, now: number): void {
+    const key = flowKey(owner, pkt, seg);
+    const flow = this.flows.get(key);
+    if (flow !== undefined && !(seg.flags & SYN && !(seg.flags & ACK) && flow.ep.acceptsNewSyn(seg))) {
+      flow.ep.onSegment(seg, now);
+      this.flush(flow);
+      return;
+    }
+    if (flow !== undefined) this.remove(flow, 'replaced_by_new_syn');
+    if ((seg.flags & (SYN | ACK | RST)) !== SYN) {
+      // RFC 9293 §3.10.7.1: a segment for no connection gets a reset.
+      this.counters.inc('tcp_unknown_flow');
+      const rst = rstForUnknownSegment(seg);
+      if (rst) this.toClient(buildTcpPacket(IpAddress.fromBytes(pkt.dst), IpAddress.fromBytes(pkt.src), rst));
+      return;
+    }
+    this.open(key, pkt, seg, owner, local, now);
+  }
+
+  private open(key: string, pkt: IpPacket, syn: TcpRepr, owner: FlowOwner, local: boolean, now: number): void {
+    const user = this.userState(owner.user, now);
+    if (user.flows >= this.opts.maxFlowsPerUser) {
+      this.counters.inc('tcp_flow_limit');
+      return;
+    }
+    if (user.tokens < 1) {
+      this.counters.inc('tcp_syn_rate_limit');
+      return;
+    }
+    const info: TcpFlowInfo = {
+      owner,
+      family: pkt.family,
+      client: IpAddress.fromBytes(pkt.src),
+      clientPort: syn.srcPort,
+      dst: IpAddress.fromBytes(pkt.dst),
+      dstPort: syn.dstPort,
+      local,
+    };
+    const handler = this.handlerFor(info);
+    if (handler === null) {
+      this.counters.inc('tcp_no_handler');
+      const rst = rstForUnknownSegment(syn);
+      if (rst) this.toClient(buildTcpPacket(info.dst, info.client, rst));
+      return;
+    }
+    user.tokens -= 1;
+    user.flows += 1;
+    const ep = TcpEndpoint.fromSyn(syn, now, {
+      mss: mssForMtu(this.opts.mtu, pkt.family === 6),
+      idleTimeoutMs: this.opts.idleTimeoutMs,
+      recvBufferBytes: this.opts.recvBufferBytes,
+      sendBufferBytes: this.opts.sendBufferBytes,
+      msl: this.opts.msl,
+    });
+    const flow: Flow = { key, info, ep, stream: null, startedAt: now, endReason: null, scheduledWake: Infinity };
+    this.flows.set(key, flow);
+    this.counters.inc('tcp_flows_opened');
+    // Keep the original SYN to quote in an ICMP error if the upstream is unreachable.
+    const synPacket = Buffer.from(pkt.view.buf.subarray(0, 120));
+    handler(info).then(
+      (upstream) => this.accepted(flow, upstream),
+      (err: unknown) => this.refused(flow, err, synPacket),
+    );
+  }
+
+  private accepted(flow: Flow, upstream: TcpUpstream): void {
+    if (this.flows.get(flow.key) !== flow || flow.ep.state === 'CLOSED') {
+      // The client gave up (RST) while we were connecting.
+      upstream.abort();
+      return;
+    }
+    flow.ep.accept(this.clock());
+    const stream = new TcpEndpointStream(flow.ep, { now: this.clock, flush: () => this.flush(flow) });
+    flow.stream = stream;
+    stream.on('error', () => undefined);
+    upstream.attach(stream);
+    this.flush(flow);
+  }
+
+  private refused(flow: Flow, err: unknown, synPacket: Buffer): void {
+    if (this.flows.get(flow.key) !== flow) return;
+    const failure = err instanceof TcpOpenError ? err.failure : 'refused';
+    this.counters.inc(`tcp_upstream_${failure}`);
+    flow.endReason = `upstream_${failure}`;
+    if (failure === 'unreachable_host' || failure === 'unreachable_net') {
+      this.toClient(buildIcmpUnreachable(flow.info.dst, flow.info.client, failure === 'unreachable_net' ? 'net' : 'host', synPacket));
+      flow.ep.abort(this.clock());
+      flow.ep.drainOutput();
+      this.remove(flow, flow.endReason);
+      return;
+    }
+    if (failure === 'blocked') {
+      this.toClient(buildIcmpUnreachable(flow.info.dst, flow.info.client, 'admin_prohibited', synPacket));
+      flow.ep.abort(this.clock());
+      flow.ep.drainOutput();
+      this.remove(flow, flow.endReason);
+      return;
+    }
+    flow.ep.refuse(this.clock());
+    this.flush(flow);
+  }
+
+  /** Sends what the endpoint produced, dispatches its events, reschedules its timer. */
+  private flush(flow: Flow): void {
+    const { info } = flow;
+    for (const seg of flow.ep.drainOutput()) this.toClient(buildTcpPacket(info.dst, info.client, seg));
+    for (const e of flow.ep.drainEvents()) this.onEvent(flow, e);
+    const wake = flow.ep.nextWakeAt();
+    if (wake !== null && wake !== flow.scheduledWake && this.flows.get(flow.key) === flow) {
+      flow.scheduledWake = wake;
+      this.wakes.push(wake, flow);
+      this.wakeHint(wake);
+    }
+  }
+
+  private onEvent(flow: Flow, e: TcpEvent): void {
+    const s = flow.stream;
+    switch (e.type) {
+      case 'readable':
+        s?.onReadable();
+        break;
+      case 'writable':
+        s?.onWritable();
+        break;
+      case 'peer_fin':
+        s?.onPeerFin();
+        break;
+      case 'closed':
+        flow.endReason ??= e.reason;
+        s?.onClosed(e.reason);
+        this.remove(flow, flow.endReason);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Runs due endpoint timers. */
+  tick(now: number): void {
+    for (;;) {
+      const due = this.wakes.popDue(now);
+      if (due === null) break;
+      const flow = due.item;
+      if (flow.scheduledWake !== due.time || this.flows.get(flow.key) !== flow) continue;
+      flow.scheduledWake = Infinity;
+      flow.ep.onTimer(now);
+      this.flush(flow);
+    }
+  }
+
+  private remove(flow: Flow, reason: string): void {
+    if (this.flows.get(flow.key) !== flow) return;
+    this.flows.delete(flow.key);
+    const u = this.users.get(flow.info.owner.user);
+    if (u) u.flows = Math.max(0, u.flows - 1);
+    this.counters.inc('tcp_flows_closed');
+    const { info, ep } = flow;
+    this.onFlowEnd({
+      type: 'flow',
+      proto: 'tcp',
+      user: info.owner.user,
+      peer: info.owner.id,
+      src: info.client.toString(),
+      srcPort: info.clientPort,
+      dst: info.dst.toString(),
+      dstPort: info.dstPort,
+      bytesUp: ep.stats.bytesIn,
+      bytesDown: ep.stats.bytesOut,
+      durationMs: Math.round(this.clock() - flow.startedAt),
+      end: reason,
+    });
+  }
+
+  private userState(user: string, now: number): UserState {
+    let u = this.users.get(user);
+    const burst = this.opts.maxSynPerSecond * 2;
+    if (u === undefined) {
+      u = { flows: 0, tokens: burst, refilledAt: now };
+      this.users.set(user, u);
+    } else {
+      u.tokens = Math.min(burst, u.tokens + ((now - u.refilledAt) / 1000) * this.opts.maxSynPerSecond);
+      u.refilledAt = now;
+    }
+    return u;
+  }
+
+  closeAll(): void {
+    for (const flow of [...this.flows.values()]) {
+      flow.stream?.destroy();
+      flow.ep.abort(this.clock());
+      this.flush(flow);
+      this.remove(flow, 'shutdown');
+    }
+  }
+}
+
+function flowKey(owner: FlowOwner, pkt: IpPacket, seg: TcpRepr): string {
+  return `${owner.id}|${pkt.src.toString('latin1')}|${seg.srcPort}|${pkt.dst.toString('latin1')}|${seg.dstPort}`;
+}

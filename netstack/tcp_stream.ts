@@ -1,0 +1,110 @@
+// A terminated TCP flow as a Node Duplex: what upstream code (socket egress,
+// the TLS inspection engine) reads and writes. Backpressure is end to end:
+// when the consumer stops reading, the endpoint's receive buffer fills and the
+// window advertised to the client closes; when the endpoint's send buffer is
+// full, writes wait for the client's ACKs.
+import { Duplex } from 'node:stream';
+import type { TcpEndpoint } from './tcp';
+
+/** What the stream needs from its flow: the clock and a way to flush output. */
+export interface FlowDriver {
+  now(): number;
+  /** Send what the endpoint produced and process its events. */
+  flush(): void;
+}
+
+export class TcpEndpointStream extends Duplex {
+  private wantRead = false;
+  private pendingWrite: { chunk: Buffer; cb: (err?: Error | null) => void } | null = null;
+  private peerFinished = false;
+  private ended = false;
+
+  constructor(
+    private readonly ep: TcpEndpoint,
+    private readonly driver: FlowDriver,
+  ) {
+    super({ allowHalfOpen: true, readableHighWaterMark: 256 * 1024, writableHighWaterMark: 256 * 1024 });
+  }
+
+  // Called by the flow when the endpoint reports events.
+  onReadable(): void {
+    if (this.wantRead) this.pump();
+  }
+
+  onWritable(): void {
+    const p = this.pendingWrite;
+    if (p === null) return;
+    this.pendingWrite = null;
+    this.writeChunk(p.chunk, p.cb);
+  }
+
+  onPeerFin(): void {
+    this.peerFinished = true;
+    if (this.wantRead) this.pump();
+  }
+
+  onClosed(reason: string): void {
+    if (this.destroyed) return;
+    if (reason === 'fin') {
+      this.peerFinished = true;
+      this.pump();
+      return;
+    }
+    const err = Object.assign(new Error(`TCP flow ${reason}`), { code: reason === 'timeout' ? 'ETIMEDOUT' : 'ECONNRESET' });
+    this.destroy(err);
+  }
+
+  override _read(): void {
+    this.wantRead = true;
+    this.pump();
+  }
+
+  private pump(): void {
+    let drained = false;
+    while (this.wantRead) {
+      const chunk = this.ep.read();
+      if (chunk === null) {
+        drained = true;
+        break;
+      }
+      if (!this.push(chunk)) this.wantRead = false;
+    }
+    // read() may have opened the window: send the update.
+    this.driver.flush();
+    if (this.peerFinished && drained && !this.ended) {
+      this.ended = true;
+      this.push(null);
+    }
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.writeChunk(chunk, cb);
+  }
+
+  private writeChunk(chunk: Buffer, cb: (err?: Error | null) => void): void {
+    const taken = this.ep.write(chunk, this.driver.now());
+    this.driver.flush();
+    if (taken >= chunk.length) {
+      cb();
+      return;
+    }
+    this.pendingWrite = { chunk: chunk.subarray(taken), cb };
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.ep.shutdownWrite(this.driver.now());
+    this.driver.flush();
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (this.ep.state !== 'CLOSED' && this.ep.state !== 'TIME-WAIT') {
+      this.ep.abort(this.driver.now());
+      this.driver.flush();
+    }
+    const p = this.pendingWrite;
+    this.pendingWrite = null;
+    p?.cb(err ?? new Error('stream destroyed'));
+    cb(err);
+  }
+}
