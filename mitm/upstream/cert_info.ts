@@ -25,6 +25,11 @@ export const OID_EXT_KEY_USAGE = '2.5.29.37';
 export const OID_SUBJECT_KEY_ID = '2.5.29.14';
 export const OID_AUTHORITY_KEY_ID = '2.5.29.35';
 export const OID_AUTHORITY_INFO_ACCESS = '1.3.6.1.5.5.7.1.1';
+export const OID_SUBJECT_ALT_NAME = '2.5.29.17';
+export const OID_NAME_CONSTRAINTS = '2.5.29.30';
+const OID_CERTIFICATE_POLICIES = '2.5.29.32';
+const OID_POLICY_CONSTRAINTS = '2.5.29.36';
+const OID_INHIBIT_ANY_POLICY = '2.5.29.54';
 export const OID_AD_OCSP = '1.3.6.1.5.5.7.48.1';
 export const OID_AD_CA_ISSUERS = '1.3.6.1.5.5.7.48.2';
 export const OID_KP_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
@@ -33,8 +38,33 @@ export const OID_ANY_EXTENDED_KEY_USAGE = '2.5.29.37.0';
 
 /** keyUsage bit 5 (RFC 5280 4.2.1.3), counted from the MSB of the first byte. */
 const KU_KEY_CERT_SIGN_MASK = 0x04;
-/** GeneralName uniformResourceIdentifier [6] IMPLICIT IA5String. */
+/** GeneralName choices (RFC 5280 4.2.1.6), IMPLICIT context tags. */
+const GN_DNS = 0x82;
 const GN_URI = 0x86;
+const GN_IP = 0x87;
+
+/**
+ * Critical extensions this validator processes, or whose semantics it may
+ * ignore without accepting more than intended (policies: no policy is
+ * required of upstream servers). Any other critical extension fails the
+ * certificate (RFC 5280 4.2) — e.g. the CT precertificate poison.
+ */
+const UNDERSTOOD_CRITICAL = new Set([
+  OID_BASIC_CONSTRAINTS,
+  OID_KEY_USAGE,
+  OID_EXT_KEY_USAGE,
+  OID_SUBJECT_ALT_NAME,
+  OID_NAME_CONSTRAINTS,
+  OID_CERTIFICATE_POLICIES,
+  OID_POLICY_CONSTRAINTS,
+  OID_INHIBIT_ANY_POLICY,
+  OID_SUBJECT_KEY_ID,
+  OID_AUTHORITY_KEY_ID,
+  OID_AUTHORITY_INFO_ACCESS,
+]);
+
+/** One GeneralSubtree base we enforce; other name forms are kept as 'other' so a permitted-only-other constraint is still seen. */
+export type Subtree = { kind: 'dns'; name: string } | { kind: 'ip'; addr: Buffer; mask: Buffer } | { kind: 'other'; tag: number };
 const OID_RSASSA_PSS = '1.2.840.113549.1.1.10';
 
 export type SignatureHash = 'md2' | 'md4' | 'md5' | 'sha1' | 'sha224' | 'sha256' | 'sha384' | 'sha512' | 'none' | 'unknown';
@@ -89,6 +119,11 @@ export interface CertInfo {
   readonly authorityKeyId: Buffer | null;
   readonly caIssuersUrls: readonly string[];
   readonly ocspUrls: readonly string[];
+  readonly sanDns: readonly string[];
+  readonly sanIps: readonly Buffer[];
+  /** null when the extension is absent. */
+  readonly nameConstraints: { permitted: readonly Subtree[]; excluded: readonly Subtree[] } | null;
+  readonly unknownCriticalExtensions: readonly string[];
 }
 
 const memo = new WeakMap<X509Certificate, CertInfo>();
@@ -130,11 +165,17 @@ export function parseCertificate(der: Buffer): CertInfo {
     authorityKeyId: null,
     caIssuersUrls: [],
     ocspUrls: [],
+    sanDns: [],
+    sanIps: [],
+    nameConstraints: null,
+    unknownCriticalExtensions: [],
   };
   if (extensions) {
     for (const ext of children(expectTag(children(extensions)[0], TAG_SEQUENCE, 'Extensions'))) {
       const parts = children(ext);
       const oid = decodeOid(parts[0].content);
+      const critical = parts.length === 3 && parts[1].tag === TAG_BOOLEAN && parts[1].content[0] !== 0;
+      if (critical && !UNDERSTOOD_CRITICAL.has(oid)) info.unknownCriticalExtensions = [...info.unknownCriticalExtensions, oid];
       const value = readTlv(parts[parts.length - 1].content);
       applyExtension(info, oid, value);
     }
@@ -180,9 +221,34 @@ function applyExtension(info: Mutable<CertInfo>, oid: string, value: Tlv): void 
         else if (m === OID_AD_OCSP) info.ocspUrls = [...info.ocspUrls, url];
       }
       break;
+    case OID_SUBJECT_ALT_NAME:
+      for (const name of children(value)) {
+        if (name.tag === GN_DNS) info.sanDns = [...info.sanDns, name.content.toString('latin1').toLowerCase()];
+        else if (name.tag === GN_IP) info.sanIps = [...info.sanIps, name.content];
+      }
+      break;
+    case OID_NAME_CONSTRAINTS: {
+      // NameConstraints ::= SEQUENCE { permittedSubtrees [0] GeneralSubtrees OPTIONAL, excludedSubtrees [1] ... }
+      const parts = children(value);
+      const subtrees = (tag: number): Subtree[] => {
+        const field = parts.find((p) => p.tag === tag);
+        return field ? children(field).map((gs) => subtree(children(gs)[0])) : [];
+      };
+      info.nameConstraints = { permitted: subtrees(ctx(0)), excluded: subtrees(ctx(1)) };
+      break;
+    }
     default:
       break;
   }
+}
+
+function subtree(base: Tlv): Subtree {
+  if (base.tag === GN_DNS) return { kind: 'dns', name: base.content.toString('latin1').toLowerCase() };
+  if (base.tag === GN_IP && (base.content.length === 8 || base.content.length === 32)) {
+    const half = base.content.length / 2;
+    return { kind: 'ip', addr: base.content.subarray(0, half), mask: base.content.subarray(half) };
+  }
+  return { kind: 'other', tag: base.tag };
 }
 
 /** The signature algorithm of an AlgorithmIdentifier, resolving RSASSA-PSS's hash parameter (RFC 4055 3.1: default SHA-1). */

@@ -16,6 +16,11 @@ export class TrustStore {
   constructor(anchors: readonly X509Certificate[]) {
     for (const cert of anchors) {
       if (this.fingerprints.has(cert.fingerprint256)) continue;
+      try {
+        certInfo(cert);
+      } catch (err) {
+        throw new Error(`trust anchor "${cert.subject}" cannot be parsed (${(err as Error).message}); remove it from the bundle`);
+      }
       this.fingerprints.add(cert.fingerprint256);
       // Indexed by DER Name and by node's normalised string, so a re-encoded
       // issuer Name (PrintableString vs UTF8String) still finds its anchor.

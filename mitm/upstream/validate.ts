@@ -6,6 +6,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { OID_ANY_EXTENDED_KEY_USAGE, OID_KP_SERVER_AUTH, SignatureHash, certInfo, certLabel, namesMatch } from './cert_info';
+import { nameConstraintsViolation } from './name_constraints';
 import type { TrustStore } from './trust_store';
 
 export type ValidationFailure =
@@ -21,6 +22,9 @@ export type ValidationFailure =
   | 'missing_server_auth_eku'
   | 'not_a_ca'
   | 'path_len_exceeded'
+  | 'name_constraints_violation'
+  | 'unknown_critical_extension'
+  | 'malformed_certificate'
   | 'bad_signature'
   | 'protocol_too_old'
   | 'revoked'
@@ -66,10 +70,22 @@ export function validateChain(input: ValidationInput): ValidationResult {
   }
   const [leaf, ...presented] = input.chain;
   if (!leaf) return fail('incomplete_chain', 'the server presented no certificate');
-  const pool = [...presented, ...(input.extraIntermediates ?? [])];
+  const leafError = parseError(leaf);
+  if (leafError) return fail('malformed_certificate', `the server certificate cannot be parsed: ${leafError}`);
+  // An intermediate we cannot read is left out, as if it had not been sent.
+  const pool = [...presented, ...(input.extraIntermediates ?? [])].filter((c) => parseError(c) === null);
   const built = buildPath(leaf, pool, input.trust);
   if (!built.ok) return built;
   return checkPath(built.path, input) ?? built;
+}
+
+function parseError(cert: X509Certificate): string | null {
+  try {
+    certInfo(cert);
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
 }
 
 function fail(reason: ValidationFailure, detail: string, missingIssuerUrl?: string): Failure {
@@ -159,7 +175,29 @@ function isSelfSigned(cert: X509Certificate): boolean {
 }
 
 function checkPath(path: X509Certificate[], input: ValidationInput): Failure | null {
-  return checkValidity(path, input.now) ?? checkAlgorithms(path) ?? checkIssuers(path) ?? checkEku(path) ?? checkName(path[0], input);
+  return (
+    checkValidity(path, input.now) ??
+    checkCritical(path) ??
+    checkAlgorithms(path) ??
+    checkIssuers(path) ??
+    checkNameConstraints(path) ??
+    checkEku(path) ??
+    checkName(path[0], input)
+  );
+}
+
+/** RFC 5280 4.2: a certificate with a critical extension we do not process must be rejected. */
+function checkCritical(path: X509Certificate[]): Failure | null {
+  for (const cert of path.slice(0, -1)) {
+    const unknown = certInfo(cert).unknownCriticalExtensions;
+    if (unknown.length > 0) return fail('unknown_critical_extension', `"${certLabel(cert)}" has critical extension(s) ${unknown.join(', ')} that are not understood`);
+  }
+  return null;
+}
+
+function checkNameConstraints(path: X509Certificate[]): Failure | null {
+  const violation = nameConstraintsViolation(path);
+  return violation ? fail('name_constraints_violation', violation) : null;
 }
 
 /** RFC 5280 6.1.3(a)(2), applied to the anchor too, as OpenSSL and browsers do. */

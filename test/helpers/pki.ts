@@ -50,6 +50,10 @@ export interface CertOptions {
   serialHex?: string;
   /** Sign with this key instead of the issuer's (to forge a bad signature). */
   signWith?: KeyObject;
+  /** Critical nameConstraints; IP ranges as CIDR ("10.0.0.0/8"). */
+  nameConstraints?: { permittedDns?: string[]; excludedDns?: string[]; permittedIps?: string[] };
+  /** Further extensions, value given as DER. */
+  extraExtensions?: { oid: string; critical: boolean; valueDer: Buffer }[];
 }
 
 export interface TestCert {
@@ -75,6 +79,7 @@ const OID: Record<string, string> = {
   keyUsage: '2.5.29.15',
   extKeyUsage: '2.5.29.37',
   subjectAltName: '2.5.29.17',
+  nameConstraints: '2.5.29.30',
   subjectKeyIdentifier: '2.5.29.14',
   authorityKeyIdentifier: '2.5.29.35',
   authorityInfoAccess: '1.3.6.1.5.5.7.1.1',
@@ -148,6 +153,9 @@ export function issueCert(opts: CertOptions): TestCert {
   if (opts.ocspUrl) access.push(seq([oid(OID.ocsp), ctxPrim(6, opts.ocspUrl)]));
   if (opts.caIssuersUrl) access.push(seq([oid(OID.caIssuers), ctxPrim(6, opts.caIssuersUrl)]));
   if (access.length > 0) extensions.push(extension(OID.authorityInfoAccess, false, seq(access)));
+
+  if (opts.nameConstraints) extensions.push(extension(OID.nameConstraints, true, nameConstraintsAsn1(opts.nameConstraints)));
+  for (const e of opts.extraExtensions ?? []) extensions.push(extension(e.oid, e.critical, asn1.fromDer(binary(e.valueDer))));
 
   const tbs = seq([
     asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, [integer('02')]),
@@ -379,6 +387,22 @@ function publicKeyBits(spkiDer: Buffer): Buffer {
   const spki = fromDerRawBits(binary(spkiDer));
   const bits = (spki.value as Asn1[])[1].value as string;
   return Buffer.from(bits.slice(1), 'binary');
+}
+
+function nameConstraintsAsn1(nc: NonNullable<CertOptions['nameConstraints']>): Asn1 {
+  const subtrees = (names: Asn1[]): Asn1[] => names.map((n) => seq([n]));
+  const cidr = (c: string): Asn1 => {
+    const [ip, bits] = c.split('/');
+    const addr = ipBytes(ip);
+    const mask = Buffer.alloc(addr.length);
+    for (let i = 0; i < Number(bits); i++) mask[i >> 3] |= 0x80 >> (i & 7);
+    return ctxPrim(7, binary(Buffer.concat([addr, mask])));
+  };
+  const permitted = [...(nc.permittedDns ?? []).map((d) => ctxPrim(2, d)), ...(nc.permittedIps ?? []).map(cidr)];
+  const parts: Asn1[] = [];
+  if (permitted.length > 0) parts.push(asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, subtrees(permitted)));
+  if (nc.excludedDns) parts.push(asn1.create(asn1.Class.CONTEXT_SPECIFIC, 1, true, subtrees(nc.excludedDns.map((d) => ctxPrim(2, d)))));
+  return seq(parts);
 }
 
 function ipBytes(ip: string): Buffer {

@@ -2,7 +2,11 @@
 // our request must be one a stock responder answers, and every answer must be
 // verified before it is believed (a forged "good" must never pass).
 
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   HttpFetcher,
   OcspCache,
@@ -123,6 +127,15 @@ describe('answers from a delegated responder (RFC 6960 4.2.2.2)', () => {
     const result = await check(revokedLeaf, 'off', { fetch: refuseFetch });
     expect(result).toEqual({ status: 'not_checked', allow: true });
   });
+});
+
+it('encodes a request openssl reads as a SHA-1 CertID for the leaf serial (RFC 6960 4.1.1)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sightline-ocspreq-'));
+  writeFileSync(join(dir, 'req.der'), encodeOcspRequest(certIdFor(goodLeaf.cert, ca.cert)));
+  const out = spawnSync('openssl', ['ocsp', '-reqin', join(dir, 'req.der'), '-req_text', '-noverify'], { encoding: 'utf8' });
+  rmSync(dir, { recursive: true, force: true });
+  expect(out.stdout).toMatch(/Hash Algorithm: sha1/);
+  expect(out.stdout).toContain(`Serial Number: ${goodLeaf.serialHex}`);
 });
 
 describe('response verification', () => {

@@ -251,3 +251,53 @@ describe('protocol version (RFC 8996)', () => {
     expectFailure(validate([leaf, intermediate], { negotiatedProtocol: protocol }), 'protocol_too_old');
   });
 });
+
+describe('name constraints (RFC 5280 4.2.1.10)', () => {
+  const constrained = (): TestCert => makeIntermediate(root, { cn: 'Corp-only CA', nameConstraints: { permittedDns: ['corp.example'], permittedIps: ['10.0.0.0/8'] } });
+
+  it('accepts a name inside the permitted subtree', () => {
+    const ca = constrained();
+    const leaf = makeLeaf(ca, { dns: ['intranet.corp.example'] });
+    expect(validate([leaf, ca], { hostname: 'intranet.corp.example' }).ok).toBe(true);
+  });
+
+  it('rejects a constrained CA vouching for a name outside its permitted subtree', () => {
+    const ca = constrained();
+    const leaf = makeLeaf(ca, { dns: ['www.example.com'] });
+    expectFailure(validate([leaf, ca]), 'name_constraints_violation');
+  });
+
+  it('rejects an address outside the permitted range', () => {
+    const ca = constrained();
+    const leaf = makeLeaf(ca, { ips: ['192.0.2.10'] });
+    expectFailure(validate([leaf, ca], { hostname: null, ip: '192.0.2.10' }), 'name_constraints_violation');
+  });
+
+  it('rejects a name inside an excluded subtree', () => {
+    const ca = makeIntermediate(root, { cn: 'No-bank CA', nameConstraints: { excludedDns: ['bank.example'] } });
+    const leaf = makeLeaf(ca, { dns: ['login.bank.example'] });
+    expectFailure(validate([leaf, ca], { hostname: 'login.bank.example' }), 'name_constraints_violation');
+  });
+});
+
+describe('certificate parsing', () => {
+  it('rejects a certificate carrying a critical extension it does not understand (RFC 5280 4.2)', () => {
+    // The CT precertificate poison (RFC 6962 3.1): a precertificate must never be accepted as a certificate.
+    const poison = { oid: '1.3.6.1.4.1.11129.2.4.3', critical: true, valueDer: Buffer.from([0x05, 0x00]) };
+    const leaf = makeLeaf(intermediate, { dns: ['www.example.com'], extraExtensions: [poison] });
+    expectFailure(validate([leaf, intermediate]), 'unknown_critical_extension');
+  });
+
+  it('accepts an unknown extension that is not critical', () => {
+    const note = { oid: '1.3.6.1.4.1.99999.1', critical: false, valueDer: Buffer.from([0x05, 0x00]) };
+    const leaf = makeLeaf(intermediate, { dns: ['www.example.com'], extraExtensions: [note] });
+    expect(validate([leaf, intermediate]).ok).toBe(true);
+  });
+});
+
+it('reports a server certificate whose extensions cannot be decoded as malformed_certificate', () => {
+  // OpenSSL decodes extensions lazily, so node accepts this certificate; our reader must fail it, not throw.
+  const garbled = { oid: '2.5.29.19', critical: true, valueDer: Buffer.from([0x04, 0x03, 0xff, 0xff, 0xff]) };
+  const leaf = makeLeaf(intermediate, { dns: ['www.example.com'], ca: 'omit', extraExtensions: [garbled] });
+  expectFailure(validate([leaf, intermediate]), 'malformed_certificate');
+});
