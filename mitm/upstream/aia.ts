@@ -3,7 +3,7 @@
 // instead of failing sites that every browser opens.
 
 import { X509Certificate } from 'node:crypto';
-import { HttpFetcher, httpFetch } from './http_fetch';
+import { HttpFetcher, fetchAsValue, httpFetch } from './http_fetch';
 import { ValidationInput, ValidationResult, validateChain } from './validate';
 
 /** Issuer certificates are ~1-2 KB; a cap far above that still bounds a hostile URL. */
@@ -61,7 +61,7 @@ export class AiaFetcher {
   }
 
   private async load(url: string): Promise<AiaResult> {
-    const res = await this.fetch({ url, method: 'GET', timeoutMs: this.timeoutMs, maxBytes: this.maxBytes });
+    const res = await fetchAsValue(this.fetch, { url, method: 'GET', timeoutMs: this.timeoutMs, maxBytes: this.maxBytes });
     if (!res.ok) return { ok: false, detail: `AIA fetch failed: ${res.detail}` };
     const certs = parseIssuerBody(res.body);
     return certs.length > 0 ? { ok: true, certs } : { ok: false, detail: `AIA ${url}: body is neither a DER nor a PEM certificate` };

@@ -110,6 +110,10 @@ export async function connectUpstream(opts: ConnectUpstreamOptions): Promise<Ups
       return fail('connect_failed', `upstream closed during validation${socketError ? `: ${(socketError as Error).message}` : ''}`);
     }
     return { ok: true, socket, alpn: socket.alpnProtocol || null, protocol, chain, path: verdict.path, leaf, revocation };
+  } catch (err) {
+    // Only a bug gets here (failures are values); never leave the socket open behind it.
+    socket.destroy();
+    throw err;
   } finally {
     socket.off('error', onError);
   }

@@ -73,3 +73,12 @@ export const httpFetch: HttpFetcher = (req) =>
     request.on('error', (err) => done({ ok: false, error: 'network', detail: `${req.url}: ${err.message}` }));
     request.end(req.body);
   });
+
+/** Runs an injected fetcher so that a throwing one becomes a 'network' error value like any other. */
+export async function fetchAsValue(fetch: HttpFetcher, req: HttpRequest): Promise<HttpResult> {
+  try {
+    return await fetch(req);
+  } catch (err) {
+    return { ok: false, error: 'network', detail: `${req.url}: ${(err as Error).message}` };
+  }
+}

@@ -13,7 +13,7 @@
 
 import type { X509Certificate } from 'node:crypto';
 import { certInfo, certLabel } from './cert_info';
-import { HttpError, HttpFetcher, httpFetch } from './http_fetch';
+import { HttpError, HttpFetcher, fetchAsValue, httpFetch } from './http_fetch';
 import { CertId, CrlReason, OcspError, OcspVerified, certIdFor, certIdKey, encodeOcspRequest, verifyOcspResponse } from './ocsp';
 
 export type RevocationMode = 'soft' | 'hard' | 'off';
@@ -36,15 +36,22 @@ const DEFAULT_TIMEOUT_MS = 5_000;
 const DEFAULT_CACHE_ENTRIES = 10_000;
 /** Without nextUpdate a response is reused only briefly (RFC 5019 6.2 leaves it to the client). */
 const CACHE_TTL_WITHOUT_NEXT_UPDATE_MS = 60 * 60_000;
+/**
+ * After a responder fails to answer (network error, timeout), it is not asked again for this
+ * long: otherwise in soft mode every new flow to its sites would wait out the full timeout.
+ */
+export const RESPONDER_BACKOFF_MS = 60_000;
 
 interface CacheEntry {
   response: OcspVerified;
   expiresAt: number;
 }
 
-/** Verified OCSP answers keyed by CertID, until nextUpdate, least recently used evicted first. */
+/** Verified OCSP answers keyed by CertID, until nextUpdate, least recently used evicted first;
+ * and responders that recently failed to answer, by URL. */
 export class OcspCache {
   private readonly entries = new Map<string, CacheEntry>();
+  private readonly unreachableUntil = new Map<string, number>();
 
   constructor(private readonly maxEntries = DEFAULT_CACHE_ENTRIES) {}
 
@@ -72,6 +79,24 @@ export class OcspCache {
 
   get size(): number {
     return this.entries.size;
+  }
+
+  markUnreachable(url: string, now: Date): void {
+    this.unreachableUntil.delete(url);
+    this.unreachableUntil.set(url, now.getTime() + RESPONDER_BACKOFF_MS);
+    while (this.unreachableUntil.size > this.maxEntries) {
+      const oldest = this.unreachableUntil.keys().next().value;
+      if (oldest === undefined) break;
+      this.unreachableUntil.delete(oldest);
+    }
+  }
+
+  isUnreachable(url: string, now: Date): boolean {
+    const until = this.unreachableUntil.get(url);
+    if (until === undefined) return false;
+    if (now.getTime() < until) return true;
+    this.unreachableUntil.delete(url);
+    return false;
   }
 }
 
@@ -134,8 +159,14 @@ async function lookup(leaf: X509Certificate, issuer: X509Certificate, opts: Revo
   const body = encodeOcspRequest(id);
   let last: Extract<RevocationOutcome, { status: 'error' }> | null = null;
   for (const url of urls) {
-    const res = await fetch({ url, method: 'POST', body, contentType: 'application/ocsp-request', timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, maxBytes: OCSP_MAX_RESPONSE_BYTES });
+    if (cache.isUnreachable(url, now)) {
+      last = { status: 'error', error: 'network', detail: `${stapleProblem}OCSP ${url} failed within the last ${RESPONDER_BACKOFF_MS / 1000} s; not asked again yet` };
+      continue;
+    }
+    const req = { url, method: 'POST' as const, body, contentType: 'application/ocsp-request', timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, maxBytes: OCSP_MAX_RESPONSE_BYTES };
+    const res = await fetchAsValue(fetch, req);
     if (!res.ok) {
+      if (res.error === 'network' || res.error === 'timeout') cache.markUnreachable(url, now);
       last = { status: 'error', error: res.error, detail: `${stapleProblem}OCSP ${res.detail}` };
       continue;
     }

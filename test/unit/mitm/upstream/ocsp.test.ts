@@ -229,6 +229,23 @@ describe('unreachable responder: soft vs hard policy', () => {
     expect(await check(unreachable, 'hard')).toMatchObject({ status: 'error', error: 'network', allow: false, failure: 'revocation_unknown' });
   });
 
+  it('does not ask a responder that just failed again, so soft mode does not stall every flow', async () => {
+    const cache = new OcspCache();
+    let fetches = 0;
+    const counting: HttpFetcher = (req) => {
+      fetches++;
+      return httpFetch(req);
+    };
+    await check(unreachable, 'soft', { cache, fetch: counting });
+    const second = await check(unreachable, 'soft', { cache, fetch: counting });
+    expect({ fetches, status: second.status, allow: second.allow }).toEqual({ fetches: 1, status: 'error', allow: true });
+  });
+
+  it('treats a fetcher that throws as an unreachable responder, not as an exception', async () => {
+    const result = await check(unreachable, 'hard', { fetch: refuseFetch });
+    expect(result).toMatchObject({ status: 'error', error: 'network', allow: false });
+  });
+
   it('a responder that never answers is abandoned at the timeout', async () => {
     const sockets: net.Socket[] = [];
     const silent = net.createServer((s) => sockets.push(s));
