@@ -1,0 +1,256 @@
+// Learned exclusions for certificate-pinned clients, per (user, host).
+//
+// An app that pins its server's key rejects our minted leaf every time; left
+// alone it simply stops working for that user. Vendors answer with a learned
+// exclusion cache that ages out (DESIGN.md, lessons from the field): after
+// `threshold` rejections within `windowMs` the host is pinned for the user
+// for `ttlMs`, and policy may then bypass inspection for it.
+//
+// Sans-IO: every method takes `now` in ms. Persistence is a JSON file so the
+// learned list survives a restart; only pins are saved, pending failures are
+// transient evidence.
+
+import { randomBytes } from 'node:crypto';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+
+export const DEFAULT_PIN_THRESHOLD = 3;
+export const DEFAULT_PIN_WINDOW_MS = 5 * 60_000;
+export const DEFAULT_PIN_TTL_MS = 24 * 60 * 60_000;
+/** Bounds memory against a client that fails for endless distinct hosts. */
+export const DEFAULT_MAX_ENTRIES = 100_000;
+
+/** TLS AlertDescription values (RFC 8446 §6.2) that mean "I do not accept your certificate". */
+export const ALERT_BAD_CERTIFICATE = 42;
+export const ALERT_CERTIFICATE_UNKNOWN = 46;
+export const ALERT_UNKNOWN_CA = 48;
+
+export interface PinningOptions {
+  threshold?: number;
+  windowMs?: number;
+  ttlMs?: number;
+  maxEntries?: number;
+}
+
+export interface PinnedHost {
+  user: string;
+  host: string;
+  pinnedAt: number;
+  until: number;
+  failures: number;
+}
+
+export interface FailureOutcome {
+  /** Failures counted within the window, this one included. */
+  failures: number;
+  /** True exactly once: when this failure flipped the host to pinned. */
+  flipped: boolean;
+}
+
+interface Entry {
+  user: string;
+  host: string;
+  /** Times of recent failures, oldest first, at most `threshold` kept. */
+  failures: number[];
+  pinnedAt: number | null;
+  until: number;
+  pinFailures: number;
+}
+
+export class PinningError extends Error {}
+
+export class PinningTracker {
+  readonly threshold: number;
+  readonly windowMs: number;
+  readonly ttlMs: number;
+  private readonly maxEntries: number;
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(opts: PinningOptions = {}) {
+    this.threshold = opts.threshold ?? DEFAULT_PIN_THRESHOLD;
+    this.windowMs = opts.windowMs ?? DEFAULT_PIN_WINDOW_MS;
+    this.ttlMs = opts.ttlMs ?? DEFAULT_PIN_TTL_MS;
+    this.maxEntries = opts.maxEntries ?? DEFAULT_MAX_ENTRIES;
+    if (!Number.isInteger(this.threshold) || this.threshold < 1) throw new PinningError(`pinning threshold must be a positive integer, got ${this.threshold}`);
+    if (!(this.windowMs > 0) || !(this.ttlMs > 0)) throw new PinningError('pinning windowMs and ttlMs must be positive');
+  }
+
+  /** A client rejected our certificate for `host`. */
+  recordFailure(user: string, host: string, now: number): FailureOutcome {
+    const entry = this.entry(user, host);
+    if (entry.pinnedAt !== null && now < entry.until) return { failures: entry.pinFailures, flipped: false };
+    entry.pinnedAt = null;
+    entry.failures = entry.failures.filter((t) => now - t < this.windowMs);
+    entry.failures.push(now);
+    if (entry.failures.length > this.threshold) entry.failures.shift();
+    const failures = entry.failures.length;
+    if (failures < this.threshold) return { failures, flipped: false };
+    entry.pinnedAt = now;
+    entry.until = now + this.ttlMs;
+    entry.pinFailures = failures;
+    entry.failures = [];
+    return { failures, flipped: true };
+  }
+
+  /**
+   * A client completed the handshake with our certificate and used the
+   * connection: pending failures were something else (a closed tab, a flaky
+   * network) and are forgotten. An established pin stays until it ages out:
+   * one user can run a browser that trusts us and a pinned app on one host.
+   */
+  recordSuccess(user: string, host: string, now: number): void {
+    const key = keyOf(user, host);
+    const entry = this.entries.get(key);
+    if (!entry) return;
+    entry.failures = [];
+    if (entry.pinnedAt === null || now >= entry.until) this.entries.delete(key);
+  }
+
+  isPinned(user: string, host: string, now: number): boolean {
+    const entry = this.entries.get(keyOf(user, host));
+    return entry !== undefined && entry.pinnedAt !== null && now < entry.until;
+  }
+
+  /** Forgets a pin (an admin's "inspect this again"). */
+  unpin(user: string, host: string): boolean {
+    return this.entries.delete(keyOf(user, host));
+  }
+
+  /** Current pins, soonest to expire first; expired ones are dropped. */
+  list(now: number): PinnedHost[] {
+    const out: PinnedHost[] = [];
+    for (const [key, e] of this.entries) {
+      if (e.pinnedAt === null) continue;
+      if (now >= e.until) {
+        if (e.failures.length === 0) this.entries.delete(key);
+        else e.pinnedAt = null;
+        continue;
+      }
+      out.push({ user: e.user, host: e.host, pinnedAt: e.pinnedAt, until: e.until, failures: e.pinFailures });
+    }
+    return out.sort((a, b) => a.until - b.until || a.user.localeCompare(b.user) || a.host.localeCompare(b.host));
+  }
+
+  toJSON(now: number): { version: 1; pins: PinnedHost[] } {
+    return { version: 1, pins: this.list(now) };
+  }
+
+  /** Restores pins from toJSON() output; expired and malformed entries are skipped. Returns how many were loaded. */
+  restore(data: unknown, now: number): number {
+    if (!isObject(data) || data.version !== 1 || !Array.isArray(data.pins)) throw new PinningError('pinning state: expected {"version":1,"pins":[...]}');
+    let loaded = 0;
+    for (const p of data.pins as unknown[]) {
+      if (!isPin(p) || now >= p.until) continue;
+      const entry = this.entry(p.user, p.host);
+      entry.pinnedAt = p.pinnedAt;
+      entry.until = p.until;
+      entry.pinFailures = p.failures;
+      loaded++;
+    }
+    return loaded;
+  }
+
+  /** Loads `path` if it exists; a missing file is an empty list. */
+  load(path: string, now: number): number {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw new PinningError(`cannot read pinning state ${path}: ${(err as Error).message}`);
+    }
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch (err) {
+      throw new PinningError(`pinning state ${path} is not JSON (${(err as Error).message}); delete it to start over`);
+    }
+    return this.restore(data, now);
+  }
+
+  /** Writes the pins atomically (temp file + rename), mode 0600: it names users and the hosts they visit. */
+  save(path: string, now: number): void {
+    const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+    writeFileSync(tmp, JSON.stringify(this.toJSON(now)) + '\n', { mode: 0o600 });
+    renameSync(tmp, path);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  private entry(user: string, host: string): Entry {
+    const key = keyOf(user, host);
+    let entry = this.entries.get(key);
+    if (entry) {
+      this.entries.delete(key);
+      this.entries.set(key, entry);
+      return entry;
+    }
+    entry = { user, host, failures: [], pinnedAt: null, until: 0, pinFailures: 0 };
+    this.entries.set(key, entry);
+    while (this.entries.size > this.maxEntries) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest === undefined) break;
+      this.entries.delete(oldest);
+    }
+    return entry;
+  }
+}
+
+/** NUL cannot occur in a user name we accept or in a host name, so the key is unambiguous. */
+function keyOf(user: string, host: string): string {
+  return `${user}\0${host.toLowerCase()}`;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null;
+}
+
+function isPin(p: unknown): p is PinnedHost {
+  return isObject(p) && typeof p.user === 'string' && typeof p.host === 'string' && Number.isFinite(p.pinnedAt)
+    && Number.isFinite(p.until) && Number.isFinite(p.failures);
+}
+
+// ---- what counts as "the client rejected our certificate" ----
+
+export type ClientHandshakeEnd =
+  /** The client sent a fatal alert about our certificate (RFC 8446 §6.2). */
+  | { kind: 'alert'; alert: number }
+  /** The connection closed after our certificate was sent and before the client's Finished. */
+  | { kind: 'closed_before_finished' }
+  /**
+   * The handshake completed but the client closed without sending a byte of
+   * application data, soon after: what clients that verify after the
+   * handshake do (OkHttp's CertificatePinner, node:tls).
+   */
+  | { kind: 'closed_silently'; afterMs: number }
+  | { kind: 'other'; detail: string };
+
+const REJECTION_ALERTS = new Set([ALERT_BAD_CERTIFICATE, ALERT_CERTIFICATE_UNKNOWN, ALERT_UNKNOWN_CA]);
+/** OpenSSL error codes for the received alerts above, as node reports them. */
+const ALERT_BY_OPENSSL_CODE: Record<string, number> = {
+  ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: ALERT_BAD_CERTIFICATE,
+  ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN: ALERT_CERTIFICATE_UNKNOWN,
+  ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: ALERT_UNKNOWN_CA,
+};
+
+/** The alert a TLS error reports having received from the peer, if it is one of ours. */
+export function rejectionAlertOf(code: string | undefined): number | null {
+  return (code && ALERT_BY_OPENSSL_CODE[code]) || null;
+}
+
+/** Default window after the handshake in which a silent close counts as a rejection. */
+export const DEFAULT_SILENT_CLOSE_MS = 2_000;
+
+export function isCertificateRejection(end: ClientHandshakeEnd, silentCloseMs = DEFAULT_SILENT_CLOSE_MS): boolean {
+  switch (end.kind) {
+    case 'alert':
+      return REJECTION_ALERTS.has(end.alert);
+    case 'closed_before_finished':
+      return true;
+    case 'closed_silently':
+      return end.afterMs <= silentCloseMs;
+    case 'other':
+      return false;
+  }
+}

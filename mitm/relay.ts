@@ -1,0 +1,103 @@
+// Byte relay between the client side and the server side of a flow, used for
+// decrypted (inspected) streams and raw spliced (bypassed) streams alike.
+// pipe() gives backpressure both ways; each direction's FIN is passed on as
+// a half-close (a request body ended with shutdown(SHUT_WR) still gets its
+// response); an error or reset on either side destroys both.
+
+import type { Duplex } from 'node:stream';
+
+/** Observer of the plaintext; it can neither stall nor break the relay. */
+export interface RelayTap {
+  clientToServer(chunk: Buffer): void;
+  serverToClient(chunk: Buffer): void;
+  end(): void;
+}
+
+export type RelayEnd = 'closed' | 'client_error' | 'server_error' | 'client_reset' | 'server_reset';
+
+export interface RelayResult {
+  end: RelayEnd;
+  detail?: string;
+  /** Application bytes read from the client and from the server. */
+  fromClient: number;
+  fromServer: number;
+  /** Which side ended, failed or closed first; null when neither did (never in onEnd). */
+  firstEnd: 'client' | 'server' | null;
+}
+
+export interface RelayOptions {
+  tap?: RelayTap;
+  /** Called once per tap failure; the tap is detached after its first throw. */
+  onTapError?: (err: unknown) => void;
+  /** Called the first time the client sends application data. */
+  onClientData?: () => void;
+  onEnd(result: RelayResult): void;
+}
+
+export function relay(client: Duplex, server: Duplex, opts: RelayOptions): void {
+  let fromClient = 0;
+  let fromServer = 0;
+  let tap = opts.tap;
+  let firstClientData = opts.onClientData;
+  let end: RelayEnd | null = null;
+  let detail: string | undefined;
+  let closed = 0;
+  let firstEnd: 'client' | 'server' | null = null;
+  const ended = (side: 'client' | 'server') => (): void => {
+    firstEnd ??= side;
+  };
+
+  const tapCall = (fn: () => void): void => {
+    try {
+      fn();
+    } catch (err) {
+      tap = undefined;
+      opts.onTapError?.(err);
+    }
+  };
+  for (const ev of ['end', 'error', 'close']) {
+    client.once(ev, ended('client'));
+    server.once(ev, ended('server'));
+  }
+  const fail = (why: RelayEnd, err?: Error): void => {
+    if (end === null) {
+      end = why;
+      detail = err ? ((err as NodeJS.ErrnoException).code ?? err.message) : undefined;
+    }
+    client.destroy();
+    server.destroy();
+  };
+  const onClose = (side: Duplex, reset: RelayEnd): void => {
+    // A side that closes without having both ended its reading and finished its writing was reset.
+    if (!side.readableEnded || !side.writableFinished) fail(reset);
+    if (++closed < 2) return;
+    const t = tap;
+    if (t) tapCall(() => t.end());
+    opts.onEnd({ end: end ?? 'closed', detail, fromClient, fromServer, firstEnd });
+  };
+
+  client.on('data', (chunk: Buffer) => {
+    fromClient += chunk.length;
+    if (firstClientData) {
+      const f = firstClientData;
+      firstClientData = undefined;
+      f();
+    }
+    const t = tap;
+    if (t) tapCall(() => t.clientToServer(chunk));
+  });
+  server.on('data', (chunk: Buffer) => {
+    fromServer += chunk.length;
+    const t = tap;
+    if (t) tapCall(() => t.serverToClient(chunk));
+  });
+  client.on('error', (err: Error) => fail('client_error', err));
+  server.on('error', (err: Error) => fail('server_error', err));
+  for (const [side, reset] of [[client, 'client_reset'], [server, 'server_reset']] as const) {
+    // A side already gone never emits 'close' again.
+    if (side.closed) queueMicrotask(() => onClose(side, reset));
+    else side.once('close', () => onClose(side, reset));
+  }
+  client.pipe(server);
+  server.pipe(client);
+}

@@ -1,0 +1,166 @@
+// Loopback harness for the inspection engine: a listener plays the TCP
+// stack (it accepts the client's connection, opens the upstream socket to
+// the origin first, then hands both to engine.handle), origins are real
+// node:https / node:http2 servers with certificates from the test PKI, and
+// clients are real node:tls / https / http2 clients trusting only the CA the
+// test names.
+
+import * as http2 from 'node:http2';
+import * as https from 'node:https';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { LoadedCa, ensureCa } from '../../../mitm/ca';
+import { InspectedFlow, InspectionEngine, InspectionEngineOptions } from '../../../mitm/engine';
+import { TrustStore } from '../../../mitm/upstream';
+import { TestCert, makeIntermediate, makeLeaf, makeRoot } from '../../helpers/pki';
+import { tempDir } from './ca_helpers';
+
+export interface Rec {
+  user: string;
+  peer: string;
+  type: string;
+  [k: string]: unknown;
+}
+
+export class MemoryRecords {
+  readonly all: Rec[] = [];
+  write(user: string, peer: string, type: string, fields: Record<string, unknown> = {}): void {
+    this.all.push({ ...fields, type, user, peer });
+  }
+  ofType(type: string): Rec[] {
+    return this.all.filter((r) => r.type === type);
+  }
+}
+
+export interface Pki {
+  root: TestCert;
+  intermediate: TestCert;
+  trust: TrustStore;
+  ca: LoadedCa;
+  untrusted: LoadedCa;
+  dataDir: string;
+}
+
+export function makePki(): Pki {
+  const root = makeRoot();
+  const intermediate = makeIntermediate(root);
+  const dataDir = tempDir('sightline-engine-');
+  const { ca, untrusted } = ensureCa(dataDir);
+  return { root, intermediate, trust: new TrustStore([root.cert]), ca, untrusted, dataDir };
+}
+
+/** A leaf for `host` (and 127.0.0.1 as IP SAN) with the chain to send. */
+export function originCert(pki: Pki, host: string, opts: Parameters<typeof makeLeaf>[1] = {}): { key: string; cert: string; leaf: TestCert } {
+  const leaf = makeLeaf(pki.intermediate, { dns: [host], ips: ['127.0.0.1'], ...opts });
+  return { key: leaf.keyPem, cert: leaf.pem + pki.intermediate.pem, leaf };
+}
+
+export async function listen(server: net.Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as net.AddressInfo).port;
+}
+
+export function close(server: net.Server | http2.Http2SecureServer): Promise<void> {
+  return new Promise((resolve) => {
+    (server as net.Server).closeAllConnections?.();
+    server.close(() => resolve());
+  });
+}
+
+/** The engine behind a loopback listener; every accepted connection becomes a flow to `originPort`. */
+export class EngineUnderTest {
+  readonly records = new MemoryRecords();
+  readonly engine: InspectionEngine;
+  readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  originPort = 0;
+  port = 0;
+
+  constructor(pki: Pki, opts: Partial<InspectionEngineOptions> = {}, readonly user = 'alice') {
+    this.engine = new InspectionEngine({ ca: pki.ca, untrustedCa: pki.untrusted, trust: pki.trust, records: this.records, tls: { revocation: 'off' }, ...opts });
+    this.server = net.createServer({ allowHalfOpen: true }, (client) => this.accept(client));
+  }
+
+  async start(originPort: number): Promise<this> {
+    this.originPort = originPort;
+    this.port = await listen(this.server);
+    return this;
+  }
+
+  private accept(client: net.Socket): void {
+    this.sockets.add(client);
+    client.once('close', () => this.sockets.delete(client));
+    // As the TCP stack does: the client's flow is handed over only once the upstream connect succeeded.
+    const upstream = net.connect({ host: '127.0.0.1', port: this.originPort });
+    this.sockets.add(upstream);
+    upstream.once('close', () => this.sockets.delete(upstream));
+    upstream.once('error', () => client.destroy());
+    upstream.once('connect', () => {
+      const flow: InspectedFlow = {
+        user: this.user, peer: 'peer-key-alice', clientAddress: client.remoteAddress ?? '', clientPort: client.remotePort ?? 0,
+        dstAddress: '127.0.0.1', dstPort: this.originPort, startedAt: Date.now(),
+      };
+      this.engine.handle(client, upstream, flow);
+    });
+  }
+
+  /** Waits until `n` flows have ended (bounded). */
+  async ended(n: number, timeoutMs = 10_000): Promise<Rec[]> {
+    for (let waited = 0; waited < timeoutMs; waited += 20) {
+      const ends = this.records.ofType('flow_end');
+      if (ends.length >= n) return ends;
+      await sleep(20);
+    }
+    throw new Error(`only ${this.records.ofType('flow_end').length} of ${n} flows ended: ${JSON.stringify(this.records.all)}`);
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await close(this.server);
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export interface FetchResult {
+  status: number;
+  body: Buffer;
+  alpn: string | false;
+  peer: tls.PeerCertificate;
+}
+
+/** HTTP/1.1 GET through the engine, trusting only `caPem`. */
+export function get(port: number, path: string, opts: { servername?: string; ca: string; host?: string }): Promise<FetchResult> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({
+      host: '127.0.0.1', port, path, agent: false, ca: [opts.ca], servername: opts.servername,
+      headers: { host: opts.host ?? opts.servername ?? '127.0.0.1' }, timeout: 15_000,
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      const socket = res.socket as tls.TLSSocket;
+      const peer = socket.getPeerCertificate();
+      const alpn = socket.alpnProtocol;
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), alpn, peer }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A bare TLS handshake; resolves with the peer certificate or the client's error code. */
+export function handshake(port: number, opts: tls.ConnectionOptions): Promise<{ ok: true; peer: tls.PeerCertificate; socket: tls.TLSSocket } | { ok: false; code: string }> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, ...opts });
+    socket.setTimeout(15_000, () => socket.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
+    socket.once('secureConnect', () => resolve({ ok: true, peer: socket.getPeerCertificate(), socket }));
+    socket.once('error', (e: NodeJS.ErrnoException) => resolve({ ok: false, code: e.code ?? e.message }));
+  });
+}
+
+export function subjectCN(peer: tls.PeerCertificate, which: 'subject' | 'issuer'): string {
+  const cn = peer[which]?.CN;
+  return Array.isArray(cn) ? cn.join(',') : (cn ?? '');
+}
