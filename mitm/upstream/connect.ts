@@ -12,6 +12,7 @@
 // nothing; it is called exactly once here.
 
 import type { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
 import tls from 'node:tls';
 import { AiaFetcher, validateWithAia } from './aia';
 import { certLabel } from './cert_info';
@@ -130,7 +131,8 @@ function handshakeUpstream(opts: ConnectUpstreamOptions): Promise<Handshake> {
     const options: tls.ConnectionOptions & Pick<tls.TLSSocketOptions, 'requestOCSP'> = {
       host: opts.host,
       port: opts.port,
-      servername: opts.servername,
+      // RFC 6066 3 forbids IP literals in SNI; such a name is still checked, against IP SANs.
+      servername: opts.servername && isIP(opts.servername) === 0 ? opts.servername : undefined,
       ALPNProtocols: opts.alpn.length > 0 ? opts.alpn : undefined,
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
