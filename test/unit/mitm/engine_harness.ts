@@ -62,7 +62,7 @@ export async function listen(server: net.Server): Promise<number> {
 
 export function close(server: net.Server | http2.Http2SecureServer): Promise<void> {
   return new Promise((resolve) => {
-    (server as net.Server).closeAllConnections?.();
+    (server as { closeAllConnections?: () => void }).closeAllConnections?.();
     server.close(() => resolve());
   });
 }
@@ -125,7 +125,7 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
 export interface FetchResult {
   status: number;
   body: Buffer;
-  alpn: string | false;
+  alpn: string | false | null;
   peer: tls.PeerCertificate;
 }
 
