@@ -87,6 +87,7 @@ export function terminateClientTls(client: Duplex, replay: Buffer, leaf: MintedL
       settled = true;
       clearTimeout(timer);
       socket.off('close', onClose);
+      socket.off('end', onClose);
       if (!r.ok) socket.destroy();
       resolve(r);
     };
@@ -97,6 +98,8 @@ export function terminateClientTls(client: Duplex, replay: Buffer, leaf: MintedL
       settle({ ok: false, end: alert !== null ? { kind: 'alert', alert } : classifyError(err) });
     });
     socket.once('close', onClose);
+    // With allowHalfOpen a FIN mid-handshake ends reading without closing: it is the same refusal.
+    socket.once('end', onClose);
     socket.once('secure', () => settle({ ok: true, socket, handshakeAt: now() }));
   });
 }

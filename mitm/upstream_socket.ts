@@ -72,7 +72,10 @@ export function secureUpstream(raw: Socket, opts: SecureUpstreamOptions): Promis
       if (OLD_PROTOCOL_CODES.has(code)) settle({ ok: false, error: 'protocol_too_old', detail: `${where} offers no TLS 1.2 or later (${code})` });
       else settle({ ok: false, error: 'tls_handshake_failed', detail: `TLS handshake with ${where} failed: ${code || err.message}` });
     });
-    socket.once('close', () => settle({ ok: false, error: 'connect_failed', detail: `${where} closed the connection during the TLS handshake` }));
+    const closed = (): void => settle({ ok: false, error: 'connect_failed', detail: `${where} closed the connection during the TLS handshake` });
+    socket.once('close', closed);
+    // With allowHalfOpen a FIN ends reading without closing the socket.
+    socket.once('end', closed);
     const timer = setTimeout(() => {
       settle({ ok: false, error: 'timeout', detail: `TLS handshake and validation with ${where} took longer than ${opts.timeoutMs} ms` });
     }, opts.timeoutMs);
