@@ -1,0 +1,194 @@
+// The relay under inspection is a pure byte relay: large transfers arrive
+// byte-equal with backpressure, a half-close reaches the other side while
+// the reverse direction keeps flowing, upgraded (WebSocket-style) streams
+// keep working, and traffic on the port that is not TLS is passed through
+// untouched (or closed, for broken TLS).
+
+import { createHash, randomBytes } from 'node:crypto';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { removeTempDirs } from './ca_helpers';
+import { EngineUnderTest, Pki, close, get, handshake, listen, makePki, originCert, sleep } from './engine_harness';
+
+let pki: Pki;
+beforeAll(() => {
+  pki = makePki();
+});
+afterAll(removeTempDirs);
+
+async function withEngine<T>(origin: net.Server, run: (eut: EngineUnderTest) => Promise<T>, opts: ConstructorParameters<typeof EngineUnderTest>[1] = {}): Promise<T> {
+  const eut = await new EngineUnderTest(pki, opts).start(await listen(origin));
+  try {
+    return await run(eut);
+  } finally {
+    await eut.stop();
+    await close(origin);
+  }
+}
+
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+test('a 20 MB download arrives byte-equal through the decrypting relay', async () => {
+  const big = randomBytes(20 * 1024 * 1024);
+  const origin = https.createServer(originCert(pki, 'big.test'), (_req, res) => res.end(big));
+  await withEngine(origin, async (eut) => {
+    const res = await get(eut.port, '/big', { servername: 'big.test', ca: pki.ca.certPem });
+    expect(res.body.length).toBe(big.length);
+    expect(sha256(res.body)).toBe(sha256(big));
+    const [end] = await eut.ended(1);
+    expect(end.bytesFromServer as number).toBeGreaterThan(big.length);
+  });
+});
+
+test('a 20 MB upload arrives byte-equal at the origin (backpressure toward the client)', async () => {
+  const big = randomBytes(20 * 1024 * 1024);
+  const origin = https.createServer(originCert(pki, 'up.test'), (req, res) => {
+    const h = createHash('sha256');
+    let n = 0;
+    req.on('data', (c: Buffer) => { h.update(c); n += c.length; });
+    req.on('end', () => res.end(`${n} ${h.digest('hex')}`));
+  });
+  await withEngine(origin, async (eut) => {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const req = https.request({ host: '127.0.0.1', port: eut.port, method: 'POST', path: '/', servername: 'up.test', ca: [pki.ca.certPem], agent: false, headers: { host: 'up.test' } }, (res) => {
+        let s = '';
+        res.on('data', (c: Buffer) => (s += c.toString()));
+        res.on('end', () => resolve(s));
+      });
+      req.on('error', reject);
+      req.end(big);
+    });
+    expect(answer).toBe(`${big.length} ${sha256(big)}`);
+  });
+});
+
+test('half-close: the client ends its side and still receives the answer the origin sends after reading EOF', async () => {
+  // RFC 9293 §3.6 half-close, carried over TLS as close_notify (RFC 8446 §6.1).
+  const { key, cert } = originCert(pki, 'half.test');
+  const origin = tls.createServer({ key, cert, allowHalfOpen: true }, (s) => {
+    let n = 0;
+    s.on('data', (c: Buffer) => (n += c.length));
+    s.on('end', () => s.end(`read ${n} bytes then EOF`));
+  });
+  await withEngine(origin, async (eut) => {
+    const r = await handshake(eut.port, { servername: 'half.test', ca: [pki.ca.certPem], allowHalfOpen: true } as tls.ConnectionOptions);
+    if (!r.ok) throw new Error(r.code);
+    r.socket.end(Buffer.alloc(5000, 1));
+    const chunks: Buffer[] = [];
+    for await (const c of r.socket) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe('read 5000 bytes then EOF');
+    const [end] = await eut.ended(1);
+    expect(end.result).toBe('closed');
+  });
+});
+
+test('an upgraded (WebSocket-style) stream keeps echoing across several round trips', async () => {
+  const origin = https.createServer(originCert(pki, 'ws.test'), (_q, s) => s.end());
+  origin.on('upgrade', (_req: http.IncomingMessage, socket: net.Socket) => {
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    socket.on('data', (c: Buffer) => socket.write(Buffer.concat([Buffer.from('echo:'), c])));
+  });
+  await withEngine(origin, async (eut) => {
+    const socket = await new Promise<net.Socket>((resolve, reject) => {
+      const req = https.request({
+        host: '127.0.0.1', port: eut.port, servername: 'ws.test', ca: [pki.ca.certPem], agent: false,
+        headers: { host: 'ws.test', connection: 'Upgrade', upgrade: 'websocket' },
+      });
+      req.on('upgrade', (_res, s: net.Socket) => resolve(s));
+      req.on('error', reject);
+      req.end();
+    });
+    for (let i = 0; i < 5; i++) {
+      const reply = new Promise<string>((resolve) => socket.once('data', (c: Buffer) => resolve(c.toString())));
+      socket.write(`message ${i}`);
+      expect(await reply).toBe(`echo:message ${i}`);
+      await sleep(50);
+    }
+    socket.destroy();
+    await eut.ended(1);
+  });
+});
+
+test('plain HTTP on the inspected port is relayed untouched and recorded as non_tls', async () => {
+  const origin = http.createServer((req, res) => res.end(`plain ${req.method} ${req.url}`));
+  await withEngine(origin, async (eut) => {
+    const body = await new Promise<string>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: eut.port, path: '/x', agent: false }, (res) => {
+        let s = '';
+        res.on('data', (c: Buffer) => (s += c.toString()));
+        res.on('end', () => resolve(s));
+      }).on('error', reject);
+    });
+    expect(body).toBe('plain GET /x');
+    const [end] = await eut.ended(1);
+    expect(end.mode).toBe('non_tls');
+    expect(eut.records.ofType('non_tls')).toHaveLength(1);
+  });
+});
+
+test('arbitrary non-TLS bytes reach the origin exactly as sent, the first read included', async () => {
+  const received: Buffer[] = [];
+  const origin = net.createServer({ allowHalfOpen: true }, (s) => {
+    s.on('data', (c: Buffer) => received.push(c));
+    s.on('end', () => s.end('bye'));
+  });
+  await withEngine(origin, async (eut) => {
+    const payload = Buffer.concat([Buffer.from('SSH-2.0-OpenSSH_9.6\r\n'), randomBytes(100_000)]);
+    const reply = await new Promise<string>((resolve, reject) => {
+      const c = net.connect({ host: '127.0.0.1', port: eut.port, allowHalfOpen: true }, () => c.end(payload));
+      let s = '';
+      c.on('data', (d: Buffer) => (s += d.toString()));
+      c.on('end', () => resolve(s));
+      c.on('error', reject);
+    });
+    expect(reply).toBe('bye');
+    expect(Buffer.concat(received).equals(payload)).toBe(true);
+  });
+});
+
+test('with nonTls "close", a non-TLS stream is closed and nothing reaches the origin', async () => {
+  let originBytes = 0;
+  const origin = net.createServer((s) => s.on('data', (c: Buffer) => (originBytes += c.length)));
+  await withEngine(origin, async (eut) => {
+    await rawExchange(eut.port, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+    const [end] = await eut.ended(1);
+    expect(end).toMatchObject({ result: 'client_hello_failed', reason: expect.any(String) });
+    expect(originBytes).toBe(0);
+  }, { nonTls: 'close' });
+});
+
+test('a malformed ClientHello closes both sides and records the parser reason', async () => {
+  const origin = net.createServer((s) => s.resume());
+  await withEngine(origin, async (eut) => {
+    // A handshake record whose ClientHello declares cipher_suites of odd length.
+    const body = Buffer.concat([Buffer.from([0x03, 0x03]), Buffer.alloc(32), Buffer.from([0, 0x00, 0x03, 0x13, 0x01, 0x13, 0x01, 0x00])]);
+    const hs = Buffer.concat([Buffer.from([1, 0, 0, body.length]), body]);
+    const rec = Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0, hs.length]), hs]);
+    await rawExchange(eut.port, rec);
+    const [end] = await eut.ended(1);
+    expect(end).toMatchObject({ result: 'client_hello_failed', reason: 'bad_cipher_suites_length' });
+  });
+});
+
+test('a client that sends nothing is closed after the ClientHello deadline', async () => {
+  const origin = net.createServer((s) => s.resume());
+  await withEngine(origin, async (eut) => {
+    const c = net.connect({ host: '127.0.0.1', port: eut.port });
+    c.on('error', () => undefined);
+    const [end] = await eut.ended(1);
+    expect(end).toMatchObject({ result: 'client_hello_failed', reason: 'client_hello_timeout' });
+    c.destroy();
+  }, { timeouts: { clientHelloMs: 200 } });
+});
+
+/** Writes bytes, then resolves once the engine closes the connection. */
+function rawExchange(port: number, bytes: Buffer): Promise<void> {
+  return new Promise((resolve) => {
+    const c = net.connect({ host: '127.0.0.1', port }, () => c.write(bytes));
+    c.on('error', () => resolve());
+    c.on('close', () => resolve());
+    c.resume();
+  });
+}
