@@ -16,8 +16,8 @@ export function createHttpLogger(opts: HttpLoggerOptions): ConnectionParser {
     emit: opts.emit,
     maxHeaderBytes: opts.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
   };
-  if (opts.alpn === 'h2') return guarded(new H2Connection(ctx), ctx);
-  if (opts.alpn === null || HTTP1_ALPN.has(opts.alpn)) return guarded(new PrefaceSniffer(ctx), ctx);
+  if (opts.alpn === 'h2') return guarded(new H2Connection(ctx), ctx, 'h2');
+  if (opts.alpn === null || HTTP1_ALPN.has(opts.alpn)) return guarded(new PrefaceSniffer(ctx), ctx, 'http/1.1');
   return { clientToServer: () => undefined, serverToClient: () => undefined, end: () => undefined };
 }
 
@@ -71,12 +71,12 @@ class PrefaceSniffer implements ConnectionParser {
  * bug in them from ever breaking the relay. A throw ends logging for the
  * connection with one error record.
  */
-function guarded(p: ConnectionParser, ctx: ParserContext): ConnectionParser {
+function guarded(p: ConnectionParser, ctx: ParserContext, protocol: HttpRequestRecord['protocol']): ConnectionParser {
   let dead = false;
   const fail = (): void => {
     dead = true;
     const r: HttpRequestRecord = {
-      type: 'http', protocol: 'http/1.1', method: '', host: ctx.sniHost ?? '', path: '', status: null,
+      type: 'http', protocol, method: '', host: ctx.sniHost ?? '', path: '', status: null,
       bytesUp: 0, bytesDown: 0, durationMs: 0, userAgent: null, error: 'internal logger error; logging stopped',
     };
     try {
