@@ -104,6 +104,7 @@ export class UserLog {
       const clean = stripSecrets(fields, dropped) as LogFields;
       this.secretsDropped += dropped.n;
       delete clean.time;
+      delete clean.level;
       this.destination(user).logger.info({ ...clean, type, user, peer });
     } catch {
       this.writeErrors++;
@@ -139,15 +140,13 @@ export class UserLog {
     const dest = pino.destination({ fd, sync: false, minLength: 0 });
     dest.on('error', () => this.writeErrors++);
     const now = this.now;
-    const logger = pino(
-      {
-        base: null,
-        messageKey: 'message',
-        timestamp: () => `,"time":"${new Date(now()).toISOString()}"`,
-        formatters: { level: () => ({}) },
-      },
-      dest,
-    );
+    // pino 10 emits broken JSON ("{,") when the level formatter returns nothing, so the level stays, as a word.
+    const logger = pino({
+      base: null,
+      messageKey: 'message',
+      timestamp: () => `,"time":"${new Date(now()).toISOString()}"`,
+      formatters: { level: (label) => ({ level: label }) },
+    }, dest);
     const entry = { logger, dest };
     this.open.set(user, entry);
     while (this.open.size > this.maxOpen) {
