@@ -3,11 +3,13 @@
 // `npm run bench -- NAME...` runs only the named groups.
 import { benchWireguard } from './wireguard';
 import { benchMint } from './mint';
+import { benchTunnel } from './tunnel';
 import { printTable, type BenchRow } from './table';
 
 const groups: Record<string, { title: string; run: () => Promise<BenchRow[]> }> = {
   wireguard: { title: 'WireGuard protocol (one process, two devices)', run: benchWireguard },
   mint: { title: 'TLS inspection: leaf certificate minting', run: benchMint },
+  tunnel: { title: 'Tunnel: bulk TCP and memory, Sightline vs wireguard-go + kernel forwarding (namespaces, needs root)', run: benchTunnel },
 };
 
 async function main(): Promise<void> {

@@ -1,0 +1,297 @@
+// Tunnel benchmark: bulk TCP through the tunnel and memory per idle flow and
+// peer, side by side in one run with the anchor DESIGN.md names: wireguard-go
+// as the server with kernel forwarding and nftables masquerade. Same client
+// (wireguard-go), same origin processes, same file for both paths; topology
+// in tunnel_topology.ts. Needs root (namespaces); without it the rows say so.
+// Until the userspace TCP stack lands, TCP through Sightline fails at connect:
+// that is detected in seconds and its rows are NaN with the reason.
+import { randomFillSync } from 'node:crypto';
+import { openSync, writeSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { Lab, missingE2EPrerequisites, sleep, waitFor, type Namespace } from '../lab/netns';
+import type { BenchRow } from './table';
+import { CURL_WRITE_OUT, curlMbps, iperfMbps, type Measured } from './tunnel_parse';
+import {
+  HTTP_PORT, IDLE_PORT, ORIGIN_VIA_ANCHOR, ORIGIN_VIA_SIGHTLINE, TunnelLab,
+  execAsync, helper, rssKb, startAndWait, statusPeers, stopChild, withFdRoom, type Concentrator,
+} from './tunnel_topology';
+
+const FILE_MB = 200;
+const FILE_BYTES = FILE_MB * 1024 * 1024;
+const IPERF_SECONDS = 5;
+// Cuts a slow transfer short; its rate so far is still reported (partial).
+const CURL_MAX_SECONDS = 40;
+const IDLE_FLOWS = 10_000;
+const IDLE_FLOW_CONCURRENCY = 256;
+const IDLE_FLOW_DEADLINE_MS = 40_000;
+const RECOVERY_LIMIT_MS = 30_000;
+const IDLE_PEERS = 1_000;
+const DGRAM_SIZE = 1420;
+const DGRAM_SECONDS = 3;
+
+const A = 'wireguard-go + kernel forwarding';
+const S = 'sightline socket egress';
+const TCP_NOT_AVAILABLE = 'TCP not available';
+const TOOLS = ['ip', 'wireguard-go', 'wg', 'wg-quick', 'iperf3', 'nft', 'curl', 'prlimit', 'ping'];
+
+interface Transfer {
+  suffix: string;
+  unit: string;
+  run: (t: TunnelLab, p: Path) => Promise<Measured>;
+}
+
+interface Path {
+  label: string;
+  client: Namespace;
+  target: string;
+  iperfPorts: { download: number; upload: number };
+}
+
+const TRANSFERS: Transfer[] = [
+  { suffix: 'download', unit: `Mbit/s (iperf3 -R, ${IPERF_SECONDS} s)`, run: (t, p) => iperf(t, p, 'download') },
+  { suffix: 'upload', unit: `Mbit/s (iperf3, ${IPERF_SECONDS} s)`, run: (t, p) => iperf(t, p, 'upload') },
+  { suffix: `curl ${FILE_MB} MB download`, unit: 'Mbit/s (curl)', run: (t, p) => curlTransfer(t, p, 'download') },
+  { suffix: `curl ${FILE_MB} MB upload`, unit: 'Mbit/s (curl)', run: (t, p) => curlTransfer(t, p, 'upload') },
+];
+
+const FLOW_MEMORY = `${S}, memory per idle TCP flow`;
+const PEER_MEMORY = `${S}, memory per idle peer`;
+const ANCHOR_FLOWS = `${A}, idle TCP flows opened`;
+
+export async function benchTunnel(): Promise<BenchRow[]> {
+  runStarted = Date.now();
+  const rows: BenchRow[] = [];
+  const missing = missingE2EPrerequisites(TOOLS);
+  if (missing.length > 0) {
+    rows.push(...skippedRows(`skipped: needs ${missing.join(', ')}`));
+  } else {
+    const t = new TunnelLab();
+    // An interrupted run still removes its namespaces and processes.
+    const abort = (): void => void t.cleanup().finally(() => process.exit(130));
+    process.once('SIGINT', abort);
+    process.once('SIGTERM', abort);
+    try {
+      await measureTunnels(t, rows);
+    } catch (err) {
+      const msg = (err as Error).message;
+      process.stderr.write(`tunnel benchmark aborted: ${msg}\n`);
+      rows.push({ name: 'tunnel benchmark aborted', value: NaN, unit: short(msg) });
+    } finally {
+      process.off('SIGINT', abort);
+      process.off('SIGTERM', abort);
+      await t.cleanup();
+    }
+  }
+  progress('node dgram receive rate');
+  rows.push(...(await dgramDiagnostic()));
+  progress('done');
+  return rows;
+}
+
+async function measureTunnels(t: TunnelLab, rows: BenchRow[]): Promise<void> {
+  progress(`namespaces, origin, ${FILE_MB} MB file`);
+  const file = join(t.tmp, 'file.bin');
+  writeRandomFile(file, FILE_BYTES);
+  t.build();
+  const [originCmd, originArgs] = withFdRoom('node', [helper('tunnel_origin'), file, String(HTTP_PORT), String(IDLE_PORT)]);
+  await startAndWait(t.lab, t.origin, originCmd, originArgs, 'ready', 10_000);
+  // One iperf3 server per test: a test cut short on a broken path must not
+  // leave the server busy for the next one.
+  for (const port of [5201, 5202, 5203, 5204]) {
+    await startAndWait(t.lab, t.origin, 'iperf3', ['-s', '-p', String(port), '--forceflush'], 'Server listening', 10_000);
+  }
+
+  // Memory per idle peer first, on a concentrator of its own that nothing
+  // else has touched: a heap grown by earlier tests would hide the cost.
+  progress(`memory per idle peer (${IDLE_PEERS} peers)`);
+  rows.push(await peerMemory(t));
+
+  progress('anchor: wireguard-go server with kernel forwarding');
+  await t.startAnchor();
+  const anchor: Path = { label: A, client: t.anchorClient, target: ORIGIN_VIA_ANCHOR, iperfPorts: { download: 5201, upload: 5202 } };
+  for (const x of TRANSFERS) {
+    progress(`anchor: ${x.suffix}`);
+    rows.push(toRow(`${A}, ${x.suffix}`, x.unit, await x.run(t, anchor)));
+  }
+
+  progress('sightline: concentrator, peer, client');
+  const conc = await t.startConcentrator('sightline', 51820);
+  await t.startSightlineClient(conc);
+  const sightline: Path = { label: S, client: t.sightlineClient, target: ORIGIN_VIA_SIGHTLINE, iperfPorts: { download: 5203, upload: 5204 } };
+  const probe = await curlSmall(t, sightline);
+  if (!probe.ok) process.stderr.write(`tunnel bench: TCP through Sightline failed (${probe.reason}); its rows are NaN\n`);
+  // Idle flows before bulk transfers, for the same reason as the peers.
+  if (probe.ok) progress(`sightline: ${IDLE_FLOWS} idle flows`);
+  if (probe.ok) {
+    rows.push(await flowMemory(t, sightline, conc));
+    rows.push(await recoveryAfterClose(t, sightline));
+  } else {
+    rows.push({ name: FLOW_MEMORY, value: NaN, unit: `KB/flow (${TCP_NOT_AVAILABLE})` });
+  }
+  for (const x of TRANSFERS) {
+    if (probe.ok) progress(`sightline: ${x.suffix}`);
+    const m: Measured = probe.ok ? await x.run(t, sightline) : { ok: false, reason: TCP_NOT_AVAILABLE };
+    rows.push(toRow(`${S}, ${x.suffix}`, x.unit, m, `${A}, ${x.suffix}`));
+  }
+
+  // The idle-flow harness on the anchor path: shows the 10,000 flows open
+  // through a gateway that works, whatever Sightline does.
+  progress(`anchor: ${IDLE_FLOWS} idle flows (harness check)`);
+  const flows = await openIdleFlows(t, anchor.client, anchor.target);
+  rows.push({ name: ANCHOR_FLOWS, value: flows.opened, unit: `flows of ${IDLE_FLOWS.toLocaleString('en-US')} in ${(flows.ms / 1000).toFixed(1)} s (harness check)` });
+  await stopChild(conc.child);
+}
+
+let runStarted = Date.now();
+/** Where the run is, on stderr: the whole benchmark takes a few minutes. */
+function progress(what: string): void {
+  process.stderr.write(`[tunnel ${((Date.now() - runStarted) / 1000).toFixed(1)} s] ${what}\n`);
+}
+
+function toRow(name: string, unit: string, m: Measured, anchor?: string): BenchRow {
+  if (!m.ok) {
+    if (m.reason !== TCP_NOT_AVAILABLE) process.stderr.write(`tunnel bench: ${name}: ${m.reason}\n`);
+    return { name, value: NaN, unit: `${unit.split(' ')[0]} (${m.reason === TCP_NOT_AVAILABLE ? m.reason : 'failed: ' + short(m.reason)})` };
+  }
+  const row: BenchRow = { name, value: m.value, unit: m.note ? `${unit} (${m.note})` : unit };
+  // A NaN row keeps no anchor: the table would print "NaNx" as its ratio.
+  if (anchor !== undefined) row.anchor = anchor;
+  return row;
+}
+
+async function iperf(t: TunnelLab, p: Path, direction: 'download' | 'upload'): Promise<Measured> {
+  const port = direction === 'download' ? p.iperfPorts.download : p.iperfPorts.upload;
+  // -O 1 leaves slow start out of the average on both paths alike.
+  const args = ['-c', p.target, '-p', String(port), '-t', String(IPERF_SECONDS), '-O', '1', '-J', '--connect-timeout', '3000', ...(direction === 'download' ? ['-R'] : [])];
+  const r = await execAsync(p.client, 'iperf3', args, (IPERF_SECONDS + 15) * 1000, t.lab);
+  return iperfMbps(r.stdout);
+}
+
+async function curlTransfer(t: TunnelLab, p: Path, direction: 'download' | 'upload'): Promise<Measured> {
+  const common = ['-s', '-o', '/dev/null', '--connect-timeout', '3', '-m', String(CURL_MAX_SECONDS), '-w', CURL_WRITE_OUT];
+  const args = direction === 'download'
+    ? [...common, `http://${p.target}:${HTTP_PORT}/file`]
+    // No "Expect: 100-continue": its wait is a round trip neither path should pay.
+    : [...common, '-H', 'Expect:', '-T', join(t.tmp, 'file.bin'), `http://${p.target}:${HTTP_PORT}/upload`];
+  const r = await execAsync(p.client, 'curl', args, (CURL_MAX_SECONDS + 10) * 1000, t.lab);
+  return curlMbps(r.stdout, FILE_BYTES, direction, r.code === 28);
+}
+
+/** Whether TCP passes at all: a 1 KiB GET, bounded to a few seconds. */
+async function curlSmall(t: TunnelLab, p: Path): Promise<Measured> {
+  const r = await execAsync(p.client, 'curl', ['-s', '-o', '/dev/null', '--connect-timeout', '3', '-m', '8', '-w', CURL_WRITE_OUT, `http://${p.target}:${HTTP_PORT}/small`], 15_000, t.lab);
+  const m = curlMbps(r.stdout, 1024, 'download');
+  return m.ok ? m : { ok: false, reason: TCP_NOT_AVAILABLE };
+}
+
+interface IdleFlows {
+  opened: number;
+  failed: number;
+  pending: number;
+  ms: number;
+  stop: () => Promise<void>;
+}
+
+async function openIdleFlows(t: TunnelLab, client: Namespace, target: string, keep = false): Promise<IdleFlows> {
+  const [cmd, args] = withFdRoom('node', [helper('tunnel_idle_flows'), target, String(IDLE_PORT), String(IDLE_FLOWS), String(IDLE_FLOW_CONCURRENCY), String(IDLE_FLOW_DEADLINE_MS)]);
+  const opener = await startAndWait(t.lab, client, cmd, args, '"opened"', IDLE_FLOW_DEADLINE_MS + 15_000);
+  const line = opener.output().split('\n').find((l) => l.includes('"opened"')) ?? '{}';
+  const r = JSON.parse(line) as { opened: number; failed: number; pending: number; ms: number };
+  const stop = (): Promise<void> => stopChild(opener.child);
+  if (!keep) await stop();
+  return { ...r, stop };
+}
+
+async function flowMemory(t: TunnelLab, p: Path, conc: Concentrator): Promise<BenchRow> {
+  const before = rssKb(conc.pid);
+  const flows = await openIdleFlows(t, p.client, p.target, true);
+  // Let per-flow timers and buffers settle into their idle state.
+  await sleep(2000);
+  const after = rssKb(conc.pid);
+  await flows.stop();
+  if (before === null || after === null) return { name: FLOW_MEMORY, value: NaN, unit: 'KB/flow (the concentrator exited)' };
+  if (flows.opened === 0) return { name: FLOW_MEMORY, value: NaN, unit: `KB/flow (no flow opened, ${flows.failed} failed)` };
+  const note = flows.opened < IDLE_FLOWS ? `only ${flows.opened} of ${IDLE_FLOWS} opened` : `${IDLE_FLOWS.toLocaleString('en-US')} flows`;
+  return { name: FLOW_MEMORY, value: (after - before) / flows.opened, unit: `KB/flow (${note}; target < 64)` };
+}
+
+/**
+ * Closing 10,000 flows at once is work for the concentrator; the bulk tests
+ * start only once a new connection gets through again, and how long that
+ * took is itself worth a row.
+ */
+async function recoveryAfterClose(t: TunnelLab, p: Path): Promise<BenchRow> {
+  const name = `${S}, first new connection after ${IDLE_FLOWS.toLocaleString('en-US')} flows close`;
+  const t0 = Date.now();
+  while (Date.now() - t0 < RECOVERY_LIMIT_MS) {
+    if ((await curlSmall(t, p)).ok) return { name, value: (Date.now() - t0) / 1000, unit: 's (diagnostic)' };
+  }
+  return { name, value: NaN, unit: `s (none within ${RECOVERY_LIMIT_MS / 1000} s)` };
+}
+
+async function peerMemory(t: TunnelLab): Promise<BenchRow> {
+  // A 1 MiB young generation: with the default (16 MiB semi-spaces) garbage
+  // not yet scavenged is several times the 4 MB that 1,000 peers may cost,
+  // and the RSS delta would measure allocation timing instead of peers.
+  const conc = await t.startConcentrator('peers', 51821, ['--max-semi-space-size=1']);
+  try {
+    await sleep(1000);
+    const before = rssKb(conc.pid);
+    const add = await execAsync(null, 'node', [helper('tunnel_peers'), conc.dataDir, conc.config, String(IDLE_PEERS), '10.211.2.1:51821'], 60_000, t.lab);
+    if (add.code !== 0) throw new Error(`adding ${IDLE_PEERS} peers failed: ${add.stderr.trim()}`);
+    await waitFor(`the concentrator to load ${IDLE_PEERS} peers`, () => (statusPeers(conc.dataDir).length >= IDLE_PEERS ? true : undefined), 20_000, 200);
+    await sleep(1000);
+    const after = rssKb(conc.pid);
+    if (before === null || after === null) return { name: PEER_MEMORY, value: NaN, unit: 'KB/peer (the concentrator exited)' };
+    return { name: PEER_MEMORY, value: (after - before) / IDLE_PEERS, unit: `KB/peer (${IDLE_PEERS.toLocaleString('en-US')} peers, RSS delta, 1 MiB semi-space; target < 4)` };
+  } finally {
+    await stopChild(conc.child);
+  }
+}
+
+/** Receive rate of the UDP edge on loopback, against a Node flood sender. */
+async function dgramDiagnostic(): Promise<BenchRow[]> {
+  const lab = new Lab('td'); // only tracks the two processes; no namespaces
+  const recvName = 'node dgram receive rate';
+  const sendName = 'node dgram send rate';
+  try {
+    const recv = await startAndWait(lab, null, 'node', [helper('tunnel_dgram'), 'recv', String(DGRAM_SECONDS)], '"port"', 10_000);
+    const port = (JSON.parse(recv.output().split('\n')[0]) as { port: number }).port;
+    const send = await execAsync(null, 'node', [helper('tunnel_dgram'), 'send', String(port), String(DGRAM_SECONDS + 1), String(DGRAM_SIZE)], (DGRAM_SECONDS + 10) * 1000, lab);
+    const got = await waitFor('the receiver to report', () => recv.output().split('\n').find((l) => l.includes('"received"')), 5000);
+    const r = JSON.parse(got) as { received: number; seconds: number };
+    const s = JSON.parse(send.stdout.trim()) as { sent: number; seconds: number };
+    const mbps = (rate: number): string => ((rate * DGRAM_SIZE * 8) / 1e6).toFixed(0);
+    const recvRate = r.received / r.seconds;
+    const sendRate = s.sent / s.seconds;
+    return [
+      { name: recvName, value: recvRate, unit: `datagrams/s (${DGRAM_SIZE} B into UdpEdge on loopback, = ${mbps(recvRate)} Mbit/s; diagnostic)` },
+      { name: sendName, value: sendRate, unit: `datagrams/s (the flood feeding it, = ${mbps(sendRate)} Mbit/s)` },
+    ];
+  } catch (err) {
+    return [{ name: recvName, value: NaN, unit: `datagrams/s (failed: ${short((err as Error).message)})` }];
+  } finally {
+    await lab.cleanup();
+  }
+}
+
+function skippedRows(reason: string): BenchRow[] {
+  const names = [PEER_MEMORY, ...TRANSFERS.map((x) => `${A}, ${x.suffix}`), FLOW_MEMORY, ...TRANSFERS.map((x) => `${S}, ${x.suffix}`)];
+  return names.map((name) => ({ name, value: NaN, unit: reason }));
+}
+
+/** Pseudo-random bytes, so no layer can win by compressing the file. */
+function writeRandomFile(file: string, bytes: number): void {
+  const chunk = Buffer.alloc(1 << 20);
+  const fd = openSync(file, 'w', 0o600);
+  try {
+    for (let left = bytes; left > 0; left -= chunk.length) writeSync(fd, randomFillSync(chunk), 0, Math.min(left, chunk.length));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function short(msg: string): string {
+  const line = msg.split('\n')[0];
+  return line.length > 80 ? line.slice(0, 77) + '...' : line;
+}
