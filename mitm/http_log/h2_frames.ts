@@ -37,6 +37,17 @@ export function errorCodeName(code: number): string {
   return ERROR_NAMES[code] ?? `0x${code.toString(16)}`;
 }
 
+/** Encodes one frame (§4.1); for benchmarks and tests, the logger never sends. */
+export function encodeFrame(type: number, flags: number, streamId: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const out = Buffer.alloc(FRAME_HEADER_LEN + payload.length);
+  out.writeUIntBE(payload.length, 0, 3);
+  out[3] = type;
+  out[4] = flags;
+  out.writeUInt32BE(streamId, 5);
+  payload.copy(out, FRAME_HEADER_LEN);
+  return out;
+}
+
 /** Receives each complete frame; returns a protocol violation or null. */
 export interface FrameSink {
   onFrame(type: number, flags: number, streamId: number, length: number, payload: Buffer): string | null;

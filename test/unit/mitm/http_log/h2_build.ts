@@ -1,15 +1,8 @@
 // Builders for hand-made HTTP/2 byte streams in tests: frames (RFC 9113 §4.1)
 // and HPACK blocks using literals without indexing, no Huffman (RFC 7541 §6.2.2).
-import { CONNECTION_PREFACE } from '../../../../mitm/http_log/h2_frames';
+import { CONNECTION_PREFACE, encodeFrame } from '../../../../mitm/http_log/h2_frames';
 
-export function frame(type: number, flags: number, streamId: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(streamId, 5);
-  return Buffer.concat([h, payload]);
-}
+export const frame = encodeFrame;
 
 function hpackInt(value: number, prefixBits: number, first: number): Buffer {
   const max = (1 << prefixBits) - 1;
