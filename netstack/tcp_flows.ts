@@ -37,6 +37,8 @@ export interface FlowRecord {
   bytesDown: number;
   durationMs: number;
   end: string;
+  retransmits: number;
+  rtoExpirations: number;
 }
 
 export interface TcpFlowOptions {
@@ -260,6 +262,8 @@ export class TcpFlowTable {
       bytesDown: ep.stats.bytesOut,
       durationMs: Math.round(this.clock() - flow.startedAt),
       end: reason,
+      retransmits: ep.stats.retransmits,
+      rtoExpirations: ep.stats.rtoExpirations,
     });
   }
 

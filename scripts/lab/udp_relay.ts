@@ -50,7 +50,16 @@ export function startRelay(listenHost: string, listenPort: number, targetHost: s
     };
     const later = (f: () => void) => (imp.delayMs ? setTimeout(f, imp.delayMs) : f());
     if (imp.reorder && held[dir] === null && rand() < imp.reorder) {
-      held[dir] = { send: go };
+      // Held until the next datagram overtakes it, or 5 ms at most: a
+      // reordering, never a silent loss at the end of a burst.
+      const entry = { send: go };
+      held[dir] = entry;
+      setTimeout(() => {
+        if (held[dir] === entry) {
+          held[dir] = null;
+          go();
+        }
+      }, 5);
       return;
     }
     later(go);
