@@ -77,7 +77,10 @@ export class EngineUnderTest {
   port = 0;
 
   constructor(pki: Pki, opts: Partial<InspectionEngineOptions> = {}, readonly user = 'alice') {
-    this.engine = new InspectionEngine({ ca: pki.ca, untrustedCa: pki.untrusted, trust: pki.trust, records: this.records, tls: { revocation: 'off' }, ...opts });
+    const extra = opts.records;
+    // Records also reach the test's own sink, so ended() works whatever the engine writes to.
+    const records = extra ? { write: (...a: Parameters<MemoryRecords['write']>) => { extra.write(...a); this.records.write(...a); } } : this.records;
+    this.engine = new InspectionEngine({ ca: pki.ca, untrustedCa: pki.untrusted, trust: pki.trust, tls: { revocation: 'off' }, ...opts, records });
     this.server = net.createServer({ allowHalfOpen: true }, (client) => this.accept(client));
   }
 
