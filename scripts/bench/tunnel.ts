@@ -265,7 +265,9 @@ async function dgramDiagnostic(): Promise<BenchRow[]> {
     const recvRate = r.received / r.seconds;
     const sendRate = s.sent / s.seconds;
     return [
-      { name: recvName, value: recvRate, unit: `datagrams/s (${DGRAM_SIZE} B into UdpEdge on loopback, = ${mbps(recvRate)} Mbit/s; diagnostic)` },
+      // Receiving nearly all that was sent means the sender set the pace:
+      // the edge can take at least this much, maybe more.
+      { name: recvName, value: recvRate, unit: `datagrams/s (${DGRAM_SIZE} B into UdpEdge on loopback, = ${mbps(recvRate)} Mbit/s${recvRate >= 0.97 * sendRate ? ', sender-bound' : ''}; diagnostic)` },
       { name: sendName, value: sendRate, unit: `datagrams/s (the flood feeding it, = ${mbps(sendRate)} Mbit/s)` },
     ];
   } catch (err) {
