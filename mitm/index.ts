@@ -16,3 +16,6 @@ export type { ClientHandshakeEnd, FailureOutcome, PinnedHost, PinningOptions } f
 export { UserLog, UserLogError, userFileName } from './user_log';
 export type { UserLogOptions } from './user_log';
 export { ALERT_ACCESS_DENIED, ALERT_HANDSHAKE_FAILURE, ALERT_INTERNAL_ERROR, alertRecord } from './terminate';
+export { createHttpLogger } from './http_log';
+export type { HttpRequestRecord, HttpLoggerOptions } from './http_log';
+export { TrustStore, connectUpstream, validateChain, checkRevocation } from './upstream';

@@ -3,12 +3,14 @@
 // `npm run bench -- NAME...` runs only the named groups.
 import { benchWireguard } from './wireguard';
 import { benchMint } from './mint';
+import { benchHttpLog } from '../../mitm/http_log/bench';
 import { benchTunnel } from './tunnel';
 import { printTable, type BenchRow } from './table';
 
 const groups: Record<string, { title: string; run: () => Promise<BenchRow[]> }> = {
   wireguard: { title: 'WireGuard protocol (one process, two devices)', run: benchWireguard },
   mint: { title: 'TLS inspection: leaf certificate minting', run: benchMint },
+  http_log: { title: 'TLS inspection: HTTP log parsing', run: benchHttpLog },
   tunnel: { title: 'Tunnel: bulk TCP and memory, Sightline vs wireguard-go + kernel forwarding (namespaces, needs root)', run: benchTunnel },
 };
 

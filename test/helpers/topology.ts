@@ -74,7 +74,9 @@ export class Topology {
   }
 
   async startConcentrator(): Promise<void> {
-    const child = this.conc.spawn('node', [BIN, '--data-dir', this.dataDir, 'start']);
+    // E2E_NODE_ARGS (e.g. "--cpu-prof") lets a developer profile the concentrator under test.
+    const nodeArgs = process.env.E2E_NODE_ARGS ? process.env.E2E_NODE_ARGS.split(' ') : [];
+    const child = this.conc.spawn('node', [...nodeArgs, BIN, '--data-dir', this.dataDir, 'start']);
     this.concProcess = child;
     child.stdout?.on('data', (c: Buffer) => (this.concOutput += c.toString()));
     child.stderr?.on('data', (c: Buffer) => (this.concOutput += c.toString()));

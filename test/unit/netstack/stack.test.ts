@@ -1,7 +1,15 @@
-import { NetStack, type UdpEgressFactory, type UdpEgressHandlers } from '../../../netstack';
+import { NetStack, TcpOpenError, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo, type UdpEgressFactory, type UdpEgressHandlers } from '../../../netstack';
+import { PassThrough, type Duplex } from 'node:stream';
 import {
   buildIcmpEcho,
   buildUdpPacket,
+  buildTcpPacket,
+  parseTcpRepr,
+  TcpView,
+  SYN,
+  ACK,
+  RST,
+  type TcpRepr,
   Icmpv4Repr,
   Icmpv4View,
   IpAddress,
@@ -30,18 +38,41 @@ function recordingEgress() {
   return { sockets, factory };
 }
 
-function makeStack(maxFlowsPerUser = 4) {
+function makeStack(maxFlowsPerUser = 4, tcpHandler?: (f: TcpFlowInfo) => TcpFlowHandler | null | undefined) {
   const out: Buffer[] = [];
   const egress = recordingEgress();
+  const records: FlowRecord[] = [];
+  let now = 0;
   const stack = new NetStack({
     localAddresses: [SERVER4, SERVER6],
     forbiddenNetworks: [IpCidr.parse('10.77.0.0/24'), IpCidr.parse('fd77::/64')],
     toClient: (p) => out.push(p),
     udp: { idleTimeoutMs: 60_000, maxFlowsPerUser },
     udpEgress: egress.factory,
+    tcp: { mtu: 1420, maxFlowsPerUser, maxSynPerSecond: 3, idleTimeoutMs: 60_000, msl: 100 },
+    tcpHandler,
+    onFlowEnd: (r) => records.push(r),
+    clock: () => now,
   });
-  return { stack, out, egress };
+  return { stack, out, egress, records, setNow: (t: number) => (now = t) };
 }
+
+function syn(srcPort: number, dstPort = 80, seq = 1000): Buffer {
+  return buildTcpPacket(ALICE4, ORIGIN, { srcPort, dstPort, seq, ack: 0, flags: SYN, window: 65535, urgent: 0, options: { mss: 1460 }, payload: Buffer.alloc(0) });
+}
+
+function tcpOf(packet: Buffer): TcpRepr {
+  const pkt = parseIpPacket(packet);
+  if (isWireError(pkt)) throw new Error(pkt.reason);
+  expect(verifyUpperLayerChecksum(pkt)).toBe(true);
+  const view = TcpView.parse(pkt.payload);
+  if (isWireError(view)) throw new Error(view.reason);
+  const repr = parseTcpRepr(view);
+  if (isWireError(repr)) throw new Error(repr.reason);
+  return repr;
+}
+
+const flush = () => new Promise((r) => setImmediate(r));
 
 describe('NetStack', () => {
   test('answers ICMP echo to its own IPv4 address with a valid echo reply', () => {
@@ -145,5 +176,82 @@ describe('NetStack', () => {
     }
     expect(stack.counters.drop_bad_l4_checksum).toBeGreaterThanOrEqual(1);
     expect(stack.counters.drop_truncated).toBeGreaterThanOrEqual(2);
+  });
+
+  test('answers a SYN only after the upstream connect succeeded (SYN-ACK), then relays bytes', async () => {
+    let resolveOpen: (u: { attach(c: Duplex): void; abort(): void }) => void = () => undefined;
+    const upstream = new PassThrough();
+    const { stack, out } = makeStack(4, () => () => new Promise((r) => (resolveOpen = r)));
+    stack.receive(syn(40000), owner, 0);
+    expect(out).toHaveLength(0);
+    let client: Duplex | null = null;
+    resolveOpen({ attach: (c) => (client = c), abort: () => undefined });
+    await flush();
+    const synAck = tcpOf(out[0]);
+    expect(synAck.flags).toBe(SYN | ACK);
+    expect(synAck.ack).toBe(1001);
+    expect(synAck.options.mss).toBe(1380);
+    // Complete the handshake and send data.
+    const ackPkt = buildTcpPacket(ALICE4, ORIGIN, { srcPort: 40000, dstPort: 80, seq: 1001, ack: (synAck.seq + 1) >>> 0, flags: ACK, window: 65535, urgent: 0, options: {}, payload: Buffer.from('GET / HTTP/1.0\r\n\r\n') });
+    stack.receive(ackPkt, owner, 1);
+    expect(client).not.toBeNull();
+    const got = await new Promise<string>((r) => (client as unknown as Duplex).once('data', (d: Buffer) => r(d.toString())));
+    expect(got).toBe('GET / HTTP/1.0\r\n\r\n');
+    upstream.destroy();
+  });
+
+  test('a refused upstream gives the client an RST for its SYN', async () => {
+    const { stack, out } = makeStack(4, () => () => Promise.reject(new TcpOpenError('refused', 'test')));
+    stack.receive(syn(40001), owner, 0);
+    await flush();
+    const rst = tcpOf(out[0]);
+    expect(rst.flags & RST).toBe(RST);
+    expect(rst.ack).toBe(1001);
+  });
+
+  test('an unreachable upstream gives the client an ICMP host unreachable', async () => {
+    const { stack, out } = makeStack(4, () => () => Promise.reject(new TcpOpenError('unreachable_host', 'test')));
+    stack.receive(syn(40002), owner, 0);
+    await flush();
+    const pkt = parseIpPacket(out[0]);
+    if (isWireError(pkt)) throw new Error(pkt.reason);
+    const view = Icmpv4View.parse(pkt.payload);
+    if (isWireError(view)) throw new Error(view.reason);
+    expect(Icmpv4Repr.parse(view)).toMatchObject({ kind: 'dst_unreachable', code: 1 });
+  });
+
+  test('a segment of an unknown flow is answered with RST (RFC 9293 §3.10.7.1)', () => {
+    const { stack, out } = makeStack();
+    stack.receive(buildTcpPacket(ALICE4, ORIGIN, { srcPort: 40003, dstPort: 80, seq: 5, ack: 77, flags: ACK, window: 100, urgent: 0, options: {}, payload: Buffer.alloc(0) }), owner, 0);
+    const rst = tcpOf(out[0]);
+    expect(rst.flags).toBe(RST);
+    expect(rst.seq).toBe(77);
+    expect(stack.counters.tcp_unknown_flow).toBe(1);
+  });
+
+  test('enforces the per-user concurrent TCP flow limit, counting drops', () => {
+    const pending = () => new Promise<never>(() => undefined);
+    const { stack } = makeStack(4, () => pending);
+    for (let p = 0; p < 6; p++) stack.receive(syn(41000 + p), owner, 0);
+    expect(stack.tcpFlows).toBe(4);
+    expect(stack.counters.tcp_flow_limit).toBe(2);
+  });
+
+  test('enforces the per-user SYN rate (burst of 2x the rate, then refilled over time)', () => {
+    const pending = () => new Promise<never>(() => undefined);
+    const { stack } = makeStack(100, () => pending);
+    for (let p = 0; p < 8; p++) stack.receive(syn(42000 + p), owner, 0);
+    expect(stack.tcpFlows).toBe(6);
+    expect(stack.counters.tcp_syn_rate_limit).toBe(2);
+    stack.receive(syn(42100), owner, 1000);
+    expect(stack.tcpFlows).toBe(7);
+  });
+
+  test('every ended flow yields a record with user, 5-tuple, bytes and how it ended', async () => {
+    const { stack, records } = makeStack(4, () => () => Promise.reject(new TcpOpenError('refused', 'test')));
+    stack.receive(syn(40005), owner, 0);
+    await flush();
+    expect(records).toEqual([expect.objectContaining({ type: 'flow', proto: 'tcp', user: 'alice', src: '10.77.0.2', srcPort: 40005, dst: '192.0.2.10', dstPort: 80, bytesUp: 0, bytesDown: 0 })]);
+    expect(records[0].end).toMatch(/refused/);
   });
 });
