@@ -8,6 +8,7 @@
 import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import * as net from 'node:net';
+import { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import { LoadedCa, ensureCa } from '../../../mitm/ca';
 import { InspectedFlow, InspectionEngine, InspectionEngineOptions } from '../../../mitm/engine';
@@ -76,6 +77,9 @@ export class EngineUnderTest {
   originPort = 0;
   port = 0;
 
+  /** Hand the engine a plain Duplex instead of the net.Socket, as the userspace TCP stack does. */
+  genericDuplex = false;
+
   constructor(pki: Pki, opts: Partial<InspectionEngineOptions> = {}, readonly user = 'alice') {
     const extra = opts.records;
     // Records also reach the test's own sink, so ended() works whatever the engine writes to.
@@ -103,7 +107,7 @@ export class EngineUnderTest {
         user: this.user, peer: 'peer-key-alice', clientAddress: client.remoteAddress ?? '', clientPort: client.remotePort ?? 0,
         dstAddress: '127.0.0.1', dstPort: this.originPort, startedAt: Date.now(),
       };
-      this.engine.handle(client, upstream, flow);
+      this.engine.handle(this.genericDuplex ? asGenericDuplex(client) : client, upstream, flow);
     });
   }
 
@@ -121,6 +125,29 @@ export class EngineUnderTest {
     for (const s of this.sockets) s.destroy();
     await close(this.server);
   }
+}
+
+/** A Duplex that is not a net.Socket (no libuv handle), with backpressure both ways and half-close. */
+export function asGenericDuplex(socket: net.Socket): Duplex {
+  const d = new Duplex({
+    allowHalfOpen: true,
+    read: () => void socket.resume(),
+    write: (chunk: Buffer, _enc, cb) => void socket.write(chunk, cb),
+    final: (cb) => void socket.end(cb),
+    destroy: (err, cb) => {
+      socket.destroy();
+      cb(err);
+    },
+  });
+  socket.on('data', (c: Buffer) => {
+    if (!d.push(c)) socket.pause();
+  });
+  socket.on('end', () => d.push(null));
+  socket.on('error', (e) => d.destroy(e));
+  socket.on('close', () => {
+    if (!d.readableEnded || !d.writableFinished) d.destroy();
+  });
+  return d;
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
