@@ -11,7 +11,7 @@ import type { LoadedCa } from './ca';
 import { ClientHelloInfo, ClientHelloReader, ClientHelloResult } from './client_hello';
 import { LeafMinter, MintedLeaf } from './mint';
 import { DEFAULT_SILENT_CLOSE_MS, PinningTracker, isCertificateRejection } from './pinning';
-import { RelayResult, RelayTap, relay } from './relay';
+import { RelayResult, RelayTap, closeRaw, relay } from './relay';
 import { ALERT_ACCESS_DENIED, ALERT_HANDSHAKE_FAILURE, ALERT_INTERNAL_ERROR, refuseWithAlert, terminateClientTls } from './terminate';
 import type { AiaFetcher, HttpFetcher, OcspCache, RevocationMode, TrustStore } from './upstream';
 import { SecureUpstreamResult, secureUpstream } from './upstream_socket';
@@ -304,8 +304,8 @@ export class InspectionEngine {
         if (issuer === 'company') this.pinning.recordSuccess(user, run.host, this.now());
       },
       onEnd: (r: RelayResult) => {
-        run.client.destroy();
-        run.upstream.destroy();
+        closeRaw(run.client, r.end === 'closed');
+        closeRaw(run.upstream, r.end === 'closed');
         const silentAfter = this.now() - handshakeAt;
         if (issuer === 'company' && r.fromClient === 0 && r.firstEnd === 'client'
           && isCertificateRejection({ kind: 'closed_silently', afterMs: silentAfter }, this.silentCloseMs)) {
@@ -358,5 +358,7 @@ function readClientHello(client: Duplex, reader: ClientHelloReader, timeoutMs: n
     client.on('data', onData);
     client.once('end', onEnd);
     client.once('close', onClose);
+    // A stream already gone emits nothing more.
+    if (client.destroyed || client.readableEnded) onClose();
   });
 }

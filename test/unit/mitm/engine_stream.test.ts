@@ -8,9 +8,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
+import { PassThrough } from 'node:stream';
 import * as tls from 'node:tls';
+import { InspectionEngine } from '../../../mitm/engine';
 import { removeTempDirs } from './ca_helpers';
-import { EngineUnderTest, Pki, close, get, handshake, listen, makePki, originCert, sleep } from './engine_harness';
+import { EngineUnderTest, MemoryRecords, Pki, close, get, handshake, listen, makePki, originCert, sleep } from './engine_harness';
 
 let pki: Pki;
 beforeAll(() => {
@@ -192,3 +194,15 @@ function rawExchange(port: number, bytes: Buffer): Promise<void> {
     c.resume();
   });
 }
+
+test('handle() on a client stream that is already gone records the ending instead of throwing or hanging', async () => {
+  const records = new MemoryRecords();
+  const engine = new InspectionEngine({ ca: pki.ca, untrustedCa: pki.untrusted, trust: pki.trust, records });
+  const client = new PassThrough();
+  client.destroy();
+  const upstream = new net.Socket();
+  expect(() => engine.handle(client, upstream, { user: 'u', peer: 'p', clientAddress: '10.0.0.2', clientPort: 1, dstAddress: '127.0.0.1', dstPort: 443, startedAt: Date.now() })).not.toThrow();
+  await sleep(50);
+  expect(records.ofType('flow_end')).toEqual([expect.objectContaining({ result: 'client_hello_failed', reason: 'client_closed' })]);
+  expect(upstream.destroyed).toBe(true);
+});
