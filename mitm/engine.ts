@@ -13,7 +13,7 @@ import { LeafMinter, MintedLeaf } from './mint';
 import { DEFAULT_SILENT_CLOSE_MS, PinningTracker, isCertificateRejection } from './pinning';
 import { RelayResult, RelayTap, closeRaw, relay } from './relay';
 import { ALERT_ACCESS_DENIED, ALERT_HANDSHAKE_FAILURE, ALERT_INTERNAL_ERROR, refuseWithAlert, terminateClientTls } from './terminate';
-import type { AiaFetcher, HttpFetcher, OcspCache, RevocationMode, TrustStore } from './upstream';
+import type { AiaFetcher, HttpFetcher, OcspCache, RevocationMode, TrustStore, UpstreamError } from './upstream';
 import { SecureUpstreamResult, secureUpstream } from './upstream_socket';
 
 export interface InspectedFlow {
@@ -82,6 +82,14 @@ export const DEFAULT_UPSTREAM_HANDSHAKE_TIMEOUT_MS = 15_000;
 export const DEFAULT_CLIENT_HANDSHAKE_TIMEOUT_MS = 15_000;
 
 type Mode = 'inspect' | 'bypass' | 'non_tls' | 'refused';
+
+/**
+ * Upstream failures that are not a verdict on the upstream's security but on
+ * reaching it: answered with internal_error rather than handshake_failure.
+ * With no upstream session there is no certificate to show either, so
+ * 'untrusted-ca' mode refuses these (and protocol_too_old) with an alert too.
+ */
+const TRANSPORT_FAILURES: ReadonlySet<UpstreamError> = new Set(['connect_failed', 'tls_handshake_failed', 'timeout']);
 
 /** One flow's bookkeeping: its records and its single ending. */
 class FlowRun {
@@ -240,7 +248,7 @@ export class InspectionEngine {
       if (action === 'block') {
         up.socket?.destroy();
         run.upstream.destroy();
-        refuseWithAlert(run.client, up.socket ? ALERT_HANDSHAKE_FAILURE : ALERT_INTERNAL_ERROR);
+        refuseWithAlert(run.client, TRANSPORT_FAILURES.has(up.error) ? ALERT_INTERNAL_ERROR : ALERT_HANDSHAKE_FAILURE);
         run.finish('upstream_rejected', { reason: up.error });
         return;
       }
