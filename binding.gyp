@@ -1,0 +1,19 @@
+{
+  # Native addons built by `npm install` / `npm ci` (node-gyp runs for a root
+  # binding.gyp). Plain Node-API C, no dependency beyond Node's own headers.
+  "targets": [
+    {
+      # Batched UDP socket for the WireGuard edge: recvmmsg/sendmmsg, UDP GRO/GSO.
+      "target_name": "udp_native",
+      "sources": [
+        "vpn/udp_native/src/udp_native.c",
+        "vpn/udp_native/src/batch_io.c"
+      ],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "conditions": [
+        ["OS!='linux'", { "type": "none", "sources!": ["vpn/udp_native/src/udp_native.c", "vpn/udp_native/src/batch_io.c"] }]
+      ]
+    }
+  ]
+}
