@@ -11,8 +11,12 @@ export interface CongestionControl {
   onEnterRecovery(flightSize: number, now: number): void;
   /** Recovery point acknowledged (RFC 6582 §3.2 step 3 "full acknowledgment"). */
   onExitRecovery(flightSize: number, now: number): void;
-  /** Retransmission timer expired: RFC 5681 §3.1 eq. (4) and loss window. */
-  onRto(flightSize: number, now: number): void;
+  /**
+   * Retransmission timer expired: loss window, and RFC 5681 §3.1 eq. (4)
+   * unless `newEvent` is false (a repeated timeout, or one inside a recovery
+   * that already reduced ssthresh: one response per round).
+   */
+  onRto(flightSize: number, now: number, newEvent?: boolean): void;
   /** Sender was idle for more than an RTO: RFC 5681 §4.1 restart window. */
   onIdleRestart(now: number): void;
 }
@@ -60,8 +64,8 @@ export class NewReno implements CongestionControl {
     this.cwnd = Math.max(Math.min(this.ssthresh, flightSize + this.smss), 2 * this.smss);
   }
 
-  onRto(flightSize: number): void {
-    this.ssthresh = Math.max(Math.floor(flightSize / 2), 2 * this.smss);
+  onRto(flightSize: number, _now?: number, newEvent = true): void {
+    if (newEvent) this.ssthresh = Math.max(Math.floor(flightSize / 2), 2 * this.smss);
     this.cwnd = this.smss;
     this.bytesAcked = 0;
   }

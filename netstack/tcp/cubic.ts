@@ -75,8 +75,8 @@ export class Cubic implements CongestionControl {
     this.cwnd = Math.max(this.ssthresh, 2 * this.smss);
   }
 
-  onRto(): void {
-    this.reduce();
+  onRto(_flightSize?: number, _now?: number, newEvent = true): void {
+    if (newEvent) this.reduce();
     this.cwnd = this.smss;
   }
 

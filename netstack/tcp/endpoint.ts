@@ -81,7 +81,7 @@ export class TcpEndpoint implements SegmentSink {
   }
 
   get cwnd(): number {
-    return this.snd.cc.cwnd;
+    return this.snd.cwnd;
   }
 
   get srtt(): number {
@@ -187,9 +187,9 @@ export class TcpEndpoint implements SegmentSink {
         if (++this.synAckRetries > SYNACK_RETRIES) return this.close('timeout');
         this.snd.rtt.backoff();
         this.stats.retransmits++;
-        this.snd.rtxDeadline = null;
+        this.snd.rtoAt = null;
         this.sendSynAck(now);
-      } else if (!this.snd.onRtoExpired(now, this)) {
+      } else if (!this.snd.onRetransmitTimer(now, this)) {
         return this.timeout();
       }
     } else if (due === 'persist') {
@@ -378,7 +378,7 @@ export class TcpEndpoint implements SegmentSink {
     this.out.push({ srcPort: this.srcPort, dstPort: this.dstPort, seq: this.iss, ack: this.rcv.rcvNxt,
       flags: SYN | ACK, window, urgent: 0, options, payload: NO_DATA });
     this.stats.segmentsOut++;
-    if (this.snd.rtxDeadline === null) this.snd.rtxDeadline = now + this.snd.rtt.rto;
+    if (this.snd.rtoAt === null) this.snd.rtoAt = now + this.snd.rtt.rto;
   }
 
   private pushSegment(seq: Seq, flags: number, payload: Buffer, now: number): void {
@@ -407,8 +407,7 @@ export class TcpEndpoint implements SegmentSink {
 
   private enterTimeWait(now: number): void {
     this.st = 'TIME-WAIT';
-    this.snd.rtxDeadline = null;
-    this.snd.persistDeadline = null;
+    this.snd.stopTimers();
     this.timers.startTimeWait(now);
   }
 
@@ -419,8 +418,7 @@ export class TcpEndpoint implements SegmentSink {
 
   private close(reason: closeReason): void {
     this.st = 'CLOSED';
-    this.snd.rtxDeadline = null;
-    this.snd.persistDeadline = null;
+    this.snd.stopTimers();
     this.timers.clear();
     this.events.push({ type: 'closed', reason });
   }

@@ -1,5 +1,6 @@
 // Retransmission bookkeeping: the RTO estimator (RFC 6298) and the SACK
-// scoreboard (RFC 6675 §3) used by loss recovery in sender.ts.
+// scoreboard (RFC 6675 §3): the byte ranges the client holds, which tells the
+// segment log which segments a SACK newly covers.
 import { Seq, seqGeq, seqGt, seqLeq, seqLt, seqMax, seqMin, seqSub } from './seq';
 
 /** RFC 6298 §2.4 says 1 s; Linux uses 200 ms, which the brief allows. */
@@ -19,7 +20,7 @@ export class RttEstimator {
   rttvar = 0;
   private baseRto: number;
   private backoffs = 0;
-  private hasSample = false;
+  private sampled = false;
 
   constructor(initialRtoMs: number = INITIAL_RTO_MS, private readonly minRto: number = MIN_RTO_MS) {
     this.baseRto = initialRtoMs;
@@ -30,6 +31,11 @@ export class RttEstimator {
     return Math.min(this.baseRto * 2 ** this.backoffs, MAX_RTO_MS);
   }
 
+  /** Whether SRTT holds a measurement (RFC 8985 §7.2 "if SRTT is available"). */
+  get hasSample(): boolean {
+    return this.sampled;
+  }
+
   get backoffCount(): number {
     return this.backoffs;
   }
@@ -37,10 +43,10 @@ export class RttEstimator {
   /** RFC 6298 §2.2 / §2.3 */
   sample(r: number): void {
     if (r < 0) return;
-    if (!this.hasSample) {
+    if (!this.sampled) {
       this.srtt = r;
       this.rttvar = r / 2;
-      this.hasSample = true;
+      this.sampled = true;
     } else {
       this.rttvar = (1 - BETA) * this.rttvar + BETA * Math.abs(this.srtt - r);
       this.srtt = (1 - ALPHA) * this.srtt + ALPHA * r;
@@ -56,6 +62,11 @@ export class RttEstimator {
   resetBackoff(): void {
     this.backoffs = 0;
   }
+}
+
+/** Receives the bytes a SACK newly covers, with the receiver's merged range around them. */
+export interface SackSink {
+  onNewlySacked(from: Seq, to: Seq, rangeStart: Seq, rangeEnd: Seq): void;
 }
 
 interface Range {
@@ -94,7 +105,7 @@ export class SackScoreboard {
   }
 
   /** Adds the blocks of one ACK; returns the number of newly SACKed bytes. */
-  update(blocks: ReadonlyArray<readonly [number, number]>, sndUna: Seq, sndMax: Seq): number {
+  update(blocks: ReadonlyArray<readonly [number, number]>, sndUna: Seq, sndMax: Seq, sink?: SackSink): number {
     const before = this.sacked;
     for (const [l, r] of blocks) {
       let start = l as Seq;
@@ -102,7 +113,7 @@ export class SackScoreboard {
       // Blocks at or below SND.UNA are D-SACKs (RFC 2883) or stale: ignore.
       if (!seqGt(end, sndUna) || !seqLt(start, end)) continue;
       start = seqMax(start, sndUna);
-      this.add(start, end);
+      this.add(start, end, sink);
     }
     return this.sacked - before;
   }
@@ -166,10 +177,13 @@ export class SackScoreboard {
     this.sacked = 0;
   }
 
-  private add(start: Seq, end: Seq): void {
+  private add(start: Seq, end: Seq, sink: SackSink | undefined): void {
     // Find the first range that ends at or after start (could merge).
     let i = 0;
     while (i < this.ranges.length && seqLt(this.ranges[i].end, start)) i++;
+    const first = this.ranges[i];
+    // The common case: the client repeats a block we already hold.
+    if (first !== undefined && seqLeq(first.start, start) && seqGeq(first.end, end)) return;
     let j = i;
     let s = start;
     let e = end;
@@ -180,7 +194,20 @@ export class SackScoreboard {
       this.sacked -= seqSub(r.end, r.start);
       j++;
     }
+    if (sink !== undefined) this.emitNew(start, end, i, j, s, e, sink);
     this.ranges.splice(i, j - i, { start: s, end: e });
     this.sacked += seqSub(e, s);
+  }
+
+  /** Emits the parts of [start, end) not covered by ranges[i..j). */
+  private emitNew(start: Seq, end: Seq, i: number, j: number, s: Seq, e: Seq, sink: SackSink): void {
+    let cursor = start;
+    for (let k = i; k < j; k++) {
+      const r = this.ranges[k];
+      const gapEnd = seqMin(r.start, end);
+      if (seqLt(cursor, gapEnd)) sink.onNewlySacked(cursor, gapEnd, s, e);
+      cursor = seqMax(cursor, r.end);
+    }
+    if (seqLt(cursor, end)) sink.onNewlySacked(cursor, end, s, e);
   }
 }

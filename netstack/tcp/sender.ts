@@ -1,13 +1,16 @@
-// Send side of one flow: SND.UNA/SND.NXT/SND.WND, the send queue, RTO
-// (RFC 6298), loss recovery (RFC 5681/6582 NewReno, RFC 6675 SACK-based
-// holes and pipe), and the persist timer for zero windows (RFC 9293 §3.8.6.1).
+// Send side of one flow: SND.UNA/SND.NXT/SND.WND, the send queue, loss
+// detection (RACK-TLP, RFC 8985, with SACK; NewReno, RFC 6582, without),
+// cwnd during recovery (PRR, RFC 6937), RTO as the last resort (RFC 6298),
+// and the persist timer for zero windows (RFC 9293 §3.8.6.1).
 import { CongestionControl } from './congestion';
-import { MAX_RTO_MS, RttEstimator, SackScoreboard } from './retransmit';
+import { Prr } from './prr';
+import { DUP_THRESH, Rack, TailLossProbe } from './rack';
+import { MAX_RTO_MS, RttEstimator, SackScoreboard, SackSink } from './retransmit';
+import { SEG_RTX, SegmentLog } from './segment_log';
 import { SendBuffer } from './send_buffer';
-import { Seq, seqAdd, seqGeq, seqGt, seqLeq, seqLt, seqMax, seqMin, seqSub } from './seq';
+import { Seq, seqAdd, seqGeq, seqGt, seqLeq, seqLt, seqSub } from './seq';
 
-/** RFC 5681 §3.2 DupThresh */
-export const DUP_THRESH = 3;
+export { DUP_THRESH } from './rack';
 /** Retransmissions of one segment before giving up (Linux tcp_retries2). */
 export const MAX_RETRANSMITS = 15;
 
@@ -21,9 +24,10 @@ export interface SenderStats {
   retransmits: number;
   fastRecoveries: number;
   rtoExpirations: number;
+  lossProbes: number;
 }
 
-export class Sender {
+export class Sender implements SackSink {
   sndUna: Seq;
   sndNxt: Seq;
   sndWnd = 0;
@@ -36,23 +40,31 @@ export class Sender {
   dupAcks = 0;
   inRecovery = false;
   private rtoRecovery = false;
-  /** RFC 6582 "recover" */
+  /** RFC 6582 "recover": SND.NXT when the current recovery began */
   private recoverPoint: Seq;
-  /** RFC 6675 HighRxt: just past the last retransmitted byte in this recovery */
-  private highRxt: Seq;
-  private forceRetransmit = false;
   // Karn's algorithm (RFC 6298 §3) when timestamps are off: one timed segment.
   private timing = false;
   private timedSeq = 0 as Seq;
   private timedAt = 0;
-  rtxDeadline: number | null = null;
+  /** RFC 6298 retransmission timer */
+  rtoAt: number | null = null;
+  /** RFC 8985 §6.2 step 5 reordering timer */
+  private reoAt: number | null = null;
+  /** RFC 8985 §7.2 loss probe timer */
+  private ptoAt: number | null = null;
+  private ptoRestart = false;
   persistDeadline: number | null = null;
   private persistBackoff = 0;
   private persistUnanswered = 0;
   /** consecutive timeouts without progress */
   retries = 0;
   private lastSendAt = 0;
+  private ackNow = 0;
   readonly scoreboard = new SackScoreboard();
+  readonly log = new SegmentLog();
+  readonly rack = new Rack();
+  private readonly tlp = new TailLossProbe();
+  private readonly prr = new Prr();
 
   constructor(
     iss: Seq,
@@ -68,7 +80,6 @@ export class Sender {
     this.sndNxt = seqAdd(iss, 1); // the SYN
     this.bufSeq = seqAdd(iss, 1);
     this.recoverPoint = iss;
-    this.highRxt = iss;
     this.sndWl1 = iss;
     this.sndWl2 = iss;
   }
@@ -85,6 +96,21 @@ export class Sender {
 
   get finAcked(): boolean {
     return this.finQueued && seqGt(this.sndUna, this.finSeq);
+  }
+
+  /** The congestion window in force: PRR's during fast recovery, else the algorithm's. */
+  get cwnd(): number {
+    return this.inRecovery && !this.rtoRecovery ? this.prr.cwnd : this.cc.cwnd;
+  }
+
+  /** The earliest of the RTO, reordering and loss-probe timers. */
+  get rtxDeadline(): number | null {
+    return minOf(minOf(this.rtoAt, this.reoAt), this.ptoAt);
+  }
+
+  stopTimers(): void {
+    this.rtoAt = this.reoAt = this.ptoAt = null;
+    this.persistDeadline = null;
   }
 
   queueFin(): void {
@@ -115,17 +141,42 @@ export class Sender {
       this.sndWl1 = seq;
       this.sndWl2 = ack;
     }
-    if (sack !== undefined && this.sackOk && sack.length > 0) this.scoreboard.update(sack, this.sndUna, this.sndNxt);
+    const sackedBefore = this.log.sackedBytes;
+    let dsackStart: Seq | null = null;
+    if (sack !== undefined && this.sackOk && sack.length > 0) {
+      dsackStart = dsackOf(sack, ack);
+      this.ackNow = now;
+      this.scoreboard.update(sack, this.sndUna, this.sndNxt, this);
+    }
+    const wasInRecovery = this.inRecovery;
     let acked = 0;
+    let dup = false;
     if (seqGt(ack, this.sndUna)) {
       acked = this.advance(ack, rttSample, now);
     } else if (ack === this.sndUna && dupCandidate && this.flightSize > 0 && this.sndWnd === oldWnd) {
       this.dupAcks++;
+      dup = true;
     }
     if (this.sndWnd > 0) this.persistBackoff = 0;
     this.persistUnanswered = 0; // the client is alive: never give up on a zero window it keeps answering
-    this.maybeEnterRecovery();
+    // RFC 6937 DeliveredData; without SACK each duplicate ACK stands for one segment.
+    const sackedDelta = this.log.sackedBytes - sackedBefore;
+    const delivered = this.sackOk ? acked + sackedDelta : acked > 0 ? acked : dup ? this.smss : 0;
+    if (this.sackOk) {
+      this.rack.updateReoWnd(dsackStart !== null, this.sndUna, this.sndNxt, wasInRecovery && !this.inRecovery);
+      this.detectLoss(now);
+      if (this.tlp.onAck(ack, dsackStart, acked === 0 && sackedDelta <= 0)) this.onTlpRepairedLoss(now);
+    } else if (!this.inRecovery && this.dupAcks >= DUP_THRESH && this.log.count > 0) {
+      this.log.markLost(this.log.headId); // RFC 5681 §3.2 fast retransmit
+    }
+    if (this.log.lostPending > 0 && !this.inRecovery) this.enterRecovery(now);
+    if (this.inRecovery && !this.rtoRecovery) this.prr.onAck(delivered, this.pipe(), this.cc.ssthresh, this.smss);
     return acked;
+  }
+
+  /** SackSink: bytes a SACK newly covers mark the segments inside the client's range. */
+  onNewlySacked(from: Seq, to: Seq, rangeStart: Seq, rangeEnd: Seq): void {
+    this.log.markSacked(from, to, rangeStart, rangeEnd, this.rack, this.ackNow);
   }
 
   private advance(ack: Seq, rttSample: number | null, now: number): number {
@@ -137,7 +188,7 @@ export class Sender {
       this.bufSeq = seqAdd(this.bufSeq, n);
     }
     this.sndUna = ack;
-    if (seqLt(this.highRxt, ack)) this.highRxt = ack;
+    this.log.ackTo(ack, this.rack, now);
     this.scoreboard.ackTo(ack);
     if (rttSample !== null) this.rtt.sample(rttSample);
     else if (this.timing && seqGt(ack, this.timedSeq)) this.rtt.sample(now - this.timedAt);
@@ -152,89 +203,92 @@ export class Sender {
         this.rtoRecovery = false;
       } else if (this.rtoRecovery) {
         this.cc.onAck(acked, flightBefore, now, this.rtt.srtt); // slow start while repairing an RTO
-      } else {
+      } else if (!this.sackOk && this.log.count > 0 && !(this.log.flags[this.log.headId & this.log.mask] & SEG_RTX)) {
         // Partial ACK (RFC 6582 §3.2 step 5): the next segment is lost too; resend it now.
         this.dupAcks = 0;
-        if (this.highRxt === this.sndUna) this.forceRetransmit = true;
+        this.log.markLost(this.log.headId);
       }
     } else {
       this.dupAcks = 0;
       this.cc.onAck(acked, flightBefore, now, this.rtt.srtt);
     }
-    // RFC 6298 §5.2 / §5.3
-    this.rtxDeadline = this.sndUna === this.sndNxt ? null : now + this.rtt.rto;
+    // RFC 6298 §5.2 / §5.3; RFC 8985 §7.2 restarts the PTO on a cumulative ACK.
+    this.rtoAt = this.sndUna === this.sndNxt ? null : now + this.rtt.rto;
+    this.ptoRestart = true;
     return acked;
   }
 
-  private maybeEnterRecovery(): void {
-    if (this.inRecovery || this.flightSize === 0) return;
-    const sackLoss = this.sackOk && this.scoreboard.sackedBytes > (DUP_THRESH - 1) * this.smss;
-    if (this.dupAcks < DUP_THRESH && !sackLoss) return;
-    // RFC 6582 §3.2 step 2: one reduction per window of data.
-    if (seqLt(this.sndUna, this.recoverPoint)) return;
+  /** RFC 8985 §6.2 step 5, and the reordering timer for segments still inside the window. */
+  private detectLoss(now: number): void {
+    const reoWnd = this.rack.reoWnd(this.inRecovery, this.log.sackedSegs, this.rtt.srtt);
+    const timeout = this.rack.detectLoss(this.log, reoWnd, now);
+    this.reoAt = timeout > 0 ? now + timeout : null;
+  }
+
+  /** Fast recovery: one congestion response per round (RFC 6582 recover, RFC 6675 §5). */
+  private enterRecovery(now: number): void {
     this.inRecovery = true;
     this.rtoRecovery = false;
     this.recoverPoint = this.sndNxt;
-    this.highRxt = this.sndUna;
-    this.forceRetransmit = true;
     this.stats.fastRecoveries++;
-    this.cc.onEnterRecovery(this.flightSize - this.scoreboard.sackedBytes, 0);
+    this.cc.onEnterRecovery(this.flightSize, now);
+    this.prr.start(this.flightSize);
+    this.ptoAt = null;
   }
 
-  /** Bytes below which un-SACKed data counts as lost in the current recovery. */
-  private lostLimit(): Seq {
-    if (this.rtoRecovery) return this.recoverPoint;
-    const high = this.scoreboard.highSacked;
-    if (high !== null) return high;
-    return seqMin(seqAdd(this.sndUna, this.smss), this.sndNxt);
+  /** RFC 8985 §7.4.2: the probe repaired a loss the sender never saw; reduce cwnd once. */
+  private onTlpRepairedLoss(now: number): void {
+    if (this.inRecovery) return;
+    this.cc.onEnterRecovery(this.flightSize, now);
+    this.cc.onExitRecovery(this.flightSize, now);
   }
 
-  /** RFC 6675 §4 pipe: bytes believed to be in the network. */
+  /** Bytes believed to be in the network: in flight - SACKed - lost + retransmitted (RFC 6675 §4 pipe). */
   pipe(): number {
-    let p = this.flightSize - this.scoreboard.sackedBytes;
-    if (!this.inRecovery) return p;
-    const from = seqMax(this.highRxt, this.sndUna);
-    const limit = this.lostLimit();
-    if (seqLt(from, limit)) p -= seqSub(limit, from) - this.scoreboard.sackedIn(from, limit);
+    let p = this.flightSize - this.log.sackedBytes - this.log.lostBytes + this.log.rtxBytes;
     // Without SACK each duplicate ACK stands for one segment that left the network.
-    if (!this.sackOk && !this.rtoRecovery) p -= this.dupAcks * this.smss;
+    if (!this.sackOk && this.inRecovery && !this.rtoRecovery) p -= this.dupAcks * this.smss;
     return Math.max(0, p);
   }
 
-  /** Sends retransmissions and new data as cwnd, the peer's window and the queue allow. */
+  /** Sends retransmissions, then new data, as cwnd, the peer's window and the queue allow. */
   output(now: number, sink: SegmentSink): void {
     if (this.flightSize === 0 && this.lastSendAt > 0 && now - this.lastSendAt > this.rtt.rto) this.cc.onIdleRestart(now);
     for (let guard = 0; guard < 100_000; guard++) {
       const pipe = this.pipe();
-      const cwnd = this.cc.cwnd;
-      // RFC 5681 §3.2 step 4 / RFC 6675 §5 step 4.2: the first retransmission is
-      // sent on entering recovery whatever pipe says.
-      if (this.inRecovery && (pipe < cwnd || this.forceRetransmit)) {
-        this.forceRetransmit = false;
-        const from = seqMax(this.highRxt, this.sndUna);
-        if (this.scoreboard.nextHole(from, this.lostLimit())) {
-          const s = this.scoreboard.holeStart;
-          const len = Math.min(this.smss, seqSub(this.scoreboard.holeEnd, s));
-          const used = this.sendAt(s, len, sink);
-          this.highRxt = seqAdd(s, Math.max(used, 1));
-          this.stats.retransmits++;
-          this.timing = false; // Karn: no samples across a retransmission
-          this.afterSend(now);
+      const cwnd = this.cwnd;
+      if (pipe < cwnd) {
+        const id = this.log.nextLost();
+        if (id >= 0) {
+          this.retransmit(id, true, now, sink);
           continue;
         }
       }
-      if (!this.sendNew(now, pipe, cwnd, sink)) break;
+      if (!this.sendNew(now, cwnd - pipe, sink)) break;
     }
+    this.armTimers(now);
     this.updatePersist(now);
   }
 
-  private sendNew(now: number, pipe: number, cwnd: number, sink: SegmentSink): boolean {
+  private retransmit(id: number, repair: boolean, now: number, sink: SegmentSink): void {
+    const i = id & this.log.mask;
+    const s = this.log.start[i] as Seq;
+    const used = this.sendAt(s, seqSub(this.log.end[i] as Seq, s), sink);
+    this.log.retransmitted(id, now, repair);
+    this.stats.retransmits++;
+    this.timing = false; // Karn: no samples across a retransmission
+    if (this.inRecovery) this.prr.onSend(used);
+    this.afterSend(now);
+  }
+
+  /** Sends one new segment if `room` (cwnd - pipe, or unlimited for a probe) and the window allow. */
+  private sendNew(now: number, room: number, sink: SegmentSink): boolean {
     const end = this.sndEnd;
     if (!seqLt(this.sndNxt, end)) return false;
     const dataEnd = seqAdd(this.bufSeq, this.buf.length);
     const availData = Math.max(0, seqSub(dataEnd, this.sndNxt));
     const wndRoom = seqSub(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
-    const usable = Math.min(wndRoom, cwnd - pipe);
+    const usable = Math.min(wndRoom, room);
     let len = Math.min(this.smss, availData, Math.max(0, usable));
     if (availData > 0) {
       if (len <= 0) return false;
@@ -242,7 +296,7 @@ export class Sender {
       if (len < this.smss && len < availData && this.flightSize > 0) return false;
     } else {
       // Only the FIN is left: it takes no window space, only congestion window.
-      if (cwnd - pipe <= 0 && this.flightSize > 0) return false;
+      if (room <= 0 && this.flightSize > 0) return false;
       len = 0;
     }
     const s = this.sndNxt;
@@ -253,7 +307,10 @@ export class Sender {
       this.timedAt = now;
     }
     this.sndNxt = seqAdd(s, used);
+    this.log.append(s, this.sndNxt, now);
     this.stats.bytesOut += len;
+    if (this.inRecovery) this.prr.onSend(used);
+    this.ptoRestart = true;
     this.afterSend(now);
     return true;
   }
@@ -272,31 +329,91 @@ export class Sender {
 
   private afterSend(now: number): void {
     this.lastSendAt = now;
-    if (this.rtxDeadline === null) this.rtxDeadline = now + this.rtt.rto;
+    if (this.rtoAt === null) this.rtoAt = now + this.rtt.rto;
+  }
+
+  /** RFC 8985 §7.2: a loss probe replaces waiting for the RTO while nothing else would detect a tail loss. */
+  private armTimers(now: number): void {
+    if (this.flightSize === 0) {
+      this.rtoAt = this.reoAt = this.ptoAt = null;
+      return;
+    }
+    if (this.rtoAt === null) this.rtoAt = now + this.rtt.rto;
+    if (!this.sackOk || this.inRecovery || this.tlp.endSeq !== null) {
+      this.ptoAt = null;
+    } else if (this.ptoRestart || this.ptoAt === null) {
+      const pto = TailLossProbe.pto(this.rtt.srtt, this.rtt.hasSample, this.log.count === 1);
+      this.ptoAt = Math.min(now + pto, this.rtoAt);
+    }
+    this.ptoRestart = false;
+  }
+
+  /**
+   * The RTO, reordering or loss-probe timer expired (the earliest first).
+   * Returns false when the flow should give up.
+   */
+  onRetransmitTimer(now: number, sink: SegmentSink): boolean {
+    if (this.ptoAt !== null && this.ptoAt <= now) {
+      this.ptoAt = null;
+      this.sendProbe(now, sink);
+      return true;
+    }
+    if (this.rtoAt !== null && this.rtoAt <= now) return this.onRtoExpired(now, sink);
+    if (this.reoAt !== null && this.reoAt <= now) {
+      this.reoAt = null;
+      this.detectLoss(now);
+      if (this.log.lostPending > 0 && !this.inRecovery) this.enterRecovery(now);
+      if (this.inRecovery && !this.rtoRecovery) this.prr.onAck(0, this.pipe(), this.cc.ssthresh, this.smss);
+      this.output(now, sink);
+    }
+    return true;
+  }
+
+  /** RFC 8985 §7.3: one segment of new data if the window allows, else the last segment again. */
+  private sendProbe(now: number, sink: SegmentSink): void {
+    if (this.log.count === 0) return;
+    this.stats.lossProbes++;
+    const before = this.sndNxt;
+    if (this.sendNew(now, Number.MAX_SAFE_INTEGER, sink)) {
+      this.tlp.sent(this.sndNxt, false, before);
+    } else {
+      const id = this.log.tailId - 1;
+      this.retransmit(id, false, now, sink);
+      this.tlp.sent(this.sndNxt, true, this.log.start[id & this.log.mask] as Seq);
+    }
+    this.rtoAt = now + this.rtt.rto; // RFC 8985 §7.3: the RTO, not another PTO, follows a probe
+    this.ptoRestart = false;
   }
 
   /**
    * Retransmission timer expired (RFC 6298 §5.4-5.6): back off, collapse
-   * cwnd, and repair everything outstanding that is not SACKed.
+   * cwnd, and repair what RACK's RTO rule marks lost (RFC 8985 §6.3).
    * Returns false when the flow should give up.
    */
   onRtoExpired(now: number, sink: SegmentSink): boolean {
-    this.rtxDeadline = null;
+    this.rtoAt = this.reoAt = this.ptoAt = null;
     if (this.flightSize === 0) return true;
     if (++this.retries > MAX_RETRANSMITS) return false;
     // SND.UNA inside a SACKed range means the client reneged (RFC 2018 §8).
-    if (this.scoreboard.covers(this.sndUna)) this.scoreboard.clear();
+    if (this.scoreboard.covers(this.sndUna)) {
+      this.scoreboard.clear();
+      this.log.clearSacks();
+    }
     this.stats.rtoExpirations++;
-    this.cc.onRto(this.flightSize - this.scoreboard.sackedBytes, now);
+    // One reduction per round: not again for a recovery whose round is still open,
+    // nor for a repeated timeout of the same data (RFC 5681 §3.1 implementation note).
+    const newEvent = this.retries === 1 && !(this.inRecovery && seqLt(this.sndUna, this.recoverPoint));
+    this.cc.onRto(this.flightSize - this.log.sackedBytes, now, newEvent);
     this.inRecovery = true;
     this.rtoRecovery = true;
     this.recoverPoint = this.sndNxt;
-    this.highRxt = this.sndUna;
     this.dupAcks = 0;
     this.timing = false;
+    this.tlp.endSeq = null;
     this.rtt.backoff();
+    this.rack.markLossesOnRto(this.log, this.rack.reoWnd(true, this.log.sackedSegs, this.rtt.srtt), now);
     this.output(now, sink);
-    if (this.rtxDeadline === null) this.rtxDeadline = now + this.rtt.rto;
+    this.rtoAt = now + this.rtt.rto;
     return true;
   }
 
@@ -323,4 +440,19 @@ export class Sender {
     this.persistDeadline = now + this.persistInterval();
     return true;
   }
+}
+
+/** RFC 2883 §4: the first block reports a duplicate if it lies below the ACK or inside the second block. */
+function dsackOf(sack: ReadonlyArray<readonly [number, number]>, ack: Seq): Seq | null {
+  const l = sack[0][0] as Seq;
+  const r = sack[0][1] as Seq;
+  if (seqLeq(r, ack)) return l;
+  if (sack.length > 1 && seqGeq(l, sack[1][0] as Seq) && seqLeq(r, sack[1][1] as Seq)) return l;
+  return null;
+}
+
+function minOf(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return a < b ? a : b;
 }

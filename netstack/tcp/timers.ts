@@ -20,18 +20,20 @@ export interface TcpStats {
   bytesIn: number;
   /** payload bytes sent to the client for the first time */
   bytesOut: number;
-  /** segments sent again (RTO, fast/SACK recovery, SYN-ACK) */
+  /** segments sent again (RTO, fast/SACK recovery, loss probes, SYN-ACK) */
   retransmits: number;
   segmentsIn: number;
   segmentsOut: number;
   fastRecoveries: number;
   rtoExpirations: number;
+  /** tail loss probes sent (RFC 8985 §7) */
+  lossProbes: number;
   challengeAcks: number;
 }
 
 export function newStats(): TcpStats {
   return { bytesIn: 0, bytesOut: 0, retransmits: 0, segmentsIn: 0, segmentsOut: 0, fastRecoveries: 0,
-    rtoExpirations: 0, challengeAcks: 0 };
+    rtoExpirations: 0, lossProbes: 0, challengeAcks: 0 };
 }
 
 /** RFC 1122 §4.2.3.6 / Linux tcp_keepalive_probes */
@@ -41,8 +43,8 @@ const DEFAULT_KEEPALIVE_INTERVAL_MS = 75_000;
 export type TimerKind = 'none' | 'rtx' | 'persist' | 'delack' | 'time_wait' | 'idle' | 'keepalive' | 'keepalive_dead';
 
 interface SenderDeadlines {
-  rtxDeadline: number | null;
-  persistDeadline: number | null;
+  readonly rtxDeadline: number | null;
+  readonly persistDeadline: number | null;
   readonly flightSize: number;
 }
 
