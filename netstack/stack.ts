@@ -6,6 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import {
   buildIcmpEcho,
+  buildIcmpUnreachable,
   buildUdpPacket,
   IpAddress,
   isWireError,
@@ -57,6 +58,11 @@ export interface NetStackOptions {
    * the default (socket egress; local destinations are refused), null to refuse.
    */
   tcpHandler?: (flow: TcpFlowInfo) => TcpFlowHandler | null | undefined;
+  /**
+   * UDP destination ports refused with an ICMP port unreachable, so clients
+   * fall back at once (QUIC on the inspected ports falls back to TCP).
+   */
+  blockedUdpPorts?: number[];
   /** Every ended flow, for the per-user logs. */
   onFlowEnd?: (r: FlowRecord) => void;
   /** Monotonic clock in ms (performance.now by default). */
@@ -127,6 +133,11 @@ export class NetStack {
         const udp = UdpView.parse(pkt.payload);
         if (isWireError(udp)) {
           this.counterSet.inc(`drop_udp_${udp.reason}`);
+          return;
+        }
+        if (this.opts.blockedUdpPorts?.includes(udp.dstPort)) {
+          this.counterSet.inc('udp_blocked_port');
+          this.opts.toClient(buildIcmpUnreachable(IpAddress.fromBytes(pkt.dst), IpAddress.fromBytes(pkt.src), 'port', pkt.view.buf));
           return;
         }
         this.udp.onPacket(pkt, udp, owner, now);

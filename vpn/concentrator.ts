@@ -13,6 +13,7 @@ import type { Logger } from './log';
 import { PeerRegistry, type PeerTag } from './peers';
 import { WgDevice, type DeviceEvent, type Endpoint, type WgPeer } from './protocol';
 import { UdpEdge } from './udp_edge';
+import { Inspection, loadInspectionCa } from './inspection';
 
 const TICK_MS = 100;
 const PEER_SYNC_MS = 200;
@@ -37,11 +38,15 @@ export class Concentrator {
     private edge: UdpEdge | null,
   ) {}
 
-  static async start(d: Deployment, log: Logger): Promise<Concentrator> {
+  inspection!: Inspection;
+
+  static async start(d: Deployment, log: Logger, opts: { caPassphrase?: string } = {}): Promise<Concentrator> {
     const serverAddrs = [IpAddress.parse(d.layout.serverV4), IpAddress.parse(d.layout.serverV6)];
     const upstreams = d.config.dns.upstream ? parseDnsServers(d.config.dns.upstream) : systemResolvers();
     if (upstreams.length === 0) log.warn('no DNS upstream: set dns.upstream in sightline.yaml (no nameserver in /etc/resolv.conf)');
 
+    // The inspection CA is made on first start, unique to this deployment.
+    const inspection = new Inspection(d.dataDir, d.config, loadInspectionCa(d.dataDir, opts.caPassphrase), log);
     // Late-bound: the device, stack and edge refer to each other through the concentrator.
     let self: Concentrator | null = null;
     const device = new WgDevice({
@@ -64,8 +69,10 @@ export class Concentrator {
         maxFlowsPerUser: d.config.tcp.maxFlowsPerUser,
         maxSynPerSecond: d.config.tcp.maxSynPerSecond,
       },
-      tcpHandler: (flow) => (flow.local ? (flow.dstPort === DNS_PORT && upstreams.length > 0 ? () => socketEgress(upstreams[0].host, upstreams[0].port, DNS_TCP_TIMEOUT_MS) : null) : undefined),
-      onFlowEnd: (r) => self?.log.info(r, 'flow ended'),
+      tcpHandler: (flow) =>
+        flow.local ? (flow.dstPort === DNS_PORT && upstreams.length > 0 ? () => socketEgress(upstreams[0].host, upstreams[0].port, DNS_TCP_TIMEOUT_MS) : null) : inspection.handlerFor(flow),
+      onFlowEnd: (r) => inspection.flowEnded(r),
+      blockedUdpPorts: d.config.tls.blockQuic ? d.config.tls.inspectPorts : [],
       onWake: (at) => self?.armStackTimer(at),
     });
     const dns = new DnsForwarder({ upstreams, onError: (what, err) => log.debug({ err: err.message }, `${what} failed`) });
@@ -74,6 +81,7 @@ export class Concentrator {
 
     const registry = new PeerRegistry(d.store, device);
     const c = new Concentrator(d, log, device, registry, stack, dns, null);
+    c.inspection = inspection;
     self = c;
     registry.sync();
 
@@ -82,6 +90,7 @@ export class Concentrator {
       address: d.config.listenAddress,
       onDatagram: (data, from) => c.fromUdp(data, from),
       onError: (err) => log.warn({ err: err.message }, 'UDP socket error'),
+      onFallback: (why) => log.warn(why),
     });
     c.every(TICK_MS, () => {
       const now = performance.now();
@@ -199,7 +208,13 @@ export class Concentrator {
           txBytes: p.txBytes,
         };
       }),
-      counters: { tunnel: { ...this.counters }, wireguard: { ...this.device.counters }, stack: { ...this.stack.counters }, dns: { ...this.dns.counters } },
+      counters: {
+        tunnel: { ...this.counters },
+        wireguard: { ...this.device.counters },
+        stack: { ...this.stack.counters },
+        dns: { ...this.dns.counters },
+        inspection: { ...this.inspection.engine.counters },
+      },
     };
   }
 
@@ -220,6 +235,7 @@ export class Concentrator {
     await this.edge?.close();
     this.edge = null;
     this.stack.close();
+    this.inspection.close();
     this.d.store.close();
   }
 }

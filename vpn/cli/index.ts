@@ -8,6 +8,7 @@ import { startCommand } from './start';
 import { configCommand } from './config_cmd';
 import { statusCommand } from './status';
 import { caCommand } from './ca';
+import { pinnedCommand } from './pinned';
 import { CaError } from '../../mitm';
 
 export function buildProgram(): Command {
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   program.addCommand(statusCommand());
   program.addCommand(configCommand());
   program.addCommand(caCommand());
+  program.addCommand(pinnedCommand());
   return program;
 }
 

@@ -2,7 +2,6 @@ import { Command } from 'commander';
 import { Concentrator } from '../concentrator';
 import { openDeployment, type GlobalOptions } from '../deployment';
 import { createLogger } from '../log';
-import { ensureCa } from '../../mitm';
 import { caPassphrase } from './ca';
 
 export function startCommand(): Command {
@@ -12,11 +11,9 @@ export function startCommand(): Command {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const d = openDeployment(g);
       const log = createLogger(d.config.log.level);
-      // The inspection CA is made on first start, unique to this deployment.
-      const ca = ensureCa(d.dataDir, { passphrase: caPassphrase(undefined) });
       let c: Concentrator;
       try {
-        c = await Concentrator.start(d, log);
+        c = await Concentrator.start(d, log, { caPassphrase: caPassphrase(undefined) });
       } catch (err) {
         d.store.close();
         const e = err as NodeJS.ErrnoException;
@@ -35,7 +32,8 @@ export function startCommand(): Command {
           `  tunnel addresses: ${d.layout.serverV4}/${d.layout.v4Prefix}, ${d.layout.serverV6}/${d.layout.v6Prefix}`,
           `  DNS upstream:     ${status.dnsUpstream.join(', ') || 'none (set dns.upstream)'}`,
           `  peers:            ${status.peers.length}`,
-          `  inspection CA:    SHA-256 ${ca.ca.fingerprint}${ca.created ? ' (created now)' : ''}`,
+          `  inspection CA:    SHA-256 ${c.inspection.ca.ca.fingerprint}${c.inspection.ca.created ? ' (created now)' : ''} — export it with: npx sightline ca export${dirFlag}`,
+          `  inspected ports:  TCP ${d.config.tls.inspectPorts.join(', ')} (upstream errors: ${d.config.tls.onUpstreamError}, revocation: ${d.config.tls.revocation})`,
           '',
           'Add a peer (prints a WireGuard client config; picked up without restart):',
           `  npx sightline peer add alice --endpoint ${d.config.endpoint ?? 'HOST:' + c.listenPort}${dirFlag} > alice.conf`,

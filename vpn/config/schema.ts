@@ -61,6 +61,16 @@ export const configSchema = z
         upstreamCaFile: z.string().min(1).optional(),
         onUpstreamError: z.enum(['block', 'untrusted-ca']).default('block'),
         revocation: z.enum(['soft', 'hard', 'off']).default('soft'),
+        pinning: z
+          .object({
+            threshold: z.number().int().min(1).max(1000).default(3),
+            windowSeconds: z.number().int().min(1).max(86_400).default(300),
+            bypass: z.boolean().default(true),
+            bypassSeconds: z.number().int().min(60).max(86_400 * 90).default(86_400),
+          })
+          .strict()
+          .prefault({}),
+        blockQuic: z.boolean().default(true),
       })
       .strict()
       .prefault({}),
