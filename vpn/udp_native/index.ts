@@ -44,8 +44,8 @@ let loaded: NativeBinding | string | undefined;
 
 /** The addon, or why it cannot be used (not built, not Linux, disabled by SIGHTLINE_UDP_NATIVE=off). */
 export function loadUdpNative(): NativeBinding | string {
+  if (process.env.SIGHTLINE_UDP_NATIVE === 'off') return 'disabled by SIGHTLINE_UDP_NATIVE=off';
   if (loaded !== undefined) return loaded;
-  if (process.env.SIGHTLINE_UDP_NATIVE === 'off') return (loaded = 'disabled by SIGHTLINE_UDP_NATIVE=off');
   if (process.platform !== 'linux') return (loaded = `batched UDP I/O needs Linux (this is ${process.platform})`);
   const errors: string[] = [];
   for (const dir of SEARCH) {
