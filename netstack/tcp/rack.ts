@@ -30,6 +30,8 @@ export class Rack implements DeliveryObserver {
   minRtt = Infinity;
   /** RACK.fack: highest end_seq delivered */
   private fack: Seq | null = null;
+  /** RACK.fack before the current ACK: blocks of one ACK may come in any order */
+  private fackBefore: Seq | null = null;
   reorderingSeen = false;
   reoWndMult = 1;
   private reoWndPersist = 0;
@@ -48,7 +50,12 @@ export class Rack implements DeliveryObserver {
       }
     }
     if (this.fack === null || seqGt(endSeq, this.fack)) this.fack = endSeq;
-    else if (seqLt(endSeq, this.fack) && !everRetransmitted) this.reorderingSeen = true;
+    if (this.fackBefore !== null && seqLt(endSeq, this.fackBefore) && !everRetransmitted) this.reorderingSeen = true;
+  }
+
+  /** Called before the SACK blocks and cumulative ACK of each incoming ACK are applied. */
+  beginAck(): void {
+    this.fackBefore = this.fack;
   }
 
   /** RFC 8985 §6.2 step 4: grow reo_wnd once per round with D-SACKs, decay after recoveries. */

@@ -53,6 +53,8 @@ export class Sender implements SackSink {
   /** RFC 8985 §7.2 loss probe timer */
   private ptoAt: number | null = null;
   private ptoRestart = false;
+  /** FlightSize when the last probe was sent: the window in which its loss happened */
+  private probeFlight = 0;
   persistDeadline: number | null = null;
   private persistBackoff = 0;
   private persistUnanswered = 0;
@@ -142,6 +144,7 @@ export class Sender implements SackSink {
       this.sndWl2 = ack;
     }
     const sackedBefore = this.log.sackedBytes;
+    this.rack.beginAck();
     let dsackStart: Seq | null = null;
     if (sack !== undefined && this.sackOk && sack.length > 0) {
       dsackStart = dsackOf(sack, ack);
@@ -234,12 +237,13 @@ export class Sender implements SackSink {
     this.cc.onEnterRecovery(this.flightSize, now);
     this.prr.start(this.flightSize);
     this.ptoAt = null;
+    this.tlp.endSeq = null; // this recovery is the response to whatever the probe revealed
   }
 
   /** RFC 8985 §7.4.2: the probe repaired a loss the sender never saw; reduce cwnd once. */
   private onTlpRepairedLoss(now: number): void {
     if (this.inRecovery) return;
-    this.cc.onEnterRecovery(this.flightSize, now);
+    this.cc.onEnterRecovery(Math.max(this.probeFlight, this.flightSize), now);
     this.cc.onExitRecovery(this.flightSize, now);
   }
 
@@ -373,6 +377,7 @@ export class Sender implements SackSink {
   private sendProbe(now: number, sink: SegmentSink): void {
     if (this.log.count === 0) return;
     this.stats.lossProbes++;
+    this.probeFlight = this.flightSize;
     const before = this.sndNxt;
     if (this.sendNew(now, Number.MAX_SAFE_INTEGER, sink)) {
       this.tlp.sent(this.sndNxt, false, before);
