@@ -5,6 +5,7 @@ import { benchWireguard } from './wireguard';
 import { benchMint } from './mint';
 import { benchHttpLog } from '../../mitm/http_log/bench';
 import { benchTunnel } from './tunnel';
+import { benchUdpIo } from './udp_io';
 import { printTable, type BenchRow } from './table';
 
 const groups: Record<string, { title: string; run: () => Promise<BenchRow[]> }> = {
@@ -12,6 +13,7 @@ const groups: Record<string, { title: string; run: () => Promise<BenchRow[]> }> 
   mint: { title: 'TLS inspection: leaf certificate minting', run: benchMint },
   http_log: { title: 'TLS inspection: HTTP log parsing', run: benchHttpLog },
   tunnel: { title: 'Tunnel: bulk TCP and memory, Sightline vs wireguard-go + kernel forwarding (namespaces, needs root)', run: benchTunnel },
+  udp_io: { title: 'UDP I/O on loopback: node:dgram vs batched addon (sendmmsg/recvmmsg, GSO/GRO)', run: benchUdpIo },
 };
 
 async function main(): Promise<void> {
