@@ -1,6 +1,7 @@
 // A minimal active-opener TCP used only by the loopback tests: enough of a
-// client (go-back-N on timeout, fast retransmit, SACK reporting, timestamps)
-// to exercise the endpoint under loss, reordering and duplication.
+// client (go-back-N on timeout, fast retransmit, SACK reporting as Linux does
+// it: the latest block first and D-SACK for duplicates, timestamps) to
+// exercise the endpoint under loss, reordering and duplication.
 import { ACK, FIN, RST, SYN, TcpOptions, TcpRepr } from '../../../../netstack/wire/tcp';
 
 const MSS = 1360;
@@ -130,6 +131,13 @@ export class SimClient {
   private onData(seg: TcpRepr): void {
     const off = (seg.seq - this.irs - 1) >>> 0;
     const cur = (this.rcvNxt - this.irs - 1) >>> 0;
+    const end = off + seg.payload.length;
+    // RFC 2883: report data received twice in the first block of the next ACK.
+    this.dsack = null;
+    if (seg.payload.length > 0 && (end <= cur || this.ooo.some((p) => p.off <= off && p.off + p.data.length >= end))) {
+      this.dsack = [off, end];
+    }
+    this.latest = seg.payload.length > 0 && off > cur ? off : null;
     if (seg.payload.length > 0 && off + seg.payload.length > cur && off < cur + RCV_WINDOW) {
       this.ooo.push({ off, data: Buffer.from(seg.payload) });
     }
@@ -163,6 +171,10 @@ export class SimClient {
   }
 
   private finRel: number | undefined;
+  /** duplicate data of the last segment (offsets), for a D-SACK */
+  private dsack: [number, number] | null = null;
+  /** offset of the last out-of-order segment: its block goes first (RFC 2018 §4) */
+  private latest: number | null = null;
 
   private sackBlocks(): Array<[number, number]> {
     const sorted = [...this.ooo].sort((a, b) => a.off - b.off);
@@ -172,6 +184,10 @@ export class SimClient {
       if (last && p.off <= last[1]) last[1] = Math.max(last[1], p.off + p.data.length);
       else blocks.push([p.off, p.off + p.data.length]);
     }
+    const latest = this.latest;
+    const first = latest === null ? -1 : blocks.findIndex(([l, r]) => l <= latest && latest < r);
+    if (first > 0) blocks.unshift(...blocks.splice(first, 1));
+    if (this.dsack !== null) blocks.unshift(this.dsack);
     const base = this.irs + 1;
     return blocks.slice(0, 3).map(([l, r]) => [(base + l) >>> 0, (base + r) >>> 0]);
   }
@@ -211,7 +227,8 @@ export class SimClient {
   private emit(seq: number, flags: number, payload: Buffer, now: number): void {
     const options: TcpOptions = {};
     if (this.tsOk) options.timestamp = { value: now >>> 0, echo: this.tsRecent };
-    if (this.sackOk && this.ooo.length > 0) options.sack = this.sackBlocks();
+    if (this.sackOk && (this.ooo.length > 0 || this.dsack !== null)) options.sack = this.sackBlocks();
+    this.dsack = null;
     this.out.push({ srcPort: 40000, dstPort: 443, seq, ack: this.rcvNxt, flags, urgent: 0, options, payload,
       window: Math.min(65535, RCV_WINDOW >> (this.wsAgreed ? RCV_WS : 0)) });
   }
