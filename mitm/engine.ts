@@ -4,6 +4,7 @@
 // strictly, and then either relays decrypted bytes under a minted leaf,
 // splices raw bytes, or refuses, and writes one record per ending.
 
+import type { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
@@ -13,8 +14,7 @@ import { LeafMinter, MintedLeaf } from './mint';
 import { DEFAULT_SILENT_CLOSE_MS, PinningTracker, isCertificateRejection } from './pinning';
 import { RelayResult, RelayTap, closeRaw, relay } from './relay';
 import { ALERT_ACCESS_DENIED, ALERT_HANDSHAKE_FAILURE, ALERT_INTERNAL_ERROR, refuseWithAlert, terminateClientTls } from './terminate';
-import type { AiaFetcher, HttpFetcher, OcspCache, RevocationMode, TrustStore, UpstreamError } from './upstream';
-import { SecureUpstreamResult, secureUpstream } from './upstream_socket';
+import { type AiaFetcher, type HttpFetcher, type OcspCache, type RevocationMode, type TrustStore, type UpstreamError, secureUpstream } from './upstream';
 
 export interface InspectedFlow {
   user: string;
@@ -228,7 +228,8 @@ export class InspectionEngine {
   private async inspect(run: FlowRun, hello: ClientHelloInfo, replay: Buffer): Promise<void> {
     run.mode = 'inspect';
     const up = await secureUpstream(run.upstream, {
-      dstAddress: run.flow.dstAddress,
+      host: run.flow.dstAddress,
+      port: run.flow.dstPort,
       servername: hello.sni ?? undefined,
       alpn: hello.alpn,
       trust: this.opts.trust,
@@ -256,7 +257,7 @@ export class InspectionEngine {
     }
     const upstreamTls = up.socket as tls.TLSSocket;
     run.alpn = up.alpn ?? null;
-    const leaf = this.mintFor(run, up, issuer);
+    const leaf = this.mintFor(run, up.ok ? up.leaf : up.chain?.[0], issuer);
     if (!leaf) {
       upstreamTls.destroy();
       refuseWithAlert(run.client, ALERT_INTERNAL_ERROR);
@@ -275,12 +276,12 @@ export class InspectionEngine {
     this.relayInspected(run, term.socket, term.handshakeAt, upstreamTls, issuer);
   }
 
-  private mintFor(run: FlowRun, up: SecureUpstreamResult, issuer: 'company' | 'untrusted'): MintedLeaf | null {
+  private mintFor(run: FlowRun, upstreamLeaf: X509Certificate | undefined, issuer: 'company' | 'untrusted'): MintedLeaf | null {
     const minter = issuer === 'company' ? this.minter : this.untrustedMinter;
     const now = this.now();
     const sni = run.sni ?? undefined;
     try {
-      if (up.leaf) return minter.mint(up.leaf, { sni, now });
+      if (upstreamLeaf) return minter.mint(upstreamLeaf, { sni, now });
     } catch (err) {
       // An expired or nameless upstream leaf cannot be mirrored; the untrusted leaf names what the client asked for.
       if (issuer === 'company') {

@@ -12,5 +12,7 @@ export { CRL_REASONS, certIdFor, encodeOcspRequest, verifyOcspResponse } from '.
 export type { CertId, CrlReason, OcspError, OcspParseResult, OcspVerified } from './ocsp';
 export { OcspCache, checkRevocation, defaultOcspCache } from './revocation';
 export type { RevocationError, RevocationMode, RevocationOptions, RevocationOutcome, RevocationResult, RevocationSource } from './revocation';
+export { secureUpstream } from './secure';
+export type { SecureUpstreamFailure, SecureUpstreamOptions, UpstreamConnection, UpstreamError, UpstreamFailure } from './secure';
 export { connectUpstream } from './connect';
-export type { ConnectUpstreamOptions, UpstreamConnection, UpstreamError, UpstreamFailure } from './connect';
+export type { ConnectUpstreamOptions } from './connect';
