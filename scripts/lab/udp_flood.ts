@@ -3,6 +3,7 @@
 // Run: node dist/scripts/lab/udp_flood.js HOST PORT COUNT [SEED]
 import { createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
+import { seededRandom } from './prng';
 
 const KINDS = ['random', 'truncated_initiation', 'truncated_response', 'bad_cookie_reply', 'unknown_index_data', 'oversized', 'empty', 'bad_type'] as const;
 
@@ -57,15 +58,7 @@ export function floodDatagram(i: number, rand: () => number): Buffer {
 }
 
 export async function flood(host: string, port: number, count: number, seed = 1): Promise<void> {
-  let s = seed >>> 0 || 1;
-  const rand = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 0x100000000;
-  };
+  const rand = seededRandom(seed);
   const sock = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
   await new Promise<void>((r) => sock.connect(port, host, r));
   const BATCH = 200;

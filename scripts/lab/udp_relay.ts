@@ -4,6 +4,7 @@
 // Run: node dist/scripts/lab/udp_relay.js LISTEN_HOST LISTEN_PORT TARGET_HOST TARGET_PORT [JSON options]
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { isIPv6 } from 'node:net';
+import { seededRandom } from './prng';
 
 export interface Impairment {
   /** Probability in [0,1] that a datagram is dropped. */
@@ -22,20 +23,8 @@ export interface Impairment {
   bindAddress?: string;
 }
 
-function prng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 0x100000000;
-  };
-}
-
 export function startRelay(listenHost: string, listenPort: number, targetHost: string, targetPort: number, imp: Impairment = {}): { close(): void } {
-  const rand = prng(imp.seed ?? 1);
+  const rand = seededRandom(imp.seed ?? 1);
   const front = createSocket(isIPv6(listenHost) ? 'udp6' : 'udp4');
   const back = createSocket(isIPv6(targetHost) ? 'udp6' : 'udp4');
   let client: RemoteInfo | null = null;

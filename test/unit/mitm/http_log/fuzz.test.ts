@@ -8,7 +8,8 @@ import { H1Connection } from '../../../../mitm/http_log/h1';
 import { H2Connection } from '../../../../mitm/http_log/h2';
 import { HttpRequestRecord } from '../../../../mitm/http_log/record';
 import { frame, hpackBlock, PREFACE, settings } from './h2_build';
-import { c2s, Event, prng, s2c } from './helpers';
+import { seededRandom } from '../../../../scripts/lab/prng';
+import { c2s, Event, s2c } from './helpers';
 import { startTap } from './tap';
 
 const ITERATIONS = 10_000;
@@ -100,7 +101,7 @@ function wellFormed(r: HttpRequestRecord): boolean {
 
 test(`${ITERATIONS} random mutations of recorded streams never throw and yield well-formed records`, async () => {
   const h2Samples = [h2Sample(), await captureRealH2()];
-  const rnd = prng(0x5eed);
+  const rnd = seededRandom(0x5eed);
   let records = 0;
   const malformed: HttpRequestRecord[] = [];
   for (let it = 0; it < ITERATIONS; it++) {

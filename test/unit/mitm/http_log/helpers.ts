@@ -45,15 +45,3 @@ export function byteByByte(events: Event[]): Event[] {
   for (const e of events) for (let i = 0; i < e.data.length; i++) out.push({ dir: e.dir, data: e.data.subarray(i, i + 1) });
   return out;
 }
-
-/** A seeded PRNG (mulberry32) so fuzz failures reproduce. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
