@@ -5,6 +5,7 @@ import { benchWireguard } from './wireguard';
 import { benchMint } from './mint';
 import { benchHttpLog } from '../../mitm/http_log/bench';
 import { benchTunnel } from './tunnel';
+import { benchInspect } from './inspect';
 import { benchUdpIo } from './udp_io';
 import { printTable, type BenchRow } from './table';
 
@@ -13,6 +14,7 @@ const groups: Record<string, { title: string; run: () => Promise<BenchRow[]> }> 
   mint: { title: 'TLS inspection: leaf certificate minting', run: benchMint },
   http_log: { title: 'TLS inspection: HTTP log parsing', run: benchHttpLog },
   tunnel: { title: 'Tunnel: bulk TCP and memory, Sightline vs wireguard-go + kernel forwarding (namespaces, needs root)', run: benchTunnel },
+  inspect: { title: 'Inspected HTTPS through the tunnel: Sightline vs Squid ssl-bump and mitmproxy behind wireguard-go (namespaces, needs root)', run: benchInspect },
   udp_io: { title: 'UDP I/O on loopback: node:dgram vs batched addon (sendmmsg/recvmmsg, GSO/GRO)', run: benchUdpIo },
 };
 

@@ -9,7 +9,8 @@
 // One origin namespace serves both gateways: the same processes and the same
 // file answer both paths. Tunnel MTU is 1420 on every WireGuard interface.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomFillSync } from 'node:crypto';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { vmRssKb } from './tunnel_parse';
@@ -108,6 +109,17 @@ export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }
 
+/** A file of pseudo-random bytes, so no layer can win by compressing it. */
+export function writeRandomFile(file: string, bytes: number): void {
+  const chunk = Buffer.alloc(1 << 20);
+  const fd = openSync(file, 'w', 0o600);
+  try {
+    for (let left = bytes; left > 0; left -= chunk.length) writeSync(fd, randomFillSync(chunk), 0, Math.min(left, chunk.length));
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** VmRSS of a process in KiB, or null when it is gone. */
 export function rssKb(pid: number): number | null {
   return vmRssKb(readText(`/proc/${pid}/status`));
@@ -127,6 +139,8 @@ export class TunnelLab {
   anchorClient!: Namespace;
   sightlineGw!: Namespace;
   sightlineClient!: Namespace;
+  /** The anchor's wireguard-go server interface (set by startAnchor). */
+  anchorServerIf = '';
   private anchorOriginIf = '';
 
   /** Namespaces and veth links of both paths. */
@@ -147,6 +161,7 @@ export class TunnelLab {
     const [serverKey, serverPub] = this.keyPair('anchor-server');
     const [clientKey, clientPub] = this.keyPair('anchor-client');
     const server = await this.lab.wireguardGo(this.anchorGw, 'wgs');
+    this.anchorServerIf = server;
     this.anchorGw.execOk('wg', ['set', server, 'listen-port', String(WG_PORT), 'private-key', serverKey, 'peer', clientPub, 'allowed-ips', `${ANCHOR_CLIENT_TUNNEL}/32`]);
     this.anchorGw.execOk('ip', ['addr', 'add', `${ANCHOR_SERVER_TUNNEL}/24`, 'dev', server]);
     this.anchorGw.execOk('ip', ['link', 'set', server, 'mtu', TUNNEL_MTU, 'up']);
@@ -160,8 +175,12 @@ export class TunnelLab {
     await this.pingThrough(this.anchorClient, ORIGIN_VIA_ANCHOR, 'the origin through wireguard-go + kernel forwarding');
   }
 
-  /** Our concentrator on `port` with its own data directory; waits until it listens. */
-  async startConcentrator(name: string, port: number, nodeFlags: string[] = []): Promise<Concentrator> {
+  /**
+   * Our concentrator on `port` with its own data directory; waits until it
+   * listens. `extraConfig` lines are appended to its YAML (top-level keys the
+   * base config does not set, such as `tls:`).
+   */
+  async startConcentrator(name: string, port: number, nodeFlags: string[] = [], extraConfig: string[] = []): Promise<Concentrator> {
     const dataDir = join(this.tmp, name);
     const config = join(this.tmp, `${name}.yaml`);
     writeFileSync(config, [
@@ -181,6 +200,7 @@ export class TunnelLab {
       'log:',
       // Quiet: a log line per flow would measure the logger, not the path.
       '  level: warn',
+      ...extraConfig,
       '',
     ].join('\n'));
     const [cmd, args] = withFdRoom('node', [...nodeFlags, join(repoRoot(), 'bin', 'sightline.js'), '--data-dir', dataDir, '--config', config, 'start']);

@@ -1,0 +1,238 @@
+// Inspected HTTPS through the tunnel, side by side in one run with what a
+// company would otherwise assemble (DESIGN.md, "Performance targets"):
+//   squid:     wireguard-go client → wireguard-go server + kernel forwarding,
+//              nftables redirect of 443 to Squid ssl-bump (intercept) → origin
+//   mitmproxy: the same gateway, the redirect pointed at mitmdump (transparent)
+//   sightline: wireguard-go client → the concentrator (socket egress, TLS
+//              inspection with its own CA) → origin
+// Same origin process, same file, same machine; each client trusts only its
+// pipeline's CA, each proxy validates upstream against the origin's test root.
+// Topology from tunnel_topology.ts, proxies in inspect_proxies.ts. Needs root.
+// A pipeline that does not inspect (the client sees the origin's certificate)
+// gets NaN rows saying so, detected by a probe in seconds.
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { missingE2EPrerequisites, type ExecResult, type Namespace } from '../lab/netns';
+import type { BenchRow } from './table';
+import { connsPerSecond, firstVisitExtraMs, markTunnelBound, parseProbe } from './inspect_parse';
+import { ORIGIN_INTERMEDIATE_CN, ORIGIN_NAME, makeOriginPki, makeSquidCa, type OriginPki } from './inspect_pki';
+import { MITMPROXY_PORT, SQUID_PORT, clearRedirect, setRedirect, startMitmproxy, startSquid } from './inspect_proxies';
+import { CURL_WRITE_OUT, curlMbps, type Measured } from './tunnel_parse';
+import {
+  ORIGIN_VIA_ANCHOR, ORIGIN_VIA_SIGHTLINE, TunnelLab, execAsync, helper, repoRoot, startAndWait, writeRandomFile,
+} from './tunnel_topology';
+
+const FILE_MB = 200;
+const FILE_BYTES = FILE_MB * 1024 * 1024;
+// Bounds on every measurement: a slow pipeline reports its rate so far.
+const BULK_MAX_SECONDS = 15;
+const ROUNDS = 2;
+const CONN_COUNT = 1000;
+const CONN_POOL = 8;
+const CONN_LIMIT_MS = 5000;
+const VISIT_NAMES = 15;
+const VISIT_LIMIT_MS = 12_000;
+const ORIGIN_ISSUER = `Bench Public PKI/${ORIGIN_INTERMEDIATE_CN}`;
+const TOOLS = ['ip', 'wireguard-go', 'wg', 'wg-quick', 'nft', 'curl', 'ping', 'ss', 'openssl', 'runuser', 'squid', 'mitmdump', '/usr/lib/squid/security_file_certgen'];
+
+const DIRECT = 'no inspection (wireguard-go + kernel forwarding)';
+const SQUID = 'squid ssl-bump (wireguard-go + nft redirect)';
+const MITM = 'mitmproxy transparent (wireguard-go + nft redirect)';
+const SIGHTLINE = 'sightline (concentrator, socket egress)';
+
+const BULK = `HTTPS ${FILE_MB} MB download`;
+const CONNS = 'new HTTPS connections/s, warm cert cache';
+const VISIT = 'first visit to a new host adds';
+const BULK_UNIT = `Mbit/s (curl, ${BULK_MAX_SECONDS} s cap, best of ${ROUNDS} interleaved rounds)`;
+const CONNS_UNIT = `conn/s (pool ${CONN_POOL}, no keep-alive or resumption, best of ${ROUNDS} interleaved rounds)`;
+const VISIT_UNIT = 'ms (TTFB first − faster of 2 repeats';
+
+interface Pipeline {
+  label: string;
+  client: Namespace;
+  ip: string;
+  caFile: string;
+  /** Anchor gateway only: the local port 443 is redirected to (null: no redirect). */
+  redirectTo?: number | null;
+}
+
+interface Results {
+  bulk: Measured;
+  conns: Measured;
+  visit: Measured;
+}
+
+export async function benchInspect(): Promise<BenchRow[]> {
+  runStarted = Date.now();
+  const missing = missingE2EPrerequisites(TOOLS);
+  if (missing.length > 0) return skippedRows(`skipped: needs ${missing.join(', ')}`);
+  const t = new TunnelLab();
+  // Squid drops root for the `proxy` user, which cannot enter the lab's 0700 temp dir.
+  const squidDir = mkdtempSync(join(tmpdir(), 'sightline-bench-squid-'));
+  chmodSync(squidDir, 0o755);
+  const abort = (): void => void t.cleanup().finally(() => process.exit(130));
+  process.once('SIGINT', abort);
+  process.once('SIGTERM', abort);
+  try {
+    return await measureAll(t, squidDir);
+  } catch (err) {
+    const msg = (err as Error).message;
+    process.stderr.write(`inspect benchmark aborted: ${msg}\n`);
+    return [{ name: 'inspect benchmark aborted', value: NaN, unit: short(msg) }];
+  } finally {
+    process.off('SIGINT', abort);
+    process.off('SIGTERM', abort);
+    await t.cleanup();
+    rmSync(squidDir, { recursive: true, force: true });
+  }
+}
+
+async function measureAll(t: TunnelLab, squidDir: string): Promise<BenchRow[]> {
+  progress(`certificates, ${FILE_MB} MB file, namespaces, origin`);
+  const pki = makeOriginPki(join(t.tmp, 'pki'), VISIT_NAMES);
+  const file = join(t.tmp, 'file.bin');
+  writeRandomFile(file, FILE_BYTES);
+  t.build();
+  await startAndWait(t.lab, t.origin, 'node', [helper('inspect_origin'), pki.certDir, ORIGIN_NAME, file, '443'], 'ready', 10_000);
+  await t.startAnchor();
+  const pipelines = await startPipelines(t, pki, squidDir);
+
+  // Measurements alternate between pipelines, round after round, so a burst
+  // of load from elsewhere on the machine does not land on one pipeline only.
+  const select = (p: Pipeline): void => {
+    if (p.redirectTo === null) clearRedirect(t.anchorGw);
+    else if (p.redirectTo !== undefined) setRedirect(t.anchorGw, t.anchorServerIf, p.redirectTo);
+  };
+  const res = new Map<string, Results>();
+  const active: Pipeline[] = [];
+  for (const p of pipelines) {
+    select(p);
+    const verdict = p.label === DIRECT ? { inspected: true, reason: '' } : parseProbe((await client(t, p, ['probe', p.ip, ORIGIN_NAME, p.caFile], 20_000)).stdout, ORIGIN_ISSUER);
+    const failed: Measured = { ok: false, reason: verdict.reason };
+    res.set(p.label, { bulk: failed, conns: failed, visit: p.label === DIRECT ? { ok: false, reason: 'n/a' } : failed });
+    if (verdict.inspected) active.push(p);
+    else process.stderr.write(`inspect bench: ${p.label}: ${verdict.reason}; its rows are NaN\n`);
+  }
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const p of active) {
+      progress(`${p.label}: bulk, round ${round} of ${ROUNDS}`);
+      select(p);
+      const r = res.get(p.label) as Results;
+      r.bulk = best(round === 1 ? null : r.bulk, await bulk(t, p));
+    }
+  }
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const p of active) {
+      progress(`${p.label}: connection rate, round ${round} of ${ROUNDS}`);
+      select(p);
+      const r = res.get(p.label) as Results;
+      const args = ['conns', p.ip, ORIGIN_NAME, p.caFile, String(CONN_COUNT), String(CONN_POOL), String(CONN_LIMIT_MS)];
+      r.conns = best(round === 1 ? null : r.conns, connsPerSecond((await client(t, p, args, CONN_LIMIT_MS + 20_000)).stdout));
+    }
+  }
+  for (const p of active) {
+    if (p.label === DIRECT) continue;
+    progress(`${p.label}: first visits`);
+    select(p);
+    const out = await client(t, p, ['first', p.ip, p.caFile, String(VISIT_LIMIT_MS), ...pki.visitNames], VISIT_LIMIT_MS + 15_000);
+    (res.get(p.label) as Results).visit = firstVisitExtraMs(out.stdout);
+  }
+  progress('done');
+  return toRows(res);
+}
+
+/** Squid, mitmproxy and the concentrator, all started before anything is measured. */
+async function startPipelines(t: TunnelLab, pki: OriginPki, squidDir: string): Promise<Pipeline[]> {
+  progress('squid: ssl-bump in intercept mode');
+  const squidCa = makeSquidCa(join(t.tmp, 'squid-ca'));
+  const hostsFile = join(squidDir, 'hosts');
+  writeFileSync(hostsFile, [ORIGIN_NAME, ...pki.visitNames].map((n) => `${ORIGIN_VIA_ANCHOR} ${n}\n`).join(''));
+  await startSquid(t.anchorGw, { dir: squidDir, caCrt: squidCa.crt, caKey: squidCa.key, originRoot: pki.rootCrt, hostsFile });
+
+  progress('mitmproxy: transparent mode');
+  const mitm = await startMitmproxy(t.anchorGw, join(t.tmp, 'mitmproxy'), pki.rootCrt);
+
+  progress('sightline: concentrator with TLS inspection, peer, client');
+  const conc = await t.startConcentrator('inspect', 51820, [], [
+    'tls:',
+    '  inspectPorts: [443]',
+    `  upstreamCaFile: ${JSON.stringify(pki.rootCrt)}`,
+    // Neither Squid nor mitmproxy checks revocation; the origin names no OCSP responder anyway.
+    '  revocation: "off"',
+  ]);
+  await t.startSightlineClient(conc);
+  const exported = await execAsync(null, 'node', [join(repoRoot(), 'bin', 'sightline.js'), '--data-dir', conc.dataDir, '--config', conc.config, 'ca', 'export'], 30_000, t.lab);
+  if (exported.code !== 0) throw new Error(`sightline ca export failed: ${exported.stderr.trim()}`);
+  const companyCa = join(t.tmp, 'company-ca.crt');
+  writeFileSync(companyCa, exported.stdout);
+
+  return [
+    { label: DIRECT, client: t.anchorClient, ip: ORIGIN_VIA_ANCHOR, caFile: pki.rootCrt, redirectTo: null },
+    { label: SQUID, client: t.anchorClient, ip: ORIGIN_VIA_ANCHOR, caFile: squidCa.crt, redirectTo: SQUID_PORT },
+    { label: MITM, client: t.anchorClient, ip: ORIGIN_VIA_ANCHOR, caFile: mitm.caCrt, redirectTo: MITMPROXY_PORT },
+    { label: SIGHTLINE, client: t.sightlineClient, ip: ORIGIN_VIA_SIGHTLINE, caFile: companyCa },
+  ];
+}
+
+function client(t: TunnelLab, p: Pipeline, args: string[], timeoutMs: number): Promise<ExecResult> {
+  return execAsync(p.client, 'node', [helper('inspect_client'), ...args], timeoutMs, t.lab);
+}
+
+/** The better of two rounds (a higher rate); a failed round never hides a good one. */
+function best(a: Measured | null, b: Measured): Measured {
+  if (a === null || !a.ok) return a !== null && !b.ok ? a : b;
+  if (!b.ok || a.value >= b.value) return a;
+  return b;
+}
+
+async function bulk(t: TunnelLab, p: Pipeline): Promise<Measured> {
+  const args = ['--http1.1', '-s', '-o', '/dev/null', '--cacert', p.caFile, '--resolve', `${ORIGIN_NAME}:443:${p.ip}`,
+    '--connect-timeout', '5', '-m', String(BULK_MAX_SECONDS), '-w', CURL_WRITE_OUT, `https://${ORIGIN_NAME}/file`];
+  const r = await execAsync(p.client, 'curl', args, (BULK_MAX_SECONDS + 10) * 1000, t.lab);
+  const m = curlMbps(r.stdout, FILE_BYTES, 'download', r.code === 28);
+  return m.ok || r.code === 0 ? m : { ok: false, reason: `curl exit ${r.code}: ${m.reason}` };
+}
+
+function toRows(res: Map<string, Results>): BenchRow[] {
+  const rows: BenchRow[] = [];
+  const get = (label: string): Results => res.get(label) ?? { bulk: missed, conns: missed, visit: missed };
+  rows.push(row(`${DIRECT}, ${BULK}`, `${BULK_UNIT}; reference`, get(DIRECT).bulk));
+  rows.push(row(`${DIRECT}, ${CONNS}`, `${CONNS_UNIT}; reference`, get(DIRECT).conns));
+  for (const label of [SQUID, MITM, SIGHTLINE]) {
+    const anchor = label === SQUID ? undefined : SQUID;
+    const target = (what: string): string => (label === SIGHTLINE ? `; target ${what}` : '');
+    const bulk = markTunnelBound(get(label).bulk, get(DIRECT).bulk);
+    rows.push(row(`${label}, ${BULK}`, `${BULK_UNIT}${target('≥ 1.0x squid')}`, bulk, anchor && `${anchor}, ${BULK}`));
+    if (label === SIGHTLINE) rows.push(row(`${label}, ${BULK} (vs mitmproxy)`, `${BULK_UNIT}${target('≥ 5x mitmproxy')}`, bulk, `${MITM}, ${BULK}`));
+    const conns = markTunnelBound(get(label).conns, get(DIRECT).conns);
+    rows.push(row(`${label}, ${CONNS}`, `${CONNS_UNIT}${target('≥ 1.0x squid')}`, conns, anchor && `${anchor}, ${CONNS}`));
+    rows.push(row(`${label}, ${VISIT}`, `${VISIT_UNIT}, ${VISIT_NAMES} names${target('≤ 1')})`, get(label).visit, anchor && `${anchor}, ${VISIT}`));
+  }
+  return rows;
+}
+
+const missed: Measured = { ok: false, reason: 'not measured' };
+
+function row(name: string, unit: string, m: Measured, anchor?: string): BenchRow {
+  if (!m.ok) return { name, value: NaN, unit: `${unit.split(' ')[0]} (${short(m.reason, 110)})` };
+  const r: BenchRow = { name, value: m.value, unit: m.note ? `${unit}; ${m.note}` : unit };
+  if (anchor !== undefined) r.anchor = anchor;
+  return r;
+}
+
+function skippedRows(reason: string): BenchRow[] {
+  const names = [DIRECT, SQUID, MITM, SIGHTLINE].flatMap((l) => [`${l}, ${BULK}`, `${l}, ${CONNS}`, ...(l === DIRECT ? [] : [`${l}, ${VISIT}`])]);
+  return names.map((name) => ({ name, value: NaN, unit: reason }));
+}
+
+let runStarted = Date.now();
+/** Where the run is, on stderr: the group takes a few minutes. */
+function progress(what: string): void {
+  process.stderr.write(`[inspect ${((Date.now() - runStarted) / 1000).toFixed(1)} s] ${what}\n`);
+}
+
+function short(msg: string, max = 80): string {
+  const line = msg.split('\n')[0];
+  return line.length > max ? line.slice(0, max - 3) + '...' : line;
+}
