@@ -3,13 +3,13 @@
 // The replayed ClientHello, backpressure, half-close and the pinned splice
 // must work on that path too.
 
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { PinningTracker } from '../../../mitm/pinning';
 import { removeTempDirs } from './ca_helpers';
-import { EngineUnderTest, Pki, close, get, handshake, listen, makePki, originCert, subjectCN } from './engine_harness';
+import { EngineSetup, EngineUnderTest, Pki, get, handshake, makePki, originCert, sha256, subjectCN, withEngine } from './engine_harness';
 
 let pki: Pki;
 beforeAll(() => {
@@ -17,24 +17,13 @@ beforeAll(() => {
 });
 afterAll(removeTempDirs);
 
-async function withEngine<T>(origin: net.Server, run: (eut: EngineUnderTest) => Promise<T>, opts: ConstructorParameters<typeof EngineUnderTest>[1] = {}): Promise<T> {
-  const eut = new EngineUnderTest(pki, opts);
-  eut.genericDuplex = true;
-  await eut.start(await listen(origin));
-  try {
-    return await run(eut);
-  } finally {
-    await eut.stop();
-    await close(origin);
-  }
-}
-
-const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const withDuplexEngine = <T>(origin: net.Server, run: (eut: EngineUnderTest) => Promise<T>, setup: EngineSetup = {}): Promise<T> =>
+  withEngine(pki, origin, run, { ...setup, genericDuplex: true });
 
 test('a 20 MB download through a generic Duplex client stream arrives byte-equal', async () => {
   const big = randomBytes(20 * 1024 * 1024);
   const origin = https.createServer(originCert(pki, 'dx.test'), (_q, res) => res.end(big));
-  await withEngine(origin, async (eut) => {
+  await withDuplexEngine(origin, async (eut) => {
     const res = await get(eut.port, '/', { servername: 'dx.test', ca: pki.ca.certPem });
     expect(sha256(res.body)).toBe(sha256(big));
     expect((await eut.ended(1))[0]).toMatchObject({ mode: 'inspect', result: 'closed' });
@@ -48,7 +37,7 @@ test('half-close through a generic Duplex: the answer after EOF still arrives', 
     s.on('data', (c: Buffer) => (n += c.length));
     s.on('end', () => s.end(`read ${n}`));
   });
-  await withEngine(origin, async (eut) => {
+  await withDuplexEngine(origin, async (eut) => {
     const r = await handshake(eut.port, { servername: 'dxhalf.test', ca: [pki.ca.certPem], allowHalfOpen: true } as tls.ConnectionOptions);
     if (!r.ok) throw new Error(r.code);
     r.socket.end(Buffer.alloc(70_000, 2));
@@ -60,7 +49,7 @@ test('half-close through a generic Duplex: the answer after EOF still arrives', 
 
 test('a pinned client is learned and then spliced through a generic Duplex', async () => {
   const origin = https.createServer(originCert(pki, 'dxpin.test'), (_q, s) => s.end('hi'));
-  await withEngine(origin, async (eut) => {
+  await withDuplexEngine(origin, async (eut) => {
     for (let i = 1; i <= 2; i++) {
       expect((await handshake(eut.port, { servername: 'dxpin.test', ca: [pki.root.pem] })).ok).toBe(false);
       await eut.ended(i);
@@ -80,7 +69,7 @@ test('non-TLS bytes through a generic Duplex reach the origin exactly', async ()
     s.on('data', (c: Buffer) => received.push(c));
     s.on('end', () => s.end('bye'));
   });
-  await withEngine(origin, async (eut) => {
+  await withDuplexEngine(origin, async (eut) => {
     const payload = Buffer.concat([Buffer.from('PING\r\n'), randomBytes(200_000)]);
     await new Promise<void>((resolve, reject) => {
       const c = net.connect({ host: '127.0.0.1', port: eut.port, allowHalfOpen: true }, () => c.end(payload));

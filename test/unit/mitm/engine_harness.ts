@@ -5,6 +5,7 @@
 // clients are real node:tls / https / http2 clients trusting only the CA the
 // test names.
 
+import { createHash } from 'node:crypto';
 import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import * as net from 'node:net';
@@ -127,6 +128,23 @@ export class EngineUnderTest {
   }
 }
 
+/** Engine options, plus how the harness hands the client stream to the engine. */
+export type EngineSetup = Partial<InspectionEngineOptions> & { genericDuplex?: boolean };
+
+/** Runs `run` against an engine whose flows go to `origin`, then stops both. */
+export async function withEngine<T>(pki: Pki, origin: net.Server, run: (eut: EngineUnderTest) => Promise<T>, setup: EngineSetup = {}): Promise<T> {
+  const { genericDuplex = false, ...opts } = setup;
+  const eut = new EngineUnderTest(pki, opts);
+  eut.genericDuplex = genericDuplex;
+  await eut.start(await listen(origin));
+  try {
+    return await run(eut);
+  } finally {
+    await eut.stop();
+    await close(origin);
+  }
+}
+
 /** A Duplex that is not a net.Socket (no libuv handle), with backpressure both ways and half-close. */
 export function asGenericDuplex(socket: net.Socket): Duplex {
   const d = new Duplex({
@@ -149,6 +167,8 @@ export function asGenericDuplex(socket: net.Socket): Duplex {
   });
   return d;
 }
+
+export const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 

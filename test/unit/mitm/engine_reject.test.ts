@@ -9,7 +9,7 @@ import * as https from 'node:https';
 import { OnUpstreamError } from '../../../mitm/engine';
 import { daysFromNow, issueCert, makeIntermediate, makeLeaf, makeRoot } from '../../helpers/pki';
 import { removeTempDirs } from './ca_helpers';
-import { EngineUnderTest, Pki, close, handshake, listen, makePki, originCert } from './engine_harness';
+import { EngineUnderTest, Pki, handshake, makePki, originCert, withEngine } from './engine_harness';
 
 let pki: Pki;
 beforeAll(() => {
@@ -66,15 +66,9 @@ const BAD_ORIGINS: BadOrigin[] = [
   },
 ];
 
-async function withOrigin<T>(bad: BadOrigin, mode: OnUpstreamError, run: (eut: EngineUnderTest) => Promise<T>): Promise<T> {
+function withOrigin<T>(bad: BadOrigin, mode: OnUpstreamError, run: (eut: EngineUnderTest) => Promise<T>): Promise<T> {
   const origin = https.createServer(bad.make(), (_req, res) => res.end('origin body'));
-  const eut = await new EngineUnderTest(pki, { tls: { onUpstreamError: mode, revocation: 'off' } }).start(await listen(origin));
-  try {
-    return await run(eut);
-  } finally {
-    await eut.stop();
-    await close(origin);
-  }
+  return withEngine(pki, origin, run, { tls: { onUpstreamError: mode, revocation: 'off' } });
 }
 
 describe.each(BAD_ORIGINS)('upstream with $name', (bad) => {
@@ -134,14 +128,10 @@ test('an upstream that is not TLS at all is refused with an internal_error alert
   const net = await import('node:net');
   // A plain HTTP server on the port: it reads the ClientHello as a bad request and answers 400.
   const origin = net.createServer((s) => s.once('data', () => s.end('HTTP/1.1 400 Bad Request\r\n\r\n')));
-  const eut = await new EngineUnderTest(pki, { tls: { onUpstreamError: 'untrusted-ca', revocation: 'off' } }).start(await listen(origin));
-  try {
+  await withEngine(pki, origin, async (eut) => {
     const r = await handshake(eut.port, { servername: 'plain.test', ca: [pki.untrusted.certPem] });
     expect(r).toEqual({ ok: false, code: 'ERR_SSL_TLSV1_ALERT_INTERNAL_ERROR' });
     await eut.ended(1);
     expect(eut.records.ofType('tls_upstream_rejected')[0]).toMatchObject({ reason: 'tls_handshake_failed', action: 'block' });
-  } finally {
-    await eut.stop();
-    await close(origin);
-  }
+  }, { tls: { onUpstreamError: 'untrusted-ca', revocation: 'off' } });
 });

@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import { RevocationMode } from '../../../mitm/upstream';
 import { OcspResponder, makeLeaf, randomSerialHex, startOcspResponder } from '../../helpers/pki';
 import { removeTempDirs } from './ca_helpers';
-import { EngineUnderTest, Pki, close, get, handshake, listen, makePki } from './engine_harness';
+import { EngineUnderTest, Pki, close, get, handshake, listen, makePki, withEngine } from './engine_harness';
 
 let pki: Pki;
 let responder: OcspResponder;
@@ -40,15 +40,9 @@ afterAll(async () => {
   removeTempDirs();
 });
 
-async function through<T>(leaf: ReturnType<typeof makeLeaf>, revocation: RevocationMode, run: (eut: EngineUnderTest) => Promise<T>): Promise<T> {
+function through<T>(leaf: ReturnType<typeof makeLeaf>, revocation: RevocationMode, run: (eut: EngineUnderTest) => Promise<T>): Promise<T> {
   const origin = https.createServer({ key: leaf.keyPem, cert: leaf.pem + pki.intermediate.pem }, (_q, s) => s.end('ok'));
-  const eut = await new EngineUnderTest(pki, { tls: { revocation, onUpstreamError: 'block' } }).start(await listen(origin));
-  try {
-    return await run(eut);
-  } finally {
-    await eut.stop();
-    await close(origin);
-  }
+  return withEngine(pki, origin, run, { tls: { revocation, onUpstreamError: 'block' } });
 }
 
 test('a revoked upstream certificate is refused with an alert and recorded as revoked (soft mode)', async () => {

@@ -12,7 +12,7 @@ import { PassThrough } from 'node:stream';
 import * as tls from 'node:tls';
 import { InspectionEngine } from '../../../mitm/engine';
 import { removeTempDirs } from './ca_helpers';
-import { EngineUnderTest, MemoryRecords, Pki, close, get, handshake, listen, makePki, originCert, sleep } from './engine_harness';
+import { MemoryRecords, Pki, get, handshake, makePki, originCert, sha256, sleep, withEngine } from './engine_harness';
 
 let pki: Pki;
 beforeAll(() => {
@@ -20,22 +20,11 @@ beforeAll(() => {
 });
 afterAll(removeTempDirs);
 
-async function withEngine<T>(origin: net.Server, run: (eut: EngineUnderTest) => Promise<T>, opts: ConstructorParameters<typeof EngineUnderTest>[1] = {}): Promise<T> {
-  const eut = await new EngineUnderTest(pki, opts).start(await listen(origin));
-  try {
-    return await run(eut);
-  } finally {
-    await eut.stop();
-    await close(origin);
-  }
-}
-
-const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 test('a 20 MB download arrives byte-equal through the decrypting relay', async () => {
   const big = randomBytes(20 * 1024 * 1024);
   const origin = https.createServer(originCert(pki, 'big.test'), (_req, res) => res.end(big));
-  await withEngine(origin, async (eut) => {
+  await withEngine(pki, origin, async (eut) => {
     const res = await get(eut.port, '/big', { servername: 'big.test', ca: pki.ca.certPem });
     expect(res.body.length).toBe(big.length);
     expect(sha256(res.body)).toBe(sha256(big));
@@ -52,7 +41,7 @@ test('a 20 MB upload arrives byte-equal at the origin (backpressure toward the c
     req.on('data', (c: Buffer) => { h.update(c); n += c.length; });
     req.on('end', () => res.end(`${n} ${h.digest('hex')}`));
   });
-  await withEngine(origin, async (eut) => {
+  await withEngine(pki, origin, async (eut) => {
     const answer = await new Promise<string>((resolve, reject) => {
       const req = https.request({ host: '127.0.0.1', port: eut.port, method: 'POST', path: '/', servername: 'up.test', ca: [pki.ca.certPem], agent: false, headers: { host: 'up.test' } }, (res) => {
         let s = '';
@@ -74,7 +63,7 @@ test('half-close: the client ends its side and still receives the answer the ori
     s.on('data', (c: Buffer) => (n += c.length));
     s.on('end', () => s.end(`read ${n} bytes then EOF`));
   });
-  await withEngine(origin, async (eut) => {
+  await withEngine(pki, origin, async (eut) => {
     const r = await handshake(eut.port, { servername: 'half.test', ca: [pki.ca.certPem], allowHalfOpen: true } as tls.ConnectionOptions);
     if (!r.ok) throw new Error(r.code);
     r.socket.end(Buffer.alloc(5000, 1));
@@ -92,7 +81,7 @@ test('an upgraded (WebSocket-style) stream keeps echoing across several round tr
     socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
     socket.on('data', (c: Buffer) => socket.write(Buffer.concat([Buffer.from('echo:'), c])));
   });
-  await withEngine(origin, async (eut) => {
+  await withEngine(pki, origin, async (eut) => {
     const socket = await new Promise<net.Socket>((resolve, reject) => {
       const req = https.request({
         host: '127.0.0.1', port: eut.port, servername: 'ws.test', ca: [pki.ca.certPem], agent: false,
@@ -115,7 +104,7 @@ test('an upgraded (WebSocket-style) stream keeps echoing across several round tr
 
 test('plain HTTP on the inspected port is relayed untouched and recorded as non_tls', async () => {
   const origin = http.createServer((req, res) => res.end(`plain ${req.method} ${req.url}`));
-  await withEngine(origin, async (eut) => {
+  await withEngine(pki, origin, async (eut) => {
     const body = await new Promise<string>((resolve, reject) => {
       http.get({ host: '127.0.0.1', port: eut.port, path: '/x', agent: false }, (res) => {
         let s = '';
@@ -136,7 +125,7 @@ test('arbitrary non-TLS bytes reach the origin exactly as sent, the first read i
     s.on('data', (c: Buffer) => received.push(c));
     s.on('end', () => s.end('bye'));
   });
-  await withEngine(origin, async (eut) => {
+  await withEngine(pki, origin, async (eut) => {
     const payload = Buffer.concat([Buffer.from('SSH-2.0-OpenSSH_9.6\r\n'), randomBytes(100_000)]);
     const reply = await new Promise<string>((resolve, reject) => {
       const c = net.connect({ host: '127.0.0.1', port: eut.port, allowHalfOpen: true }, () => c.end(payload));
@@ -153,7 +142,7 @@ test('arbitrary non-TLS bytes reach the origin exactly as sent, the first read i
 test('with nonTls "close", a non-TLS stream is closed and nothing reaches the origin', async () => {
   let originBytes = 0;
   const origin = net.createServer((s) => s.on('data', (c: Buffer) => (originBytes += c.length)));
-  await withEngine(origin, async (eut) => {
+  await withEngine(pki, origin, async (eut) => {
     await rawExchange(eut.port, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
     const [end] = await eut.ended(1);
     expect(end).toMatchObject({ result: 'client_hello_failed', reason: expect.any(String) });
@@ -163,7 +152,7 @@ test('with nonTls "close", a non-TLS stream is closed and nothing reaches the or
 
 test('a malformed ClientHello closes both sides and records the parser reason', async () => {
   const origin = net.createServer((s) => s.resume());
-  await withEngine(origin, async (eut) => {
+  await withEngine(pki, origin, async (eut) => {
     // A handshake record whose ClientHello declares cipher_suites of odd length.
     const body = Buffer.concat([Buffer.from([0x03, 0x03]), Buffer.alloc(32), Buffer.from([0, 0x00, 0x03, 0x13, 0x01, 0x13, 0x01, 0x00])]);
     const hs = Buffer.concat([Buffer.from([1, 0, 0, body.length]), body]);
@@ -176,7 +165,7 @@ test('a malformed ClientHello closes both sides and records the parser reason', 
 
 test('a client that sends nothing is closed after the ClientHello deadline', async () => {
   const origin = net.createServer((s) => s.resume());
-  await withEngine(origin, async (eut) => {
+  await withEngine(pki, origin, async (eut) => {
     const c = net.connect({ host: '127.0.0.1', port: eut.port });
     c.on('error', () => undefined);
     const [end] = await eut.ended(1);
