@@ -29,6 +29,15 @@ function expectNoSecrets(records: HttpRequestRecord[]): void {
   for (const s of SECRETS) expect(text).not.toContain(s);
 }
 
+/** Both exchanges (curl's login form, then the client's API call) are recorded with their query values redacted. */
+function expectRedactedExchange(records: HttpRequestRecord[], protocol: string): void {
+  expect(records).toEqual([
+    expect.objectContaining({ protocol, method: 'POST', path: '/login?password=[redacted]&next=[redacted]', status: 302, bytesUp: FORM.length }),
+    expect.objectContaining({ protocol, method: 'POST', path: '/api?token=[redacted]', status: 200, bytesUp: FORM.length }),
+  ]);
+  expectNoSecrets(records);
+}
+
 type Handler = (method: string, path: string, respond: (status: number, body: string) => void) => void;
 const handler: Handler = (_method, path, respond) => respond(path.startsWith('/login') ? 302 : 200, 'ok');
 
@@ -65,11 +74,7 @@ describe('no secret reaches a record', () => {
         req.end(FORM);
       });
       await tap.idle();
-      expect(tap.records).toEqual([
-        expect.objectContaining({ protocol: 'http/1.1', method: 'POST', path: '/login?password=[redacted]&next=[redacted]', status: 302, bytesUp: FORM.length }),
-        expect.objectContaining({ protocol: 'http/1.1', method: 'POST', path: '/api?token=[redacted]', status: 200, bytesUp: FORM.length }),
-      ]);
-      expectNoSecrets(tap.records);
+      expectRedactedExchange(tap.records, 'http/1.1');
     } finally {
       await tap.close();
       await new Promise<void>((r) => server.close(() => r()));
@@ -99,11 +104,7 @@ describe('no secret reaches a record', () => {
       });
       client.close();
       await tap.idle();
-      expect(tap.records).toEqual([
-        expect.objectContaining({ protocol: 'h2', method: 'POST', path: '/login?password=[redacted]&next=[redacted]', status: 302, bytesUp: FORM.length }),
-        expect.objectContaining({ protocol: 'h2', method: 'POST', path: '/api?token=[redacted]', status: 200, bytesUp: FORM.length }),
-      ]);
-      expectNoSecrets(tap.records);
+      expectRedactedExchange(tap.records, 'h2');
     } finally {
       await tap.close();
       await new Promise<void>((r) => server.close(() => r()));
