@@ -100,13 +100,9 @@ describeE2E('TCP through the tunnel (socket egress)', ['ip', 'wireguard-go', 'wg
     const n = 20 * MB;
     const want = patternDigest(n);
     for (let i = 0; i < 20; i++) {
-      const started = Date.now();
       const r = bob.ns.exec('sh', ['-c', `curl -sS --max-time 120 http://${ORIGIN_V4}/bytes/${n} | sha256sum`], { timeoutMs: 130_000 });
-      console.log(`transfer ${i}: ${Date.now() - started} ms`);
       expect({ i, sha: r.stdout.split(' ')[0] }).toEqual({ i, sha: want });
-      if (i === 1) break;
     }
-    console.log(t.concOutput.split('\n').filter((l) => l.includes('flow ended')).slice(-3).join('\n') || t.concOutput.slice(-2000));
   });
 });
 
