@@ -2,12 +2,21 @@
 // terminated here and handed, as a Duplex, to a handler that opened the
 // upstream first (socket egress by default, TLS inspection for some ports).
 // Per-user limits bound what one employee can make the concentrator hold.
-import { TcpEndpoint, mssForMtu, rstForUnknownSegment, type TcpEvent } from './tcp';
+import { DEFAULT_MSL_MS, TcpEndpoint, mssForMtu, rstForUnknownSegment, type TcpEvent } from './tcp';
 import { buildIcmpUnreachable, buildTcpPacket, IpAddress, SYN, ACK, RST, type IpPacket, type TcpRepr } from './wire';
 import { TcpEndpointStream } from './tcp_stream';
 import { TcpOpenError, type TcpUpstream } from './egress/tcp_socket';
 import type { Counters, FlowOwner } from './owner';
 import { WakeQueue } from './wake_queue';
+
+/**
+ * How long the 4-tuple of a flow that closed cleanly keeps absorbing late
+ * segments (at most 2*MSL). When thousands of flows close at once the client
+ * retransmits FINs and ACKs that were queued behind the burst; they belong to
+ * a connection both sides already finished, so an RST for each (RFC 9293
+ * §3.10.7.1 for an unknown connection) is pure extra work on both ends.
+ */
+const CLOSED_FLOW_GRACE_MAX_MS = 10_000;
 
 export interface TcpFlowInfo {
   owner: FlowOwner;
@@ -59,7 +68,9 @@ interface Flow {
   stream: TcpEndpointStream | null;
   startedAt: number;
   endReason: string | null;
-  scheduledWake: number;
+  /** WakeQueue slot: the deadline it is queued for (Infinity when not queued). */
+  wakeAt: number;
+  wakeIndex: number;
 }
 
 interface UserState {
@@ -72,6 +83,7 @@ export class TcpFlowTable {
   private readonly flows = new Map<string, Flow>();
   private readonly users = new Map<string, UserState>();
   private readonly wakes = new WakeQueue<Flow>();
+  private readonly closed: ClosedFlows;
 
   constructor(
     private readonly opts: TcpFlowOptions,
@@ -82,7 +94,9 @@ export class TcpFlowTable {
     private readonly clock: () => number,
     /** Told about every new deadline, so the edge can arm a timer for it. */
     private readonly wakeHint: (at: number) => void = () => undefined,
-  ) {}
+  ) {
+    this.closed = new ClosedFlows(Math.min(2 * (opts.msl ?? DEFAULT_MSL_MS), CLOSED_FLOW_GRACE_MAX_MS));
+  }
 
   get size(): number {
     return this.flows.size;
@@ -101,7 +115,12 @@ export class TcpFlowTable {
       return;
     }
     if (flow !== undefined) this.remove(flow, 'replaced_by_new_syn');
-    if ((seg.flags & (SYN | ACK | RST)) !== SYN) {
+    const isSyn = (seg.flags & (SYN | ACK | RST)) === SYN;
+    if (this.closed.absorbs(key, isSyn, now)) {
+      this.counters.inc('tcp_late_segment');
+      return;
+    }
+    if (!isSyn) {
       // RFC 9293 §3.10.7.1: a segment for no connection gets a reset.
       this.counters.inc('tcp_unknown_flow');
       const rst = rstForUnknownSegment(seg);
@@ -146,7 +165,7 @@ export class TcpFlowTable {
       sendBufferBytes: this.opts.sendBufferBytes,
       msl: this.opts.msl,
     });
-    const flow: Flow = { key, info, ep, stream: null, startedAt: now, endReason: null, scheduledWake: Infinity };
+    const flow: Flow = { key, info, ep, stream: null, startedAt: now, endReason: null, wakeAt: Infinity, wakeIndex: -1 };
     this.flows.set(key, flow);
     this.counters.inc('tcp_flows_opened');
     // Keep the original SYN to quote in an ICMP error if the upstream is unreachable.
@@ -199,10 +218,12 @@ export class TcpFlowTable {
     const { info } = flow;
     for (const seg of flow.ep.drainOutput()) this.toClient(buildTcpPacket(info.dst, info.client, seg));
     for (const e of flow.ep.drainEvents()) this.onEvent(flow, e);
+    if (this.flows.get(flow.key) !== flow) return;
     const wake = flow.ep.nextWakeAt();
-    if (wake !== null && wake !== flow.scheduledWake && this.flows.get(flow.key) === flow) {
-      flow.scheduledWake = wake;
-      this.wakes.push(wake, flow);
+    if (wake === null) {
+      this.wakes.cancel(flow);
+    } else if (wake !== flow.wakeAt) {
+      this.wakes.schedule(flow, wake);
       this.wakeHint(wake);
     }
   }
@@ -231,20 +252,19 @@ export class TcpFlowTable {
 
   /** Runs due endpoint timers. */
   tick(now: number): void {
-    for (;;) {
-      const due = this.wakes.popDue(now);
-      if (due === null) break;
-      const flow = due.item;
-      if (flow.scheduledWake !== due.time || this.flows.get(flow.key) !== flow) continue;
-      flow.scheduledWake = Infinity;
+    for (let flow = this.wakes.popDue(now); flow !== null; flow = this.wakes.popDue(now)) {
       flow.ep.onTimer(now);
       this.flush(flow);
     }
+    this.closed.expire(now);
   }
 
   private remove(flow: Flow, reason: string): void {
     if (this.flows.get(flow.key) !== flow) return;
     this.flows.delete(flow.key);
+    this.wakes.cancel(flow);
+    // Only a close both sides completed (FIN/ACK both ways, or TIME-WAIT over) leaves a grace entry.
+    if (reason === 'fin') this.closed.add(flow.key, this.clock());
     const u = this.users.get(flow.info.owner.user);
     if (u) u.flows = Math.max(0, u.flows - 1);
     this.counters.inc('tcp_flows_closed');
@@ -286,6 +306,57 @@ export class TcpFlowTable {
       flow.ep.abort(this.clock());
       this.flush(flow);
       this.remove(flow, 'shutdown');
+    }
+  }
+}
+
+/**
+ * 4-tuples of flows that closed cleanly, each for `graceMs`: segments of the
+ * old connection are dropped silently, a new SYN ends the grace at once.
+ */
+class ClosedFlows {
+  private readonly until = new Map<string, number>();
+  // One grace for all, so insertion order is expiry order: a FIFO of (key, deadline).
+  private readonly keys: string[] = [];
+  private readonly deadlines: number[] = [];
+  private head = 0;
+
+  constructor(private readonly graceMs: number) {}
+
+  get size(): number {
+    return this.until.size;
+  }
+
+  add(key: string, now: number): void {
+    const t = now + this.graceMs;
+    this.until.set(key, t);
+    this.keys.push(key);
+    this.deadlines.push(t);
+  }
+
+  /** True when the segment belongs to a connection closed within the grace. */
+  absorbs(key: string, isSyn: boolean, now: number): boolean {
+    const until = this.until.get(key);
+    if (until === undefined) return false;
+    if (isSyn || until <= now) {
+      this.until.delete(key);
+      return false;
+    }
+    return true;
+  }
+
+  expire(now: number): void {
+    const { keys, deadlines, until } = this;
+    while (this.head < keys.length && deadlines[this.head] <= now) {
+      const key = keys[this.head];
+      // The same 4-tuple closed again later has its own, later, entry.
+      if (until.get(key) === deadlines[this.head]) until.delete(key);
+      this.head++;
+    }
+    if (this.head > 1024 && this.head * 2 > keys.length) {
+      keys.splice(0, this.head);
+      deadlines.splice(0, this.head);
+      this.head = 0;
     }
   }
 }

@@ -98,7 +98,13 @@ export class TcpEndpointStream extends Duplex {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    if (this.ep.state !== 'CLOSED' && this.ep.state !== 'TIME-WAIT') {
+    // Node destroys a Duplex by itself once both directions ended (autoDestroy).
+    // After FINs both ways the endpoint finishes the close on its own (LAST-ACK
+    // waits for the ACK of our FIN, RFC 9293 §3.6); a RST here would reset a
+    // connection that ended cleanly, and the client's final ACK would then hit
+    // an unknown flow.
+    const cleanEnd = err === null && this.ended && this.writableFinished;
+    if (!cleanEnd && this.ep.state !== 'CLOSED' && this.ep.state !== 'TIME-WAIT') {
       this.ep.abort(this.driver.now());
       this.driver.flush();
     }
