@@ -67,6 +67,15 @@ export function pseudoHeaderSum(src: Buffer, dst: Buffer, protocol: number, leng
     : pseudoHeaderSumV6(src, dst, protocol, length);
 }
 
+/**
+ * Checksum of an upper-layer message buf[0, length) (TCP, UDP, ICMPv6)
+ * chained after its IP pseudo-header. Over a message whose checksum field is
+ * correct the result is 0; with the field zeroed it is the value to store.
+ */
+export function upperLayerChecksum(buf: Buffer, length: number, src: Buffer, dst: Buffer, protocol: number): number {
+  return checksum(buf, 0, length, pseudoHeaderSum(src, dst, protocol, length));
+}
+
 /** RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') for one changed 16-bit word. */
 export function updateChecksumWord(hc: number, oldWord: number, newWord: number): number {
   return ~fold((~hc & 0xffff) + (~oldWord & 0xffff) + newWord) & 0xffff;

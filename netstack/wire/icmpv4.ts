@@ -1,15 +1,11 @@
 // ICMP for IPv4 (RFC 792, RFC 1191 for the next-hop MTU) — view and representation.
 import { checksum } from './checksum';
 import { WireError, wireError } from './error';
+import { ICMP_HEADER_LEN, IcmpHeaderView, echoRest, emitIcmp, icmpBody } from './icmp';
 
-const TYPE = 0;
-const CODE = 1;
-const CHECKSUM = 2;
-const REST = 4;
-const IDENTIFIER = 4;
-const SEQUENCE = 6;
+/** The low half of the rest-of-header word (RFC 1191). */
 const NEXT_HOP_MTU = 6;
-export const ICMPV4_HEADER_LEN = 8;
+export const ICMPV4_HEADER_LEN = ICMP_HEADER_LEN;
 export const IP_PROTOCOL_ICMP = 1;
 
 export const ICMPV4_ECHO_REPLY = 0;
@@ -25,8 +21,10 @@ export const ICMPV4_UNREACH_PORT = 3;
 export const ICMPV4_UNREACH_FRAG_NEEDED = 4;
 export const ICMPV4_UNREACH_ADMIN_PROHIBITED = 13;
 
-export class Icmpv4View {
-  private constructor(readonly buf: Buffer) {}
+export class Icmpv4View extends IcmpHeaderView {
+  private constructor(buf: Buffer) {
+    super(buf);
+  }
 
   /** `buf` is exactly the ICMP message (the IP payload); the checksum covers all of it. */
   static parse(buf: Buffer): Icmpv4View | WireError {
@@ -38,43 +36,6 @@ export class Icmpv4View {
     return new Icmpv4View(buf);
   }
 
-  get type(): number {
-    return this.buf[TYPE];
-  }
-  set type(v: number) {
-    this.buf[TYPE] = v;
-  }
-  get code(): number {
-    return this.buf[CODE];
-  }
-  set code(v: number) {
-    this.buf[CODE] = v;
-  }
-  get checksum(): number {
-    return this.buf.readUInt16BE(CHECKSUM);
-  }
-  set checksum(v: number) {
-    this.buf.writeUInt16BE(v, CHECKSUM);
-  }
-  /** The 32-bit "rest of header" word, whose meaning depends on the type. */
-  get rest(): number {
-    return this.buf.readUInt32BE(REST);
-  }
-  set rest(v: number) {
-    this.buf.writeUInt32BE(v >>> 0, REST);
-  }
-  get identifier(): number {
-    return this.buf.readUInt16BE(IDENTIFIER);
-  }
-  set identifier(v: number) {
-    this.buf.writeUInt16BE(v, IDENTIFIER);
-  }
-  get sequence(): number {
-    return this.buf.readUInt16BE(SEQUENCE);
-  }
-  set sequence(v: number) {
-    this.buf.writeUInt16BE(v, SEQUENCE);
-  }
   /** RFC 1191: set in Fragmentation Needed (type 3 code 4). */
   get nextHopMtu(): number {
     return this.buf.readUInt16BE(NEXT_HOP_MTU);
@@ -82,18 +43,14 @@ export class Icmpv4View {
   set nextHopMtu(v: number) {
     this.buf.writeUInt16BE(v, NEXT_HOP_MTU);
   }
-  /** Echo data, or the quoted original datagram of an error message. */
-  get data(): Buffer {
-    return this.buf.subarray(ICMPV4_HEADER_LEN);
-  }
 
   verifyChecksum(): boolean {
     return checksum(this.buf, 0, this.buf.length) === 0;
   }
 
   fillChecksum(): void {
-    this.buf.writeUInt16BE(0, CHECKSUM);
-    this.buf.writeUInt16BE(checksum(this.buf, 0, this.buf.length), CHECKSUM);
+    this.checksum = 0;
+    this.checksum = checksum(this.buf, 0, this.buf.length);
   }
 }
 
@@ -124,49 +81,29 @@ function parse(view: Icmpv4View): Icmpv4Repr | WireError {
   return { kind: 'other', type, code, rest: view.rest, data: view.data };
 }
 
-function body(repr: Icmpv4Repr): Buffer {
+function bufferLen(repr: Icmpv4Repr): number {
+  return ICMPV4_HEADER_LEN + icmpBody(repr).length;
+}
+
+function header(repr: Icmpv4Repr): [type: number, code: number, rest: number] {
   switch (repr.kind) {
     case 'echo_request':
     case 'echo_reply':
+      return [repr.kind === 'echo_request' ? ICMPV4_ECHO_REQUEST : ICMPV4_ECHO_REPLY, 0, echoRest(repr.identifier, repr.sequence)];
+    case 'dst_unreachable':
+      // RFC 1191: the MTU in the low 16 bits, the high 16 unused (zero).
+      return [ICMPV4_DST_UNREACHABLE, repr.code, repr.nextHopMtu & 0xffff];
+    case 'time_exceeded':
+      return [ICMPV4_TIME_EXCEEDED, repr.code, 0];
     case 'other':
-      return repr.data;
-    default:
-      return repr.quote;
+      return [repr.type, repr.code, repr.rest];
   }
-}
-
-function bufferLen(repr: Icmpv4Repr): number {
-  return ICMPV4_HEADER_LEN + body(repr).length;
 }
 
 /** Writes the message into buf[0, bufferLen(repr)) with the checksum filled. */
 function emit(repr: Icmpv4Repr, buf: Buffer): void {
   const v = Icmpv4View.unchecked(buf.subarray(0, bufferLen(repr)));
-  v.rest = 0;
-  switch (repr.kind) {
-    case 'echo_request':
-    case 'echo_reply':
-      v.type = repr.kind === 'echo_request' ? ICMPV4_ECHO_REQUEST : ICMPV4_ECHO_REPLY;
-      v.code = 0;
-      v.identifier = repr.identifier;
-      v.sequence = repr.sequence;
-      break;
-    case 'dst_unreachable':
-      v.type = ICMPV4_DST_UNREACHABLE;
-      v.code = repr.code;
-      v.nextHopMtu = repr.nextHopMtu;
-      break;
-    case 'time_exceeded':
-      v.type = ICMPV4_TIME_EXCEEDED;
-      v.code = repr.code;
-      break;
-    case 'other':
-      v.type = repr.type;
-      v.code = repr.code;
-      v.rest = repr.rest;
-      break;
-  }
-  body(repr).copy(v.buf, ICMPV4_HEADER_LEN);
+  emitIcmp(v, ...header(repr), icmpBody(repr));
   v.fillChecksum();
 }
 

@@ -1,15 +1,10 @@
 // ICMPv6 (RFC 4443) — view and representation. The checksum includes the
 // IPv6 pseudo-header (RFC 4443 §2.3, RFC 8200 §8.1).
-import { checksum, pseudoHeaderSumV6 } from './checksum';
+import { upperLayerChecksum } from './checksum';
 import { WireError, wireError } from './error';
+import { ICMP_HEADER_LEN, IcmpHeaderView, echoRest, emitIcmp, icmpBody } from './icmp';
 
-const TYPE = 0;
-const CODE = 1;
-const CHECKSUM = 2;
-const REST = 4;
-const IDENTIFIER = 4;
-const SEQUENCE = 6;
-export const ICMPV6_HEADER_LEN = 8;
+export const ICMPV6_HEADER_LEN = ICMP_HEADER_LEN;
 export const IP_PROTOCOL_ICMPV6 = 58;
 
 export const ICMPV6_DST_UNREACHABLE = 1;
@@ -25,8 +20,10 @@ export const ICMPV6_UNREACH_ADMIN_PROHIBITED = 1;
 export const ICMPV6_UNREACH_ADDRESS = 3;
 export const ICMPV6_UNREACH_PORT = 4;
 
-export class Icmpv6View {
-  private constructor(readonly buf: Buffer) {}
+export class Icmpv6View extends IcmpHeaderView {
+  private constructor(buf: Buffer) {
+    super(buf);
+  }
 
   /** `buf` is exactly the ICMPv6 message (the upper-layer payload). */
   static parse(buf: Buffer): Icmpv6View | WireError {
@@ -38,64 +35,23 @@ export class Icmpv6View {
     return new Icmpv6View(buf);
   }
 
-  get type(): number {
-    return this.buf[TYPE];
-  }
-  set type(v: number) {
-    this.buf[TYPE] = v;
-  }
-  get code(): number {
-    return this.buf[CODE];
-  }
-  set code(v: number) {
-    this.buf[CODE] = v;
-  }
-  get checksum(): number {
-    return this.buf.readUInt16BE(CHECKSUM);
-  }
-  set checksum(v: number) {
-    this.buf.writeUInt16BE(v, CHECKSUM);
-  }
-  /** The 32-bit word after the checksum: MTU (Packet Too Big), pointer (Parameter Problem). */
-  get rest(): number {
-    return this.buf.readUInt32BE(REST);
-  }
-  set rest(v: number) {
-    this.buf.writeUInt32BE(v >>> 0, REST);
-  }
+  /** The rest-of-header word of Packet Too Big (RFC 4443 §3.2). */
   get mtu(): number {
-    return this.buf.readUInt32BE(REST);
+    return this.rest;
   }
+  /** The rest-of-header word of Parameter Problem (RFC 4443 §3.4). */
   get pointer(): number {
-    return this.buf.readUInt32BE(REST);
-  }
-  get identifier(): number {
-    return this.buf.readUInt16BE(IDENTIFIER);
-  }
-  set identifier(v: number) {
-    this.buf.writeUInt16BE(v, IDENTIFIER);
-  }
-  get sequence(): number {
-    return this.buf.readUInt16BE(SEQUENCE);
-  }
-  set sequence(v: number) {
-    this.buf.writeUInt16BE(v, SEQUENCE);
-  }
-  /** Echo data, or the quoted original packet of an error message. */
-  get data(): Buffer {
-    return this.buf.subarray(ICMPV6_HEADER_LEN);
+    return this.rest;
   }
 
   /** `src`/`dst`: the 16-byte IPv6 addresses of the carrying packet. */
   verifyChecksum(src: Buffer, dst: Buffer): boolean {
-    const len = this.buf.length;
-    return checksum(this.buf, 0, len, pseudoHeaderSumV6(src, dst, IP_PROTOCOL_ICMPV6, len)) === 0;
+    return upperLayerChecksum(this.buf, this.buf.length, src, dst, IP_PROTOCOL_ICMPV6) === 0;
   }
 
   fillChecksum(src: Buffer, dst: Buffer): void {
-    this.buf.writeUInt16BE(0, CHECKSUM);
-    const len = this.buf.length;
-    this.buf.writeUInt16BE(checksum(this.buf, 0, len, pseudoHeaderSumV6(src, dst, IP_PROTOCOL_ICMPV6, len)), CHECKSUM);
+    this.checksum = 0;
+    this.checksum = upperLayerChecksum(this.buf, this.buf.length, src, dst, IP_PROTOCOL_ICMPV6);
   }
 }
 
@@ -137,19 +93,8 @@ function parse(view: Icmpv6View): Icmpv6Repr {
   return { kind: 'other', type, code, rest: view.rest, data: view.data };
 }
 
-function body(repr: Icmpv6Repr): Buffer {
-  switch (repr.kind) {
-    case 'echo_request':
-    case 'echo_reply':
-    case 'other':
-      return repr.data;
-    default:
-      return repr.quote;
-  }
-}
-
 function bufferLen(repr: Icmpv6Repr): number {
-  return ICMPV6_HEADER_LEN + body(repr).length;
+  return ICMPV6_HEADER_LEN + icmpBody(repr).length;
 }
 
 function header(repr: Icmpv6Repr): [type: number, code: number, rest: number] {
@@ -157,7 +102,7 @@ function header(repr: Icmpv6Repr): [type: number, code: number, rest: number] {
     case 'echo_request':
     case 'echo_reply': {
       const type = repr.kind === 'echo_request' ? ICMPV6_ECHO_REQUEST : ICMPV6_ECHO_REPLY;
-      return [type, 0, ((repr.identifier & 0xffff) * 0x10000 + (repr.sequence & 0xffff))];
+      return [type, 0, echoRest(repr.identifier, repr.sequence)];
     }
     case 'dst_unreachable':
       return [ICMPV6_DST_UNREACHABLE, repr.code, 0];
@@ -178,12 +123,7 @@ function header(repr: Icmpv6Repr): [type: number, code: number, rest: number] {
  */
 function emit(repr: Icmpv6Repr, buf: Buffer, src?: Buffer, dst?: Buffer): void {
   const v = Icmpv6View.unchecked(buf.subarray(0, bufferLen(repr)));
-  const [type, code, rest] = header(repr);
-  v.type = type;
-  v.code = code;
-  v.checksum = 0;
-  v.rest = rest;
-  body(repr).copy(v.buf, ICMPV6_HEADER_LEN);
+  emitIcmp(v, ...header(repr), icmpBody(repr));
   if (src !== undefined && dst !== undefined) v.fillChecksum(src, dst);
 }
 

@@ -14,6 +14,7 @@ export {
   updateChecksumWord,
   updateChecksumBytes,
   patchChecksum,
+  upperLayerChecksum,
 } from './checksum';
 export * from './ipv4';
 export * from './ipv6';

@@ -1,7 +1,7 @@
 // TCP header (RFC 9293 §3.1) — view and representation.
 // The TcpRepr/TcpOptions shapes and flag constants below are shared with
 // netstack/tcp/ (the endpoint state machine): keep them stable.
-import { checksum, pseudoHeaderSum, updateChecksumBytes } from './checksum';
+import { updateChecksumBytes, upperLayerChecksum } from './checksum';
 import { WireError, wireError } from './error';
 
 export const FIN = 0x01;
@@ -153,14 +153,12 @@ export class TcpView {
 
   /** `src`/`dst` are the IP addresses (4 or 16 bytes) for the pseudo-header. */
   verifyChecksum(src: Buffer, dst: Buffer): boolean {
-    const len = this.buf.length;
-    return checksum(this.buf, 0, len, pseudoHeaderSum(src, dst, IP_PROTOCOL_TCP, len)) === 0;
+    return upperLayerChecksum(this.buf, this.buf.length, src, dst, IP_PROTOCOL_TCP) === 0;
   }
 
   fillChecksum(src: Buffer, dst: Buffer): void {
-    this.buf.writeUInt16BE(0, CHECKSUM);
-    const len = this.buf.length;
-    this.buf.writeUInt16BE(checksum(this.buf, 0, len, pseudoHeaderSum(src, dst, IP_PROTOCOL_TCP, len)), CHECKSUM);
+    this.checksum = 0;
+    this.checksum = upperLayerChecksum(this.buf, this.buf.length, src, dst, IP_PROTOCOL_TCP);
   }
 
   /** RFC 1624 update after rewriting an address or port. */

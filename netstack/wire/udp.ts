@@ -1,5 +1,5 @@
 // UDP header (RFC 768) — view and representation.
-import { checksum, pseudoHeaderSum, updateChecksumBytes } from './checksum';
+import { updateChecksumBytes, upperLayerChecksum } from './checksum';
 import { WireError, wireError } from './error';
 
 const SRC_PORT = 0;
@@ -59,16 +59,14 @@ export class UdpView {
    */
   verifyChecksum(src: Buffer, dst: Buffer): boolean {
     if (this.checksum === 0) return src.length === 4;
-    const len = this.length;
-    return checksum(this.buf, 0, len, pseudoHeaderSum(src, dst, IP_PROTOCOL_UDP, len)) === 0;
+    return upperLayerChecksum(this.buf, this.length, src, dst, IP_PROTOCOL_UDP) === 0;
   }
 
   fillChecksum(src: Buffer, dst: Buffer): void {
-    this.buf.writeUInt16BE(0, CHECKSUM);
-    const len = this.length;
-    const sum = checksum(this.buf, 0, len, pseudoHeaderSum(src, dst, IP_PROTOCOL_UDP, len));
+    this.checksum = 0;
+    const sum = upperLayerChecksum(this.buf, this.length, src, dst, IP_PROTOCOL_UDP);
     // RFC 768: a computed zero is sent as all ones, zero meaning "none".
-    this.buf.writeUInt16BE(sum === 0 ? 0xffff : sum, CHECKSUM);
+    this.checksum = sum === 0 ? 0xffff : sum;
   }
 
   /**
