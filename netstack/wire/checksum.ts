@@ -72,7 +72,7 @@ export function pseudoHeaderSum(src: Buffer, dst: Buffer, protocol: number, leng
  * chained after its IP pseudo-header. Over a message whose checksum field is
  * correct the result is 0; with the field zeroed it is the value to store.
  */
-export function upperLayerChecksum(buf: Buffer, length: number, src: Buffer, dst: Buffer, protocol: number): number {
+export function pseudoHeaderChecksum(buf: Buffer, length: number, src: Buffer, dst: Buffer, protocol: number): number {
   return checksum(buf, 0, length, pseudoHeaderSum(src, dst, protocol, length));
 }
 

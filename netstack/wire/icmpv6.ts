@@ -1,6 +1,6 @@
 // ICMPv6 (RFC 4443) — view and representation. The checksum includes the
 // IPv6 pseudo-header (RFC 4443 §2.3, RFC 8200 §8.1).
-import { upperLayerChecksum } from './checksum';
+import { pseudoHeaderChecksum } from './checksum';
 import { WireError, wireError } from './error';
 import { ICMP_HEADER_LEN, IcmpHeaderView, echoRest, emitIcmp, icmpBody } from './icmp';
 
@@ -46,12 +46,12 @@ export class Icmpv6View extends IcmpHeaderView {
 
   /** `src`/`dst`: the 16-byte IPv6 addresses of the carrying packet. */
   verifyChecksum(src: Buffer, dst: Buffer): boolean {
-    return upperLayerChecksum(this.buf, this.buf.length, src, dst, IP_PROTOCOL_ICMPV6) === 0;
+    return pseudoHeaderChecksum(this.buf, this.buf.length, src, dst, IP_PROTOCOL_ICMPV6) === 0;
   }
 
   fillChecksum(src: Buffer, dst: Buffer): void {
     this.checksum = 0;
-    this.checksum = upperLayerChecksum(this.buf, this.buf.length, src, dst, IP_PROTOCOL_ICMPV6);
+    this.checksum = pseudoHeaderChecksum(this.buf, this.buf.length, src, dst, IP_PROTOCOL_ICMPV6);
   }
 }
 

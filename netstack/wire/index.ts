@@ -8,13 +8,13 @@ export type { IpFamily, AddressKey } from './address';
 export {
   checksum,
   onesComplementSum,
+  pseudoHeaderChecksum,
   pseudoHeaderSum,
   pseudoHeaderSumV4,
   pseudoHeaderSumV6,
   updateChecksumWord,
   updateChecksumBytes,
   patchChecksum,
-  upperLayerChecksum,
 } from './checksum';
 export * from './ipv4';
 export * from './ipv6';

@@ -1,7 +1,7 @@
 // TCP header (RFC 9293 §3.1) — view and representation.
 // The TcpRepr/TcpOptions shapes and flag constants below are shared with
 // netstack/tcp/ (the endpoint state machine): keep them stable.
-import { updateChecksumBytes, upperLayerChecksum } from './checksum';
+import { pseudoHeaderChecksum, updateChecksumBytes } from './checksum';
 import { WireError, wireError } from './error';
 
 export const FIN = 0x01;
@@ -153,12 +153,12 @@ export class TcpView {
 
   /** `src`/`dst` are the IP addresses (4 or 16 bytes) for the pseudo-header. */
   verifyChecksum(src: Buffer, dst: Buffer): boolean {
-    return upperLayerChecksum(this.buf, this.buf.length, src, dst, IP_PROTOCOL_TCP) === 0;
+    return pseudoHeaderChecksum(this.buf, this.buf.length, src, dst, IP_PROTOCOL_TCP) === 0;
   }
 
   fillChecksum(src: Buffer, dst: Buffer): void {
     this.checksum = 0;
-    this.checksum = upperLayerChecksum(this.buf, this.buf.length, src, dst, IP_PROTOCOL_TCP);
+    this.checksum = pseudoHeaderChecksum(this.buf, this.buf.length, src, dst, IP_PROTOCOL_TCP);
   }
 
   /** RFC 1624 update after rewriting an address or port. */

@@ -1,5 +1,5 @@
 // UDP header (RFC 768) — view and representation.
-import { updateChecksumBytes, upperLayerChecksum } from './checksum';
+import { pseudoHeaderChecksum, updateChecksumBytes } from './checksum';
 import { WireError, wireError } from './error';
 
 const SRC_PORT = 0;
@@ -59,12 +59,12 @@ export class UdpView {
    */
   verifyChecksum(src: Buffer, dst: Buffer): boolean {
     if (this.checksum === 0) return src.length === 4;
-    return upperLayerChecksum(this.buf, this.length, src, dst, IP_PROTOCOL_UDP) === 0;
+    return pseudoHeaderChecksum(this.buf, this.length, src, dst, IP_PROTOCOL_UDP) === 0;
   }
 
   fillChecksum(src: Buffer, dst: Buffer): void {
     this.checksum = 0;
-    const sum = upperLayerChecksum(this.buf, this.length, src, dst, IP_PROTOCOL_UDP);
+    const sum = pseudoHeaderChecksum(this.buf, this.length, src, dst, IP_PROTOCOL_UDP);
     // RFC 768: a computed zero is sent as all ones, zero meaning "none".
     this.checksum = sum === 0 ? 0xffff : sum;
   }

@@ -9,6 +9,9 @@
 // values given below were computed by an independent byte-wise Python
 // implementation; ICMP checksums and the kernel's RST are complete on the wire.
 
+import { WireError, isWireError } from '../../../../netstack/wire';
+import { seededRandom } from '../../../../scripts/lab/prng';
+
 export const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
 export const V4_ECHO_REQUEST = hex(
@@ -95,21 +98,32 @@ export function naiveChecksum(bytes: Buffer | number[]): number {
   return ~sum & 0xffff;
 }
 
-/** Deterministic xorshift32 so a failing fuzz case can be replayed. */
+/** Seeded uint32s (scripts/lab/prng) so a failing fuzz case can be replayed. */
 export function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
+  const next = seededRandom(seed);
+  return () => Math.floor(next() * 0x100000000);
 }
 
 export function randomBytes(next: () => number, n: number): Buffer {
   const b = Buffer.alloc(n);
   for (let i = 0; i < n; i++) b[i] = next() & 0xff;
+  return b;
+}
+
+/** The result of a parse the test expects to succeed; a WireError fails the test with its reason. */
+export function parsedOk<T>(result: T | WireError): T {
+  if (isWireError(result)) throw new Error(`fixture did not parse: ${result.reason}`);
+  return result;
+}
+
+/** The reason of a WireError, null for anything else: what the rejection tests compare. */
+export function reasonOf(x: unknown): string | null {
+  return x instanceof WireError ? x.reason : null;
+}
+
+/** A copy of `buf` with the 16-bit field at `at` set to `value` (a completed or zeroed checksum). */
+export function withUint16(buf: Buffer, at: number, value: number): Buffer {
+  const b = Buffer.from(buf);
+  b.writeUInt16BE(value, at);
   return b;
 }

@@ -1,19 +1,8 @@
-import { Icmpv4Repr, Icmpv4View, Ipv4View, isWireError, WireError } from '../../../../netstack/wire';
-import { hex, V4_DNS_QUERY, V4_ECHO_REPLY, V4_ECHO_REQUEST, V4_PORT_UNREACHABLE } from './fixtures';
+import { Icmpv4Repr, Icmpv4View, Ipv4View, isWireError } from '../../../../netstack/wire';
+import { hex, parsedOk, reasonOf, V4_DNS_QUERY, V4_ECHO_REPLY, V4_ECHO_REQUEST, V4_PORT_UNREACHABLE } from './fixtures';
 
-function view(buf: Buffer): Icmpv4View {
-  const v = Icmpv4View.parse(buf);
-  if (isWireError(v)) throw new Error(v.reason);
-  return v;
-}
-function repr(buf: Buffer): Icmpv4Repr {
-  const r = Icmpv4Repr.parse(view(buf));
-  if (isWireError(r)) throw new Error(r.reason);
-  return r;
-}
-function reasonOf(x: unknown): string | null {
-  return x instanceof WireError ? x.reason : null;
-}
+const view = (buf: Buffer): Icmpv4View => parsedOk(Icmpv4View.parse(buf));
+const repr = (buf: Buffer): Icmpv4Repr => parsedOk(Icmpv4Repr.parse(view(buf)));
 function emitted(r: Icmpv4Repr): Buffer {
   const out = Buffer.alloc(Icmpv4Repr.bufferLen(r));
   Icmpv4Repr.emit(r, out);

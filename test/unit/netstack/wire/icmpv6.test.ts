@@ -1,11 +1,7 @@
 import { Icmpv6Repr, Icmpv6View, Ipv6View, isWireError, WireError } from '../../../../netstack/wire';
-import { LOOPBACK6, V6_DNS_QUERY, V6_ECHO_REPLY, V6_ECHO_REQUEST, V6_PORT_UNREACHABLE } from './fixtures';
+import { LOOPBACK6, parsedOk, V6_DNS_QUERY, V6_ECHO_REPLY, V6_ECHO_REQUEST, V6_PORT_UNREACHABLE } from './fixtures';
 
-function view(buf: Buffer): Icmpv6View {
-  const v = Icmpv6View.parse(buf);
-  if (isWireError(v)) throw new Error(v.reason);
-  return v;
-}
+const view = (buf: Buffer): Icmpv6View => parsedOk(Icmpv6View.parse(buf));
 function emitted(r: Icmpv6Repr): Buffer {
   const out = Buffer.alloc(Icmpv6Repr.bufferLen(r));
   Icmpv6Repr.emit(r, out, LOOPBACK6, LOOPBACK6);

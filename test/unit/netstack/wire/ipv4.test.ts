@@ -1,15 +1,7 @@
-import { IpAddress, Ipv4Repr, Ipv4View, isWireError, WireError } from '../../../../netstack/wire';
-import { hex, V4_DNS_QUERY, V4_ECHO_REPLY, V4_ECHO_REQUEST, WIKIPEDIA_IPV4_HEADER } from './fixtures';
+import { IpAddress, Ipv4Repr, Ipv4View, isWireError } from '../../../../netstack/wire';
+import { hex, parsedOk, reasonOf, V4_DNS_QUERY, V4_ECHO_REPLY, V4_ECHO_REQUEST, WIKIPEDIA_IPV4_HEADER } from './fixtures';
 
-function view(buf: Buffer): Ipv4View {
-  const v = Ipv4View.parse(buf);
-  if (isWireError(v)) throw new Error(`fixture did not parse: ${v.reason}`);
-  return v;
-}
-
-function reasonOf(x: unknown): string | null {
-  return x instanceof WireError ? x.reason : null;
-}
+const view = (buf: Buffer): Ipv4View => parsedOk(Ipv4View.parse(buf));
 
 describe('Ipv4View on a captured ping', () => {
   const v = view(V4_ECHO_REQUEST);

@@ -1,15 +1,7 @@
-import { IpAddress, Ipv6Repr, Ipv6View, isWireError, WireError } from '../../../../netstack/wire';
-import { hex, V6_DNS_QUERY, V6_ECHO_REQUEST } from './fixtures';
+import { IpAddress, Ipv6Repr, Ipv6View } from '../../../../netstack/wire';
+import { hex, parsedOk, reasonOf, V6_DNS_QUERY, V6_ECHO_REQUEST } from './fixtures';
 
-function view(buf: Buffer): Ipv6View {
-  const v = Ipv6View.parse(buf);
-  if (isWireError(v)) throw new Error(`did not parse: ${v.reason}`);
-  return v;
-}
-
-function reasonOf(x: unknown): string | null {
-  return x instanceof WireError ? x.reason : null;
-}
+const view = (buf: Buffer): Ipv6View => parsedOk(Ipv6View.parse(buf));
 
 const LO = IpAddress.parse('::1');
 const UDP_8 = hex('d43114e900080000'); // an empty UDP datagram

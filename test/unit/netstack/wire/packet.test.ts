@@ -20,10 +20,11 @@ import {
   TcpView,
   UdpView,
   verifyUpperLayerChecksum,
-  WireError,
 } from '../../../../netstack/wire';
 import {
   hex,
+  parsedOk,
+  reasonOf,
   V4_DNS_QUERY,
   V4_DNS_QUERY_FULL_UDP_CHECKSUM,
   V4_ECHO_REPLY,
@@ -36,24 +37,15 @@ import {
   V6_ECHO_REQUEST,
   V6_PORT_UNREACHABLE,
   V6_TCP_SYN,
+  withUint16,
 } from './fixtures';
 
 const LO4 = IpAddress.parse('127.0.0.1');
 const LO6 = IpAddress.parse('::1');
 
-function parsed(buf: Buffer): IpPacket {
-  const p = parseIpPacket(buf);
-  if (isWireError(p)) throw new Error(p.reason);
-  return p;
-}
-function reasonOf(x: unknown): string | null {
-  return x instanceof WireError ? x.reason : null;
-}
-function withUdpChecksum(pkt: Buffer, at: number, sum: number): Buffer {
-  const b = Buffer.from(pkt);
-  b.writeUInt16BE(sum, at);
-  return b;
-}
+const parsed = (buf: Buffer): IpPacket => parsedOk(parseIpPacket(buf));
+/** The captured packet with the UDP checksum at `at` set to `sum`. */
+const withUdpChecksum = withUint16;
 
 describe('parseIpPacket: the receive path entry point', () => {
   test.each([

@@ -1,7 +1,6 @@
 import {
   ACK,
   emitTcpRepr,
-  isWireError,
   parseTcpOptions,
   parseTcpRepr,
   RST,
@@ -9,12 +8,13 @@ import {
   TcpRepr,
   tcpReprBufferLen,
   TcpView,
-  WireError,
 } from '../../../../netstack/wire';
 import {
   hex,
   LOOPBACK4,
   LOOPBACK6,
+  parsedOk,
+  reasonOf,
   V4_TCP_RST,
   V4_TCP_SYN,
   V4_TCP_SYN_FULL_CHECKSUM,
@@ -22,24 +22,14 @@ import {
   V6_TCP_RST_FULL_CHECKSUM,
   V6_TCP_SYN,
   V6_TCP_SYN_FULL_CHECKSUM,
+  withUint16,
 } from './fixtures';
 
 const SYN4 = V4_TCP_SYN.subarray(20);
 const RST4 = V4_TCP_RST.subarray(20);
 
-function view(buf: Buffer): TcpView {
-  const v = TcpView.parse(buf);
-  if (isWireError(v)) throw new Error(v.reason);
-  return v;
-}
-function repr(buf: Buffer): TcpRepr {
-  const r = parseTcpRepr(view(buf));
-  if (isWireError(r)) throw new Error(r.reason);
-  return r;
-}
-function reasonOf(x: unknown): string | null {
-  return x instanceof WireError ? x.reason : null;
-}
+const view = (buf: Buffer): TcpView => parsedOk(TcpView.parse(buf));
+const repr = (buf: Buffer): TcpRepr => parsedOk(parseTcpRepr(view(buf)));
 /** A bare 20-byte header followed by the given option bytes, zero-padded to 4 (Data Offset set). */
 function withOptions(opts: string): Buffer {
   const raw = hex(opts);
@@ -48,11 +38,7 @@ function withOptions(opts: string): Buffer {
   b[12] = ((20 + o.length) / 4) << 4;
   return b;
 }
-function withChecksum(seg: Buffer, sum: number): Buffer {
-  const b = Buffer.from(seg);
-  b.writeUInt16BE(sum, 16);
-  return b;
-}
+const withChecksum = (seg: Buffer, sum: number): Buffer => withUint16(seg, 16, sum);
 
 describe('TcpView on a captured Linux SYN', () => {
   const v = view(SYN4);

@@ -1,32 +1,24 @@
-import { isWireError, UdpRepr, UdpView, WireError } from '../../../../netstack/wire';
+import { isWireError, UdpRepr, UdpView } from '../../../../netstack/wire';
 import {
   hex,
   LOOPBACK4,
   LOOPBACK6,
   naiveChecksum,
+  parsedOk,
+  reasonOf,
   V4_DNS_QUERY,
   V4_DNS_QUERY_FULL_UDP_CHECKSUM,
   V6_DNS_QUERY,
   V6_DNS_QUERY_FULL_UDP_CHECKSUM,
+  withUint16,
 } from './fixtures';
 
 const V4_UDP = V4_DNS_QUERY.subarray(20);
 const V6_UDP = V6_DNS_QUERY.subarray(40);
 
-function view(buf: Buffer): UdpView {
-  const v = UdpView.parse(buf);
-  if (isWireError(v)) throw new Error(v.reason);
-  return v;
-}
-function reasonOf(x: unknown): string | null {
-  return x instanceof WireError ? x.reason : null;
-}
+const view = (buf: Buffer): UdpView => parsedOk(UdpView.parse(buf));
 /** The captured datagram with its partial (offload) checksum replaced by the full one. */
-function completed(udp: Buffer, sum: number): Buffer {
-  const b = Buffer.from(udp);
-  b.writeUInt16BE(sum, 6);
-  return b;
-}
+const completed = (udp: Buffer, sum: number): Buffer => withUint16(udp, 6, sum);
 
 describe('UdpView on a captured DNS query', () => {
   test('reads ports, length and a payload that starts with the DNS header', () => {
