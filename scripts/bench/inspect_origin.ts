@@ -12,7 +12,7 @@ import { constants } from 'node:crypto';
 import { createReadStream, readFileSync, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:https';
 import { join } from 'node:path';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import { connect, createSecureContext, type SecureContext } from 'node:tls';
 
 const SMALL = Buffer.from('ok\n');
 
@@ -51,7 +51,23 @@ function main(): void {
   });
   server.on('tlsClientError', () => undefined);
   // A connection burst from a proxy must not overflow the accept queue.
-  server.listen({ port: Number(portArg), host: '0.0.0.0', backlog: 1024 }, () => process.stdout.write('ready\n'));
+  server.listen({ port: Number(portArg), host: '0.0.0.0', backlog: 1024 }, () => {
+    void warmContexts(Number(portArg), [...contexts.keys()]).then(() => process.stdout.write('ready\n'));
+  });
+}
+
+/**
+ * One handshake per name over loopback before "ready": whatever OpenSSL does
+ * on a context's first use is then not part of a proxy's first visit.
+ */
+async function warmContexts(port: number, names: string[]): Promise<void> {
+  for (const servername of names) {
+    await new Promise<void>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false }, () => s.destroy());
+      s.on('close', () => resolve());
+      s.on('error', () => undefined);
+    });
+  }
 }
 
 main();
