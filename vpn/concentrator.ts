@@ -3,7 +3,6 @@
 // network stack and the DNS forwarder. All protocol logic lives in the
 // layers; this file only connects them and owns the timers.
 import { performance } from 'node:perf_hooks';
-import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IpAddress, IpCidr } from '../netstack/wire';
 import { NetStack, socketEgress } from '../netstack';
@@ -12,6 +11,7 @@ import { DnsForwarder, maxUdpAnswerSize, parseDnsServers, systemResolvers } from
 import type { Logger } from './log';
 import { PeerRegistry, type PeerTag } from './peers';
 import { WgDevice, type DeviceEvent, type Endpoint, type WgPeer } from './protocol';
+import { StatusFile, peersFingerprint } from './status_file';
 import { UdpEdge } from './udp_edge';
 import { Inspection, loadInspectionCa } from './inspection';
 
@@ -199,8 +199,8 @@ export class Concentrator {
         return {
           name: tag.name,
           user: tag.user,
-          ipv4: tag.ipv4.toString(),
-          ipv6: tag.ipv6.toString(),
+          ipv4: tag.ipv4,
+          ipv6: tag.ipv6,
           endpoint: p.endpoint ? `${p.endpoint.address}:${p.endpoint.port}` : null,
           session: p.hasSession(now),
           lastHandshakeSecondsAgo: p.lastHandshakeAt === undefined ? null : Math.round((now - p.lastHandshakeAt) / 1000),
@@ -218,12 +218,17 @@ export class Concentrator {
     };
   }
 
+  private statusFile: StatusFile | null = null;
+
+  /** Rewrites status.json when it changed (less often with many peers), else refreshes its mtime. */
   private writeStatus(): void {
-    const file = join(this.d.dataDir, 'status.json');
-    const tmp = `${file}.tmp`;
+    this.statusFile ??= new StatusFile(join(this.d.dataDir, 'status.json'), STATUS_MS);
+    const now = performance.now();
+    const peers = peersFingerprint(this.device.peers(), now);
+    const counters = [this.counters, this.device.counters, this.stack.counters, this.dns.counters];
+    const fingerprint = `${this.listenPort}|${this.registry.generation}|${peers}|${JSON.stringify(counters)}`;
     try {
-      writeFileSync(tmp, JSON.stringify(this.status(), null, 2) + '\n', { mode: 0o600 });
-      renameSync(tmp, file);
+      this.statusFile.update(now, this.registry.size, fingerprint, () => JSON.stringify(this.status(), null, 2) + '\n');
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'cannot write status.json');
     }

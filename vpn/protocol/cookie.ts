@@ -82,16 +82,18 @@ export class CookieChecker {
  * mac1 to our handshake messages and mac2 while a cookie from that peer is fresh.
  */
 export class CookieGenerator {
-  private readonly mac1Key: Buffer;
-  private readonly cookieKey: Buffer;
-  private readonly cookie = Buffer.alloc(COOKIE_LEN);
+  // mac1 key, cookie key, cookie, last mac1: one allocation per peer.
+  private readonly slab = Buffer.alloc(2 * KEY_LEN + COOKIE_LEN + MAC_LEN);
+  private readonly mac1Key = this.slab.subarray(0, KEY_LEN);
+  private readonly cookieKey = this.slab.subarray(KEY_LEN, 2 * KEY_LEN);
+  private readonly cookie = this.slab.subarray(2 * KEY_LEN, 2 * KEY_LEN + COOKIE_LEN);
+  private readonly lastMac1 = this.slab.subarray(2 * KEY_LEN + COOKIE_LEN);
   private cookieSetAt = -Infinity;
-  private readonly lastMac1 = Buffer.alloc(MAC_LEN);
   private hasLastMac1 = false;
 
   constructor(peerPublicKey: PublicKey) {
-    this.mac1Key = hash(LABEL_MAC1_BYTES, peerPublicKey.bytes);
-    this.cookieKey = hash(LABEL_COOKIE_BYTES, peerPublicKey.bytes);
+    hash(LABEL_MAC1_BYTES, peerPublicKey.bytes).copy(this.mac1Key);
+    hash(LABEL_COOKIE_BYTES, peerPublicKey.bytes).copy(this.cookieKey);
   }
 
   /** Fills mac1 and mac2 of an outgoing initiation or response in place. */

@@ -37,38 +37,101 @@ export interface StaticIdentity {
   readonly publicKey: PublicKey;
 }
 
-/** Per-peer handshake state (wireguard-go's Handshake). */
+// One peer's keys for handshakes: DH(S_priv, S_pub_peer) then the PSK, in
+// one allocation (a Buffer costs ~200 bytes of heap beyond its bytes).
+const SS_OFFSET = 0;
+const PSK_OFFSET = KEY_LEN;
+// Handshake working state: hash, chaining key, remote ephemeral.
+const HASH_OFFSET = 0;
+const CHAIN_KEY_OFFSET = HASH_LEN;
+const REMOTE_EPHEMERAL_OFFSET = 2 * HASH_LEN;
+const WORK_LEN = 2 * HASH_LEN + KEY_LEN;
+
+interface HandshakeWork {
+  readonly all: Buffer;
+  readonly hash: Buffer;
+  readonly chainKey: Buffer;
+  readonly remoteEphemeral: Buffer;
+}
+
+/**
+ * Per-peer handshake state (wireguard-go's Handshake). The working buffers
+ * exist only between the first message and deriveSessionKeys (clear() drops
+ * them), and the timestamp from the first initiation received: an idle peer
+ * holds only its two keys. DESIGN.md: an idle peer costs under 4 KB.
+ */
 export class Handshake {
   state: HandshakeState = 'zeroed';
-  readonly hash = Buffer.alloc(HASH_LEN);
-  readonly chainKey = Buffer.alloc(HASH_LEN);
   localEphemeral: Buffer | null = null;
-  readonly remoteEphemeral = Buffer.alloc(KEY_LEN);
   localIndex = 0;
   remoteIndex = 0;
-  /** Greatest TAI64N accepted from this peer: replay protection for initiations (§5.1). */
-  readonly latestTimestamp = Buffer.alloc(TIMESTAMP_LEN);
   lastInitiationConsumedAt = -Infinity;
-  /** DH(S_priv, S_pub_peer), computed once per peer; null when the peer key is a low-order point. */
-  readonly precomputedStaticStatic: Buffer | null;
-  readonly presharedKey: Buffer;
+  private work: HandshakeWork | null = null;
+  private timestamp: Buffer | null = null;
+  private readonly keys: Buffer;
+  private readonly lowOrder: boolean;
 
   constructor(identity: StaticIdentity, readonly remoteStatic: PublicKey, presharedKey?: Uint8Array) {
-    this.precomputedStaticStatic = dh(identity.privateKey.bytes, remoteStatic.bytes);
-    this.presharedKey = presharedKey ? Buffer.from(presharedKey) : Buffer.alloc(KEY_LEN);
-    if (this.presharedKey.length !== KEY_LEN) throw new Error(`preshared key must be 32 bytes, got ${this.presharedKey.length}`);
+    if (presharedKey && presharedKey.length !== KEY_LEN) throw new Error(`preshared key must be 32 bytes, got ${presharedKey.length}`);
+    this.keys = Buffer.alloc(2 * KEY_LEN);
+    const ss = dh(identity.privateKey.bytes, remoteStatic.bytes);
+    this.lowOrder = ss === null;
+    if (ss) {
+      ss.copy(this.keys, SS_OFFSET);
+      sodium.sodium_memzero(ss);
+    }
+    if (presharedKey) this.keys.set(presharedKey, PSK_OFFSET);
+  }
+
+  get hash(): Buffer {
+    return this.workBuffers().hash;
+  }
+
+  get chainKey(): Buffer {
+    return this.workBuffers().chainKey;
+  }
+
+  get remoteEphemeral(): Buffer {
+    return this.workBuffers().remoteEphemeral;
+  }
+
+  /** Greatest TAI64N accepted from this peer: replay protection for initiations (§5.1). */
+  get latestTimestamp(): Buffer {
+    return (this.timestamp ??= Buffer.alloc(TIMESTAMP_LEN));
+  }
+
+  /** DH(S_priv, S_pub_peer), computed once per peer; null when the peer key is a low-order point. */
+  get precomputedStaticStatic(): Buffer | null {
+    return this.lowOrder ? null : this.keys.subarray(SS_OFFSET, SS_OFFSET + KEY_LEN);
+  }
+
+  /** Q of §5.4.3: all zeros when the peer has none. */
+  get presharedKey(): Buffer {
+    return this.keys.subarray(PSK_OFFSET, PSK_OFFSET + KEY_LEN);
   }
 
   /** Forget all handshake secrets (the latest timestamp is kept: it is replay state, not a secret). */
   clear(): void {
-    sodium.sodium_memzero(this.hash);
-    sodium.sodium_memzero(this.chainKey);
-    sodium.sodium_memzero(this.remoteEphemeral);
+    if (this.work) sodium.sodium_memzero(this.work.all);
+    this.work = null;
     if (this.localEphemeral) sodium.sodium_memzero(this.localEphemeral);
     this.localEphemeral = null;
     this.state = 'zeroed';
     this.localIndex = 0;
     this.remoteIndex = 0;
+  }
+
+  private workBuffers(): HandshakeWork {
+    if (this.work === null) {
+      const all = Buffer.alloc(WORK_LEN);
+      this.work = {
+        all,
+        hash: all.subarray(HASH_OFFSET, HASH_OFFSET + HASH_LEN),
+        chainKey: all.subarray(CHAIN_KEY_OFFSET, CHAIN_KEY_OFFSET + HASH_LEN),
+        remoteEphemeral: all.subarray(REMOTE_EPHEMERAL_OFFSET, REMOTE_EPHEMERAL_OFFSET + KEY_LEN),
+      };
+    }
+    return this.work;
   }
 }
 

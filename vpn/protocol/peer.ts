@@ -31,7 +31,6 @@ export class WgPeer {
   // Internal state below is public for the device and for tests; the wiring
   // should treat it as read-only.
   readonly handshake: Handshake;
-  readonly cookies: CookieGenerator;
   readonly timers: PeerTimers;
   current: Keypair | null = null;
   previous: Keypair | null = null;
@@ -41,6 +40,7 @@ export class WgPeer {
   lastSentHandshakeAt = -Infinity;
   /** Set on handshake completion; a session_expired event is due when no keypair is usable any more. */
   sessionUp = false;
+  private cookieGenerator: CookieGenerator | null = null;
 
   constructor(identity: StaticIdentity, cfg: PeerConfig, jitter: () => number) {
     this.publicKey = cfg.publicKey;
@@ -50,8 +50,15 @@ export class WgPeer {
     if (!this.handshake.precomputedStaticStatic) {
       throw new Error(`peer public key ${cfg.publicKey.toBase64()} is a low-order point; no handshake with it can succeed`);
     }
-    this.cookies = new CookieGenerator(cfg.publicKey);
     this.timers = new PeerTimers((cfg.persistentKeepaliveSeconds ?? 0) * 1000, jitter);
+  }
+
+  /**
+   * mac1/mac2 for our handshake messages to this peer, made on the first one:
+   * most configured peers are idle at any time (DESIGN.md: under 4 KB each).
+   */
+  get cookies(): CookieGenerator {
+    return (this.cookieGenerator ??= new CookieGenerator(this.publicKey));
   }
 
   /** A current keypair exists that may still send (not expired, counter not exhausted). */
