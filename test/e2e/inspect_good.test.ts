@@ -57,13 +57,15 @@ describeE2E('TLS inspection through the tunnel: good origins load', TOOLS, () =>
     expect(fetches).toHaveLength(1);
   });
 
-  test('no good origin was refused, and each request has an http record naming user, host, method, path and status', async () => {
+  test('no good origin was refused or soft-failed revocation, and each request has an http record naming user, host, method, path and status', async () => {
     // Records are written asynchronously: wait until both requests per site are in.
     const records = await waitFor('http records for every good site', () => {
       const all = userRecords(t.dataDir, 'alice');
       return GOOD_SITES.every((s) => all.filter((r) => r.type === 'http' && r.host === s.host).length >= 2) ? all : undefined;
     }, 5000, 100);
     expect(records.filter((r) => r.type === 'tls_upstream_rejected')).toEqual([]);
+    // p256.test's OCSP responder answered: the revocation check did not merely soft-fail open.
+    expect(records.filter((r) => r.type === 'tls_revocation_soft_fail' && r.host === 'p256.test')).toEqual([]);
     for (const site of GOOD_SITES) {
       for (const r of records.filter((x) => x.type === 'http' && x.host === site.host)) {
         expect(r).toMatchObject({ user: 'alice', method: 'GET', path: '/', status: 200 });
