@@ -16,7 +16,9 @@ describe('config loader', () => {
     expect(c.listenPort).toBe(51820);
     expect(c.mtu).toBe(1420);
     expect(c.tunnel.ipv4Pool).toBe('10.77.0.0/16');
-    expect(c.tls).toEqual({ inspectPorts: [443], onUpstreamError: 'block', revocation: 'soft' });
+    expect(c.tls).toMatchObject({ inspectPorts: [443], onUpstreamError: 'block', revocation: 'soft', blockQuic: true });
+    expect(c.tls.pinning).toEqual({ threshold: 3, windowSeconds: 300, bypass: true, bypassSeconds: 86_400 });
+    expect(c.tcp).toEqual({ idleTimeoutSeconds: 3600, maxFlowsPerUser: 4096, maxSynPerSecond: 200 });
   });
 
   test('an empty file means defaults', () => {
