@@ -102,9 +102,9 @@ export interface BatchUdpOptions {
   port: number;
   /** Bind address: an IPv4 address gives an IPv4 socket; default '::' (dual-stack). */
   address?: string;
-  /** UDP GSO for runs of same-size datagrams to one destination (default on when the kernel has it). */
+  /** UDP GSO for runs of same-size datagrams to one destination (default on when the kernel has it, unless SIGHTLINE_UDP_GSO=off). */
   gso?: boolean;
-  /** UDP GRO: the kernel may coalesce a flow's datagrams; the addon splits them again (default on). */
+  /** UDP GRO: the kernel may coalesce a flow's datagrams; the addon splits them again (default on, unless SIGHTLINE_UDP_GRO=off). */
   gro?: boolean;
   onBatch(batch: RecvBatch): void;
   /** An exception thrown by onBatch: counted and reported here instead of crashing the process. */
@@ -138,7 +138,7 @@ export class BatchUdpSocket {
     const native = loadUdpNative();
     if (typeof native === 'string') throw new Error(native);
     let self: BatchUdpSocket | null = null;
-    const h = native.open(opts.address ?? '::', opts.port, opts.gso ?? true, opts.gro ?? true, (count) => self?.onNativeBatch(count));
+    const h = native.open(opts.address ?? '::', opts.port, opts.gso ?? process.env.SIGHTLINE_UDP_GSO !== 'off', opts.gro ?? process.env.SIGHTLINE_UDP_GRO !== 'off', (count) => self?.onNativeBatch(count));
     self = new BatchUdpSocket(native, h, opts);
     return self;
   }

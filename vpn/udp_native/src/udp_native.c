@@ -59,10 +59,12 @@ static void call_js(native_socket *ns, napi_ref fn_ref, int argc, napi_value *ar
   }
 }
 
+static void on_poll(uv_poll_t *h, int status, int events);
+
 static void set_poll(native_socket *ns, int events) {
   if (ns->closing || events == ns->poll_events) return;
   ns->poll_events = events;
-  uv_poll_start(&ns->poll, events, NULL); /* callback kept from the first start */
+  uv_poll_start(&ns->poll, events, on_poll); /* libuv stores the callback on every start */
 }
 
 static void after_flush(native_socket *ns, int r) {
