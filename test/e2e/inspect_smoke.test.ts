@@ -2,7 +2,7 @@
 // trusts only the company CA fetches from an origin whose certificate comes
 // from a test "public" CA the concentrator trusts.
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { describeE2E } from '../helpers/e2e';
 import { ORIGIN_V4, ROOT, Topology, type Client } from '../helpers/topology';
 import { makeTestPki } from '../helpers/origin_pki';
@@ -21,10 +21,10 @@ describeE2E('TLS inspection through the tunnel (smoke)', ['ip', 'wireguard-go', 
     const pki = makeTestPki(t.dataDir, [ORIGIN_V4, 'shop.test']);
     t.origin.spawn('node', [ORIGIN, '80', '443', pki.certFile, pki.keyFile]);
     const cfg = join(t.dataDir, 'sightline.yaml');
-    require('node:fs').appendFileSync(cfg, `\ntls:\n  upstreamCaFile: ${pki.caFile}\n`);
+    appendFileSync(cfg, `\ntls:\n  upstreamCaFile: ${pki.caFile}\n`);
     await t.startConcentrator();
     companyCa = join(t.dataDir, 'company-ca.pem');
-    require('node:fs').writeFileSync(companyCa, t.sightline(['ca', 'export']).stdout);
+    writeFileSync(companyCa, t.sightline(['ca', 'export']).stdout);
     alice = await t.client('alice');
     await sleep(200);
   });
