@@ -3,17 +3,15 @@
 // as the server with kernel forwarding and nftables masquerade. Same client
 // (wireguard-go), same origin processes, same file for both paths; topology
 // in tunnel_topology.ts. Needs root (namespaces); without it the rows say so.
-// Until the userspace TCP stack lands, TCP through Sightline fails at connect:
-// that is detected in seconds and its rows are NaN with the reason.
-import { randomFillSync } from 'node:crypto';
-import { openSync, writeSync, closeSync } from 'node:fs';
+// If TCP through Sightline fails at connect, that is detected in seconds and
+// its rows are NaN with the reason.
 import { join } from 'node:path';
 import { Lab, missingE2EPrerequisites, sleep, waitFor, type Namespace } from '../lab/netns';
 import type { BenchRow } from './table';
 import { CURL_WRITE_OUT, curlMbps, iperfMbps, type Measured } from './tunnel_parse';
 import {
   HTTP_PORT, IDLE_PORT, ORIGIN_VIA_ANCHOR, ORIGIN_VIA_SIGHTLINE, TunnelLab,
-  execAsync, helper, rssKb, startAndWait, statusPeers, stopChild, withFdRoom, type Concentrator,
+  execAsync, helper, rssKb, startAndWait, statusPeers, stopChild, withFdRoom, writeRandomFile, type Concentrator,
 } from './tunnel_topology';
 
 const FILE_MB = 200;
@@ -282,16 +280,6 @@ function skippedRows(reason: string): BenchRow[] {
   return names.map((name) => ({ name, value: NaN, unit: reason }));
 }
 
-/** Pseudo-random bytes, so no layer can win by compressing the file. */
-function writeRandomFile(file: string, bytes: number): void {
-  const chunk = Buffer.alloc(1 << 20);
-  const fd = openSync(file, 'w', 0o600);
-  try {
-    for (let left = bytes; left > 0; left -= chunk.length) writeSync(fd, randomFillSync(chunk), 0, Math.min(left, chunk.length));
-  } finally {
-    closeSync(fd);
-  }
-}
 
 function short(msg: string): string {
   const line = msg.split('\n')[0];

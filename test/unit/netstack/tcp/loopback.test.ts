@@ -5,17 +5,7 @@ import { TcpRepr } from '../../../../netstack/wire/tcp';
 import { Cubic } from '../../../../netstack/tcp/cubic';
 import { TcpEndpoint } from '../../../../netstack/tcp/endpoint';
 import { SimClient } from './sim_client';
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../../../../scripts/lab/prng';
 
 interface LinkConfig {
   loss: number;
@@ -135,7 +125,7 @@ interface RunOptions {
 }
 
 function run(seed: number, size: number, link: LinkConfig, opts: RunOptions): RunResult {
-  const rand = mulberry32(seed);
+  const rand = seededRandom(seed);
   const upData = randomBytes(rand, opts.upSize ?? size);
   const downData = randomBytes(rand, size);
   const c2s = new Link(rand, link);
