@@ -35,10 +35,9 @@ export class Concentrator {
     readonly registry: PeerRegistry,
     readonly stack: NetStack,
     readonly dns: DnsForwarder,
+    readonly inspection: Inspection,
     private edge: UdpEdge | null,
   ) {}
-
-  inspection!: Inspection;
 
   static async start(d: Deployment, log: Logger, opts: { caPassphrase?: string } = {}): Promise<Concentrator> {
     const serverAddrs = [IpAddress.parse(d.layout.serverV4), IpAddress.parse(d.layout.serverV6)];
@@ -69,8 +68,12 @@ export class Concentrator {
         maxFlowsPerUser: d.config.tcp.maxFlowsPerUser,
         maxSynPerSecond: d.config.tcp.maxSynPerSecond,
       },
-      tcpHandler: (flow) =>
-        flow.local ? (flow.dstPort === DNS_PORT && upstreams.length > 0 ? () => socketEgress(upstreams[0].host, upstreams[0].port, DNS_TCP_TIMEOUT_MS) : null) : inspection.handlerFor(flow),
+      tcpHandler: (flow) => {
+        if (!flow.local) return inspection.handlerFor(flow);
+        // DNS over TCP to the concentrator (RFC 7766) is relayed to the first upstream.
+        if (flow.dstPort !== DNS_PORT || upstreams.length === 0) return null;
+        return () => socketEgress(upstreams[0].host, upstreams[0].port, DNS_TCP_TIMEOUT_MS);
+      },
       onFlowEnd: (r) => inspection.flowEnded(r),
       blockedUdpPorts: d.config.tls.blockQuic ? d.config.tls.inspectPorts : [],
       onWake: (at) => self?.armStackTimer(at),
@@ -80,8 +83,7 @@ export class Concentrator {
     stack.udpService(DNS_PORT, (req, reply) => dns.handle(req.payload, maxUdpAnswerSize(req.payload, tunnelLimit), reply));
 
     const registry = new PeerRegistry(d.store, device);
-    const c = new Concentrator(d, log, device, registry, stack, dns, null);
-    c.inspection = inspection;
+    const c = new Concentrator(d, log, device, registry, stack, dns, inspection, null);
     self = c;
     registry.sync();
 
@@ -225,7 +227,7 @@ export class Concentrator {
     this.statusFile ??= new StatusFile(join(this.d.dataDir, 'status.json'), STATUS_MS);
     const now = performance.now();
     const peers = peersFingerprint(this.device.peers(), now);
-    const counters = [this.counters, this.device.counters, this.stack.counters, this.dns.counters];
+    const counters = [this.counters, this.device.counters, this.stack.counters, this.dns.counters, this.inspection.engine.counters];
     const fingerprint = `${this.listenPort}|${this.registry.generation}|${peers}|${JSON.stringify(counters)}`;
     try {
       this.statusFile.update(now, this.registry.size, fingerprint, () => JSON.stringify(this.status(), null, 2) + '\n');
@@ -240,7 +242,7 @@ export class Concentrator {
     await this.edge?.close();
     this.edge = null;
     this.stack.close();
-    this.inspection.close();
+    await this.inspection.close();
     this.d.store.close();
   }
 }

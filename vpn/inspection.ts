@@ -82,9 +82,11 @@ export class Inspection {
     }
   }
 
-  close(): void {
+  /** Saves the pinned hosts and flushes every user's log. */
+  async close(): Promise<void> {
     clearInterval(this.saveTimer);
     this.savePinning();
+    await this.userLog.close();
   }
 }
 
