@@ -4,6 +4,14 @@ export interface FlowOwner {
   readonly user: string;
 }
 
+/**
+ * The one flow-table key: owner plus 5-tuple (the protocol is implied by the
+ * table). Addresses as latin1 keep it one cheap string per packet.
+ */
+export function flowKey(owner: FlowOwner, src: Buffer, srcPort: number, dst: Buffer, dstPort: number): string {
+  return `${owner.id}|${src.toString('latin1')}|${srcPort}|${dst.toString('latin1')}|${dstPort}`;
+}
+
 /** Counters keyed by reason; the one counting idiom of the stack. */
 export class Counters {
   readonly values: Record<string, number> = Object.create(null) as Record<string, number>;

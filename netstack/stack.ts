@@ -162,9 +162,10 @@ export class NetStack {
     this.tcp.onPacket(pkt, seg, owner, local, now);
   }
 
+  /** On every forwarded packet: match the destination bytes in place, no allocation. */
   private isForbidden(pkt: IpPacket): boolean {
-    const dst = IpAddress.fromBytes(pkt.dst);
-    return this.opts.forbiddenNetworks.some((n) => n.family === pkt.family && n.contains(dst));
+    for (const n of this.opts.forbiddenNetworks) if (n.containsBytes(pkt.dst, 0, pkt.family)) return true;
+    return false;
   }
 
   private toLocal(pkt: IpPacket, localAddr: IpAddress, owner: FlowOwner, now: number): void {

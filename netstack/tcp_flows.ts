@@ -6,7 +6,7 @@ import { DEFAULT_MSL_MS, TcpEndpoint, mssForMtu, rstForUnknownSegment, type TcpE
 import { buildIcmpUnreachable, buildTcpPacket, IpAddress, SYN, ACK, RST, type IpPacket, type TcpRepr } from './wire';
 import { TcpEndpointStream } from './tcp_stream';
 import { TcpOpenError, type TcpUpstream } from './egress/tcp_socket';
-import type { Counters, FlowOwner } from './owner';
+import { flowKey, type Counters, type FlowOwner } from './owner';
 import { WakeQueue } from './wake_queue';
 
 /**
@@ -107,7 +107,7 @@ export class TcpFlowTable {
   }
 
   onPacket(pkt: IpPacket, seg: TcpRepr, owner: FlowOwner, local: boolean, now: number): void {
-    const key = flowKey(owner, pkt, seg);
+    const key = flowKey(owner, pkt.src, seg.srcPort, pkt.dst, seg.dstPort);
     const flow = this.flows.get(key);
     if (flow !== undefined && !(seg.flags & SYN && !(seg.flags & ACK) && flow.ep.acceptsNewSyn(seg))) {
       flow.ep.onSegment(seg, now);
@@ -359,8 +359,4 @@ class ClosedFlows {
       this.head = 0;
     }
   }
-}
-
-function flowKey(owner: FlowOwner, pkt: IpPacket, seg: TcpRepr): string {
-  return `${owner.id}|${pkt.src.toString('latin1')}|${seg.srcPort}|${pkt.dst.toString('latin1')}|${seg.dstPort}`;
 }

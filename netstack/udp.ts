@@ -3,7 +3,7 @@
 // addressed to the client with the original addresses and fresh checksums.
 import { buildIcmpUnreachable, buildUdpPacket, IpAddress, type IpPacket, type UdpView } from './wire';
 import type { UdpEgressFactory, UdpEgressSocket } from './egress/udp_socket';
-import type { Counters, FlowOwner } from './owner';
+import { flowKey, type Counters, type FlowOwner } from './owner';
 
 // Enough of the original datagram for any ICMP error quote (RFC 4443 §2.4(c)).
 const QUOTE_MAX = 1232;
@@ -44,7 +44,7 @@ export class UdpFlowTable {
 
   onPacket(pkt: IpPacket, udp: UdpView, owner: FlowOwner, now: number): void {
     this.now = now;
-    const key = `${owner.id}|${pkt.src.toString('hex')}|${udp.srcPort}|${pkt.dst.toString('hex')}|${udp.dstPort}`;
+    const key = flowKey(owner, pkt.src, udp.srcPort, pkt.dst, udp.dstPort);
     let flow = this.flows.get(key);
     if (flow === undefined) {
       const count = this.perUser.get(owner.user) ?? 0;
