@@ -296,7 +296,7 @@ export class InspectionEngine {
       upstreamTls.destroy();
       run.upstream.destroy();
       run.client.destroy();
-      if (issuer === 'company' && term.end.kind === 'alert' && isCertificateRejection(term.end)) this.pinFailure(run, term.end.alert);
+      if (issuer === 'company' && isCertificateRejection(term.end)) this.pinFailure(run, term.end.alert);
       run.finish(issuer === 'company' ? 'client_handshake_failed' : 'client_refused_untrusted_leaf', { clientEnd: term.end });
       return;
     }

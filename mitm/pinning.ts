@@ -296,6 +296,6 @@ export function rejectionAlertOf(code: string | undefined): number | null {
   return (code && ALERT_BY_OPENSSL_CODE[code]) || null;
 }
 
-export function isCertificateRejection(end: ClientHandshakeEnd): boolean {
+export function isCertificateRejection(end: ClientHandshakeEnd): end is Extract<ClientHandshakeEnd, { kind: 'alert' }> {
   return end.kind === 'alert' && REJECTION_ALERTS.has(end.alert);
 }
