@@ -1,20 +1,27 @@
 // The inspection engine: one call per port-443 flow that the TCP stack has
 // terminated, with the upstream TCP connection already open. It reads the
-// ClientHello, decides (policy hook, learned pins), validates the upstream
-// strictly, and then either relays decrypted bytes under a minted leaf,
-// splices raw bytes, or refuses, and writes one record per ending.
+// ClientHello, decides (policy hook, learned or approved pins), validates the
+// upstream strictly, and then either relays decrypted bytes under a minted
+// leaf, splices raw bytes (only once the destination proved the name:
+// bypass.ts), or refuses, and writes one record per ending. A flow that is
+// not TLS is blocked unless `nonTls` allows it.
 
 import type { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import type { LoadedCa } from './ca';
-import { ClientHelloInfo, ClientHelloReader, ClientHelloResult } from './client_hello';
+import { BypassVerifier, tlsProbe } from './bypass';
+import { ClientHelloInfo, ClientHelloReader } from './client_hello';
+import { type FirstBytes, readFirstBytes } from './first_bytes';
+import { FlowRun } from './flow_run';
 import { LeafMinter, MintedLeaf } from './mint';
-import { DEFAULT_SILENT_CLOSE_MS, PinningTracker, isCertificateRejection } from './pinning';
+import { PinningTracker, alertName, isCertificateRejection } from './pinning';
 import { RelayResult, RelayTap, closeRaw, relay } from './relay';
 import { ALERT_ACCESS_DENIED, ALERT_HANDSHAKE_FAILURE, ALERT_INTERNAL_ERROR, refuseWithAlert, terminateClientTls } from './terminate';
-import { type AiaFetcher, type HttpFetcher, type OcspCache, type RevocationMode, type TrustStore, type UpstreamError, secureUpstream } from './upstream';
+import {
+  type AiaFetcher, type Dialer, type HttpFetcher, type OcspCache, type RevocationMode, type TrustStore, type UpstreamError, secureUpstream,
+} from './upstream';
 
 export interface InspectedFlow {
   user: string;
@@ -28,8 +35,19 @@ export interface InspectedFlow {
 
 export type FlowDecision = 'inspect' | 'bypass' | 'block';
 export type OnUpstreamError = 'block' | 'untrusted-ca';
-/** What to do with a stream on an inspect port that is not TLS. */
-export type NonTlsAction = 'relay' | 'close';
+/** What to do with a stream on an inspect port that is not TLS (`tls.nonTls`). */
+export type NonTlsAction = 'block' | 'allow';
+/**
+ * `tls.pinning.mode`: learn (a learned pin is a bypass candidate at once),
+ * approve (a learned pin waits for an admin's approval), off (nothing is
+ * learned, and pins bypass nothing; rejections are still logged).
+ */
+export type PinningMode = 'learn' | 'approve' | 'off';
+
+/** Admin-approved (user, host) bypasses; consulted per flow, so it may change while running. */
+export interface PinApprovals {
+  isApproved(user: string, host: string): boolean;
+}
 
 /** Where records go; UserLog implements it. */
 export interface RecordSink {
@@ -58,15 +76,19 @@ export interface InspectionEngineOptions {
   tls?: { onUpstreamError?: OnUpstreamError; revocation?: RevocationMode };
   pinning?: {
     tracker?: PinningTracker;
-    /** Bypass hosts learned as pinned (default true); false keeps inspecting (and failing) them. */
-    allowBypass?: boolean;
-    /** See pinning.ts 'closed_silently'. */
-    silentCloseMs?: number;
+    /** Default 'learn'. */
+    mode?: PinningMode;
+    approvals?: PinApprovals;
   };
+  /** Gate for every bypass; default: a probe with this engine's trust, revocation, dialer and upstream timeout. */
+  bypass?: BypassVerifier;
+  /** How probes reach a destination: the dialer the flows use. Default: a plain TCP connect. */
+  dial?: Dialer;
   records: RecordSink;
   httpLogger?: HttpLoggerFactory;
-  /** Policy hook, consulted once the ClientHello is read; default 'inspect'. */
+  /** Policy hook, consulted once the ClientHello is read; default 'inspect'. A 'bypass' still goes through `bypass`. */
   decide?: (flow: InspectedFlow, hello: ClientHelloInfo) => FlowDecision;
+  /** Default 'block'. */
   nonTls?: NonTlsAction;
   timeouts?: { clientHelloMs?: number; upstreamHandshakeMs?: number; clientHandshakeMs?: number };
   minter?: LeafMinter;
@@ -81,8 +103,6 @@ export const DEFAULT_CLIENT_HELLO_TIMEOUT_MS = 10_000;
 export const DEFAULT_UPSTREAM_HANDSHAKE_TIMEOUT_MS = 15_000;
 export const DEFAULT_CLIENT_HANDSHAKE_TIMEOUT_MS = 15_000;
 
-type Mode = 'inspect' | 'bypass' | 'non_tls' | 'refused';
-
 /**
  * Upstream failures that are not a verdict on the upstream's security but on
  * reaching it: answered with internal_error rather than handshake_failure.
@@ -91,52 +111,17 @@ type Mode = 'inspect' | 'bypass' | 'non_tls' | 'refused';
  */
 const TRANSPORT_FAILURES: ReadonlySet<UpstreamError> = new Set(['connect_failed', 'tls_handshake_failed', 'timeout']);
 
-/** One flow's bookkeeping: its records and its single ending. */
-class FlowRun {
-  host: string;
-  sni: string | null = null;
-  alpn: string | null = null;
-  mode: Mode = 'refused';
-  private ended = false;
-
-  constructor(readonly flow: InspectedFlow, readonly client: Duplex, readonly upstream: Socket, private readonly engine: InspectionEngine) {
-    this.host = flow.dstAddress;
-  }
-
-  record(type: string, fields: Record<string, unknown> = {}): void {
-    this.engine.record(this.flow, type, fields);
-  }
-
-  /** Writes the flow's `flow_end` record once. */
-  finish(result: string, extra: Record<string, unknown> = {}): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.engine.count(`end.${this.mode}.${result}`);
-    this.record('flow_end', {
-      mode: this.mode, result, host: this.host, sni: this.sni, alpn: this.alpn,
-      dst: `${this.flow.dstAddress}:${this.flow.dstPort}`, client: `${this.flow.clientAddress}:${this.flow.clientPort}`,
-      durationMs: this.engine.now() - this.flow.startedAt, ...extra,
-    });
-  }
-
-  /** Closes both sides at once and records why. */
-  abort(result: string, extra: Record<string, unknown> = {}): void {
-    this.client.destroy();
-    this.upstream.destroy();
-    this.finish(result, extra);
-  }
-}
-
 export class InspectionEngine {
   readonly counters: Record<string, number> = {};
   readonly pinning: PinningTracker;
+  readonly bypass: BypassVerifier;
   readonly now: () => number;
   private readonly minter: LeafMinter;
   private readonly untrustedMinter: LeafMinter;
   private readonly onUpstreamError: OnUpstreamError;
   private readonly revocation: RevocationMode;
-  private readonly bypassPinned: boolean;
-  private readonly silentCloseMs: number;
+  private readonly pinningMode: PinningMode;
+  private readonly nonTls: NonTlsAction;
   private readonly timeouts: Required<NonNullable<InspectionEngineOptions['timeouts']>>;
 
   constructor(private readonly opts: InspectionEngineOptions) {
@@ -147,13 +132,21 @@ export class InspectionEngine {
     this.onUpstreamError = opts.tls?.onUpstreamError ?? 'block';
     this.revocation = opts.tls?.revocation ?? 'soft';
     this.pinning = opts.pinning?.tracker ?? new PinningTracker();
-    this.bypassPinned = opts.pinning?.allowBypass ?? true;
-    this.silentCloseMs = opts.pinning?.silentCloseMs ?? DEFAULT_SILENT_CLOSE_MS;
+    this.pinningMode = opts.pinning?.mode ?? 'learn';
+    this.nonTls = opts.nonTls ?? 'block';
     this.timeouts = {
       clientHelloMs: opts.timeouts?.clientHelloMs ?? DEFAULT_CLIENT_HELLO_TIMEOUT_MS,
       upstreamHandshakeMs: opts.timeouts?.upstreamHandshakeMs ?? DEFAULT_UPSTREAM_HANDSHAKE_TIMEOUT_MS,
       clientHandshakeMs: opts.timeouts?.clientHandshakeMs ?? DEFAULT_CLIENT_HANDSHAKE_TIMEOUT_MS,
     };
+    this.bypass = opts.bypass ?? new BypassVerifier({
+      now: this.now,
+      probe: tlsProbe({
+        trust: opts.trust, revocation: this.revocation, timeoutMs: this.timeouts.upstreamHandshakeMs, dial: opts.dial,
+        aia: opts.aia, fetch: opts.fetch, ocspCache: opts.ocspCache, now: this.now,
+        onSoftFail: () => this.count('bypass_probe.revocation_soft_fail'),
+      }),
+    });
   }
 
   /** Takes ownership of both streams. Never throws; every ending is recorded. */
@@ -191,20 +184,18 @@ export class InspectionEngine {
 
   private async run(run: FlowRun): Promise<void> {
     const reader = new ClientHelloReader();
-    const verdict = await readClientHello(run.client, reader, this.timeouts.clientHelloMs);
+    const first = await readFirstBytes(run.client, run.upstream, reader, this.timeouts.clientHelloMs);
     const replay = reader.buffered();
-    if (verdict.kind === 'not_tls' && (this.opts.nonTls ?? 'relay') === 'relay') {
-      run.mode = 'non_tls';
-      run.record('non_tls', { reason: verdict.reason, host: run.host });
-      this.splice(run, replay);
+    if (first.kind === 'not_tls') {
+      this.notTls(run, first, replay);
       return;
     }
-    if (verdict.kind !== 'done') {
-      this.count(`client_hello.${verdict.reason}`);
-      run.abort('client_hello_failed', { reason: verdict.reason, detail: verdict.detail });
+    if (first.kind !== 'done') {
+      this.count(`client_hello.${first.reason}`);
+      run.abort('client_hello_failed', { reason: first.reason, detail: first.detail });
       return;
     }
-    const hello = verdict.hello;
+    const hello = first.hello;
     run.sni = hello.sni;
     run.host = hello.sni ?? run.flow.dstAddress;
     const decision = this.opts.decide?.(run.flow, hello) ?? 'inspect';
@@ -215,14 +206,50 @@ export class InspectionEngine {
       run.finish('blocked_by_policy');
       return;
     }
-    const pinned = decision === 'inspect' && this.bypassPinned && this.pinning.isPinned(run.flow.user, run.host, this.now());
-    if (decision === 'bypass' || pinned) {
+    const reason = decision === 'bypass' ? 'policy' : this.pinnedBypass(run.flow.user, run.host);
+    if (reason !== null) await this.bypassOrInspect(run, hello, replay, reason);
+    else await this.inspect(run, hello, replay);
+  }
+
+  /** Why a pin asks for a bypass of (user, host) under the pinning mode, or null. */
+  private pinnedBypass(user: string, host: string): 'pinned' | 'pinned_approved' | null {
+    if (this.pinningMode === 'off') return null;
+    if (this.opts.pinning?.approvals?.isApproved(user, host)) return 'pinned_approved';
+    if (this.pinningMode === 'learn' && this.pinning.isPinned(user, host, this.now())) return 'pinned';
+    return null;
+  }
+
+  /**
+   * The only way a TLS flow is relayed undecrypted: the destination must
+   * first prove the name (bypass.ts). One that cannot is inspected instead,
+   * where its certificate meets `tls.onUpstreamError` like any other.
+   */
+  private async bypassOrInspect(run: FlowRun, hello: ClientHelloInfo, replay: Buffer, reason: string): Promise<void> {
+    const { dstAddress, dstPort } = run.flow;
+    const verdict = await this.bypass.verify({ address: dstAddress, port: dstPort, name: hello.sni, alpn: hello.alpn });
+    if (verdict.ok) {
+      this.count('bypass.verified');
       run.mode = 'bypass';
-      run.record('tls_bypass', { host: run.host, reason: pinned ? 'pinned' : 'policy' });
-      this.splice(run, replay);
+      run.record('tls_bypass', { host: run.host, reason, verified: verdict.cached ? 'cache' : 'probe' });
+      this.splice(run, replay, Buffer.alloc(0));
       return;
     }
+    this.count(`bypass_refused.${verdict.reason}`);
+    run.record('tls_bypass_refused', { host: run.host, dst: `${dstAddress}:${dstPort}`, bypass: reason, reason: verdict.reason, detail: verdict.detail });
     await this.inspect(run, hello, replay);
+  }
+
+  /** Not TLS: blocked, or relayed raw (server's greeting first, if it spoke) when `nonTls` allows. Only the guess is logged. */
+  private notTls(run: FlowRun, first: Extract<FirstBytes, { kind: 'not_tls' }>, replay: Buffer): void {
+    run.mode = 'non_tls';
+    const action = this.nonTls;
+    this.count(`non_tls.${action}.${first.guess}`);
+    run.record('non_tls', { dst: `${run.flow.dstAddress}:${run.flow.dstPort}`, guess: first.guess, from: first.from, action });
+    if (action === 'block') {
+      run.abort('non_tls_blocked', { guess: first.guess });
+      return;
+    }
+    this.splice(run, replay, first.serverBytes);
   }
 
   private async inspect(run: FlowRun, hello: ClientHelloInfo, replay: Buffer): Promise<void> {
@@ -269,13 +296,12 @@ export class InspectionEngine {
       upstreamTls.destroy();
       run.upstream.destroy();
       run.client.destroy();
-      if (issuer === 'company' && isCertificateRejection(term.end, this.silentCloseMs)) this.pinFailure(run, term.end.kind);
+      if (issuer === 'company' && isCertificateRejection(term.end)) this.pinFailure(run, term.end.alert);
       run.finish(issuer === 'company' ? 'client_handshake_failed' : 'client_refused_untrusted_leaf', { clientEnd: term.end });
       return;
     }
-    this.relayInspected(run, term.socket, term.handshakeAt, upstreamTls, issuer);
+    this.relayInspected(run, term.socket, upstreamTls, issuer);
   }
-
   private mintFor(run: FlowRun, upstreamLeaf: X509Certificate | undefined, issuer: 'company' | 'untrusted'): MintedLeaf | null {
     const minter = issuer === 'company' ? this.minter : this.untrustedMinter;
     const now = this.now();
@@ -298,7 +324,7 @@ export class InspectionEngine {
     }
   }
 
-  private relayInspected(run: FlowRun, clientTls: tls.TLSSocket, handshakeAt: number, upstreamTls: tls.TLSSocket, issuer: 'company' | 'untrusted'): void {
+  private relayInspected(run: FlowRun, clientTls: tls.TLSSocket, upstreamTls: tls.TLSSocket, issuer: 'company' | 'untrusted'): void {
     const { user } = run.flow;
     let tap: RelayTap | undefined;
     try {
@@ -315,59 +341,34 @@ export class InspectionEngine {
       onEnd: (r: RelayResult) => {
         closeRaw(run.client, r.end === 'closed');
         closeRaw(run.upstream, r.end === 'closed');
-        const silentAfter = this.now() - handshakeAt;
-        if (issuer === 'company' && r.fromClient === 0 && r.firstEnd === 'client'
-          && isCertificateRejection({ kind: 'closed_silently', afterMs: silentAfter }, this.silentCloseMs)) {
-          this.pinFailure(run, 'closed_silently');
-        }
         run.finish(r.end, { issuer, bytesFromClient: r.fromClient, bytesFromServer: r.fromServer, detail: r.detail });
       },
     });
   }
 
-  private pinFailure(run: FlowRun, how: string): void {
-    const { user } = run.flow;
-    const outcome = this.pinning.recordFailure(user, run.host, this.now());
+  /** The client refused our certificate with an alert (pinning.ts): evidence, learned unless the mode is off. */
+  private pinFailure(run: FlowRun, alert: number): void {
     this.count('client_rejected_certificate');
-    run.record('tls_client_rejected', { host: run.host, how, failures: outcome.failures });
+    if (this.pinningMode === 'off') {
+      run.record('tls_client_rejected', { host: run.host, alert: alertName(alert), learned: false });
+      return;
+    }
+    const outcome = this.pinning.recordFailure(run.flow.user, run.host, this.now());
+    run.record('tls_client_rejected', { host: run.host, alert: alertName(alert), failures: outcome.failures });
     if (outcome.flipped) {
       this.count('pinned');
-      run.record('tls_pinned', { host: run.host, failures: outcome.failures, bypass: this.bypassPinned });
+      run.record('tls_pinned', { host: run.host, failures: outcome.failures, mode: this.pinningMode, bypass: this.pinningMode === 'learn' });
     }
   }
 
-  /** Raw relay: what was read is replayed to the upstream first, then bytes flow untouched. */
-  private splice(run: FlowRun, replay: Buffer): void {
+  /** Raw relay: the client's bytes read so far go upstream first, the server's (if it spoke first) to the client, then bytes flow untouched. */
+  private splice(run: FlowRun, replay: Buffer, fromServer: Buffer): void {
     if (replay.length > 0) run.upstream.write(replay);
+    if (fromServer.length > 0) run.client.write(fromServer);
     relay(run.client, run.upstream, {
-      onEnd: (r) => run.finish(r.end, { bytesFromClient: r.fromClient + replay.length, bytesFromServer: r.fromServer, detail: r.detail }),
+      onEnd: (r) => run.finish(r.end, {
+        bytesFromClient: r.fromClient + replay.length, bytesFromServer: r.fromServer + fromServer.length, detail: r.detail,
+      }),
     });
   }
-}
-
-type HelloVerdict = ClientHelloResult | { kind: 'closed' | 'timeout'; reason: string; detail: string };
-
-/** Feeds the client's first bytes to the reader until it decides, the stream ends, or the deadline passes. */
-function readClientHello(client: Duplex, reader: ClientHelloReader, timeoutMs: number): Promise<Exclude<HelloVerdict, { kind: 'need_more' }>> {
-  return new Promise((resolve) => {
-    const done = (v: HelloVerdict): void => {
-      if (v.kind === 'need_more') return;
-      // pause() before removing the listener: a flowing stream without 'data' listeners drops bytes.
-      client.pause();
-      client.off('data', onData);
-      client.off('end', onEnd);
-      client.off('close', onClose);
-      clearTimeout(timer);
-      resolve(v);
-    };
-    const onData = (chunk: Buffer): void => done(reader.push(chunk));
-    const onEnd = (): void => done(reader.end());
-    const onClose = (): void => done({ kind: 'closed', reason: 'client_closed', detail: `client closed after ${reader.bufferedBytes} bytes, before a ClientHello` });
-    const timer = setTimeout(() => done({ kind: 'timeout', reason: 'client_hello_timeout', detail: `no complete ClientHello within ${timeoutMs} ms (${reader.bufferedBytes} bytes read)` }), timeoutMs);
-    client.on('data', onData);
-    client.once('end', onEnd);
-    client.once('close', onClose);
-    // A stream already gone emits nothing more.
-    if (client.destroyed || client.readableEnded) onClose();
-  });
 }

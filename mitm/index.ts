@@ -5,12 +5,17 @@ export { exportCa } from './ca_export';
 export type { CaExportFormat, CaExportOptions } from './ca_export';
 export { LeafMinter, MintError } from './mint';
 export type { MintedLeaf, UpstreamLeaf, UpstreamNames } from './mint';
-export { ClientHelloReader, isGrease } from './client_hello';
+export { ClientHelloReader, checkHostName, isGrease } from './client_hello';
 export type { ClientHelloInfo, ClientHelloResult } from './client_hello';
 export { InspectionEngine, DEFAULT_CLIENT_HANDSHAKE_TIMEOUT_MS, DEFAULT_CLIENT_HELLO_TIMEOUT_MS, DEFAULT_UPSTREAM_HANDSHAKE_TIMEOUT_MS } from './engine';
 export type {
-  FlowDecision, HttpLogContext, HttpLoggerFactory, HttpStreamLogger, InspectedFlow, InspectionEngineOptions, NonTlsAction, OnUpstreamError, RecordSink,
+  FlowDecision, HttpLogContext, HttpLoggerFactory, HttpStreamLogger, InspectedFlow, InspectionEngineOptions, NonTlsAction, OnUpstreamError, PinApprovals,
+  PinningMode, RecordSink,
 } from './engine';
+export { BypassVerifier, tlsProbe } from './bypass';
+export type { BypassProbe, BypassTarget, BypassVerdict, BypassVerifierOptions, ProbeResult } from './bypass';
+export { guessProtocol } from './protocol_guess';
+export type { ProtocolGuess } from './protocol_guess';
 export { PinningError, PinningTracker, isCertificateRejection } from './pinning';
 export type { ClientHandshakeEnd, FailureOutcome, PinnedHost, PinningOptions } from './pinning';
 export { UserLog, UserLogError, userFileName } from './user_log';
@@ -18,4 +23,5 @@ export type { UserLogOptions } from './user_log';
 export { ALERT_ACCESS_DENIED, ALERT_HANDSHAKE_FAILURE, ALERT_INTERNAL_ERROR, alertRecord } from './terminate';
 export { createHttpLogger } from './http_log';
 export type { HttpRequestRecord, HttpLoggerOptions } from './http_log';
-export { TrustStore, connectUpstream, validateChain, checkRevocation } from './upstream';
+export { TrustStore, connectUpstream, netDialer, validateChain, checkRevocation } from './upstream';
+export type { Dialer } from './upstream';

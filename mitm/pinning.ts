@@ -4,7 +4,10 @@
 // alone it simply stops working for that user. Vendors answer with a learned
 // exclusion cache that ages out (DESIGN.md, lessons from the field): after
 // `threshold` rejections within `windowMs` the host is pinned for the user
-// for `ttlMs`, and policy may then bypass inspection for it.
+// for `ttlMs`. What a pin does depends on tls.pinning.mode (engine.ts): in
+// `learn` it is a bypass candidate at once, in `approve` it waits for an
+// admin; either way the flow is relayed raw only after the destination proved
+// the name (bypass.ts), since a pin is keyed by a name any client can send.
 //
 // Sans-IO: every method takes `now` in ms. Persistence is a JSON file so the
 // learned list survives a restart; only pins are saved, pending failures are
@@ -21,6 +24,9 @@ export const DEFAULT_MAX_ENTRIES = 100_000;
 
 /** TLS AlertDescription values (RFC 8446 §6.2) that mean "I do not accept your certificate". */
 export const ALERT_BAD_CERTIFICATE = 42;
+export const ALERT_UNSUPPORTED_CERTIFICATE = 43;
+export const ALERT_CERTIFICATE_REVOKED = 44;
+export const ALERT_CERTIFICATE_EXPIRED = 45;
 export const ALERT_CERTIFICATE_UNKNOWN = 46;
 export const ALERT_UNKNOWN_CA = 48;
 
@@ -64,6 +70,8 @@ export class PinningTracker {
   readonly ttlMs: number;
   private readonly maxEntries: number;
   private readonly entries = new Map<string, Entry>();
+  /** Grows whenever a pin is added or removed: the owner saves the list when it changed. */
+  version = 0;
 
   constructor(opts: PinningOptions = {}) {
     this.threshold = opts.threshold ?? DEFAULT_PIN_THRESHOLD;
@@ -88,6 +96,7 @@ export class PinningTracker {
     entry.until = now + this.ttlMs;
     entry.pinFailures = failures;
     entry.failures = [];
+    this.version++;
     return { failures, flipped: true };
   }
 
@@ -110,9 +119,17 @@ export class PinningTracker {
     return entry !== undefined && entry.pinnedAt !== null && now < entry.until;
   }
 
-  /** Forgets a pin (an admin's "inspect this again"). */
-  unpin(user: string, host: string): boolean {
-    return this.entries.delete(keyOf(user, host));
+  /**
+   * Forgets what was learned for (user, host) up to `before` (an admin's
+   * "inspect this again", issued at that time): a pin learned later stands.
+   */
+  unpin(user: string, host: string, before = Infinity): boolean {
+    const key = keyOf(user, host);
+    const entry = this.entries.get(key);
+    if (!entry || (entry.pinnedAt !== null && entry.pinnedAt > before)) return false;
+    this.entries.delete(key);
+    if (entry.pinnedAt !== null) this.version++;
+    return entry.pinnedAt !== null;
   }
 
   /** Current pins, soonest to expire first; expired ones are dropped. */
@@ -214,43 +231,71 @@ function isPin(p: unknown): p is PinnedHost {
 // ---- what counts as "the client rejected our certificate" ----
 
 export type ClientHandshakeEnd =
-  /** The client sent a fatal alert about our certificate (RFC 8446 §6.2). */
+  /** The client sent a fatal alert (RFC 8446 §6.2) during our handshake. */
   | { kind: 'alert'; alert: number }
-  /** The connection closed after our certificate was sent and before the client's Finished. */
+  /** The connection closed (FIN or RST) after our certificate was sent and before the client's Finished. */
   | { kind: 'closed_before_finished' }
-  /**
-   * The handshake completed but the client closed without sending a byte of
-   * application data, soon after: what clients that verify after the
-   * handshake do (OkHttp's CertificatePinner, node:tls).
-   */
-  | { kind: 'closed_silently'; afterMs: number }
   | { kind: 'other'; detail: string };
 
-const REJECTION_ALERTS = new Set([ALERT_BAD_CERTIFICATE, ALERT_CERTIFICATE_UNKNOWN, ALERT_UNKNOWN_CA]);
-/** OpenSSL error codes for the received alerts above, as node reports them. */
+/**
+ * Pinning evidence is only a fatal alert whose RFC 8446 §6.2 meaning is "the
+ * certificate you sent is not acceptable to me":
+ *   bad_certificate (42), unsupported_certificate (43), certificate_revoked (44),
+ *   certificate_expired (45), certificate_unknown (46), unknown_ca (48).
+ * That is what every TLS stack sends when its own verification (or a pin
+ * check inside the handshake) refuses the leaf: OpenSSL and BoringSSL send
+ * unknown_ca or certificate_unknown, Java certificate_unknown, Go
+ * bad_certificate.
+ *
+ * Deliberately not evidence:
+ * - a bare close, an RST or a silent close after the handshake: tabs are
+ *   closed, networks drop, preconnects are abandoned, and any client can
+ *   abort on purpose; learning from that would let anyone flip any name to
+ *   "bypass" cheaply. (Clients that verify only after the handshake and then
+ *   close without an alert, e.g. node:tls or OkHttp's CertificatePinner, are
+ *   therefore never learned: an admin approves or lists them instead.)
+ * - handshake_failure (40), decrypt_error (51), illegal_parameter (47),
+ *   protocol_version (70), ...: negotiation or crypto failures, not a
+ *   verdict on the certificate's trust;
+ * - access_denied (49): the certificate was accepted, the identity refused;
+ * - bad_certificate_status_response (113): about a stapled OCSP response,
+ *   which we never send, not about the certificate;
+ * - certificate_required (116) and unrecognized_name (112): sent by servers.
+ * An alert proves intent, not honesty: any client can send one. That is why a
+ * learned pin alone never relays a flow raw (see bypass.ts).
+ */
+const REJECTION_ALERTS: ReadonlySet<number> = new Set([
+  ALERT_BAD_CERTIFICATE, ALERT_UNSUPPORTED_CERTIFICATE, ALERT_CERTIFICATE_REVOKED, ALERT_CERTIFICATE_EXPIRED, ALERT_CERTIFICATE_UNKNOWN, ALERT_UNKNOWN_CA,
+]);
+/** OpenSSL reason codes for the received alerts above, as node reports them. */
 const ALERT_BY_OPENSSL_CODE: Record<string, number> = {
   ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: ALERT_BAD_CERTIFICATE,
+  ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE: ALERT_UNSUPPORTED_CERTIFICATE,
+  ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED: ALERT_CERTIFICATE_REVOKED,
+  ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED: ALERT_CERTIFICATE_EXPIRED,
   ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN: ALERT_CERTIFICATE_UNKNOWN,
   ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: ALERT_UNKNOWN_CA,
 };
+
+const ALERT_NAMES: Record<number, string> = {
+  [ALERT_BAD_CERTIFICATE]: 'bad_certificate',
+  [ALERT_UNSUPPORTED_CERTIFICATE]: 'unsupported_certificate',
+  [ALERT_CERTIFICATE_REVOKED]: 'certificate_revoked',
+  [ALERT_CERTIFICATE_EXPIRED]: 'certificate_expired',
+  [ALERT_CERTIFICATE_UNKNOWN]: 'certificate_unknown',
+  [ALERT_UNKNOWN_CA]: 'unknown_ca',
+};
+
+/** RFC 8446 §6.2's name for an alert, for records. */
+export function alertName(alert: number): string {
+  return ALERT_NAMES[alert] ?? `alert_${alert}`;
+}
 
 /** The alert a TLS error reports having received from the peer, if it is one of ours. */
 export function rejectionAlertOf(code: string | undefined): number | null {
   return (code && ALERT_BY_OPENSSL_CODE[code]) || null;
 }
 
-/** Default window after the handshake in which a silent close counts as a rejection. */
-export const DEFAULT_SILENT_CLOSE_MS = 2_000;
-
-export function isCertificateRejection(end: ClientHandshakeEnd, silentCloseMs = DEFAULT_SILENT_CLOSE_MS): boolean {
-  switch (end.kind) {
-    case 'alert':
-      return REJECTION_ALERTS.has(end.alert);
-    case 'closed_before_finished':
-      return true;
-    case 'closed_silently':
-      return end.afterMs <= silentCloseMs;
-    case 'other':
-      return false;
-  }
+export function isCertificateRejection(end: ClientHandshakeEnd): end is Extract<ClientHandshakeEnd, { kind: 'alert' }> {
+  return end.kind === 'alert' && REJECTION_ALERTS.has(end.alert);
 }

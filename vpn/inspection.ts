@@ -2,58 +2,54 @@
 // get their upstream TCP connection opened first (so the client's SYN is
 // answered only when the origin answered), then the inspection engine takes
 // both streams. Records go to each user's log.
-import { join } from 'node:path';
 import type { Config } from './config';
 import type { Logger } from './log';
+import { PinnedSync } from './pinned_sync';
 import { connectUpstream as connectTcp, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo } from '../netstack';
-import { createHttpLogger, ensureCa, InspectionEngine, PinningTracker, TrustStore, UserLog, type EnsuredCa } from '../mitm';
+import { createHttpLogger, ensureCa, InspectionEngine, PinningTracker, TrustStore, UserLog, type Dialer, type EnsuredCa } from '../mitm';
 
 const CONNECT_TIMEOUT_MS = 10_000;
-const PINNING_SAVE_MS = 10_000;
 
 export class Inspection {
   readonly userLog: UserLog;
   readonly engine: InspectionEngine;
   readonly pinning: PinningTracker;
   private readonly inspectPorts: Set<number>;
-  private readonly pinningFile: string;
-  private readonly saveTimer: NodeJS.Timeout;
+  private readonly pinnedSync: PinnedSync;
+  /** The one way this concentrator opens TCP toward a destination: flows and bypass probes alike. */
+  private readonly dial: Dialer = (host, port, timeoutMs) => connectTcp(host, port, timeoutMs);
 
   constructor(
     dataDir: string,
     config: Config,
     readonly ca: EnsuredCa,
-    private readonly log: Logger,
+    log: Logger,
   ) {
     this.userLog = new UserLog({ dataDir });
     this.inspectPorts = new Set(config.tls.inspectPorts);
     const trust = config.tls.upstreamCaFile ? TrustStore.fromPemFile(config.tls.upstreamCaFile) : TrustStore.system();
     const p = config.tls.pinning;
     this.pinning = new PinningTracker({ threshold: p.threshold, windowMs: p.windowSeconds * 1000, ttlMs: p.bypassSeconds * 1000 });
-    this.pinningFile = join(dataDir, 'pinned.json');
-    try {
-      this.pinning.load(this.pinningFile, Date.now());
-    } catch (err) {
-      log.warn({ err: (err as Error).message, file: this.pinningFile }, 'cannot load the pinned-host list; starting empty');
-    }
+    this.pinnedSync = new PinnedSync(dataDir, this.pinning, log);
     this.engine = new InspectionEngine({
       ca: ca.ca,
       untrustedCa: ca.untrusted,
       trust,
       tls: { onUpstreamError: config.tls.onUpstreamError, revocation: config.tls.revocation },
-      pinning: { tracker: this.pinning, allowBypass: p.bypass },
+      pinning: { tracker: this.pinning, mode: p.mode, approvals: this.pinnedSync.approvals },
+      dial: this.dial,
+      nonTls: config.tls.nonTls,
       records: this.userLog,
       httpLogger: (flow, alpn, ctx) =>
         createHttpLogger({ alpn, sniHost: ctx.sni, now: () => performance.now(), emit: (r) => this.userLog.write(flow.user, flow.peer, 'http', { ...r }) }),
     });
-    this.saveTimer = setInterval(() => this.savePinning(), PINNING_SAVE_MS);
   }
 
   /** The handler for flows this engine inspects, or undefined for the default path. */
   handlerFor(flow: TcpFlowInfo): TcpFlowHandler | undefined {
     if (flow.local || !this.inspectPorts.has(flow.dstPort)) return undefined;
     return (f) =>
-      connectTcp(f.dst.toString(), f.dstPort, CONNECT_TIMEOUT_MS).then((sock) => ({
+      this.dial(f.dst.toString(), f.dstPort, CONNECT_TIMEOUT_MS).then((sock) => ({
         attach: (client) =>
           this.engine.handle(client, sock, {
             user: f.owner.user,
@@ -74,18 +70,9 @@ export class Inspection {
     this.userLog.write(user, peer, type, fields);
   }
 
-  private savePinning(): void {
-    try {
-      this.pinning.save(this.pinningFile, Date.now());
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'cannot save the pinned-host list');
-    }
-  }
-
   /** Saves the pinned hosts and flushes every user's log. */
   async close(): Promise<void> {
-    clearInterval(this.saveTimer);
-    this.savePinning();
+    this.pinnedSync.close();
     await this.userLog.close();
   }
 }

@@ -14,5 +14,5 @@ export { OcspCache, checkRevocation, defaultOcspCache } from './revocation';
 export type { RevocationError, RevocationMode, RevocationOptions, RevocationOutcome, RevocationResult, RevocationSource } from './revocation';
 export { secureUpstream } from './secure';
 export type { SecureUpstreamFailure, SecureUpstreamOptions, UpstreamConnection, UpstreamError, UpstreamFailure } from './secure';
-export { connectUpstream } from './connect';
-export type { ConnectUpstreamOptions } from './connect';
+export { connectUpstream, netDialer } from './connect';
+export type { ConnectUpstreamOptions, Dialer } from './connect';

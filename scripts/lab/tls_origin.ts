@@ -3,7 +3,9 @@
 //   - HTTPS listeners that pick a certificate chain per SNI (exact name, then
 //     "*.parent" for a wildcard), speaking HTTP/2 and HTTP/1.1; a listener
 //     with tlsVersion 'TLSv1' is a legacy TLS 1.0-only server instead;
-//   - plain HTTP listeners serving files by path (AIA caIssuers intermediates).
+//   - plain HTTP listeners serving files by path (AIA caIssuers intermediates);
+//   - banner listeners: a server that speaks first (an SSH or SMTP greeting),
+//     then echoes what it reads, prefixed "echo:".
 // Routes on the HTTPS listeners:
 //   GET  /       "hello from HOST over HTTP/VERSION"
 //   POST /login  SHA-256 digests of the Authorization and Cookie headers and of
@@ -17,6 +19,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttp, type IncomingMessage } from 'node:http';
 import { createServer as createHttps } from 'node:https';
+import { createServer as createTcp } from 'node:net';
 import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { createSecureContext, type SecureContext } from 'node:tls';
@@ -43,9 +46,17 @@ export interface HttpListener {
   files: Record<string, string>;
 }
 
+export interface BannerListener {
+  address: string;
+  port: number;
+  /** Sent as soon as a client connects. */
+  greeting: string;
+}
+
 export interface TlsOriginConfig {
   https: HttpsListener[];
   http: HttpListener[];
+  banner?: BannerListener[];
   /** The Set-Cookie value sent by POST /login. */
   setCookie?: string;
 }
@@ -195,6 +206,16 @@ async function main(configFile: string): Promise<void> {
       }
       res.setHeader('content-type', 'application/pkix-cert');
       res.end(readFileSync(file));
+    });
+    ready.push(listening(server, `${l.address}:${l.port}`));
+    server.listen(l.port, l.address);
+  }
+  for (const l of config.banner ?? []) {
+    const server = createTcp((socket) => {
+      note({ listener: 'banner', address: l.address });
+      socket.on('error', () => socket.destroy());
+      socket.on('data', (c: Buffer) => socket.write(Buffer.concat([Buffer.from('echo:'), c])));
+      socket.write(l.greeting);
     });
     ready.push(listening(server, `${l.address}:${l.port}`));
     server.listen(l.port, l.address);

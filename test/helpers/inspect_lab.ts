@@ -168,10 +168,15 @@ export interface OriginProcess {
 export async function startInspectOrigins(t: Topology, o: InspectOrigins, extra: Partial<TlsOriginConfig> = {}): Promise<OriginProcess> {
   const veth = /^\d+:\s+([^@:]+)/m.exec(t.origin.execOk('ip', ['-o', 'link', 'show', 'type', 'veth']))?.[1];
   if (!veth) throw new Error('origin namespace has no veth link');
-  t.origin.execOk('ip', ['addr', 'add', `${LEGACY_V4}/24`, 'dev', veth]);
+  const config: TlsOriginConfig = { ...o.config, ...extra };
+  // Every listener address other than the link's own is added to it (LEGACY_V4, and any in `extra`).
+  const listeners = [...config.https, ...config.http, ...(config.banner ?? [])];
+  for (const address of new Set(listeners.map((l) => l.address).filter((a) => a !== ORIGIN_V4))) {
+    t.origin.execOk('ip', ['addr', 'add', `${address}/24`, 'dev', veth]);
+  }
   await startOcsp(t.origin, o);
   const file = join(t.dataDir, 'tls-origin.json');
-  writeFileSync(file, JSON.stringify({ ...o.config, ...extra }));
+  writeFileSync(file, JSON.stringify(config));
   const child = t.origin.spawn('node', [TLS_ORIGIN, file]);
   let out = '';
   let err = '';
@@ -199,12 +204,15 @@ export interface InspectRig {
  * The whole inspection lab on `t`: certificates, concentrator config (the
  * test root as tls.upstreamCaFile, plus `tlsLines` under `tls:`), origins,
  * the running concentrator, the exported company CA and one employee.
- * `originExtra` is merged into the origin's config (e.g. setCookie).
+ * `originExtra` (or what it returns for the generated origins) is merged
+ * into the origin's config (e.g. setCookie, extra listeners).
  */
-export async function setUpInspection(t: Topology, tlsLines: string[] = [], originExtra: Partial<TlsOriginConfig> = {}): Promise<InspectRig> {
+export async function setUpInspection(
+  t: Topology, tlsLines: string[] = [], originExtra: Partial<TlsOriginConfig> | ((o: InspectOrigins) => Partial<TlsOriginConfig>) = {},
+): Promise<InspectRig> {
   const origins = makeInspectOrigins(join(t.dataDir, 'pki'));
   t.setup(['tls:', `  upstreamCaFile: ${origins.rootFile}`, ...tlsLines.map((l) => `  ${l}`)].join('\n'));
-  const origin = await startInspectOrigins(t, origins, originExtra);
+  const origin = await startInspectOrigins(t, origins, typeof originExtra === 'function' ? originExtra(origins) : originExtra);
   await t.startConcentrator();
   const exported = t.sightline(['ca', 'export']);
   if (exported.code !== 0) throw new Error(`sightline ca export failed: ${exported.stderr}`);

@@ -21,6 +21,10 @@ const dnsServer = z.string().refine((s) => isIP(s) !== 0 || parseHostPort(s, tru
 
 const port = z.number().int().min(1).max(65535);
 
+const PINNING_BYPASS_MIGRATION = 'tls.pinning.mode instead: tls.pinning.bypass was replaced by it '
+  + '(`bypass: true` is `mode: learn`, the default; `bypass: false` is closest to `mode: approve`, where learned hosts wait for '
+  + '`sightline pinned approve`; `mode: off` never learns); remove the bypass key';
+
 export const configSchema = z
   .object({
     listenPort: port.default(51820),
@@ -63,13 +67,16 @@ export const configSchema = z
         revocation: z.enum(['soft', 'hard', 'off']).default('soft'),
         pinning: z
           .object({
+            mode: z.enum(['learn', 'approve', 'off']).default('learn'),
             threshold: z.number().int().min(1).max(1000).default(3),
             windowSeconds: z.number().int().min(1).max(86_400).default(300),
-            bypass: z.boolean().default(true),
+            // Replaced by `mode`; named in the error so an old config says how to migrate.
+            bypass: z.unknown().optional().refine((v) => v === undefined, { message: PINNING_BYPASS_MIGRATION }).transform(() => undefined),
             bypassSeconds: z.number().int().min(60).max(86_400 * 90).default(86_400),
           })
           .strict()
           .prefault({}),
+        nonTls: z.enum(['block', 'allow']).default('block'),
         blockQuic: z.boolean().default(true),
       })
       .strict()

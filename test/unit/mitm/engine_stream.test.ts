@@ -1,8 +1,8 @@
 // The relay under inspection is a pure byte relay: large transfers arrive
 // byte-equal with backpressure, a half-close reaches the other side while
 // the reverse direction keeps flowing, upgraded (WebSocket-style) streams
-// keep working, and traffic on the port that is not TLS is passed through
-// untouched (or closed, for broken TLS).
+// keep working, and broken TLS is closed with its reason recorded (traffic
+// that is not TLS at all: engine_non_tls.test.ts).
 
 import { createHash, randomBytes } from 'node:crypto';
 import * as http from 'node:http';
@@ -100,54 +100,6 @@ test('an upgraded (WebSocket-style) stream keeps echoing across several round tr
     socket.destroy();
     await eut.ended(1);
   });
-});
-
-test('plain HTTP on the inspected port is relayed untouched and recorded as non_tls', async () => {
-  const origin = http.createServer((req, res) => res.end(`plain ${req.method} ${req.url}`));
-  await withEngine(pki, origin, async (eut) => {
-    const body = await new Promise<string>((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port: eut.port, path: '/x', agent: false }, (res) => {
-        let s = '';
-        res.on('data', (c: Buffer) => (s += c.toString()));
-        res.on('end', () => resolve(s));
-      }).on('error', reject);
-    });
-    expect(body).toBe('plain GET /x');
-    const [end] = await eut.ended(1);
-    expect(end.mode).toBe('non_tls');
-    expect(eut.records.ofType('non_tls')).toHaveLength(1);
-  });
-});
-
-test('arbitrary non-TLS bytes reach the origin exactly as sent, the first read included', async () => {
-  const received: Buffer[] = [];
-  const origin = net.createServer({ allowHalfOpen: true }, (s) => {
-    s.on('data', (c: Buffer) => received.push(c));
-    s.on('end', () => s.end('bye'));
-  });
-  await withEngine(pki, origin, async (eut) => {
-    const payload = Buffer.concat([Buffer.from('SSH-2.0-OpenSSH_9.6\r\n'), randomBytes(100_000)]);
-    const reply = await new Promise<string>((resolve, reject) => {
-      const c = net.connect({ host: '127.0.0.1', port: eut.port, allowHalfOpen: true }, () => c.end(payload));
-      let s = '';
-      c.on('data', (d: Buffer) => (s += d.toString()));
-      c.on('end', () => resolve(s));
-      c.on('error', reject);
-    });
-    expect(reply).toBe('bye');
-    expect(Buffer.concat(received).equals(payload)).toBe(true);
-  });
-});
-
-test('with nonTls "close", a non-TLS stream is closed and nothing reaches the origin', async () => {
-  let originBytes = 0;
-  const origin = net.createServer((s) => s.on('data', (c: Buffer) => (originBytes += c.length)));
-  await withEngine(pki, origin, async (eut) => {
-    await rawExchange(eut.port, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
-    const [end] = await eut.ended(1);
-    expect(end).toMatchObject({ result: 'client_hello_failed', reason: expect.any(String) });
-    expect(originBytes).toBe(0);
-  }, { nonTls: 'close' });
 });
 
 test('a malformed ClientHello closes both sides and records the parser reason', async () => {

@@ -5,7 +5,8 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  ALERT_BAD_CERTIFICATE, ALERT_CERTIFICATE_UNKNOWN, ALERT_UNKNOWN_CA, PinningError, PinningTracker, isCertificateRejection, rejectionAlertOf,
+  ALERT_BAD_CERTIFICATE, ALERT_CERTIFICATE_EXPIRED, ALERT_CERTIFICATE_REVOKED, ALERT_CERTIFICATE_UNKNOWN, ALERT_UNKNOWN_CA, ALERT_UNSUPPORTED_CERTIFICATE,
+  PinningError, PinningTracker, alertName, isCertificateRejection, rejectionAlertOf,
 } from '../../../mitm/pinning';
 
 const MIN = 60_000;
@@ -120,25 +121,60 @@ describe('persistence', () => {
 });
 
 describe('what counts as the client refusing our certificate', () => {
-  test('fatal alerts unknown_ca, bad_certificate, certificate_unknown (RFC 8446 §6.2) count', () => {
-    for (const alert of [ALERT_UNKNOWN_CA, ALERT_BAD_CERTIFICATE, ALERT_CERTIFICATE_UNKNOWN]) {
+  test('the certificate-rejecting fatal alerts of RFC 8446 §6.2 count', () => {
+    for (const alert of [ALERT_BAD_CERTIFICATE, ALERT_UNSUPPORTED_CERTIFICATE, ALERT_CERTIFICATE_REVOKED, ALERT_CERTIFICATE_EXPIRED, ALERT_CERTIFICATE_UNKNOWN, ALERT_UNKNOWN_CA]) {
       expect(isCertificateRejection({ kind: 'alert', alert })).toBe(true);
     }
-    expect(isCertificateRejection({ kind: 'alert', alert: 40 })).toBe(false);
   });
 
-  test('OpenSSL error codes for received alerts map to the alert numbers', () => {
+  test('alerts about negotiation, crypto, access or OCSP status are not a verdict on our certificate', () => {
+    // handshake_failure, illegal_parameter, access_denied, decrypt_error, protocol_version, internal_error, bad_certificate_status_response
+    for (const alert of [40, 47, 49, 51, 70, 80, 113]) expect(isCertificateRejection({ kind: 'alert', alert })).toBe(false);
+  });
+
+  test('a bare close or a reset before the client Finished is no evidence (anyone can abort a handshake)', () => {
+    expect(isCertificateRejection({ kind: 'closed_before_finished' })).toBe(false);
+    expect(isCertificateRejection({ kind: 'other', detail: 'timeout' })).toBe(false);
+  });
+
+  test('OpenSSL error codes for received alerts map to the alert numbers, with their RFC names', () => {
     expect(rejectionAlertOf('ERR_SSL_TLSV1_ALERT_UNKNOWN_CA')).toBe(48);
     expect(rejectionAlertOf('ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE')).toBe(42);
+    expect(rejectionAlertOf('ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE')).toBe(43);
+    expect(rejectionAlertOf('ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED')).toBe(44);
+    expect(rejectionAlertOf('ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED')).toBe(45);
     expect(rejectionAlertOf('ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN')).toBe(46);
     expect(rejectionAlertOf('ECONNRESET')).toBeNull();
+    expect(rejectionAlertOf('ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE')).toBeNull();
+    expect(alertName(48)).toBe('unknown_ca');
+    expect(alertName(99)).toBe('alert_99');
+  });
+});
+
+describe('an admin\'s removal ("inspect this again")', () => {
+  test('forgets a pin learned before the removal', () => {
+    const t = new PinningTracker(opts);
+    for (let i = 0; i < 3; i++) t.recordFailure('alice', 'app.test', i);
+    expect(t.unpin('alice', 'app.test', 100)).toBe(true);
+    expect(t.isPinned('alice', 'app.test', 101)).toBe(false);
   });
 
-  test('a close before the client Finished counts; a silent close counts only soon after the handshake', () => {
-    expect(isCertificateRejection({ kind: 'closed_before_finished' })).toBe(true);
-    expect(isCertificateRejection({ kind: 'closed_silently', afterMs: 50 }, 2000)).toBe(true);
-    expect(isCertificateRejection({ kind: 'closed_silently', afterMs: 30_000 }, 2000)).toBe(false);
-    expect(isCertificateRejection({ kind: 'other', detail: 'timeout' })).toBe(false);
+  test('leaves a pin learned after the removal in place (the removal is re-applied whenever its file is read)', () => {
+    const t = new PinningTracker(opts);
+    for (let i = 0; i < 3; i++) t.recordFailure('alice', 'app.test', 200 + i);
+    expect(t.unpin('alice', 'app.test', 100)).toBe(false);
+    expect(t.isPinned('alice', 'app.test', 300)).toBe(true);
+  });
+
+  test('a learned or removed pin bumps the version the owner saves on; pending failures do not', () => {
+    const t = new PinningTracker(opts);
+    t.recordFailure('alice', 'app.test', 0);
+    t.recordFailure('alice', 'app.test', 1);
+    expect(t.version).toBe(0);
+    t.recordFailure('alice', 'app.test', 2);
+    expect(t.version).toBe(1);
+    t.unpin('alice', 'app.test');
+    expect(t.version).toBe(2);
   });
 });
 

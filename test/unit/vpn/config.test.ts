@@ -17,7 +17,8 @@ describe('config loader', () => {
     expect(c.mtu).toBe(1420);
     expect(c.tunnel.ipv4Pool).toBe('10.77.0.0/16');
     expect(c.tls).toMatchObject({ inspectPorts: [443], onUpstreamError: 'block', revocation: 'soft', blockQuic: true });
-    expect(c.tls.pinning).toEqual({ threshold: 3, windowSeconds: 300, bypass: true, bypassSeconds: 86_400 });
+    expect(c.tls.pinning).toEqual({ mode: 'learn', threshold: 3, windowSeconds: 300, bypassSeconds: 86_400 });
+    expect(c.tls.nonTls).toBe('block');
     expect(c.tcp).toEqual({ idleTimeoutSeconds: 3600, maxFlowsPerUser: 4096, maxSynPerSecond: 200 });
   });
 
@@ -32,6 +33,19 @@ describe('config loader', () => {
   test('a bad prefix in a nested key is located on its line', () => {
     const msg = errorOf('tunnel:\n  ipv4Pool: 10.0.0.0/33\n');
     expect(msg).toMatch(/^sightline\.yaml:2:\d+: tunnel\.ipv4Pool: expected an IPv4 prefix like 10\.77\.0\.0\/16, found "10\.0\.0\.0\/33"$/);
+  });
+
+  test('tls.pinning.mode and tls.nonTls accept only their documented values', () => {
+    expect(parseConfigText('tls:\n  nonTls: allow\n  pinning:\n    mode: approve\n', 'f.yaml').tls).toMatchObject({ nonTls: 'allow', pinning: { mode: 'approve' } });
+    expect(errorOf('tls:\n  pinning:\n    mode: ask\n')).toBe('sightline.yaml:3:11: tls.pinning.mode: expected one of "learn", "approve", "off", found "ask"');
+    expect(errorOf('tls:\n  nonTls: relay\n')).toBe('sightline.yaml:2:11: tls.nonTls: expected one of "block", "allow", found "relay"');
+  });
+
+  test('the retired tls.pinning.bypass key is refused with how to migrate to tls.pinning.mode', () => {
+    const msg = errorOf('tls:\n  pinning:\n    bypass: false\n');
+    expect(msg).toMatch(/^sightline\.yaml:3:13: tls\.pinning\.bypass: expected tls\.pinning\.mode instead/);
+    expect(msg).toContain('`bypass: false` is closest to `mode: approve`');
+    expect(msg).toContain('found false');
   });
 
   test('an unknown key is rejected rather than silently ignored', () => {
