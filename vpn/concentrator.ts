@@ -9,7 +9,7 @@ import { NetStack, socketEgress } from '../netstack';
 import type { Deployment } from './deployment';
 import { DnsForwarder, maxUdpAnswerSize, parseDnsServers, systemResolvers } from './dns';
 import type { Logger } from './log';
-import { PeerRegistry, type PeerTag } from './peers';
+import { PeerRegistry, type PeerTag } from './control';
 import { WgDevice, type DeviceEvent, type Endpoint, type WgPeer } from './protocol';
 import { StatusFile, peersFingerprint } from './status_file';
 import { UdpEdge } from './udp_edge';

@@ -3,7 +3,7 @@
 // measurement. Same code path as the CLI: provisioning.addPeer.
 // Usage: node tunnel_peers.js DATA_DIR CONFIG COUNT ENDPOINT
 import { openDeployment } from '../../vpn/deployment';
-import { addPeer } from '../../vpn/provisioning';
+import { addPeer } from '../../vpn/control';
 
 function main(): void {
   const [dataDir, config, countArg, endpoint] = process.argv.slice(2);

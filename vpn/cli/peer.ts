@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { openDeployment, type GlobalOptions } from '../deployment';
-import { addPeer, validatePeerName } from '../provisioning';
+import { addPeer, validatePeerName } from '../control';
 
 export function peerCommand(): Command {
   const peer = new Command('peer').description('manage WireGuard peers (one per employee device)');

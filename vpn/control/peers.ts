@@ -1,10 +1,10 @@
 // The peer registry: mirrors the state store's peers into the WireGuard
 // device and the cryptokey routing table, and follows changes made by the CLI
 // while the concentrator runs.
-import type { FlowOwner } from '../netstack';
-import { IpAddress } from '../netstack/wire';
-import { AllowedIps } from './allowed_ips';
-import { PublicKey, type WgDevice, type WgPeer } from './protocol';
+import type { FlowOwner } from '../../netstack';
+import { IpAddress } from '../../netstack/wire';
+import { AllowedIps } from '../allowed_ips';
+import { PublicKey, type WgDevice, type WgPeer } from '../protocol';
 import type { PeerRecord, Store } from './store';
 
 /**

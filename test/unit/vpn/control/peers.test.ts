@@ -1,10 +1,10 @@
 // The peer registry: store records → WireGuard peers + cryptokey routing
 // (whitepaper §2), and following changes made while the concentrator runs.
 import { randomBytes } from 'node:crypto';
-import { PeerRegistry, type PeerTag } from '../../../vpn/peers';
-import { PrivateKey, WgDevice } from '../../../vpn/protocol';
-import type { PeerRecord, Store } from '../../../vpn/store';
-import { IpAddress } from '../../../netstack/wire';
+import { PeerRegistry, type PeerTag } from '../../../../vpn/control';
+import { PrivateKey, WgDevice } from '../../../../vpn/protocol';
+import type { PeerRecord, Store } from '../../../../vpn/control';
+import { IpAddress } from '../../../../netstack/wire';
 
 function record(i: number, over: Partial<PeerRecord> = {}): PeerRecord {
   return {

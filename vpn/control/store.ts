@@ -4,7 +4,7 @@
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensurePrivateDir } from './data_dir';
+import { ensurePrivateDir } from '../data_dir';
 
 export interface PeerRecord {
   id: number;

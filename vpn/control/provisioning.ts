@@ -4,10 +4,10 @@
 // only in the config handed to the employee.
 import { randomBytes } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
-import { parseHostPort } from './config';
-import type { Deployment } from './deployment';
+import { parseHostPort } from '../config';
+import type { Deployment } from '../deployment';
 import type { PeerRecord } from './store';
-import { PrivateKey } from './protocol';
+import { PrivateKey } from '../protocol';
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$/;
 const PERSISTENT_KEEPALIVE = 25;
