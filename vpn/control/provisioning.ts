@@ -1,58 +1,57 @@
-// Adding peers: a server-generated key pair, leased tunnel addresses, and a
-// wg-quick client config. Only the public key (and the optional preshared
-// key, which the server needs) is stored; the client's private key exists
-// only in the config handed to the employee.
+// Adding devices: a server-generated key pair (or the device's own public
+// key), leased tunnel addresses, and a wg-quick client config. Only the public
+// key (and the optional preshared key, which the server needs) is stored; a
+// generated private key exists only in the config handed to the employee.
 import { randomBytes } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
 import { parseHostPort } from '../config';
 import type { Deployment } from '../deployment';
-import type { PeerRecord } from './store';
-import { PrivateKey } from '../protocol';
+import { dh, PrivateKey, PublicKey } from '../protocol';
+import { addDevice, peerLabel, type DeviceRecord } from './devices';
 
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$/;
 const PERSISTENT_KEEPALIVE = 25;
 
-export interface AddPeerOptions {
+export interface ProvisionOptions {
+  user: string;
+  device?: string;
+  email?: string;
+  /** The device's own public key (it generated its key pair): the config then has no PrivateKey. */
+  publicKey?: string;
+  expiresAt?: number | null;
   endpoint?: string;
   presharedKey?: boolean;
 }
 
-export interface AddedPeer {
-  peer: PeerRecord;
+export interface ProvisionedDevice {
+  device: DeviceRecord;
+  userCreated: boolean;
   clientConfig: string;
   /** Set when the endpoint had to be guessed: say so to the admin. */
   endpointWarning: string | null;
 }
 
-export function validatePeerName(name: string): void {
-  if (!NAME_RE.test(name)) {
-    throw new Error(`invalid peer name ${JSON.stringify(name)}: use 1-64 letters, digits, and . _ @ + - (starting with a letter or digit)`);
-  }
-}
-
-export function addPeer(d: Deployment, name: string, opts: AddPeerOptions = {}): AddedPeer {
-  validatePeerName(name);
+export function provisionDevice(d: Deployment, opts: ProvisionOptions): ProvisionedDevice {
   const { endpoint, warning } = clientEndpoint(d, opts.endpoint);
-  const key = PrivateKey.generate();
+  const key = opts.publicKey === undefined ? PrivateKey.generate() : null;
+  const publicKey = key ? key.publicKey().toBase64() : devicePublicKey(d, opts.publicKey as string);
   const psk = opts.presharedKey === false ? null : randomBytes(32).toString('base64');
-  const peer = d.store.addPeer(
-    { name, user: name, publicKey: key.publicKey().toBase64(), presharedKey: psk },
-    (used) => pickAddresses(d, used),
-  );
-  return { peer, clientConfig: renderClientConfig(d, peer, key, endpoint), endpointWarning: warning };
+  const { device, userCreated } = addDevice(d.store, d.layout, {
+    user: opts.user, name: opts.device, email: opts.email, publicKey, presharedKey: psk, expiresAt: opts.expiresAt ?? null,
+  });
+  return { device, userCreated, clientConfig: renderClientConfig(d, device, key, endpoint), endpointWarning: warning };
 }
 
-function pickAddresses(d: Deployment, used: { ipv4: Set<string>; ipv6: Set<string> }): { ipv4: string; ipv6: string } {
-  const { layout } = d;
-  // Index 1 is the concentrator; peers start at 2. Same index in both pools
-  // when free, which keeps a user's two addresses easy to correlate in logs.
-  for (let i = 2n; i <= layout.capacity + 1n; i++) {
-    const v4 = layout.v4At(i);
-    const v6 = layout.v6At(i);
-    if (v4 === null || v6 === null) break;
-    if (!used.ipv4.has(v4) && !used.ipv6.has(v6)) return { ipv4: v4, ipv6: v6 };
+/** A public key the employee sent: well-formed, not ours, and usable for a handshake at all. */
+function devicePublicKey(d: Deployment, text: string): string {
+  let key: PublicKey;
+  try {
+    key = PublicKey.fromBase64(text);
+  } catch {
+    throw new Error(`invalid --public-key ${JSON.stringify(text)}: expected the device's WireGuard public key, 44 characters of base64 (as printed by "wg pubkey" or the app)`);
   }
-  throw new Error(`the tunnel address pools are full (${d.ipv4Pool}, ${d.ipv6Pool}): widen tunnel.ipv4Pool or remove unused peers`);
+  if (key.equals(d.serverKey.publicKey())) throw new Error("--public-key is the concentrator's own public key: give the device's public key");
+  if (dh(d.serverKey.bytes, key.bytes) === null) throw new Error('--public-key is a low-order point: no handshake with it can succeed; generate a new key pair on the device');
+  return key.toBase64();
 }
 
 function clientEndpoint(d: Deployment, flag: string | undefined): { endpoint: string; warning: string | null } {
@@ -76,19 +75,25 @@ function firstPublicAddress(): string {
   return '127.0.0.1';
 }
 
-export function renderClientConfig(d: Deployment, peer: PeerRecord, key: PrivateKey, endpoint: string): string {
+/** `key` null: the device holds its own private key; the config says where it goes. */
+export function renderClientConfig(d: Deployment, device: DeviceRecord, key: PrivateKey | null, endpoint: string): string {
   const lines = [
     '[Interface]',
-    `# Sightline peer "${peer.name}"`,
-    `PrivateKey = ${key.toBase64()}`,
-    `Address = ${peer.ipv4}/32, ${peer.ipv6}/128`,
+    `# Sightline peer "${peerLabel(device.user, device.name)}"`,
+    ...(key
+      ? [`PrivateKey = ${key.toBase64()}`]
+      : [
+          `# No PrivateKey: this device generated its own key pair (public key ${device.publicKey}).`,
+          '# Add "PrivateKey = <its private key>" here, or enter the settings below in the app that holds it.',
+        ]),
+    `Address = ${device.ipv4}/32, ${device.ipv6}/128`,
     `DNS = ${d.layout.serverV4}, ${d.layout.serverV6}`,
     `MTU = ${d.config.mtu}`,
     '',
     '[Peer]',
     `PublicKey = ${d.serverKey.publicKey().toBase64()}`,
   ];
-  if (peer.presharedKey) lines.push(`PresharedKey = ${peer.presharedKey}`);
+  if (device.presharedKey) lines.push(`PresharedKey = ${device.presharedKey}`);
   lines.push('AllowedIPs = 0.0.0.0/0, ::/0', `Endpoint = ${endpoint}`, `PersistentKeepalive = ${PERSISTENT_KEEPALIVE}`, '');
   return lines.join('\n');
 }

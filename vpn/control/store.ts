@@ -1,69 +1,38 @@
-// The embedded state store (SQLite, WAL): peers, their keys and leases,
-// deployment-wide facts. The running concentrator and the CLI open the same
-// file; a running concentrator notices changes through PRAGMA data_version.
+// The embedded state store (SQLite, WAL): users, their devices with keys and
+// leases, deployment-wide facts. The running concentrator and the CLI open
+// the same file; a running concentrator notices changes through PRAGMA
+// data_version. Queries live with their concern (users.ts, devices.ts,
+// leases.ts); this file owns the connection, migrations and transactions.
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensurePrivateDir } from '../data_dir';
-
-export interface PeerRecord {
-  id: number;
-  name: string;
-  /** The user this peer belongs to; until users/devices exist, the peer's name. */
-  user: string;
-  publicKey: string;
-  presharedKey: string | null;
-  ipv4: string;
-  ipv6: string;
-  createdAt: number;
-  disabled: boolean;
-}
-
-interface PeerRow {
-  id: number;
-  name: string;
-  user_name: string;
-  public_key: string;
-  preshared_key: string | null;
-  ipv4: string;
-  ipv6: string;
-  created_at: number;
-  disabled: number;
-}
-
-const MIGRATIONS: string[] = [
-  `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-   CREATE TABLE peers (
-     id INTEGER PRIMARY KEY,
-     name TEXT NOT NULL UNIQUE,
-     user_name TEXT NOT NULL,
-     public_key TEXT NOT NULL UNIQUE,
-     preshared_key TEXT,
-     ipv4 TEXT NOT NULL UNIQUE,
-     ipv6 TEXT NOT NULL UNIQUE,
-     created_at INTEGER NOT NULL,
-     disabled INTEGER NOT NULL DEFAULT 0
-   );`,
-];
+import { MIGRATIONS, type Migration } from './migrations';
 
 export class Store {
-  private readonly db: Database.Database;
+  private constructor(
+    /** The connection, for the control plane's query modules only. */
+    readonly db: Database.Database,
+  ) {}
 
-  private constructor(db: Database.Database) {
-    this.db = db;
-  }
-
-  static open(dataDir: string): Store {
+  static open(dataDir: string, migrations: readonly Migration[] = MIGRATIONS): Store {
     ensurePrivateDir(dataDir);
     const file = join(dataDir, 'state.db');
     const fresh = !existsSync(file);
     const db = new Database(file);
-    // Peer preshared keys live here: the file is a secret.
+    // Device preshared keys live here: the file is a secret.
     if (fresh) chmodSync(file, 0o600);
     db.pragma('journal_mode = WAL');
     db.pragma('busy_timeout = 5000');
+    // Per connection, and only outside a transaction: removing a user removes its devices and leases.
+    db.pragma('foreign_keys = ON');
     const store = new Store(db);
-    store.migrate();
+    try {
+      store.migrate(file, migrations);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
     return store;
   }
 
@@ -71,14 +40,39 @@ export class Store {
     this.db.close();
   }
 
-  private migrate(): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    for (let v = version; v < MIGRATIONS.length; v++) {
-      this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[v]);
-        this.db.pragma(`user_version = ${v + 1}`);
-      })();
+  /** The schema version (number of migrations applied). */
+  get version(): number {
+    return this.db.pragma('user_version', { simple: true }) as number;
+  }
+
+  private migrate(file: string, migrations: readonly Migration[]): void {
+    if (this.version > migrations.length) {
+      throw new Error(`${file} has schema version ${this.version}, newer than this Sightline understands (${migrations.length}): run the Sightline version that wrote it, or a newer one`);
     }
+    // One write transaction per step, re-reading the version inside it: a
+    // second process that opened the same old store waits, then skips.
+    for (;;) {
+      const done = this.write(() => {
+        const v = this.version;
+        if (v >= migrations.length) return true;
+        try {
+          migrations[v].up(this.db);
+        } catch (err) {
+          throw new Error(`${file}: migration ${v + 1} (${migrations[v].description}) failed: ${(err as Error).message}. The store is unchanged; restore a backup or report this.`);
+        }
+        this.db.pragma(`user_version = ${v + 1}`);
+        return false;
+      });
+      if (done) return;
+    }
+  }
+
+  /**
+   * Runs fn in one write transaction (BEGIN IMMEDIATE): other writers wait,
+   * so reading what is free and taking it cannot race another process.
+   */
+  write<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
   }
 
   /** Changes whenever another connection commits: cheap to poll. */
@@ -93,61 +87,12 @@ export class Store {
 
   /** Sets key to value unless already set; returns the stored value. */
   getOrSetMeta(key: string, make: () => string): string {
-    return this.db.transaction(() => {
+    return this.write(() => {
       const existing = this.getMeta(key);
       if (existing !== null) return existing;
       const value = make();
       this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run(key, value);
       return value;
-    }).immediate();
+    });
   }
-
-  listPeers(): PeerRecord[] {
-    return (this.db.prepare('SELECT * FROM peers ORDER BY id').all() as PeerRow[]).map(toRecord);
-  }
-
-  findPeer(name: string): PeerRecord | null {
-    const row = this.db.prepare('SELECT * FROM peers WHERE name = ?').get(name) as PeerRow | undefined;
-    return row ? toRecord(row) : null;
-  }
-
-  /**
-   * Inserts a peer with addresses chosen by pickAddresses, which sees the
-   * addresses in use; runs in one write transaction so two concurrent
-   * `peer add` never lease the same address.
-   */
-  addPeer(
-    p: { name: string; user: string; publicKey: string; presharedKey: string | null },
-    pickAddresses: (used: { ipv4: Set<string>; ipv6: Set<string> }) => { ipv4: string; ipv6: string },
-  ): PeerRecord {
-    return this.db.transaction(() => {
-      if (this.findPeer(p.name)) throw new Error(`a peer named "${p.name}" already exists`);
-      const rows = this.db.prepare('SELECT ipv4, ipv6 FROM peers').all() as Array<{ ipv4: string; ipv6: string }>;
-      const used = { ipv4: new Set(rows.map((r) => r.ipv4)), ipv6: new Set(rows.map((r) => r.ipv6)) };
-      const addr = pickAddresses(used);
-      const info = this.db
-        .prepare('INSERT INTO peers (name, user_name, public_key, preshared_key, ipv4, ipv6, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(p.name, p.user, p.publicKey, p.presharedKey, addr.ipv4, addr.ipv6, Date.now());
-      const row = this.db.prepare('SELECT * FROM peers WHERE id = ?').get(info.lastInsertRowid) as PeerRow;
-      return toRecord(row);
-    }).immediate();
-  }
-
-  removePeer(name: string): boolean {
-    return this.db.prepare('DELETE FROM peers WHERE name = ?').run(name).changes > 0;
-  }
-}
-
-function toRecord(r: PeerRow): PeerRecord {
-  return {
-    id: r.id,
-    name: r.name,
-    user: r.user_name,
-    publicKey: r.public_key,
-    presharedKey: r.preshared_key,
-    ipv4: r.ipv4,
-    ipv6: r.ipv6,
-    createdAt: r.created_at,
-    disabled: r.disabled !== 0,
-  };
 }

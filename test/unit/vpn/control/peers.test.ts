@@ -1,26 +1,28 @@
-// The peer registry: store records → WireGuard peers + cryptokey routing
-// (whitepaper §2), and following changes made while the concentrator runs.
+// The peer registry: store devices → WireGuard peers + cryptokey routing
+// (whitepaper §2), following changes made while the concentrator runs, and
+// refusing the devices of disabled users and expired devices at once.
 import { randomBytes } from 'node:crypto';
-import { PeerRegistry, type PeerTag } from '../../../../vpn/control';
-import { PrivateKey, WgDevice } from '../../../../vpn/protocol';
-import type { PeerRecord, Store } from '../../../../vpn/control';
+import { PeerRegistry, type CutReason, type DeviceRecord, type PeerTag } from '../../../../vpn/control';
+import { PrivateKey, PublicKey, WgDevice } from '../../../../vpn/protocol';
 import { IpAddress } from '../../../../netstack/wire';
 
-function record(i: number, over: Partial<PeerRecord> = {}): PeerRecord {
+const NOW = Date.UTC(2026, 5, 1);
+
+function record(i: number, over: Partial<DeviceRecord> = {}): DeviceRecord {
   return {
-    id: i, name: `peer-${i}`, user: `peer-${i}`, publicKey: PrivateKey.generate().publicKey().toBase64(),
+    id: i, user: `user-${i}`, name: 'default', publicKey: PrivateKey.generate().publicKey().toBase64(),
     presharedKey: randomBytes(32).toString('base64'), ipv4: `10.77.0.${i + 2}`, ipv6: `fd77::${(i + 2).toString(16)}`,
-    createdAt: 0, disabled: false, ...over,
+    createdAt: 0, expiresAt: null, userDisabled: false, ...over,
   };
 }
 
-function setup(records: PeerRecord[]) {
+function setup(records: DeviceRecord[]) {
   let version = 1;
-  const fake = { dataVersion: () => version, listPeers: () => records.slice() };
-  const device = new WgDevice({ privateKey: PrivateKey.generate(), sink: { sendDatagram: () => undefined, deliverPacket: () => undefined } });
-  const registry = new PeerRegistry(fake as unknown as Store, device);
-  registry.sync();
-  return { registry, device, records, bump: () => version++ };
+  const cuts: Array<[string, CutReason]> = [];
+  const device = new WgDevice<PeerTag>({ privateKey: PrivateKey.generate(), sink: { sendDatagram: () => undefined, deliverPacket: () => undefined } });
+  const registry = new PeerRegistry({ dataVersion: () => version, listDevices: () => records.slice() }, device, (tag, why) => cuts.push([tag.name, why]));
+  registry.sync(NOW);
+  return { registry, device, records, cuts, bump: () => version++ };
 }
 
 /** Which peer the routing table gives for a packet from/to `addr`. */
@@ -29,32 +31,40 @@ function route(registry: PeerRegistry, addr: string) {
   return registry.allowedIps.lookup(a.bytes, 0, a.family);
 }
 
+const NO_CHANGE = { added: [], removed: [], refused: [], admitted: [] };
+
 describe('PeerRegistry', () => {
-  test('every enabled record becomes a peer routed by its two leased addresses', () => {
-    const { registry, device, records } = setup([record(0), record(1), record(2, { disabled: true })]);
+  test('every device becomes a peer routed by its two leased addresses, tagged with user and device', () => {
+    const { registry, device, records } = setup([record(0), record(1, { user: 'bob', name: 'phone' })]);
     expect([...device.peers()]).toHaveLength(2);
     const p = route(registry, '10.77.0.2');
-    expect((p?.tag as PeerTag).name).toBe('peer-0');
+    expect(p?.tag.name).toBe('user-0');
     expect(route(registry, 'fd77::2')).toBe(p);
-    expect(route(registry, '10.77.0.4')).toBeUndefined();
-    expect((p?.tag as PeerTag).owner).toEqual({ id: records[0].publicKey, user: 'peer-0' });
+    expect(p?.tag.owner).toEqual({ id: records[0].publicKey, user: 'user-0', device: 'default' });
+    const phone = route(registry, '10.77.0.3')?.tag;
+    expect([phone?.name, phone?.user, phone?.device, phone?.state]).toEqual(['bob/phone', 'bob', 'phone', 'active']);
   });
 
   test('the tag carries the addresses in canonical text form (as status.json shows them)', () => {
     const { registry } = setup([record(0, { ipv6: 'fd77:0:0:0::2' })]);
-    const tag = route(registry, 'fd77::2')?.tag as PeerTag;
-    expect([tag.ipv4, tag.ipv6]).toEqual(['10.77.0.2', 'fd77::2']);
+    const tag = route(registry, 'fd77::2')?.tag;
+    expect([tag?.ipv4, tag?.ipv6]).toEqual(['10.77.0.2', 'fd77::2']);
   });
 
   test('a sync with no change in the store keeps every peer object (sessions survive)', () => {
     const s = setup([record(0, { ipv6: 'fd77:0:0:0::2' }), record(1, { presharedKey: null })]);
     const before = [...s.device.peers()];
     s.bump();
-    expect(s.registry.syncIfChanged()).toEqual({ added: [], removed: [] });
+    expect(s.registry.syncIfChanged(NOW)).toEqual(NO_CHANGE);
     expect([...s.device.peers()]).toEqual(before);
   });
 
-  test.each<[string, Partial<PeerRecord>]>([
+  test('without a store change or a due expiry, nothing is re-read', () => {
+    const s = setup([record(0, { expiresAt: NOW + 60_000 })]);
+    expect(s.registry.syncIfChanged(NOW + 1000)).toBeNull();
+  });
+
+  test.each<[string, Partial<DeviceRecord>]>([
     ['preshared key', { presharedKey: randomBytes(32).toString('base64') }],
     ['preshared key removed', { presharedKey: null }],
     ['IPv4 lease', { ipv4: '10.77.0.99' }],
@@ -65,7 +75,8 @@ describe('PeerRegistry', () => {
     const old = route(s.registry, '10.77.0.2');
     s.records[0] = { ...s.records[0], ...change };
     s.bump();
-    expect(s.registry.syncIfChanged()).toEqual({ added: ['peer-0'], removed: ['peer-0'] });
+    const name = s.records[0].user;
+    expect(s.registry.syncIfChanged(NOW)).toEqual({ ...NO_CHANGE, added: [name], removed: ['user-0'] });
     const now = route(s.registry, s.records[0].ipv4);
     expect(now).toBeDefined();
     expect(now).not.toBe(old);
@@ -73,14 +84,63 @@ describe('PeerRegistry', () => {
     if (change.ipv4 !== undefined) expect(route(s.registry, '10.77.0.2')).toBeUndefined();
   });
 
-  test('a removed record removes the peer and its routes; the generation counts the change', () => {
+  test("a removed device's peer and routes go, its flows are cut; the generation counts the change", () => {
     const s = setup([record(0), record(1)]);
     const g = s.registry.generation;
     s.records.splice(0, 1);
     s.bump();
-    expect(s.registry.syncIfChanged()).toEqual({ added: [], removed: ['peer-0'] });
+    expect(s.registry.syncIfChanged(NOW)).toEqual({ ...NO_CHANGE, removed: ['user-0'] });
     expect(route(s.registry, '10.77.0.2')).toBeUndefined();
     expect(s.registry.size).toBe(1);
     expect(s.registry.generation).toBe(g + 1);
+    expect(s.cuts).toEqual([['user-0', 'removed']]);
+  });
+
+  test("disabling a user refuses every device of theirs: known to the device, unrouted, flows cut", () => {
+    const s = setup([record(0, { user: 'alice' }), record(1, { user: 'alice', name: 'phone' }), record(2)]);
+    for (const r of s.records.slice(0, 2)) r.userDisabled = true;
+    s.bump();
+    expect(s.registry.syncIfChanged(NOW + 5)).toEqual({ ...NO_CHANGE, refused: ['alice', 'alice/phone'] });
+    expect(s.device.peer(PublicKey.fromBase64(s.records[0].publicKey))?.refused).toBe('disabled');
+    expect([...s.device.peers()].map((p) => [p.tag.name, p.tag.state, p.refused])).toEqual([
+      ['alice', 'disabled', 'disabled'], ['alice/phone', 'disabled', 'disabled'], ['user-2', 'active', null],
+    ]);
+    expect(route(s.registry, '10.77.0.2')).toBeUndefined();
+    expect(route(s.registry, '10.77.0.3')).toBeUndefined();
+    expect(route(s.registry, '10.77.0.4')?.tag.name).toBe('user-2');
+    expect(s.cuts).toEqual([['alice', 'disabled'], ['alice/phone', 'disabled']]);
+    expect([...s.device.peers()][0].tag.stateSince).toBe(NOW + 5);
+  });
+
+  test('enabling the user again routes the same peer objects again', () => {
+    const s = setup([record(0, { userDisabled: true })]);
+    const peer = [...s.device.peers()][0];
+    expect(peer.refused).toBe('disabled');
+    s.records[0].userDisabled = false;
+    s.bump();
+    expect(s.registry.syncIfChanged(NOW)).toEqual({ ...NO_CHANGE, admitted: ['user-0'] });
+    expect(route(s.registry, '10.77.0.2')).toBe(peer);
+    expect(peer.refused).toBeNull();
+  });
+
+  test('a device is refused once its expiry passes, without any store change', () => {
+    const s = setup([record(0, { expiresAt: NOW + 3000 })]);
+    expect(s.registry.syncIfChanged(NOW + 2999)).toBeNull();
+    expect(s.registry.syncIfChanged(NOW + 3000)).toEqual({ ...NO_CHANGE, refused: ['user-0'] });
+    expect([...s.device.peers()][0].tag.state).toBe('expired');
+    expect(s.cuts).toEqual([['user-0', 'expired']]);
+  });
+
+  test('re-enabling the user does not revive an expired device; renewing it does', () => {
+    const s = setup([record(0, { expiresAt: NOW - 1, userDisabled: true })]);
+    expect([...s.device.peers()][0].tag.state).toBe('disabled');
+    s.records[0].userDisabled = false;
+    s.bump();
+    expect(s.registry.syncIfChanged(NOW)?.admitted).toEqual([]);
+    expect([...s.device.peers()][0].tag.state).toBe('expired');
+    s.records[0].expiresAt = NOW + 86_400_000;
+    s.bump();
+    expect(s.registry.syncIfChanged(NOW)?.admitted).toEqual(['user-0']);
+    expect(route(s.registry, '10.77.0.2')?.tag.expiresAt).toBe(NOW + 86_400_000);
   });
 });
