@@ -74,6 +74,17 @@ describeE2E('users and devices with wireguard-go clients', ['ip', 'wireguard-go'
     expect(udpExchange(phone.ns, ORIGIN_V4, 7, ['from-phone'])).toEqual(['echo:from-phone']);
   });
 
+  test('device list shows the live fields of the running concentrator', () => {
+    const r = t.sightline(['device', 'list', 'alice', '--json']);
+    const rows = JSON.parse(r.stdout) as Array<{ device: string; ipv4: string; lastHandshake: string | null; endpoint: string | null; rxBytes: number | null }>;
+    expect(rows.map((x) => [x.device, x.ipv4])).toEqual([['default', laptop.ipv4], ['phone', phone.ipv4]]);
+    for (const x of rows) {
+      expect(Date.now() - Date.parse(x.lastHandshake ?? '')).toBeLessThan(120_000);
+      expect(x.endpoint).toMatch(/^10\.201\.\d+\.2:\d+$/);
+      expect(x.rxBytes).toBeGreaterThan(0);
+    }
+  });
+
   test('user disable cuts both devices within a second, ends their flows, and leaves other users alone', async () => {
     // A TCP flow of the laptop's, held open at the origin.
     laptop.ns.spawn('node', ['-e', `const s = require('net').connect(${HOLD_PORT}, '${ORIGIN_V4}', () => s.write('x')); s.on('error', () => {}); setTimeout(() => {}, 120000)`]);
@@ -157,5 +168,19 @@ describeE2E('users and devices with wireguard-go clients', ['ip', 'wireguard-go'
     for (const c of [laptop, phone, bob]) await waitFor(`${c.name} resumed`, () => (ping(c, SERVER_V4) ? true : undefined), 60_000, 500);
     const s = await t.statusWhere('three sessions', (st) => ['alice', 'alice/phone', 'bob'].every((n) => peer(st, n).session));
     expect(s.peers.map((p) => [p.name, p.state])).toEqual([['alice', 'active'], ['alice/phone', 'active'], ['bob', 'active']]);
+  });
+
+  test('user remove ends the tunnel within a second and the device becomes unknown', async () => {
+    const r = t.sightline(['user', 'remove', 'bob']);
+    const returned = Date.now();
+    expect(r.code).toBe(0);
+    const cut = await waitFor('the cut to be logged', () => t.concOutput.split('\n').find((l) => l.includes('"msg":"tunnel cut"') && l.includes('"peer":"bob"') && l.includes('"reason":"removed"')), 5000);
+    expect(Date.parse((JSON.parse(cut) as { time: string }).time) - returned).toBeLessThan(CUT_WITHIN_MS);
+    expect(pingOnce(bob)).toBe(false);
+    await t.statusWhere('bob gone', (st) => !st.peers.some((p) => p.name === 'bob'));
+    t.reconnect(bob);
+    expect(ping(bob, SERVER_V4)).toBe(false);
+    await t.statusWhere('an unknown peer counted', (st) => (st.counters.wireguard?.unknown_peer ?? 0) > 0, 20_000);
+    expect(ping(laptop, SERVER_V4)).toBe(true);
   });
 });
