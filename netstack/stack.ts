@@ -229,6 +229,11 @@ export class NetStack {
     this.tcp.tick(now);
   }
 
+  /** Ends every TCP and UDP flow of one owner (its tunnel was cut); TCP records end with `reason`. */
+  closeFlowsOf(ownerId: string, reason: string): { tcp: number; udp: number } {
+    return { tcp: this.tcp.closeOwner(ownerId, reason), udp: this.udp.closeOwner(ownerId) };
+  }
+
   close(): void {
     this.udp.closeAll();
     this.tcp.closeAll();

@@ -300,6 +300,24 @@ export class TcpFlowTable {
     return u;
   }
 
+  /**
+   * Ends every flow of one owner at once, without a word to the client (its
+   * tunnel is being cut): upstreams are closed, records say `reason`.
+   */
+  closeOwner(ownerId: string, reason: string): number {
+    let n = 0;
+    for (const flow of [...this.flows.values()]) {
+      if (flow.info.owner.id !== ownerId) continue;
+      // Aborted first, so destroying the stream below sends nothing more.
+      flow.ep.abort(this.clock());
+      flow.ep.drainOutput();
+      this.remove(flow, reason);
+      flow.stream?.destroy();
+      n++;
+    }
+    return n;
+  }
+
   closeAll(): void {
     for (const flow of [...this.flows.values()]) {
       flow.stream?.destroy();

@@ -116,6 +116,16 @@ export class UdpFlowTable {
     this.counters.inc('udp_flows_closed');
   }
 
+  closeOwner(ownerId: string): number {
+    let n = 0;
+    for (const flow of [...this.flows.values()]) {
+      if (flow.owner.id !== ownerId) continue;
+      this.close(flow);
+      n++;
+    }
+    return n;
+  }
+
   closeAll(): void {
     for (const flow of [...this.flows.values()]) this.close(flow);
   }

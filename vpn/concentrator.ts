@@ -9,9 +9,9 @@ import { NetStack, socketEgress } from '../netstack';
 import type { Deployment } from './deployment';
 import { DnsForwarder, maxUdpAnswerSize, parseDnsServers, systemResolvers } from './dns';
 import type { Logger } from './log';
-import { PeerRegistry, type PeerTag } from './peers';
-import { WgDevice, type DeviceEvent, type Endpoint, type WgPeer } from './protocol';
-import { StatusFile, peersFingerprint } from './status_file';
+import { PeerRegistry, storeSource, type CutReason, type PeerTag, type TunnelPeer } from './control';
+import { WgDevice, type DeviceEvent, type Endpoint } from './protocol';
+import { StatusFile, peerStatus, peersFingerprint, type PeerStatus } from './status_file';
 import { UdpEdge } from './udp_edge';
 import { Inspection, loadInspectionCa } from './inspection';
 
@@ -31,7 +31,7 @@ export class Concentrator {
   private constructor(
     private readonly d: Deployment,
     readonly log: Logger,
-    readonly device: WgDevice,
+    readonly device: WgDevice<PeerTag>,
     readonly registry: PeerRegistry,
     readonly stack: NetStack,
     readonly dns: DnsForwarder,
@@ -48,7 +48,7 @@ export class Concentrator {
     const inspection = new Inspection(d.dataDir, d.config, loadInspectionCa(d.dataDir, opts.caPassphrase), log);
     // Late-bound: the device, stack and edge refer to each other through the concentrator.
     let self: Concentrator | null = null;
-    const device = new WgDevice({
+    const device = new WgDevice<PeerTag>({
       privateKey: d.serverKey,
       sink: {
         sendDatagram: (data, to) => self?.edge?.send(data, to),
@@ -82,7 +82,7 @@ export class Concentrator {
     const tunnelLimit = d.config.mtu - IP_UDP_OVERHEAD;
     stack.udpService(DNS_PORT, (req, reply) => dns.handle(req.payload, maxUdpAnswerSize(req.payload, tunnelLimit), reply));
 
-    const registry = new PeerRegistry(d.store, device);
+    const registry = new PeerRegistry(storeSource(d.store), device, (tag, why) => self?.tunnelCut(tag, why));
     const c = new Concentrator(d, log, device, registry, stack, dns, inspection, null);
     self = c;
     registry.sync();
@@ -136,8 +136,7 @@ export class Concentrator {
   }
 
   /** A decrypted packet from a peer: enforce its source, then hand it to the stack. */
-  private fromTunnel(peer: WgPeer, packet: Buffer): void {
-    const tag = peer.tag as PeerTag;
+  private fromTunnel(peer: TunnelPeer, packet: Buffer): void {
     const family = packet.length > 0 ? packet[0] >> 4 : 0;
     const srcOffset = family === 4 ? 12 : 8;
     const minLen = family === 4 ? 20 : 40;
@@ -149,7 +148,7 @@ export class Concentrator {
       this.count('spoofed_source');
       return;
     }
-    this.stack.receive(packet, tag.owner, performance.now());
+    this.stack.receive(packet, peer.tag.owner, performance.now());
   }
 
   /** A packet from the stack to a tunnel address: only the peer owning it gets it. */
@@ -163,20 +162,30 @@ export class Concentrator {
     this.device.send(peer, packet, performance.now());
   }
 
-  private onDeviceEvent(e: DeviceEvent): void {
+  private onDeviceEvent(e: DeviceEvent<PeerTag>): void {
     if (e.type === 'handshake_complete') {
-      const tag = e.peer.tag as PeerTag;
-      this.log.info({ user: tag.user, peer: tag.name, endpoint: e.peer.endpoint }, 'handshake complete');
+      const tag = e.peer.tag;
+      this.log.info({ user: tag.user, device: tag.device, peer: tag.name, endpoint: e.peer.endpoint }, 'handshake complete');
     } else if (e.type === 'endpoint_changed') {
-      const tag = e.peer.tag as PeerTag;
-      this.log.info({ user: tag.user, peer: tag.name, from: e.from, to: e.to }, 'peer endpoint changed');
+      const tag = e.peer.tag;
+      this.log.info({ user: tag.user, device: tag.device, peer: tag.name, from: e.from, to: e.to }, 'peer endpoint changed');
+    } else if (e.type === 'drop' && e.peer !== undefined && e.peer.refused !== null && e.reason.startsWith('handshake_refused_')) {
+      const tag = e.peer.tag;
+      tag.refusedHandshakes++;
+      this.log.debug({ user: tag.user, device: tag.device, peer: tag.name, state: tag.state }, 'handshake refused');
     }
+  }
+
+  /** A device was disabled, expired or removed while active: its flows end with it. */
+  private tunnelCut(tag: PeerTag, why: CutReason): void {
+    const closed = this.stack.closeFlowsOf(tag.owner.id, `tunnel_${why}`);
+    this.log.info({ user: tag.user, device: tag.device, peer: tag.name, reason: why, tcpFlows: closed.tcp, udpFlows: closed.udp }, 'tunnel cut');
   }
 
   private syncPeers(): void {
     try {
       const changed = this.registry.syncIfChanged();
-      if (changed) this.log.info({ added: changed.added, removed: changed.removed }, 'peers reloaded');
+      if (changed) this.log.info(changed, 'peers reloaded');
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'peer reload failed; keeping the current peers');
     }
@@ -196,20 +205,7 @@ export class Concentrator {
       publicKey: this.d.serverKey.publicKey().toBase64(),
       tunnel: { ipv4: this.d.layout.serverV4, ipv6: this.d.layout.serverV6 },
       dnsUpstream: this.dns.upstreams.map((s) => `${s.host}:${s.port}`),
-      peers: [...this.device.peers()].map((p) => {
-        const tag = p.tag as PeerTag;
-        return {
-          name: tag.name,
-          user: tag.user,
-          ipv4: tag.ipv4,
-          ipv6: tag.ipv6,
-          endpoint: p.endpoint ? `${p.endpoint.address}:${p.endpoint.port}` : null,
-          session: p.hasSession(now),
-          lastHandshakeSecondsAgo: p.lastHandshakeAt === undefined ? null : Math.round((now - p.lastHandshakeAt) / 1000),
-          rxBytes: p.rxBytes,
-          txBytes: p.txBytes,
-        };
-      }),
+      peers: [...this.device.peers()].map((p) => peerStatus(p, now)),
       counters: {
         tunnel: { ...this.counters },
         wireguard: { ...this.device.counters },
@@ -255,17 +251,7 @@ export interface StatusSnapshot {
   publicKey: string;
   tunnel: { ipv4: string; ipv6: string };
   dnsUpstream: string[];
-  peers: Array<{
-    name: string;
-    user: string;
-    ipv4: string;
-    ipv6: string;
-    endpoint: string | null;
-    session: boolean;
-    lastHandshakeSecondsAgo: number | null;
-    rxBytes: number;
-    txBytes: number;
-  }>;
+  peers: PeerStatus[];
   counters: Record<string, Record<string, number>>;
 }
 

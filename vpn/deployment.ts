@@ -4,8 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultConfig, loadConfigFile, type Config } from './config';
 import { ensurePrivateDir, resolveConfigPath, resolveDataDir, writeSecretFile } from './data_dir';
-import { layoutPools, randomUlaPrefix, type PoolLayout } from './leases';
-import { Store } from './store';
+import { layoutPools, randomUlaPrefix, Store, type PoolLayout } from './control';
 import { PrivateKey } from './protocol';
 
 export interface GlobalOptions {

@@ -5,6 +5,7 @@
 // alive". Rewriting 1,000 idle peers every second made ~300 KB of garbage a
 // second for nothing (measured as RSS drift in the idle-peer benchmark).
 import { renameSync, utimesSync, writeFileSync } from 'node:fs';
+import type { DeviceState, TunnelPeer } from './control';
 import type { WgPeer } from './protocol';
 
 /** Peers serialised per second of status interval: 10,000 peers → every 5 s. */
@@ -73,4 +74,51 @@ export function peersFingerprint(peers: Iterable<WgPeer>, now: number): number {
 function mix(h: number, x: number): number {
   h = Math.imul(h ^ (x | 0), 0x01000193);
   return Math.imul(h ^ Math.floor(x / 0x100000000), 0x01000193);
+}
+
+/** One device's line in status.json: the store's view plus the live session. */
+export interface PeerStatus {
+  /** The user for the device named "default", else user/device. */
+  name: string;
+  user: string;
+  device: string;
+  publicKey: string;
+  ipv4: string;
+  ipv6: string;
+  state: DeviceState;
+  /** When the concentrator applied `state` (ISO 8601). */
+  stateSince: string;
+  expiresAt: string | null;
+  endpoint: string | null;
+  session: boolean;
+  lastHandshakeSecondsAgo: number | null;
+  lastHandshakeAt: string | null;
+  rxBytes: number;
+  txBytes: number;
+  /** Handshakes refused since `stateSince` (disabled or expired). */
+  refusedHandshakes: number;
+}
+
+/** `now` is the monotonic clock the device runs on; wall times are derived from it. */
+export function peerStatus(p: TunnelPeer, now: number): PeerStatus {
+  const tag = p.tag;
+  const wallNow = Date.now();
+  return {
+    name: tag.name,
+    user: tag.user,
+    device: tag.device,
+    publicKey: tag.owner.id,
+    ipv4: tag.ipv4,
+    ipv6: tag.ipv6,
+    state: tag.state,
+    stateSince: new Date(tag.stateSince).toISOString(),
+    expiresAt: tag.expiresAt === null ? null : new Date(tag.expiresAt).toISOString(),
+    endpoint: p.endpoint ? `${p.endpoint.address}:${p.endpoint.port}` : null,
+    session: p.hasSession(now),
+    lastHandshakeSecondsAgo: p.lastHandshakeAt === undefined ? null : Math.round((now - p.lastHandshakeAt) / 1000),
+    lastHandshakeAt: p.lastHandshakeAt === undefined ? null : new Date(wallNow - (now - p.lastHandshakeAt)).toISOString(),
+    rxBytes: p.rxBytes,
+    txBytes: p.txBytes,
+    refusedHandshakes: tag.refusedHandshakes,
+  };
 }

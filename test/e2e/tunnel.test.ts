@@ -1,7 +1,7 @@
 // Issue: a real WireGuard client (the official wireguard-go) gets a working
 // tunnel to the concentrator. Every host is a namespace made here.
 import { describeE2E } from '../helpers/e2e';
-import { ORIGIN_V4, ORIGIN_V6, ROOT, SERVER_V4, SERVER_V6, Topology, startUdpEcho, udpExchange, type Client } from '../helpers/topology';
+import { ORIGIN_V4, ORIGIN_V6, ROOT, SERVER_V4, SERVER_V6, Topology, ping, startUdpEcho, udpExchange, type Client } from '../helpers/topology';
 import { join } from 'node:path';
 import { sleep, waitFor } from '../../scripts/lab/netns';
 
@@ -10,11 +10,6 @@ const FLOOD = join(ROOT, 'dist', 'scripts', 'lab', 'udp_flood.js');
 const INITIATOR = join(ROOT, 'dist', 'scripts', 'lab', 'wg_initiator.js');
 
 jest.setTimeout(180_000);
-
-function ping(c: Client, target: string, extra: string[] = []): boolean {
-  const r = c.ns.exec('ping', ['-c', '2', '-i', '0.2', '-W', '2', ...extra, target], { timeoutMs: 15_000 });
-  return r.code === 0;
-}
 
 function pingCount(c: Client, target: string, count: number, extra: string[] = []): number {
   const r = c.ns.exec('ping', ['-c', String(count), '-i', '0.01', '-W', '1', ...extra, target], { timeoutMs: 60_000 });

@@ -80,9 +80,10 @@ export class Topology {
     const nodeArgs = process.env.E2E_NODE_ARGS ? process.env.E2E_NODE_ARGS.split(' ') : [];
     const child = this.conc.spawn('node', [...nodeArgs, BIN, '--data-dir', this.dataDir, 'start']);
     this.concProcess = child;
+    const since = this.concOutput.length; // a restart appends to the output of the run before
     child.stdout?.on('data', (c: Buffer) => (this.concOutput += c.toString()));
     child.stderr?.on('data', (c: Buffer) => (this.concOutput += c.toString()));
-    await waitFor('concentrator to listen', () => (this.concOutput.includes('listening on UDP') ? true : child.exitCode !== null ? fail(`concentrator exited: ${this.concOutput}`) : undefined), 20_000);
+    await waitFor('concentrator to listen', () => (this.concOutput.slice(since).includes('listening on UDP') ? true : child.exitCode !== null ? fail(`concentrator exited: ${this.concOutput}`) : undefined), 20_000);
   }
 
   status(): StatusJson {
@@ -101,21 +102,27 @@ export class Topology {
     }, timeoutMs, 100);
   }
 
-  /** A device namespace linked to the concentrator, with wireguard-go configured from `config`. */
-  async client(name: string, config: string | null = null): Promise<Client> {
+  /**
+   * A device namespace linked to the concentrator, with wireguard-go
+   * configured from `config`: given as text, made by a function of the
+   * concentrator's endpoint as seen from the device, or (null) by `peer add NAME`.
+   * For the latter two, `name` is the peer's name in status.json.
+   */
+  async client(name: string, config: string | null | ((endpoint: string) => string) = null): Promise<Client> {
     const n = ++this.clientCount;
     const ns = this.lab.namespace(`c${n}`);
     const underlay = `10.201.${n}.2`;
     const concSide = `10.201.${n}.1`;
     this.lab.link(this.conc, [`${concSide}/24`], ns, [`${underlay}/24`]);
-    const conf = config ?? this.addPeer(name, `${concSide}:51820`);
+    const made = typeof config !== 'string';
+    const conf = typeof config === 'string' ? config : config === null ? this.addPeer(name, `${concSide}:51820`) : config(`${concSide}:51820`);
     // The running concentrator picks new peers up from the store; wait for it
     // so the client's first handshake is not spent on a peer not yet loaded.
-    if (config === null && this.concProcess !== null) await this.statusWhere(`${name} loaded`, (s) => s.peers.some((p) => p.name === name));
+    if (made && this.concProcess !== null) await this.statusWhere(`${name} loaded`, (s) => s.peers.some((p) => p.name === name));
     const ifname = await this.lab.wireguardGo(ns, 'wgc');
-    const file = join(this.dataDir, `${name}.conf`);
+    const file = join(this.dataDir, `${fileName(name)}.conf`);
     writeFileSync(file, conf, { mode: 0o600 });
-    const stripped = join(this.dataDir, `${name}.stripped`);
+    const stripped = join(this.dataDir, `${fileName(name)}.stripped`);
     writeFileSync(stripped, ns.execOk('wg-quick', ['strip', file]), { mode: 0o600 });
     ns.execOk('wg', ['setconf', ifname, stripped]);
     const addrs = /^Address\s*=\s*(.+)$/m.exec(conf)?.[1].split(',').map((s) => s.trim()) ?? [];
@@ -126,6 +133,29 @@ export class Topology {
     const ipv4 = addrs.find((a) => !a.includes(':'))?.split('/')[0] ?? '';
     const ipv6 = addrs.find((a) => a.includes(':'))?.split('/')[0] ?? '';
     return { name, ns, ifname, ipv4, ipv6, underlay, config: conf };
+  }
+
+  /** `device add USER ...`: the client config it prints. */
+  addDevice(user: string, endpoint: string, args: string[] = []): string {
+    const r = this.sightline(['device', 'add', user, '--endpoint', endpoint, ...args]);
+    if (r.code !== 0) throw new Error(`device add ${user} ${args.join(' ')} failed: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  /** Re-applies the client's config: wireguard-go forgets its session and handshakes afresh on the next packet. */
+  reconnect(c: Client): void {
+    c.ns.execOk('wg', ['setconf', c.ifname, join(this.dataDir, `${fileName(c.name)}.stripped`)]);
+  }
+
+  /** SIGTERM, as systemd stops it; resolves when the process has exited. */
+  async stopConcentrator(): Promise<void> {
+    const child = this.concProcess;
+    if (child === null) return;
+    this.concProcess = null;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    await exited;
   }
 
   addPeer(name: string, endpoint: string): string {
@@ -141,13 +171,28 @@ export class Topology {
 }
 
 export interface StatusJson {
+  writtenAt: string;
   publicKey: string;
-  peers: Array<{ name: string; endpoint: string | null; session: boolean; lastHandshakeSecondsAgo: number | null; rxBytes: number; txBytes: number }>;
+  peers: Array<{
+    name: string; user: string; device: string; publicKey: string; state: 'active' | 'disabled' | 'expired'; stateSince: string;
+    endpoint: string | null; session: boolean; lastHandshakeSecondsAgo: number | null; rxBytes: number; txBytes: number; refusedHandshakes: number;
+  }>;
   counters: Record<string, Record<string, number>>;
+}
+
+/** A peer name (user/device) as a wg-quick config file name. */
+function fileName(peerName: string): string {
+  return peerName.replace(/\//g, '-');
 }
 
 function fail(msg: string): never {
   throw new Error(msg);
+}
+
+/** Two pings through the tunnel (either answered is enough); false when none is. */
+export function ping(c: Client, target: string, extra: string[] = []): boolean {
+  const r = c.ns.exec('ping', ['-c', '2', '-i', '0.2', '-W', '2', ...extra, target], { timeoutMs: 15_000 });
+  return r.code === 0;
 }
 
 /** A small UDP client run inside a namespace: sends each payload, prints each reply as a JSON line. */

@@ -4,6 +4,8 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config';
 import { peerCommand } from './peer';
+import { userCommand } from './user';
+import { deviceCommand } from './device';
 import { startCommand } from './start';
 import { configCommand } from './config_cmd';
 import { statusCommand } from './status';
@@ -19,6 +21,8 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   program.addCommand(startCommand());
+  program.addCommand(userCommand());
+  program.addCommand(deviceCommand());
   program.addCommand(peerCommand());
   program.addCommand(statusCommand());
   program.addCommand(configCommand());

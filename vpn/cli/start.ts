@@ -35,8 +35,8 @@ export function startCommand(): Command {
           `  inspection CA:    SHA-256 ${c.inspection.ca.ca.fingerprint}${c.inspection.ca.created ? ' (created now)' : ''} — export it with: npx sightline ca export${dirFlag}`,
           `  inspected ports:  TCP ${d.config.tls.inspectPorts.join(', ')} (upstream errors: ${d.config.tls.onUpstreamError}, revocation: ${d.config.tls.revocation})`,
           '',
-          'Add a peer (prints a WireGuard client config; picked up without restart):',
-          `  npx sightline peer add alice --endpoint ${d.config.endpoint ?? 'HOST:' + c.listenPort}${dirFlag} > alice.conf`,
+          "Add an employee's device (prints a WireGuard client config, --qr for phones; picked up without restart):",
+          `  npx sightline device add alice${d.config.endpoint ? '' : ` --endpoint HOST:${c.listenPort}`}${dirFlag} > alice.conf`,
           '',
         ].join('\n'),
       );

@@ -1,10 +1,7 @@
 import { Command } from 'commander';
-import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { StatusSnapshot } from '../concentrator';
 import { resolveDataDir } from '../data_dir';
-
-const STALE_MS = 5000;
+import { readLiveStatus, STALE_MS } from './live_status';
 
 export function statusCommand(): Command {
   return new Command('status')
@@ -12,16 +9,9 @@ export function statusCommand(): Command {
     .option('--json', 'print status.json as is')
     .action((opts: { json?: boolean }, cmd: Command) => {
       const dataDir = resolveDataDir(cmd.optsWithGlobals<{ dataDir?: string }>().dataDir);
-      const file = join(dataDir, 'status.json');
-      let text: string;
-      let age: number;
-      try {
-        text = readFileSync(file, 'utf8');
-        age = Date.now() - statSync(file).mtimeMs;
-      } catch {
-        throw new Error(`no status at ${file}: is the concentrator running with this data directory? (sightline start --data-dir ${dataDir})`);
-      }
-      const s = JSON.parse(text) as StatusSnapshot;
+      const live = readLiveStatus(dataDir);
+      if (live === null) throw new Error(`no status at ${join(dataDir, 'status.json')}: is the concentrator running with this data directory? (sightline start --data-dir ${dataDir})`);
+      const { snapshot: s, text, ageMs: age } = live;
       if (age > STALE_MS) process.stderr.write(`warning: status is ${Math.round(age / 1000)} s old: the concentrator (pid ${s.pid}) may have stopped\n`);
       if (opts.json) {
         process.stdout.write(text);
@@ -30,7 +20,8 @@ export function statusCommand(): Command {
       const out = [`concentrator pid ${s.pid}, UDP ${s.listenPort}, public key ${s.publicKey}`, `tunnel ${s.tunnel.ipv4}, ${s.tunnel.ipv6}`, '', 'peers:'];
       for (const p of s.peers) {
         const hs = p.lastHandshakeSecondsAgo === null ? 'never' : `${p.lastHandshakeSecondsAgo}s ago`;
-        out.push(`  ${p.name}\t${p.ipv4}\t${p.endpoint ?? '-'}\thandshake ${hs}\trx ${p.rxBytes} tx ${p.txBytes}`);
+        const state = p.state !== 'active' ? `\t${p.state} (refused handshakes: ${p.refusedHandshakes})` : '';
+        out.push(`  ${p.name}\t${p.ipv4}\t${p.endpoint ?? '-'}\thandshake ${hs}\trx ${p.rxBytes} tx ${p.txBytes}${state}`);
       }
       out.push('', 'counters:');
       for (const [group, counters] of Object.entries(s.counters)) {

@@ -15,24 +15,24 @@ import { PeerConfig, WgPeer } from './peer';
 import { receiveDatagram } from './receive';
 import { sealTransport } from './transport';
 
-export type DeviceEvent =
-  | { type: 'handshake_complete'; peer: WgPeer }
-  | { type: 'endpoint_changed'; peer: WgPeer; from: Endpoint | undefined; to: Endpoint }
-  | { type: 'session_expired'; peer: WgPeer }
-  | { type: 'handshake_failed'; peer: WgPeer }
-  | { type: 'drop'; reason: string; peer?: WgPeer };
+export type DeviceEvent<T = unknown> =
+  | { type: 'handshake_complete'; peer: WgPeer<T> }
+  | { type: 'endpoint_changed'; peer: WgPeer<T>; from: Endpoint | undefined; to: Endpoint }
+  | { type: 'session_expired'; peer: WgPeer<T> }
+  | { type: 'handshake_failed'; peer: WgPeer<T> }
+  | { type: 'drop'; reason: string; peer?: WgPeer<T> };
 
-export interface DeviceSink {
+export interface DeviceSink<T = unknown> {
   /** An encrypted WireGuard message to put on UDP. */
   sendDatagram(data: Buffer, to: Endpoint): void;
   /** A decrypted inner IP packet (padding removed; keepalives are not delivered). */
-  deliverPacket(peer: WgPeer, packet: Buffer): void;
-  event?(e: DeviceEvent): void;
+  deliverPacket(peer: WgPeer<T>, packet: Buffer): void;
+  event?(e: DeviceEvent<T>): void;
 }
 
-export interface DeviceOptions {
+export interface DeviceOptions<T = unknown> {
   privateKey: PrivateKey;
-  sink: DeviceSink;
+  sink: DeviceSink<T>;
   /** Wall clock in ms since the epoch, used only for TAI64N timestamps. */
   wallClock?: () => number;
   random?: (n: number) => Buffer;
@@ -41,14 +41,15 @@ export interface DeviceOptions {
 }
 
 /** What a receiver index points at: a pending handshake (keypair null) or a keypair. */
-export interface IndexEntry {
-  peer: WgPeer;
+export interface IndexEntry<T = unknown> {
+  peer: WgPeer<T>;
   keypair: Keypair | null;
 }
 
 const EMPTY = Buffer.alloc(0);
 
-export class WgDevice {
+/** T: what the wiring attaches to each peer (WgPeer.tag), e.g. its user and device. */
+export class WgDevice<T = unknown> {
   readonly publicKey: PublicKey;
   readonly counters: Record<string, number> = {};
   /** The last exception caught in receive() (counted as 'internal_error'), for diagnosis. */
@@ -56,11 +57,11 @@ export class WgDevice {
   /** Internal: read by receive.ts. */
   readonly identity: StaticIdentity;
   readonly cookieChecker: CookieChecker;
-  readonly indexTable = new Map<number, IndexEntry>();
-  readonly sink: DeviceSink;
+  readonly indexTable = new Map<number, IndexEntry<T>>();
+  readonly sink: DeviceSink<T>;
   readonly random: (n: number) => Buffer;
   private readonly wallClock: () => number;
-  private readonly peersByKey = new Map<string, WgPeer>();
+  private readonly peersByKey = new Map<string, WgPeer<T>>();
   private readonly loadThreshold: number;
   private loadWindowStart = -Infinity;
   private loadWindowCount = 0;
@@ -73,7 +74,7 @@ export class WgDevice {
   readonly lookupHandshake = (staticKey: Buffer): Handshake | undefined =>
     this.peersByKey.get(staticKey.toString('base64'))?.handshake;
 
-  constructor(opts: DeviceOptions) {
+  constructor(opts: DeviceOptions<T>) {
     this.publicKey = opts.privateKey.publicKey();
     this.identity = { privateKey: opts.privateKey, publicKey: this.publicKey };
     this.sink = opts.sink;
@@ -83,11 +84,11 @@ export class WgDevice {
     this.cookieChecker = new CookieChecker(this.publicKey, this.random);
   }
 
-  addPeer(cfg: PeerConfig): WgPeer {
+  addPeer(cfg: PeerConfig<T>): WgPeer<T> {
     const key = cfg.publicKey.toBase64();
     if (this.peersByKey.has(key)) throw new Error(`peer ${key} is already configured on this device`);
     if (cfg.publicKey.equals(this.publicKey)) throw new Error(`peer ${key} is this device's own public key`);
-    const peer = new WgPeer(this.identity, cfg, this.jitter);
+    const peer = new WgPeer<T>(this.identity, cfg, this.jitter);
     this.peersByKey.set(key, peer);
     return peer;
   }
@@ -101,11 +102,30 @@ export class WgDevice {
     this.peersByKey.delete(publicKey.toBase64());
   }
 
-  peer(publicKey: PublicKey): WgPeer | undefined {
+  /**
+   * Keeps `peer` known but refuses it from now on: its sessions end and their
+   * keys are zeroed at once, and its handshake initiations are dropped and
+   * counted as `handshake_refused_<reason>` (e.g. a disabled user), so a
+   * refusal stays attributable to the peer rather than an "unknown_peer".
+   */
+  refusePeer(peer: WgPeer<T>, reason: string): void {
+    peer.refused = reason;
+    this.zeroKeyMaterial(peer);
+    peer.timers.stopAll();
+    peer.staged.length = 0;
+    peer.sessionUp = false;
+  }
+
+  /** Accepts handshakes from a refused peer again; it starts without a session. */
+  admitPeer(peer: WgPeer<T>): void {
+    peer.refused = null;
+  }
+
+  peer(publicKey: PublicKey): WgPeer<T> | undefined {
     return this.peersByKey.get(publicKey.toBase64());
   }
 
-  peers(): Iterable<WgPeer> {
+  peers(): Iterable<WgPeer<T>> {
     return this.peersByKey.values();
   }
 
@@ -116,7 +136,7 @@ export class WgDevice {
   /** Any WireGuard message from the network. Never throws: rejections are counted by reason. */
   receive(datagram: Buffer, from: Endpoint, now: number): void {
     try {
-      receiveDatagram(this, datagram, from, now);
+      receiveDatagram<T>(this, datagram, from, now);
     } catch (err) {
       // Only a bug (here or in the sink) lands here; keep the device alive and the fault visible.
       this.lastInternalError = err;
@@ -125,7 +145,8 @@ export class WgDevice {
   }
 
   /** Encrypts `packet` for `peer`, or stages it and starts a handshake when there is no usable session. */
-  send(peer: WgPeer, packet: Buffer, now: number): void {
+  send(peer: WgPeer<T>, packet: Buffer, now: number): void {
+    if (peer.refused !== null) return this.count(`send_refused_${peer.refused}`);
     const kp = peer.current;
     if (peer.staged.length === 0 && kp !== null && peer.endpoint && !kp.isExpired(now) && !kp.sendExhausted()) {
       this.sendTransport(peer, kp, packet, now);
@@ -137,7 +158,7 @@ export class WgDevice {
     this.sendStagedPackets(peer, now);
   }
 
-  initiateHandshake(peer: WgPeer, now: number): void {
+  initiateHandshake(peer: WgPeer<T>, now: number): void {
     this.sendHandshakeInitiation(peer, now, false);
   }
 
@@ -159,12 +180,12 @@ export class WgDevice {
     this.counters[reason] = (this.counters[reason] ?? 0) + 1;
   }
 
-  drop(reason: string, peer?: WgPeer): void {
+  drop(reason: string, peer?: WgPeer<T>): void {
     this.count(reason);
     this.sink.event?.({ type: 'drop', reason, peer });
   }
 
-  emit(e: DeviceEvent): void {
+  emit(e: DeviceEvent<T>): void {
     this.count(e.type);
     this.sink.event?.(e);
   }
@@ -180,12 +201,12 @@ export class WgDevice {
     return this.forcedUnderLoad || now < this.underLoadUntil;
   }
 
-  peerForHandshake(hs: Handshake): WgPeer | undefined {
+  peerForHandshake(hs: Handshake): WgPeer<T> | undefined {
     return this.peersByKey.get(hs.remoteStatic.toBase64());
   }
 
   /** Built-in roaming (whitepaper §2.1): the source of any authenticated packet becomes the endpoint. */
-  updateEndpoint(peer: WgPeer, from: Endpoint): void {
+  updateEndpoint(peer: WgPeer<T>, from: Endpoint): void {
     if (endpointEquals(peer.endpoint, from)) return;
     const old = peer.endpoint;
     const to = { address: from.address, port: from.port };
@@ -193,7 +214,7 @@ export class WgDevice {
     this.emit({ type: 'endpoint_changed', peer, from: old, to });
   }
 
-  allocateIndex(peer: WgPeer, keypair: Keypair | null): number {
+  allocateIndex(peer: WgPeer<T>, keypair: Keypair | null): number {
     for (;;) {
       const idx = this.random(4).readUInt32LE(0);
       if (idx !== 0 && !this.indexTable.has(idx)) {
@@ -204,14 +225,14 @@ export class WgDevice {
   }
 
   /** Frees the index of a pending (not yet keyed) handshake of `peer`. */
-  releaseHandshakeIndex(peer: WgPeer): void {
+  releaseHandshakeIndex(peer: WgPeer<T>): void {
     const idx = peer.handshake.localIndex;
     const entry = idx !== 0 ? this.indexTable.get(idx) : undefined;
     if (entry && entry.peer === peer && entry.keypair === null) this.indexTable.delete(idx);
   }
 
   /** Derives the session of a finished handshake and rotates it in (§5.4.5, §6.2). */
-  beginSession(peer: WgPeer, now: number): Keypair | null {
+  beginSession(peer: WgPeer<T>, now: number): Keypair | null {
     const keys = deriveSessionKeys(peer.handshake);
     if (!keys) return null;
     const kp = new Keypair(keys.sendKey, keys.recvKey, keys.isInitiator, now, keys.localIndex, keys.remoteIndex);
@@ -227,14 +248,14 @@ export class WgDevice {
     kp.zero();
   }
 
-  handshakeComplete(peer: WgPeer, now: number): void {
+  handshakeComplete(peer: WgPeer<T>, now: number): void {
     peer.timers.handshakeComplete();
     peer.lastHandshakeAt = now;
     peer.sessionUp = true;
     this.emit({ type: 'handshake_complete', peer });
   }
 
-  sendTransport(peer: WgPeer, kp: Keypair, packet: Buffer, now: number): void {
+  sendTransport(peer: WgPeer<T>, kp: Keypair, packet: Buffer, now: number): void {
     const msg = sealTransport(kp, packet);
     peer.txBytes += msg.length;
     const t = peer.timers;
@@ -245,7 +266,7 @@ export class WgDevice {
   }
 
   /** wireguard-go SendStagedPackets: flush the queue with the current keypair, or handshake for one. */
-  sendStagedPackets(peer: WgPeer, now: number): void {
+  sendStagedPackets(peer: WgPeer<T>, now: number): void {
     const kp = peer.current;
     while (peer.staged.length > 0) {
       if (kp === null || kp.isExpired(now) || kp.sendExhausted() || !peer.endpoint) {
@@ -258,7 +279,7 @@ export class WgDevice {
   }
 
   /** A keepalive is an empty transport message; it also flushes staged packets (wireguard-go SendKeepalive). */
-  sendKeepalive(peer: WgPeer, now: number): void {
+  sendKeepalive(peer: WgPeer<T>, now: number): void {
     if (peer.staged.length === 0) {
       peer.staged.push(EMPTY);
       this.count('keepalive_sent');
@@ -267,7 +288,7 @@ export class WgDevice {
   }
 
   /** §6.2: the initiator rekeys after REKEY_AFTER_TIME; either side after REKEY_AFTER_MESSAGES. */
-  keepKeyFreshSending(peer: WgPeer, now: number): void {
+  keepKeyFreshSending(peer: WgPeer<T>, now: number): void {
     const kp = peer.current;
     if (kp && (kp.sendPastRekeyLimit() || (kp.isInitiator && now - kp.createdAt >= REKEY_AFTER_TIME))) {
       this.sendHandshakeInitiation(peer, now, false);
@@ -275,7 +296,7 @@ export class WgDevice {
   }
 
   /** §6.2: an initiator receiving on a keypair close to REJECT_AFTER_TIME rekeys before it dies. */
-  keepKeyFreshReceiving(peer: WgPeer, now: number): void {
+  keepKeyFreshReceiving(peer: WgPeer<T>, now: number): void {
     const kp = peer.current;
     if (peer.timers.sentLastMinuteHandshake || !kp || !kp.isInitiator) return;
     if (now - kp.createdAt >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT) {
@@ -284,7 +305,8 @@ export class WgDevice {
     }
   }
 
-  sendHandshakeInitiation(peer: WgPeer, now: number, isRetry: boolean): void {
+  sendHandshakeInitiation(peer: WgPeer<T>, now: number, isRetry: boolean): void {
+    if (peer.refused !== null) return;
     if (!isRetry) peer.timers.handshakeAttempts = 0;
     // §6.4: at most one initiation per REKEY_TIMEOUT.
     if (now - peer.lastSentHandshakeAt < REKEY_TIMEOUT) return;
@@ -311,7 +333,7 @@ export class WgDevice {
     this.sink.sendDatagram(msg, peer.endpoint);
   }
 
-  private tickPeer(peer: WgPeer, now: number): void {
+  private tickPeer(peer: WgPeer<T>, now: number): void {
     const t = peer.timers;
     if (t.retransmitHandshakeAt <= now) {
       t.retransmitHandshakeAt = Infinity;
@@ -354,7 +376,7 @@ export class WgDevice {
   }
 
   /** §6.3: after 3 × REJECT_AFTER_TIME without a new session, erase every key of the peer. */
-  private zeroKeyMaterial(peer: WgPeer): void {
+  private zeroKeyMaterial(peer: WgPeer<T>): void {
     for (const kp of peer.takeAllKeypairs()) this.deleteKeypair(kp);
     this.releaseHandshakeIndex(peer);
     peer.handshake.clear();

@@ -12,5 +12,6 @@ export { endpointEquals, endpointText } from './endpoint';
 export { WgDevice } from './device';
 export type { DeviceEvent, DeviceOptions, DeviceSink } from './device';
 export { WgPeer } from './peer';
-export type { PeerConfig } from './peer';
+export type { PeerConfig, PeerSettings } from './peer';
 export { tai64n } from './noise';
+export { dh } from './crypto';

@@ -9,19 +9,23 @@ import { Keypair } from './keypair';
 import { Handshake, StaticIdentity } from './noise';
 import { PeerTimers } from './timers';
 
-export interface PeerConfig {
+export interface PeerSettings {
   publicKey: PublicKey;
   presharedKey?: Buffer;
   endpoint?: Endpoint;
   persistentKeepaliveSeconds?: number;
-  /** Opaque data the wiring attaches (e.g. the user id). */
-  tag?: unknown;
 }
 
-export class WgPeer {
+/** Settings plus the wiring's tag: required unless the tag type admits undefined. */
+export type PeerConfig<T = unknown> = PeerSettings & (undefined extends T ? { tag?: T } : { tag: T });
+
+export class WgPeer<T = unknown> {
   readonly publicKey: PublicKey;
   endpoint?: Endpoint;
-  tag: unknown;
+  /** What the wiring attached (e.g. user and device); the protocol never reads it. */
+  tag: T;
+  /** Why handshakes from this peer are refused (WgDevice.refusePeer), or null. */
+  refused: string | null = null;
   /** Monotonic ms of the last completed handshake; undefined before the first. */
   lastHandshakeAt: number | undefined = undefined;
   /** Bytes of WireGuard messages received / sent for this peer (as `wg show` transfer). */
@@ -42,10 +46,11 @@ export class WgPeer {
   sessionUp = false;
   private cookieGenerator: CookieGenerator | null = null;
 
-  constructor(identity: StaticIdentity, cfg: PeerConfig, jitter: () => number) {
+  constructor(identity: StaticIdentity, cfg: PeerSettings & { tag?: T }, jitter: () => number) {
     this.publicKey = cfg.publicKey;
     this.endpoint = cfg.endpoint ? { address: cfg.endpoint.address, port: cfg.endpoint.port } : undefined;
-    this.tag = cfg.tag;
+    // PeerConfig<T> makes the tag required whenever T excludes undefined.
+    this.tag = cfg.tag as T;
     this.handshake = new Handshake(identity, cfg.publicKey, cfg.presharedKey);
     if (!this.handshake.precomputedStaticStatic) {
       throw new Error(`peer public key ${cfg.publicKey.toBase64()} is a low-order point; no handshake with it can succeed`);

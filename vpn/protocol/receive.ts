@@ -12,7 +12,7 @@ import { consumeInitiation, consumeResponse, createResponse, INIT_SENDER, RESP_R
 import { counterExhausted } from './replay';
 import { innerPacketLength, openTransport, TRANSPORT_COUNTER, TRANSPORT_RECEIVER } from './transport';
 
-export function receiveDatagram(dev: WgDevice, msg: Buffer, from: Endpoint, now: number): void {
+export function receiveDatagram<T>(dev: WgDevice<T>, msg: Buffer, from: Endpoint, now: number): void {
   if (msg.length < 4) return dev.drop('bad_length');
   // The first byte is the type and the next three are reserved zero bytes,
   // so reading a little-endian u32 checks both (as wireguard-go does).
@@ -42,7 +42,7 @@ export function receiveDatagram(dev: WgDevice, msg: Buffer, from: Endpoint, now:
  * valid mac2 is answered with a cookie reply instead of being processed, so
  * a flood from spoofed addresses costs us no Diffie-Hellman.
  */
-function checkHandshakeMacs(dev: WgDevice, msg: Buffer, senderOffset: number, from: Endpoint, now: number): boolean {
+function checkHandshakeMacs<T>(dev: WgDevice<T>, msg: Buffer, senderOffset: number, from: Endpoint, now: number): boolean {
   if (!dev.cookieChecker.checkMac1(msg)) {
     dev.drop('bad_mac1');
     return false;
@@ -55,11 +55,16 @@ function checkHandshakeMacs(dev: WgDevice, msg: Buffer, senderOffset: number, fr
   return true;
 }
 
-function receiveInitiation(dev: WgDevice, msg: Buffer, from: Endpoint, now: number): void {
+function receiveInitiation<T>(dev: WgDevice<T>, msg: Buffer, from: Endpoint, now: number): void {
   const hs = consumeInitiation(dev.identity, msg, now, dev.lookupHandshake);
   if (typeof hs === 'string') return dev.drop(hs);
   const peer = dev.peerForHandshake(hs);
   if (!peer) return dev.drop('unknown_peer');
+  if (peer.refused !== null) {
+    // Authenticated and fresh (consumeInitiation checked the timestamp), so the count is the peer's own.
+    peer.handshake.clear();
+    return dev.drop(`handshake_refused_${peer.refused}`, peer);
+  }
   peer.rxBytes += msg.length;
   peer.timers.anyAuthenticatedPacketTraversal(now);
   peer.timers.anyAuthenticatedPacketReceived();
@@ -82,7 +87,7 @@ function receiveInitiation(dev: WgDevice, msg: Buffer, from: Endpoint, now: numb
   dev.sink.sendDatagram(response, from);
 }
 
-function receiveResponse(dev: WgDevice, msg: Buffer, from: Endpoint, now: number): void {
+function receiveResponse<T>(dev: WgDevice<T>, msg: Buffer, from: Endpoint, now: number): void {
   const entry = dev.indexTable.get(msg.readUInt32LE(RESP_RECEIVER));
   if (!entry || entry.keypair !== null) return dev.drop('unknown_receiver_index');
   const peer = entry.peer;
@@ -98,7 +103,7 @@ function receiveResponse(dev: WgDevice, msg: Buffer, from: Endpoint, now: number
   dev.sendKeepalive(peer, now);
 }
 
-function receiveCookieReply(dev: WgDevice, msg: Buffer, now: number): void {
+function receiveCookieReply<T>(dev: WgDevice<T>, msg: Buffer, now: number): void {
   const entry = dev.indexTable.get(msg.readUInt32LE(COOKIE_RECEIVER));
   if (!entry) return dev.drop('unknown_receiver_index');
   // The retransmission timer resends with mac2; nothing is sent from here (§5.4.7).
@@ -106,7 +111,7 @@ function receiveCookieReply(dev: WgDevice, msg: Buffer, now: number): void {
   dev.count('cookie_reply_received');
 }
 
-function receiveTransport(dev: WgDevice, msg: Buffer, from: Endpoint, now: number): void {
+function receiveTransport<T>(dev: WgDevice<T>, msg: Buffer, from: Endpoint, now: number): void {
   const entry = dev.indexTable.get(msg.readUInt32LE(TRANSPORT_RECEIVER));
   const kp = entry?.keypair;
   if (!entry || !kp) return dev.drop('unknown_receiver_index');

@@ -251,3 +251,29 @@ describe('WakeQueue', () => {
     expect(all.every((it) => it.wakeIndex === -1)).toBe(true);
   });
 });
+
+describe('closing the flows of one owner (its tunnel was cut)', () => {
+  test("every TCP flow of that owner ends at once with the reason in its record, others' flows go on", async () => {
+    const s = makeStack('stays_open');
+    await establish(s, [5001, 5002]);
+    const bob = { id: 'bob-key', user: 'bob' };
+    s.stack.receive(segment(5003, CLIENT_ISN, 0, SYN), bob, s.now());
+    await settle();
+    await settle();
+    s.drain();
+    expect(s.stack.closeFlowsOf(owner.id, 'tunnel_disabled')).toEqual({ tcp: 2, udp: 0 });
+    expect(s.records.map((r) => [r.user, r.srcPort, r.end])).toEqual([['alice', 5001, 'tunnel_disabled'], ['alice', 5002, 'tunnel_disabled']]);
+    expect(s.stack.tcpFlows).toBe(1);
+    await settle();
+    expect(s.streams.slice(0, 2).every((st) => st.destroyed)).toBe(true);
+  });
+
+  test('nothing is sent to the cut client: no RST into a tunnel that is gone', async () => {
+    const s = makeStack('stays_open');
+    await establish(s, [5001]);
+    s.drain();
+    s.stack.closeFlowsOf(owner.id, 'tunnel_removed');
+    await settle();
+    expect(s.drain()).toEqual([]);
+  });
+});
