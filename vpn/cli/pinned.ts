@@ -10,7 +10,7 @@ import { resolveConfigPath, resolveDataDir } from '../data_dir';
 import {
   PINNED_FILE, approvePin, normalizePinHost, pinnedAdminPath, readPinnedAdmin, removePin, writePinnedAdmin, type PinDecision, type PinnedAdmin,
 } from '../pinned_admin';
-import { validatePeerName } from '../provisioning';
+import { validateName } from '../control';
 
 interface Globals {
   dataDir?: string;
@@ -85,7 +85,7 @@ function printRows(list: PinRow[], mode: PinningMode): void {
 }
 
 function userAndHost(user: string, host: string): { user: string; host: string } {
-  validatePeerName(user);
+  validateName('user', user);
   return { user, host: normalizePinHost(host) };
 }
 
