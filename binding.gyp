@@ -14,6 +14,19 @@
       "conditions": [
         ["OS!='linux'", { "type": "none", "sources!": ["vpn/udp_native/src/udp_native.c", "vpn/udp_native/src/batch_io.c"] }]
       ]
+    },
+    {
+      # TUN device for routed mode: IFF_TUN | IFF_NO_PI, batched reads on the event loop.
+      "target_name": "tun_native",
+      "sources": [
+        "netstack/tun/src/tun_native.c",
+        "netstack/tun/src/tun_io.c"
+      ],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "conditions": [
+        ["OS!='linux'", { "type": "none", "sources!": ["netstack/tun/src/tun_native.c", "netstack/tun/src/tun_io.c"] }]
+      ]
     }
   ]
 }
