@@ -74,7 +74,7 @@ static void on_poll(uv_poll_t *p, int status, int events) {
       napi_value count;
       napi_create_int32(env, n, &count);
       np_call(&nt->h, nt->on_batch, 1, &count);
-      if (n < nt->dev.batch_cap) break; /* drained: the next read would say EAGAIN */
+      if (n < nt->dev.batch_cap) break; /* drained (or the area filled up: level-triggered polling comes back) */
     }
   }
   napi_close_handle_scope(env, scope);
