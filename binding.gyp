@@ -1,18 +1,34 @@
 {
   # Native addons built by `npm install` / `npm ci` (node-gyp runs for a root
-  # binding.gyp). Plain Node-API C, no dependency beyond Node's own headers.
+  # binding.gyp). Plain Node-API C, no dependency beyond Node's own headers;
+  # native/napi_poll.c is the event-loop plumbing both share.
   "targets": [
     {
       # Batched UDP socket for the WireGuard edge: recvmmsg/sendmmsg, UDP GRO/GSO.
       "target_name": "udp_native",
       "sources": [
         "vpn/udp_native/src/udp_native.c",
-        "vpn/udp_native/src/batch_io.c"
+        "vpn/udp_native/src/batch_io.c",
+        "native/napi_poll.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "conditions": [
-        ["OS!='linux'", { "type": "none", "sources!": ["vpn/udp_native/src/udp_native.c", "vpn/udp_native/src/batch_io.c"] }]
+        ["OS!='linux'", { "type": "none", "sources!": ["vpn/udp_native/src/udp_native.c", "vpn/udp_native/src/batch_io.c", "native/napi_poll.c"] }]
+      ]
+    },
+    {
+      # TUN device for routed mode: IFF_TUN | IFF_NO_PI, batched reads on the event loop.
+      "target_name": "tun_native",
+      "sources": [
+        "netstack/tun/src/tun_native.c",
+        "netstack/tun/src/tun_io.c",
+        "native/napi_poll.c"
+      ],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "conditions": [
+        ["OS!='linux'", { "type": "none", "sources!": ["netstack/tun/src/tun_native.c", "netstack/tun/src/tun_io.c", "native/napi_poll.c"] }]
       ]
     }
   ]

@@ -8,7 +8,7 @@
 // Read (or copy) a datagram inside onBatch; never keep a view of it. The
 // WireGuard device decrypts into fresh buffers synchronously, so the edge
 // hands it views without copying.
-import { join } from 'node:path';
+import { loadNativeAddon } from '../../netstack/native_addon';
 import { AddressCache, entryPort } from './address';
 
 export { ADDR_ENTRY, formatEntryAddress } from './address';
@@ -36,28 +36,13 @@ interface NativeBinding {
   counters(handle: object): Record<string, number>;
 }
 
-const ADDON_FILE = 'udp_native.node';
-// From the sources (ts-jest) and from dist/ (the built CLI) to the node-gyp output.
-const SEARCH = [join(__dirname, '..', '..', 'build', 'Release'), join(__dirname, '..', '..', '..', 'build', 'Release')];
-
 let loaded: NativeBinding | string | undefined;
 
 /** The addon, or why it cannot be used (not built, not Linux, disabled by SIGHTLINE_UDP_NATIVE=off). */
 export function loadUdpNative(): NativeBinding | string {
   if (process.env.SIGHTLINE_UDP_NATIVE === 'off') return 'disabled by SIGHTLINE_UDP_NATIVE=off';
-  if (loaded !== undefined) return loaded;
-  if (process.platform !== 'linux') return (loaded = `batched UDP I/O needs Linux (this is ${process.platform})`);
-  const errors: string[] = [];
-  for (const dir of SEARCH) {
-    const mod = { exports: {} as NativeBinding };
-    try {
-      process.dlopen(mod, join(dir, ADDON_FILE));
-      return (loaded = mod.exports);
-    } catch (err) {
-      errors.push((err as Error).message.split('\n')[0]);
-    }
-  }
-  return (loaded = `${ADDON_FILE} not loadable (run \`npm install\` to build it with node-gyp): ${errors.join('; ')}`);
+  if (loaded === undefined) loaded = loadNativeAddon<NativeBinding>('udp_native.node', 'batched UDP I/O');
+  return loaded;
 }
 
 /** One received batch; valid only during the onBatch call (see the memory contract above). */
