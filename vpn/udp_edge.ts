@@ -20,6 +20,7 @@ export interface UdpEdgeOptions {
    * reuses its memory for the next batch): copy what must outlive it.
    */
   onDatagram(data: Buffer, from: Endpoint): void;
+  /** Socket errors, and exceptions thrown by onDatagram (both paths catch them). */
   onError(err: Error): void;
   /** Why batched I/O is not used; called at most once per process. Default: a process warning. */
   onFallback?(reason: string): void;
@@ -99,8 +100,13 @@ export class UdpEdge {
         socket.off('error', onBindError);
         socket.on('error', opts.onError);
         socket.on('message', (msg, rinfo) => {
-          const addr = rinfo.address.startsWith(V4_MAPPED) && isIPv4(rinfo.address.slice(V4_MAPPED.length)) ? rinfo.address.slice(V4_MAPPED.length) : rinfo.address;
-          opts.onDatagram(msg, { address: addr, port: rinfo.port });
+          // Like the batched path: a throwing consumer is reported, never thrown into the socket's event.
+          try {
+            const addr = rinfo.address.startsWith(V4_MAPPED) && isIPv4(rinfo.address.slice(V4_MAPPED.length)) ? rinfo.address.slice(V4_MAPPED.length) : rinfo.address;
+            opts.onDatagram(msg, { address: addr, port: rinfo.port });
+          } catch (err) {
+            opts.onError(err instanceof Error ? err : new Error(String(err)));
+          }
         });
         resolve(new UdpEdge(dgramIo(socket, dual), dual, 'dgram'));
       });

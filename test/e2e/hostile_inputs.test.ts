@@ -4,9 +4,10 @@
 // with the ICMP error that applies, or nothing, and keeps serving everyone;
 // nothing reaches its process-level exception handler.
 // The concentrator's namespace has no default route, IPv4 or IPv6.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeE2E } from '../helpers/e2e';
-import { ORIGIN_V4, ROOT, SERVER_V4, Topology, startUdpEcho, udpExchange, type Client } from '../helpers/topology';
+import { ORIGIN_V4, ORIGIN_V6, ROOT, SERVER_V4, Topology, startUdpEcho, udpExchange, type Client, type StatusJson } from '../helpers/topology';
 import { patternDigest } from '../../scripts/lab/origin_server';
 import { sleep, waitFor } from '../../scripts/lab/netns';
 
@@ -82,5 +83,95 @@ describeE2E('hostile inputs from a tunnel client', ['ip', 'wireguard-go', 'wg', 
     const r = hostile(alice, 'udp', UNROUTABLE_V6, 53);
     await expectStillServing(alice);
     expect(r).toEqual({ result: 'error', code: 'ENETUNREACH' });
+  });
+
+  test('UDP to an unroutable IPv4 address gets ICMP net unreachable and does not stop the concentrator', async () => {
+    const r = hostile(alice, 'udp', UNROUTABLE_V4, 53);
+    await expectStillServing(alice);
+    expect(r).toEqual({ result: 'error', code: 'ENETUNREACH' });
+  });
+
+  test('TCP to an unroutable IPv6 address is refused with ICMPv6 no-route at once', async () => {
+    const r = hostile(alice, 'tcp', UNROUTABLE_V6, 443);
+    await expectStillServing(alice);
+    expect(r).toEqual({ result: 'error', code: 'ENETUNREACH' });
+  });
+
+  test('TCP to an unroutable IPv4 address is refused with ICMP net unreachable at once', async () => {
+    const r = hostile(alice, 'tcp', UNROUTABLE_V4, 80);
+    await expectStillServing(alice);
+    expect(r).toEqual({ result: 'error', code: 'ENETUNREACH' });
+  });
+
+  test("UDP and TCP to the origin subnet's broadcast address get an ICMP error or nothing, and stop nothing", async () => {
+    const udp = hostile(alice, 'udp', ORIGIN_BROADCAST, 7);
+    const tcp = hostile(alice, 'tcp', ORIGIN_BROADCAST, 80);
+    await expectStillServing(alice);
+    expect({ udp: refusedOrIgnored(udp), tcp: refusedOrIgnored(tcp) }).toEqual({ udp: true, tcp: true });
+  });
+
+  test('UDP to multicast groups (224.0.0.251:5353, [ff02::fb]:5353) gets an ICMP error or nothing, and stops nothing', async () => {
+    const v4 = hostile(alice, 'udp', '224.0.0.251', 5353);
+    const v6 = hostile(alice, 'udp', 'ff02::fb', 5353);
+    await expectStillServing(alice);
+    expect({ v4: refusedOrIgnored(v4), v6: refusedOrIgnored(v6) }).toEqual({ v4: true, v6: true });
+  });
+
+  test('a TCP SYN to multicast groups (which no socket API sends) stops nothing', async () => {
+    expect(hostile(alice, 'syn', '224.0.0.251', 5353)).toEqual({ result: 'sent' });
+    expect(hostile(alice, 'syn', 'ff02::fb', 5353)).toEqual({ result: 'sent' });
+    await expectStillServing(alice);
+  });
+
+  test('UDP to port 0 gets ICMP port unreachable', async () => {
+    const v4 = hostile(alice, 'udp', ORIGIN_V4, 0);
+    const v6 = hostile(alice, 'udp', ORIGIN_V6, 0);
+    await expectStillServing(alice);
+    expect({ v4, v6 }).toEqual({ v4: { result: 'error', code: 'ECONNREFUSED' }, v6: { result: 'error', code: 'ECONNREFUSED' } });
+  });
+
+  test('TCP to port 0 is dropped as malformed and counted', async () => {
+    const v4 = hostile(alice, 'tcp', ORIGIN_V4, 0, 2);
+    const v6 = hostile(alice, 'tcp', ORIGIN_V6, 0, 2);
+    await expectStillServing(alice);
+    expect({ v4, v6 }).toEqual({ v4: { result: 'nothing' }, v6: { result: 'nothing' } });
+    const s = await t.statusWhere('port 0 counted', (st) => (st.counters.stack?.drop_tcp_bad_port ?? 0) >= 2);
+    expect(s.counters.stack.drop_tcp_bad_port).toBeGreaterThanOrEqual(2);
+  });
+
+  test('a burst of 2,000 datagrams to unroutable, broadcast and multicast destinations is answered without a log line per datagram', async () => {
+    const before = t.concOutput.split('\n').length;
+    const script = `
+import socket, time
+targets = [(socket.AF_INET6, ('${UNROUTABLE_V6}', 53)), (socket.AF_INET, ('${UNROUTABLE_V4}', 53)),
+           (socket.AF_INET, ('${ORIGIN_BROADCAST}', 7)), (socket.AF_INET, ('224.0.0.251', 5353))]
+socks = [socket.socket(f, socket.SOCK_DGRAM) for f, _ in targets]
+for i in range(500):
+    for s, (_, addr) in zip(socks, targets):
+        try:
+            s.sendto(b'burst', (addr[0], 1024 + i % 1000))
+        except OSError:
+            pass  # an ICMP error reported on the next send
+    time.sleep(0.002)  # a burst the client's own WireGuard queue can carry
+print('ok')`;
+    expect(alice.ns.execOk('python3', ['-c', script], { timeoutMs: 60_000 }).trim()).toBe('ok');
+    await expectStillServing(alice);
+    const refused = (st: StatusJson) => (st.counters.stack?.udp_connect_enetunreach ?? 0) + (st.counters.stack?.udp_connect_eacces ?? 0);
+    const s = await t.statusWhere('the burst counted', (st) => refused(st) >= 1500);
+    expect(refused(s)).toBeGreaterThanOrEqual(1500);
+    // The first of each reason is logged, the rest summed up later: a handful of lines, not thousands.
+    expect(t.concOutput.split('\n').length - before).toBeLessThan(50);
+  });
+
+  test("the other user's bulk transfer ran the whole time and every download arrived intact", async () => {
+    writeFileSync(bulkStop, '');
+    const text = await waitFor('the bulk loop to finish', () => {
+      const r = existsSync(bulkResults) ? readFileSync(bulkResults, 'utf8') : '';
+      return r.endsWith('done\n') ? r : undefined;
+    }, 180_000, 500);
+    const digests = text.trim().split('\n').slice(0, -1);
+    expect(digests.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(digests)).toEqual(new Set([patternDigest(BULK_BYTES)]));
+    await expectStillServing(bob);
   });
 });

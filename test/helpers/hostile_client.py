@@ -29,6 +29,12 @@ def os_error(e):
 
 def udp(host, port, ifname, wait):
     s = socket.socket(family(host), socket.SOCK_DGRAM)
+    # Without IP_RECVERR Linux reports only "hard" ICMP errors (port unreachable,
+    # administratively prohibited) on a UDP socket, not net or host unreachable.
+    if ':' in host:
+        s.setsockopt(socket.IPPROTO_IPV6, 25, 1)  # IPV6_RECVERR
+    else:
+        s.setsockopt(socket.IPPROTO_IP, 11, 1)  # IP_RECVERR
     s.settimeout(wait)
     try:
         s.connect(sockaddr(host, port, ifname))
