@@ -108,7 +108,7 @@ export class UdpEdge {
             opts.onError(err instanceof Error ? err : new Error(String(err)));
           }
         });
-        resolve(new UdpEdge(dgramIo(socket, dual), dual, 'dgram'));
+        resolve(new UdpEdge(dgramIo(socket, dual, opts.onError), dual, 'dgram'));
       });
     });
   }
@@ -130,7 +130,7 @@ export class UdpEdge {
   }
 }
 
-function dgramIo(socket: Socket, dualStack: boolean): EdgeIo {
+function dgramIo(socket: Socket, dualStack: boolean, onError: (err: Error) => void): EdgeIo {
   return {
     get port() {
       return socket.address().port;
@@ -138,7 +138,14 @@ function dgramIo(socket: Socket, dualStack: boolean): EdgeIo {
     get address() {
       return socket.address().address;
     },
-    send: (data, to) => socket.send(data, to.port, dualStack && isIPv4(to.address) ? V4_MAPPED + to.address : to.address),
+    send: (data, to) => {
+      // Like the batched path, never throws (a closed socket, an address of the other family): reported instead.
+      try {
+        socket.send(data, to.port, dualStack && isIPv4(to.address) ? V4_MAPPED + to.address : to.address);
+      } catch (err) {
+        onError(err instanceof Error ? err : new Error(String(err)));
+      }
+    },
     close: () => new Promise((resolve) => socket.close(() => resolve())),
   };
 }

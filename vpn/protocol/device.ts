@@ -49,12 +49,10 @@ export interface IndexEntry {
 const EMPTY = Buffer.alloc(0);
 
 /**
- * An exception out of the WireGuard protocol code. It never comes from bad
- * input (that is a counted drop), so it is a bug, and the keys, indices and
- * timers it was updating can no longer be trusted: the process must log it
- * and exit for a supervisor to restart it, never carry on. The layers the
- * device delivers to (the stack, flows) contain their own failures and never
- * throw into it.
+ * An exception out of the protocol code: never bad input (a counted drop), so
+ * a bug that leaves keys, indices and timers in doubt. The process must exit
+ * and be restarted, never carry on. Layers the device delivers to (the stack)
+ * contain their own failures and never throw into it.
  */
 export class WireGuardCoreError extends Error {
   constructor(
