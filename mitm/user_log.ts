@@ -167,6 +167,7 @@ export class UserLog {
       entry.dest.end();
     });
     this.closing.add(done);
-    void done.then(() => this.closing.delete(done));
+    const forget = (): boolean => this.closing.delete(done);
+    done.then(forget, forget);
   }
 }

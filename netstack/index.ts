@@ -4,3 +4,5 @@ export { osUdpEgress, type UdpEgressFactory, type UdpEgressSocket, type UdpEgres
 export { TcpFlowTable, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo, type TcpFlowOptions } from './tcp_flows';
 export { TcpEndpointStream } from './tcp_stream';
 export { connectUpstream, socketEgress, splice, TcpOpenError, type TcpOpenFailure, type TcpUpstream } from './egress/tcp_socket';
+export { FdBudget, processFds, type FdGate, type FdSnapshot } from './egress/fd_budget';
+export type { IncidentSink, StackIncident } from './incident';

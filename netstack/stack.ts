@@ -32,6 +32,8 @@ import { Counters, type FlowOwner } from './owner';
 import { UdpFlowTable, type UdpFlowOptions } from './udp';
 import { TcpFlowTable, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo, type TcpFlowOptions } from './tcp_flows';
 import { socketEgress } from './egress/tcp_socket';
+import { processFds, type FdGate } from './egress/fd_budget';
+import type { IncidentSink } from './incident';
 
 const CONNECT_TIMEOUT_MS = 10_000;
 
@@ -69,6 +71,10 @@ export interface NetStackOptions {
   clock?: () => number;
   /** Called with each new timer deadline (ms); the edge should tick by then. */
   onWake?: (at: number) => void;
+  /** Flows that failed or were refused, worth a log line (the caller rate-limits). Must not throw. */
+  onIncident?: IncidentSink;
+  /** Asked before each new flow opens a socket (default: this process's descriptor budget). */
+  fds?: FdGate;
 }
 
 export class NetStack {
@@ -80,9 +86,29 @@ export class NetStack {
 
   constructor(private readonly opts: NetStackOptions) {
     for (const a of opts.localAddresses) this.local.set(a.key, a);
-    this.udp = new UdpFlowTable(opts.udp, opts.udpEgress ?? osUdpEgress, opts.toClient, this.counterSet);
+    const fds = opts.fds ?? processFds;
+    const sink = opts.onIncident ?? (() => undefined);
+    this.report = (incident) => {
+      try {
+        sink(incident);
+      } catch {
+        this.counterSet.inc('incident_report_error');
+      }
+    };
+    this.udp = new UdpFlowTable(opts.udp, opts.udpEgress ?? osUdpEgress, opts.toClient, this.counterSet, fds, this.report);
     const clock = opts.clock ?? (() => performance.now());
-    this.tcp = new TcpFlowTable(opts.tcp, (info) => this.tcpHandlerFor(info), opts.toClient, this.counterSet, opts.onFlowEnd ?? (() => undefined), clock, opts.onWake);
+    this.tcp = new TcpFlowTable(opts.tcp, (info) => this.tcpHandlerFor(info), opts.toClient, this.counterSet, opts.onFlowEnd ?? (() => undefined), clock, opts.onWake, fds, this.report);
+  }
+
+  private readonly report: IncidentSink;
+
+  /**
+   * The stack's outer error boundary: a bug outside any flow (parsing,
+   * dispatch) drops the packet, counted and reported; flows have their own.
+   */
+  private contain(reason: string, err: unknown, owner?: FlowOwner): void {
+    this.counterSet.inc(reason);
+    this.report({ reason, severity: 'error', owner, error: err });
   }
 
   private tcpHandlerFor(info: TcpFlowInfo): TcpFlowHandler | null {
@@ -109,7 +135,16 @@ export class NetStack {
     this.services.set(port, handler);
   }
 
+  /** One packet from a tunnel client. Never throws. */
   receive(packet: Buffer, owner: FlowOwner, now: number): void {
+    try {
+      this.dispatch(packet, owner, now);
+    } catch (err) {
+      this.contain('stack_error', err, owner);
+    }
+  }
+
+  private dispatch(packet: Buffer, owner: FlowOwner, now: number): void {
     const pkt = parseIpPacket(packet);
     if (isWireError(pkt)) {
       this.counterSet.inc(`drop_${pkt.reason}`);
@@ -185,9 +220,13 @@ export class NetStack {
       const client = IpAddress.fromBytes(pkt.src);
       const clientPort = udp.srcPort;
       const port = udp.dstPort;
-      handler({ owner, client, clientPort, payload: udp.payload }, (payload) => {
-        this.opts.toClient(buildUdpPacket(localAddr, port, client, clientPort, payload));
-      });
+      try {
+        handler({ owner, client, clientPort, payload: udp.payload }, (payload) => {
+          this.opts.toClient(buildUdpPacket(localAddr, port, client, clientPort, payload));
+        });
+      } catch (err) {
+        this.contain('local_service_error', err, owner);
+      }
       return;
     }
     if (pkt.protocol === IP_PROTOCOL_TCP) return this.tcpPacket(pkt, owner, true, now);
@@ -224,9 +263,14 @@ export class NetStack {
     this.opts.toClient(buildIcmpEcho(localAddr, IpAddress.fromBytes(pkt.src), 'echo_reply', repr.identifier, repr.sequence, repr.data));
   }
 
+  /** Runs flow timers. Never throws. */
   tick(now: number): void {
-    this.udp.tick(now);
-    this.tcp.tick(now);
+    try {
+      this.udp.tick(now);
+      this.tcp.tick(now);
+    } catch (err) {
+      this.contain('stack_error', err);
+    }
   }
 
   /** Ends every TCP and UDP flow of one owner (its tunnel was cut); TCP records end with `reason`. */
@@ -235,7 +279,11 @@ export class NetStack {
   }
 
   close(): void {
-    this.udp.closeAll();
-    this.tcp.closeAll();
+    try {
+      this.udp.closeAll();
+      this.tcp.closeAll();
+    } catch (err) {
+      this.contain('stack_error', err);
+    }
   }
 }

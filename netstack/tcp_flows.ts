@@ -2,12 +2,18 @@
 // terminated here and handed, as a Duplex, to a handler that opened the
 // upstream first (socket egress by default, TLS inspection for some ports).
 // Per-user limits bound what one employee can make the concentrator hold.
+// Each flow is an error boundary: a bug surfacing in one (in its segments,
+// its timers, its upstream's accept or refusal, its stream) resets that flow
+// and is counted as tcp_flow_error; the table and every other flow go on.
 import { DEFAULT_MSL_MS, TcpEndpoint, mssForMtu, rstForUnknownSegment, type TcpEvent } from './tcp';
-import { buildIcmpUnreachable, buildTcpPacket, IpAddress, SYN, ACK, RST, type IpPacket, type TcpRepr } from './wire';
+import { buildIcmpUnreachable, buildTcpPacket, IpAddress, mayReportUnreachable, SYN, ACK, RST, type IpPacket, type TcpRepr } from './wire';
 import { TcpEndpointStream } from './tcp_stream';
 import { TcpOpenError, type TcpUpstream } from './egress/tcp_socket';
+import { processFds, type FdGate } from './egress/fd_budget';
+import { describeFlow, type IncidentSink } from './incident';
 import { flowKey, type Counters, type FlowOwner } from './owner';
 import { WakeQueue } from './wake_queue';
+import { ClosedFlows } from './tcp_closed_flows';
 
 /**
  * How long the 4-tuple of a flow that closed cleanly keeps absorbing late
@@ -94,6 +100,9 @@ export class TcpFlowTable {
     private readonly clock: () => number,
     /** Told about every new deadline, so the edge can arm a timer for it. */
     private readonly wakeHint: (at: number) => void = () => undefined,
+    /** Consulted before a new flow opens its upstream socket. */
+    private readonly fds: FdGate = processFds,
+    private readonly report: IncidentSink = () => undefined,
   ) {
     this.closed = new ClosedFlows(Math.min(2 * (opts.msl ?? DEFAULT_MSL_MS), CLOSED_FLOW_GRACE_MAX_MS));
   }
@@ -110,8 +119,12 @@ export class TcpFlowTable {
     const key = flowKey(owner, pkt.src, seg.srcPort, pkt.dst, seg.dstPort);
     const flow = this.flows.get(key);
     if (flow !== undefined && !(seg.flags & SYN && !(seg.flags & ACK) && flow.ep.acceptsNewSyn(seg))) {
-      flow.ep.onSegment(seg, now);
-      this.flush(flow);
+      try {
+        flow.ep.onSegment(seg, now);
+        this.flush(flow);
+      } catch (err) {
+        this.fail(flow, err);
+      }
       return;
     }
     if (flow !== undefined) this.remove(flow, 'replaced_by_new_syn');
@@ -149,13 +162,14 @@ export class TcpFlowTable {
       dstPort: syn.dstPort,
       local,
     };
-    const handler = this.handlerFor(info);
-    if (handler === null) {
-      this.counters.inc('tcp_no_handler');
-      const rst = rstForUnknownSegment(syn);
-      if (rst) this.toClient(buildTcpPacket(info.dst, info.client, rst));
-      return;
+    if (!this.fds.hasRoom()) return this.reset(info, syn, 'fd_limit', 'warn');
+    let handler: TcpFlowHandler | null;
+    try {
+      handler = this.handlerFor(info);
+    } catch (err) {
+      return this.reset(info, syn, 'tcp_flow_error', 'error', err);
     }
+    if (handler === null) return this.reset(info, syn, 'tcp_no_handler', null);
     user.tokens -= 1;
     user.flows += 1;
     const ep = TcpEndpoint.fromSyn(syn, now, {
@@ -170,10 +184,26 @@ export class TcpFlowTable {
     this.counters.inc('tcp_flows_opened');
     // Keep the original SYN to quote in an ICMP error if the upstream is unreachable.
     const synPacket = Buffer.from(pkt.view.buf.subarray(0, 120));
-    handler(info).then(
-      (upstream) => this.accepted(flow, upstream),
-      (err: unknown) => this.refused(flow, err, synPacket),
-    );
+    // A handler that throws at once is refused like one that rejects; whatever accepted()
+    // or refused() throw is this flow's failure, never an unhandled rejection.
+    new Promise<TcpUpstream>((resolve) => resolve(handler(info)))
+      .then(
+        (upstream) => this.accepted(flow, upstream),
+        (err: unknown) => this.refused(flow, err, synPacket),
+      )
+      .catch((err: unknown) => this.fail(flow, err));
+  }
+
+  /** A SYN that gets no flow: counted, reported when `severity` says so, answered with a reset. */
+  private reset(info: TcpFlowInfo, syn: TcpRepr, reason: string, severity: 'info' | 'warn' | 'error' | null, error?: unknown): void {
+    this.counters.inc(reason);
+    if (severity !== null) this.report({ reason, severity, owner: info.owner, flow: this.describe(info), error });
+    const rst = rstForUnknownSegment(syn);
+    if (rst) this.toClient(buildTcpPacket(info.dst, info.client, rst));
+  }
+
+  private describe(info: TcpFlowInfo): string {
+    return describeFlow(info.client, info.clientPort, info.dst, info.dstPort, 'tcp');
   }
 
   private accepted(flow: Flow, upstream: TcpUpstream): void {
@@ -182,12 +212,17 @@ export class TcpFlowTable {
       upstream.abort();
       return;
     }
-    flow.ep.accept(this.clock());
-    const stream = new TcpEndpointStream(flow.ep, { now: this.clock, flush: () => this.flush(flow) });
-    flow.stream = stream;
-    stream.on('error', () => undefined);
-    upstream.attach(stream);
-    this.flush(flow);
+    try {
+      flow.ep.accept(this.clock());
+      const stream = new TcpEndpointStream(flow.ep, { now: this.clock, flush: () => this.flushGuarded(flow), fail: (err) => this.fail(flow, err) });
+      flow.stream = stream;
+      stream.on('error', () => undefined);
+      upstream.attach(stream);
+      this.flush(flow);
+    } catch (err) {
+      upstream.abort();
+      this.fail(flow, err);
+    }
   }
 
   private refused(flow: Flow, err: unknown, synPacket: Buffer): void {
@@ -195,8 +230,20 @@ export class TcpFlowTable {
     const failure = err instanceof TcpOpenError ? err.failure : 'refused';
     this.counters.inc(`tcp_upstream_${failure}`);
     flow.endReason = `upstream_${failure}`;
-    if (failure === 'unreachable_host' || failure === 'unreachable_net') {
-      this.toClient(buildIcmpUnreachable(flow.info.dst, flow.info.client, failure === 'unreachable_net' ? 'net' : 'host', synPacket));
+    if (!(err instanceof TcpOpenError)) {
+      // A handler is to reject with TcpOpenError: anything else is a bug, refused like a closed port.
+      this.counters.inc('tcp_flow_error');
+      this.report({ reason: 'tcp_flow_error', severity: 'error', owner: flow.info.owner, flow: this.describe(flow.info), error: err });
+    } else if (failure === 'fd_limit') {
+      // EMFILE despite the budget (descriptors taken elsewhere since the last calibration).
+      this.counters.inc('fd_limit');
+      this.report({ reason: 'fd_limit', severity: 'warn', owner: flow.info.owner, flow: this.describe(flow.info) });
+    }
+    const unreachable = failure === 'unreachable_host' || failure === 'unreachable_net';
+    // RFC 1122 §3.2.2 and §4.2.3.10: a SYN sent to a multicast group gets neither an ICMP error nor a reset.
+    const silent = failure !== 'blocked' && !mayReportUnreachable(flow.info.dst);
+    if (unreachable || silent) {
+      if (!silent) this.toClient(buildIcmpUnreachable(flow.info.dst, flow.info.client, failure === 'unreachable_net' ? 'net' : 'host', synPacket));
       flow.ep.abort(this.clock());
       flow.ep.drainOutput();
       this.remove(flow, flow.endReason);
@@ -211,6 +258,39 @@ export class TcpFlowTable {
     }
     flow.ep.refuse(this.clock());
     this.flush(flow);
+  }
+
+  /** flush() for callers outside the table (the flow's stream): a failure ends only this flow. */
+  private flushGuarded(flow: Flow): void {
+    try {
+      this.flush(flow);
+    } catch (err) {
+      this.fail(flow, err);
+    }
+  }
+
+  /**
+   * A bug surfaced in one flow: the client gets a reset, the upstream is torn
+   * down with the stream, the failure is counted and reported. Idempotent.
+   */
+  private fail(flow: Flow, err: unknown): void {
+    if (this.flows.get(flow.key) !== flow) return;
+    this.counters.inc('tcp_flow_error');
+    this.report({ reason: 'tcp_flow_error', severity: 'error', owner: flow.info.owner, flow: this.describe(flow.info), error: err });
+    // Out of the table first: whatever the teardown triggers finds the flow gone.
+    this.remove(flow, 'internal_error');
+    const { info } = flow;
+    try {
+      flow.ep.abort(this.clock());
+      for (const seg of flow.ep.drainOutput()) this.toClient(buildTcpPacket(info.dst, info.client, seg));
+    } catch {
+      // The endpoint itself is what failed: the client's retransmissions will meet an unknown flow and get a reset.
+    }
+    try {
+      flow.stream?.destroy();
+    } catch {
+      // Destroying a stream whose endpoint failed may fail again; the flow is gone either way.
+    }
   }
 
   /** Sends what the endpoint produced, dispatches its events, reschedules its timer. */
@@ -253,8 +333,12 @@ export class TcpFlowTable {
   /** Runs due endpoint timers. */
   tick(now: number): void {
     for (let flow = this.wakes.popDue(now); flow !== null; flow = this.wakes.popDue(now)) {
-      flow.ep.onTimer(now);
-      this.flush(flow);
+      try {
+        flow.ep.onTimer(now);
+        this.flush(flow);
+      } catch (err) {
+        this.fail(flow, err);
+      }
     }
     this.closed.expire(now);
   }
@@ -320,61 +404,14 @@ export class TcpFlowTable {
 
   closeAll(): void {
     for (const flow of [...this.flows.values()]) {
-      flow.stream?.destroy();
-      flow.ep.abort(this.clock());
-      this.flush(flow);
-      this.remove(flow, 'shutdown');
-    }
-  }
-}
-
-/**
- * 4-tuples of flows that closed cleanly, each for `graceMs`: segments of the
- * old connection are dropped silently, a new SYN ends the grace at once.
- */
-class ClosedFlows {
-  private readonly until = new Map<string, number>();
-  // One grace for all, so insertion order is expiry order: a FIFO of (key, deadline).
-  private readonly keys: string[] = [];
-  private readonly deadlines: number[] = [];
-  private head = 0;
-
-  constructor(private readonly graceMs: number) {}
-
-  get size(): number {
-    return this.until.size;
-  }
-
-  add(key: string, now: number): void {
-    const t = now + this.graceMs;
-    this.until.set(key, t);
-    this.keys.push(key);
-    this.deadlines.push(t);
-  }
-
-  /** True when the segment belongs to a connection closed within the grace. */
-  absorbs(key: string, isSyn: boolean, now: number): boolean {
-    const until = this.until.get(key);
-    if (until === undefined) return false;
-    if (isSyn || until <= now) {
-      this.until.delete(key);
-      return false;
-    }
-    return true;
-  }
-
-  expire(now: number): void {
-    const { keys, deadlines, until } = this;
-    while (this.head < keys.length && deadlines[this.head] <= now) {
-      const key = keys[this.head];
-      // The same 4-tuple closed again later has its own, later, entry.
-      if (until.get(key) === deadlines[this.head]) until.delete(key);
-      this.head++;
-    }
-    if (this.head > 1024 && this.head * 2 > keys.length) {
-      keys.splice(0, this.head);
-      deadlines.splice(0, this.head);
-      this.head = 0;
+      try {
+        flow.stream?.destroy();
+        flow.ep.abort(this.clock());
+        this.flush(flow);
+        this.remove(flow, 'shutdown');
+      } catch (err) {
+        this.fail(flow, err);
+      }
     }
   }
 }

@@ -3,14 +3,20 @@
 // when the consumer stops reading, the endpoint's receive buffer fills and the
 // window advertised to the client closes; when the endpoint's send buffer is
 // full, writes wait for the client's ACKs.
+//
+// Node calls _read/_write from other streams' events (the upstream socket's
+// 'data' through pipe): an exception there would reach the process, so each
+// hands a failure of the endpoint to its flow instead.
 import { Duplex } from 'node:stream';
 import type { TcpEndpoint } from './tcp';
 
-/** What the stream needs from its flow: the clock and a way to flush output. */
+/** What the stream needs from its flow: the clock, a way to flush output, and where a failure goes. */
 export interface FlowDriver {
   now(): number;
-  /** Send what the endpoint produced and process its events. */
+  /** Send what the endpoint produced and process its events. Never throws. */
   flush(): void;
+  /** The endpoint threw: end the flow (it destroys this stream). */
+  fail(err: unknown): void;
 }
 
 export class TcpEndpointStream extends Duplex {
@@ -61,13 +67,18 @@ export class TcpEndpointStream extends Duplex {
 
   private pump(): void {
     let drained = false;
-    while (this.wantRead) {
-      const chunk = this.ep.read();
-      if (chunk === null) {
-        drained = true;
-        break;
+    try {
+      while (this.wantRead) {
+        const chunk = this.ep.read();
+        if (chunk === null) {
+          drained = true;
+          break;
+        }
+        if (!this.push(chunk)) this.wantRead = false;
       }
-      if (!this.push(chunk)) this.wantRead = false;
+    } catch (err) {
+      this.driver.fail(err);
+      return;
     }
     // read() may have opened the window: send the update.
     this.driver.flush();
@@ -82,7 +93,14 @@ export class TcpEndpointStream extends Duplex {
   }
 
   private writeChunk(chunk: Buffer, cb: (err?: Error | null) => void): void {
-    const taken = this.ep.write(chunk, this.driver.now());
+    let taken: number;
+    try {
+      taken = this.ep.write(chunk, this.driver.now());
+    } catch (err) {
+      this.driver.fail(err);
+      cb(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
     this.driver.flush();
     if (taken >= chunk.length) {
       cb();
@@ -92,7 +110,13 @@ export class TcpEndpointStream extends Duplex {
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    this.ep.shutdownWrite(this.driver.now());
+    try {
+      this.ep.shutdownWrite(this.driver.now());
+    } catch (err) {
+      this.driver.fail(err);
+      cb(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
     this.driver.flush();
     cb();
   }
@@ -105,7 +129,11 @@ export class TcpEndpointStream extends Duplex {
     // an unknown flow.
     const cleanEnd = err === null && this.ended && this.writableFinished;
     if (!cleanEnd && this.ep.state !== 'CLOSED' && this.ep.state !== 'TIME-WAIT') {
-      this.ep.abort(this.driver.now());
+      try {
+        this.ep.abort(this.driver.now());
+      } catch (e) {
+        this.driver.fail(e);
+      }
       this.driver.flush();
     }
     const p = this.pendingWrite;

@@ -1,12 +1,26 @@
 // UDP flows from tunnel clients: one egress socket per (owner, 5-tuple),
 // closed after an idle timeout; replies are wrapped back into IP packets
 // addressed to the client with the original addresses and fresh checksums.
-import { buildIcmpUnreachable, buildUdpPacket, IpAddress, type IpPacket, type UdpView } from './wire';
+//
+// Every callback of a flow's socket is an error boundary: whatever fails in
+// one flow (its socket could not connect, a bug in handling its datagrams)
+// closes that flow, is counted by reason and reported, and goes no further.
+import { buildIcmpUnreachable, buildUdpPacket, IpAddress, mayReportUnreachable, type IpPacket, type UdpView, type UnreachableReason } from './wire';
 import type { UdpEgressFactory, UdpEgressSocket } from './egress/udp_socket';
+import type { FdGate } from './egress/fd_budget';
+import { describeFlow, type IncidentSink } from './incident';
 import { flowKey, type Counters, type FlowOwner } from './owner';
 
 // Enough of the original datagram for any ICMP error quote (RFC 4443 §2.4(c)).
 const QUOTE_MAX = 1232;
+
+/** What the client is told when its flow's socket cannot connect (the kernel's own ICMP mapping, reversed). */
+const UNREACHABLE_FOR: Readonly<Record<string, UnreachableReason>> = {
+  ENETUNREACH: 'net',
+  EHOSTUNREACH: 'host',
+  EHOSTDOWN: 'host',
+  ECONNREFUSED: 'port',
+};
 
 export interface UdpFlowOptions {
   idleTimeoutMs: number;
@@ -20,10 +34,12 @@ interface UdpFlow {
   clientPort: number;
   remote: IpAddress;
   remotePort: number;
-  socket: UdpEgressSocket;
+  socket: UdpEgressSocket | null;
   lastActive: number;
   bytesOut: number;
   bytesIn: number;
+  /** The first datagram, kept only until the remote proves reachable, to quote in an ICMP error. */
+  quote: Buffer | null;
 }
 
 export class UdpFlowTable {
@@ -36,6 +52,8 @@ export class UdpFlowTable {
     private readonly egress: UdpEgressFactory,
     private readonly toClient: (packet: Buffer) => void,
     private readonly counters: Counters,
+    private readonly fds: FdGate,
+    private readonly report: IncidentSink,
   ) {}
 
   get size(): number {
@@ -47,56 +65,127 @@ export class UdpFlowTable {
     const key = flowKey(owner, pkt.src, udp.srcPort, pkt.dst, udp.dstPort);
     let flow = this.flows.get(key);
     if (flow === undefined) {
+      // RFC 768 reserves port 0: no socket can send to it.
+      if (udp.dstPort === 0) return this.refuse(pkt, udp, owner, 'udp_port_zero', 'info');
       const count = this.perUser.get(owner.user) ?? 0;
       if (count >= this.opts.maxFlowsPerUser) {
         this.counters.inc('udp_flow_limit');
         return;
       }
-      flow = this.open(key, pkt, udp, owner, now);
-      this.perUser.set(owner.user, count + 1);
+      if (!this.fds.hasRoom()) return this.refuse(pkt, udp, owner, 'fd_limit', 'warn');
+      const opened = this.open(key, pkt, udp, owner, now);
+      if (opened === null) return;
+      flow = opened;
     }
     flow.lastActive = now;
     flow.bytesOut += udp.payload.length;
-    flow.socket.send(udp.payload);
+    try {
+      flow.socket?.send(udp.payload);
+    } catch (err) {
+      return this.fail(flow, err);
+    }
     this.counters.inc('udp_out');
   }
 
-  private open(key: string, pkt: IpPacket, udp: UdpView, owner: FlowOwner, now: number): UdpFlow {
+  /** No flow for this datagram: counted, reported, and the client told at once (port unreachable). */
+  private refuse(pkt: IpPacket, udp: UdpView, owner: FlowOwner, reason: string, severity: 'info' | 'warn'): void {
+    this.counters.inc(reason);
+    const dst = IpAddress.fromBytes(pkt.dst);
     const client = IpAddress.fromBytes(pkt.src);
-    const remote = IpAddress.fromBytes(pkt.dst);
+    this.report({ reason, severity, owner, flow: describeFlow(client, udp.srcPort, dst, udp.dstPort, 'udp') });
+    if (mayReportUnreachable(dst)) this.toClient(buildIcmpUnreachable(dst, client, 'port', pkt.view.buf));
+  }
+
+  private open(key: string, pkt: IpPacket, udp: UdpView, owner: FlowOwner, now: number): UdpFlow | null {
     const flow: UdpFlow = {
       key,
       owner,
-      client,
+      client: IpAddress.fromBytes(pkt.src),
       clientPort: udp.srcPort,
-      remote,
+      remote: IpAddress.fromBytes(pkt.dst),
       remotePort: udp.dstPort,
-      socket: null as unknown as UdpEgressSocket,
+      socket: null,
       lastActive: now,
       bytesOut: 0,
       bytesIn: 0,
+      quote: Buffer.from(pkt.view.buf.subarray(0, QUOTE_MAX)),
     };
-    // The original datagram, kept only until the socket proves reachable, to quote in an ICMP error.
-    let firstPacket: Buffer | null = Buffer.from(pkt.view.buf.subarray(0, QUOTE_MAX));
-    flow.socket = this.egress(pkt.family, remote.toString(), udp.dstPort, {
-      onMessage: (payload) => {
-        firstPacket = null;
-        flow.lastActive = this.now;
-        flow.bytesIn += payload.length;
-        this.counters.inc('udp_in');
-        this.toClient(buildUdpPacket(flow.remote, flow.remotePort, flow.client, flow.clientPort, payload));
-      },
-      onError: (code) => {
-        this.counters.inc(`udp_egress_${code.toLowerCase()}`);
-        if (code === 'ECONNREFUSED' && firstPacket !== null) {
-          // Port unreachable upstream: tell the client at once instead of letting it time out.
-          this.toClient(buildIcmpUnreachable(flow.remote, flow.client, 'port', firstPacket));
-        }
-      },
-    });
+    // Registered before the socket exists, so a failure reported at once finds the flow to close.
     this.flows.set(key, flow);
+    this.perUser.set(owner.user, (this.perUser.get(owner.user) ?? 0) + 1);
     this.counters.inc('udp_flows_opened');
-    return flow;
+    try {
+      const socket = this.egress(pkt.family, flow.remote.toString(), udp.dstPort, {
+        onMessage: (payload) => {
+          try {
+            this.fromRemote(flow, payload);
+          } catch (err) {
+            this.fail(flow, err);
+          }
+        },
+        onError: (code) => {
+          try {
+            this.remoteError(flow, code);
+          } catch (err) {
+            this.fail(flow, err);
+          }
+        },
+        onFailed: (code) => {
+          try {
+            this.socketFailed(flow, code);
+          } catch (err) {
+            this.fail(flow, err);
+          }
+        },
+      });
+      flow.socket = socket;
+      // Failed before the factory returned: the flow is gone, its socket must go too.
+      if (this.flows.get(key) !== flow) socket.close();
+    } catch (err) {
+      this.fail(flow, err);
+    }
+    return this.flows.get(key) === flow ? flow : null;
+  }
+
+  private fromRemote(flow: UdpFlow, payload: Buffer): void {
+    flow.quote = null;
+    flow.lastActive = this.now;
+    flow.bytesIn += payload.length;
+    this.counters.inc('udp_in');
+    this.toClient(buildUdpPacket(flow.remote, flow.remotePort, flow.client, flow.clientPort, payload));
+  }
+
+  /** An ICMP error from the remote, on a socket that stays usable. */
+  private remoteError(flow: UdpFlow, code: string): void {
+    this.counters.inc(`udp_egress_${code.toLowerCase()}`);
+    // Port unreachable upstream: tell the client at once instead of letting it time out.
+    if (code === 'ECONNREFUSED') this.unreachable(flow, 'port');
+  }
+
+  /** The flow's socket cannot be used (no route, broadcast refused...): the flow ends, the client is told. */
+  private socketFailed(flow: UdpFlow, code: string): void {
+    const reason = `udp_connect_${code.toLowerCase()}`;
+    this.counters.inc(reason);
+    this.report({ reason, severity: 'info', owner: flow.owner, flow: this.describe(flow) });
+    const icmp = UNREACHABLE_FOR[code];
+    if (icmp !== undefined) this.unreachable(flow, icmp);
+    this.close(flow);
+  }
+
+  private unreachable(flow: UdpFlow, why: UnreachableReason): void {
+    if (flow.quote === null || !mayReportUnreachable(flow.remote)) return;
+    this.toClient(buildIcmpUnreachable(flow.remote, flow.client, why, flow.quote));
+  }
+
+  /** A bug surfaced in one flow: that flow ends, counted and reported; nothing else is touched. */
+  private fail(flow: UdpFlow, err: unknown): void {
+    this.counters.inc('udp_flow_error');
+    this.report({ reason: 'udp_flow_error', severity: 'error', owner: flow.owner, flow: this.describe(flow), error: err });
+    this.close(flow);
+  }
+
+  private describe(flow: UdpFlow): string {
+    return describeFlow(flow.client, flow.clientPort, flow.remote, flow.remotePort, 'udp');
   }
 
   /** Closes idle flows. */
@@ -107,13 +196,20 @@ export class UdpFlowTable {
     }
   }
 
+  /** Idempotent; never throws. */
   private close(flow: UdpFlow): void {
-    flow.socket.close();
+    if (this.flows.get(flow.key) !== flow) return;
     this.flows.delete(flow.key);
     const n = (this.perUser.get(flow.owner.user) ?? 1) - 1;
     if (n <= 0) this.perUser.delete(flow.owner.user);
     else this.perUser.set(flow.owner.user, n);
     this.counters.inc('udp_flows_closed');
+    try {
+      flow.socket?.close();
+    } catch (err) {
+      this.counters.inc('udp_close_error');
+      this.report({ reason: 'udp_close_error', severity: 'error', owner: flow.owner, flow: this.describe(flow), error: err });
+    }
   }
 
   closeOwner(ownerId: string): number {

@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { IpAddress, IpCidr } from '../netstack/wire';
-import { NetStack, socketEgress } from '../netstack';
+import { NetStack, processFds, socketEgress } from '../netstack';
 import type { Deployment } from './deployment';
 import { DnsForwarder, maxUdpAnswerSize, parseDnsServers, systemResolvers } from './dns';
 import type { Logger } from './log';
@@ -14,10 +14,14 @@ import { WgDevice, type DeviceEvent, type Endpoint } from './protocol';
 import { StatusFile, peerStatus, peersFingerprint, type PeerStatus } from './status_file';
 import { UdpEdge } from './udp_edge';
 import { Inspection, loadInspectionCa } from './inspection';
+import { IncidentLog } from './incident_log';
+import { ProcessGuard } from './process_guard';
 
 const TICK_MS = 100;
 const PEER_SYNC_MS = 200;
 const STATUS_MS = 1000;
+/** How often open descriptors are re-counted for the egress budget (a /proc listing). */
+const FD_CALIBRATE_MS = 2000;
 const DNS_PORT = 53;
 const DNS_TCP_TIMEOUT_MS = 5000;
 // IPv6 + UDP headers: the largest DNS answer that fits one tunnel packet.
@@ -27,6 +31,8 @@ export class Concentrator {
   readonly counters: Record<string, number> = Object.create(null) as Record<string, number>;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly startedAt = Date.now();
+  /** Set once a fatal fault was reported: no more packets through a device that may be broken. */
+  private dying = false;
 
   private constructor(
     private readonly d: Deployment,
@@ -37,9 +43,14 @@ export class Concentrator {
     readonly dns: DnsForwarder,
     readonly inspection: Inspection,
     private edge: UdpEdge | null,
+    readonly guard: ProcessGuard,
+    private readonly incidents: IncidentLog,
   ) {}
 
-  static async start(d: Deployment, log: Logger, opts: { caPassphrase?: string } = {}): Promise<Concentrator> {
+  /** `guard` receives faults of the WireGuard core (default: one that exits, not installed on the process). */
+  static async start(d: Deployment, log: Logger, opts: { caPassphrase?: string; guard?: ProcessGuard } = {}): Promise<Concentrator> {
+    const guard = opts.guard ?? new ProcessGuard({ log });
+    const incidents = new IncidentLog(log);
     const serverAddrs = [IpAddress.parse(d.layout.serverV4), IpAddress.parse(d.layout.serverV6)];
     const upstreams = d.config.dns.upstream ? parseDnsServers(d.config.dns.upstream) : systemResolvers();
     if (upstreams.length === 0) log.warn('no DNS upstream: set dns.upstream in sightline.yaml (no nameserver in /etc/resolv.conf)');
@@ -77,45 +88,94 @@ export class Concentrator {
       onFlowEnd: (r) => inspection.flowEnded(r),
       blockedUdpPorts: d.config.tls.blockQuic ? d.config.tls.inspectPorts : [],
       onWake: (at) => self?.armStackTimer(at),
+      onIncident: (i) => incidents.report(i),
     });
     const dns = new DnsForwarder({ upstreams, onError: (what, err) => log.debug({ err: err.message }, `${what} failed`) });
     const tunnelLimit = d.config.mtu - IP_UDP_OVERHEAD;
     stack.udpService(DNS_PORT, (req, reply) => dns.handle(req.payload, maxUdpAnswerSize(req.payload, tunnelLimit), reply));
 
     const registry = new PeerRegistry(storeSource(d.store), device, (tag, why) => self?.tunnelCut(tag, why));
-    const c = new Concentrator(d, log, device, registry, stack, dns, inspection, null);
+    const c = new Concentrator(d, log, device, registry, stack, dns, inspection, null, guard, incidents);
     self = c;
+    guard.beforeExit(() => c.lastWords());
     registry.sync();
 
     c.edge = await UdpEdge.listen({
       port: d.config.listenPort,
       address: d.config.listenAddress,
       onDatagram: (data, from) => c.fromUdp(data, from),
-      onError: (err) => log.warn({ err: err.message }, 'UDP socket error'),
+      onError: (err) => c.incident('udp_edge_error', 'warn', err),
       onFallback: (why) => log.warn(why),
     });
     c.every(TICK_MS, () => {
       const now = performance.now();
-      device.tick(now);
+      if (!c.dying) {
+        try {
+          device.tick(now);
+        } catch (err) {
+          c.coreFault(err);
+        }
+      }
       stack.tick(now);
       c.armStackTimer();
     });
     c.every(PEER_SYNC_MS, () => c.syncPeers());
-    c.every(STATUS_MS, () => c.writeStatus());
+    c.every(STATUS_MS, () => {
+      incidents.flush();
+      c.writeStatus();
+    });
+    c.every(FD_CALIBRATE_MS, () => processFds.recalibrate());
     c.writeStatus();
     return c;
+  }
+
+  /** A fault of the WireGuard device is fatal (ProcessGuard), never contained: its state cannot be trusted. */
+  private coreFault(err: unknown): void {
+    this.dying = true;
+    this.guard.fatal('wireguard_core_error', err);
+  }
+
+  /** A failure outside any flow that the process survives: counted, logged once per burst. */
+  private incident(reason: string, severity: 'warn' | 'error', error: unknown): void {
+    this.count(reason);
+    this.incidents.report({ reason, severity, error });
+  }
+
+  /** Before a fatal exit: the last status (with the fault counted), then every log flushed. */
+  private async lastWords(): Promise<void> {
+    this.dying = true;
+    try {
+      this.statusFile?.writeNow(() => JSON.stringify(this.status(), null, 2) + '\n');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'cannot write the last status.json');
+    }
+    await this.stop();
   }
 
   get listenPort(): number {
     return this.edge?.port ?? 0;
   }
 
+  /** A periodic job with an error boundary: a failing run is counted and logged, the next run comes. */
   private every(ms: number, fn: () => void): void {
-    this.timers.push(setInterval(fn, ms));
+    this.timers.push(
+      setInterval(() => {
+        try {
+          fn();
+        } catch (err) {
+          this.incident('timer_error', 'error', err);
+        }
+      }, ms),
+    );
   }
 
   private fromUdp(data: Buffer, from: Endpoint): void {
-    this.device.receive(data, from, performance.now());
+    if (this.dying) return;
+    try {
+      this.device.receive(data, from, performance.now());
+    } catch (err) {
+      this.coreFault(err);
+    }
   }
 
   private stackTimer: NodeJS.Timeout | null = null;
@@ -130,6 +190,7 @@ export class Concentrator {
     this.stackTimer = setTimeout(() => {
       this.stackTimer = null;
       this.stackTimerAt = Infinity;
+      // stack.tick() never throws (the stack's own boundary).
       this.stack.tick(performance.now());
       this.armStackTimer();
     }, Math.max(0, at - performance.now()));
@@ -159,7 +220,12 @@ export class Concentrator {
       this.count('no_route_to_peer');
       return;
     }
-    this.device.send(peer, packet, performance.now());
+    if (this.dying) return;
+    try {
+      this.device.send(peer, packet, performance.now());
+    } catch (err) {
+      this.coreFault(err);
+    }
   }
 
   private onDeviceEvent(e: DeviceEvent<PeerTag>): void {
@@ -212,6 +278,8 @@ export class Concentrator {
         stack: { ...this.stack.counters },
         dns: { ...this.dns.counters },
         inspection: { ...this.inspection.engine.counters },
+        process: { ...this.guard.counters },
+        fds: { ...processFds.snapshot() },
       },
     };
   }
@@ -223,7 +291,7 @@ export class Concentrator {
     this.statusFile ??= new StatusFile(join(this.d.dataDir, 'status.json'), STATUS_MS);
     const now = performance.now();
     const peers = peersFingerprint(this.device.peers(), now);
-    const counters = [this.counters, this.device.counters, this.stack.counters, this.dns.counters, this.inspection.engine.counters];
+    const counters = [this.counters, this.device.counters, this.stack.counters, this.dns.counters, this.inspection.engine.counters, this.guard.counters, processFds.snapshot()];
     const fingerprint = `${this.listenPort}|${this.registry.generation}|${peers}|${JSON.stringify(counters)}`;
     try {
       this.statusFile.update(now, this.registry.size, fingerprint, () => JSON.stringify(this.status(), null, 2) + '\n');
@@ -232,7 +300,15 @@ export class Concentrator {
     }
   }
 
-  async stop(): Promise<void> {
+  private stopping: Promise<void> | null = null;
+
+  /** Idempotent: a fatal exit's last words and a signal may both ask. */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     if (this.stackTimer !== null) clearTimeout(this.stackTimer);
     await this.edge?.close();

@@ -94,7 +94,7 @@ export interface DnsForwarderOptions {
 }
 
 export class DnsForwarder {
-  readonly counters = { queries: 0, answers: 0, tcpRetries: 0, timeouts: 0, malformed: 0, truncatedToClient: 0 };
+  readonly counters = { queries: 0, answers: 0, tcpRetries: 0, timeouts: 0, malformed: 0, truncatedToClient: 0, errors: 0 };
   private readonly timeoutMs: number;
 
   constructor(private readonly opts: DnsForwarderOptions) {
@@ -113,12 +113,18 @@ export class DnsForwarder {
     }
     this.counters.queries++;
     const q = Buffer.from(query);
-    void this.forward(q, maxAnswer).then((answer) => {
-      if (answer) {
-        this.counters.answers++;
-        reply(answer);
-      }
-    });
+    // One query's failure (its socket, its reply) is counted and ends that query only.
+    this.forward(q, maxAnswer)
+      .then((answer) => {
+        if (answer) {
+          this.counters.answers++;
+          reply(answer);
+        }
+      })
+      .catch((err: unknown) => {
+        this.counters.errors++;
+        this.opts.onError?.('DNS query', err instanceof Error ? err : new Error(String(err)));
+      });
   }
 
   private async forward(query: Buffer, maxAnswer: number): Promise<Buffer | null> {
@@ -143,7 +149,11 @@ export class DnsForwarder {
     return new Promise((resolve) => {
       const sock = createSocket(isIP(server.host) === 6 ? 'udp6' : 'udp4');
       const id = query.readUInt16BE(0);
+      let finished = false;
+      // Once: an error after the answer (or the timeout) must not close the socket twice, which throws.
       const done = (v: Buffer | null) => {
+        if (finished) return;
+        finished = true;
         clearTimeout(timer);
         sock.close();
         resolve(v);
@@ -161,7 +171,20 @@ export class DnsForwarder {
         if (rinfo.port !== server.port || msg.length < HEADER_LEN || msg.readUInt16BE(0) !== id || (msg.readUInt16BE(2) & FLAG_QR) === 0) return;
         done(msg);
       });
-      sock.connect(server.port, server.host, () => sock.send(query));
+      // A failed connect (no route to the upstream) comes only through this callback.
+      sock.connect(server.port, server.host, (err?: Error) => {
+        if (err) {
+          this.opts.onError?.(`DNS over UDP to ${server.host}:${server.port}`, err);
+          done(null);
+          return;
+        }
+        try {
+          sock.send(query);
+        } catch (sendErr) {
+          this.opts.onError?.(`DNS over UDP to ${server.host}:${server.port}`, sendErr as Error);
+          done(null);
+        }
+      });
     });
   }
 

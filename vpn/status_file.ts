@@ -34,9 +34,7 @@ export class StatusFile {
     const since = now - this.lastWriteAt;
     const changed = fingerprint !== this.lastFingerprint;
     if ((changed && since >= interval) || since >= STATUS_FULL_REWRITE_MS) {
-      const tmp = `${this.file}.tmp`;
-      writeFileSync(tmp, render(), { mode: 0o600 });
-      renameSync(tmp, this.file);
+      this.writeNow(render);
       this.lastFingerprint = fingerprint;
       this.lastWriteAt = now;
       return 'written';
@@ -44,6 +42,13 @@ export class StatusFile {
     const t = new Date();
     utimesSync(this.file, t, t);
     return 'touched';
+  }
+
+  /** Replaces the file at once (atomically), whatever the interval; throws what the file system throws. */
+  writeNow(render: () => string): void {
+    const tmp = `${this.file}.tmp`;
+    writeFileSync(tmp, render(), { mode: 0o600 });
+    renameSync(tmp, this.file);
   }
 }
 

@@ -20,6 +20,7 @@ export interface UdpEdgeOptions {
    * reuses its memory for the next batch): copy what must outlive it.
    */
   onDatagram(data: Buffer, from: Endpoint): void;
+  /** Socket errors, and exceptions thrown by onDatagram (both paths catch them). */
   onError(err: Error): void;
   /** Why batched I/O is not used; called at most once per process. Default: a process warning. */
   onFallback?(reason: string): void;
@@ -99,10 +100,15 @@ export class UdpEdge {
         socket.off('error', onBindError);
         socket.on('error', opts.onError);
         socket.on('message', (msg, rinfo) => {
-          const addr = rinfo.address.startsWith(V4_MAPPED) && isIPv4(rinfo.address.slice(V4_MAPPED.length)) ? rinfo.address.slice(V4_MAPPED.length) : rinfo.address;
-          opts.onDatagram(msg, { address: addr, port: rinfo.port });
+          // Like the batched path: a throwing consumer is reported, never thrown into the socket's event.
+          try {
+            const addr = rinfo.address.startsWith(V4_MAPPED) && isIPv4(rinfo.address.slice(V4_MAPPED.length)) ? rinfo.address.slice(V4_MAPPED.length) : rinfo.address;
+            opts.onDatagram(msg, { address: addr, port: rinfo.port });
+          } catch (err) {
+            opts.onError(err instanceof Error ? err : new Error(String(err)));
+          }
         });
-        resolve(new UdpEdge(dgramIo(socket, dual), dual, 'dgram'));
+        resolve(new UdpEdge(dgramIo(socket, dual, opts.onError), dual, 'dgram'));
       });
     });
   }
@@ -124,7 +130,7 @@ export class UdpEdge {
   }
 }
 
-function dgramIo(socket: Socket, dualStack: boolean): EdgeIo {
+function dgramIo(socket: Socket, dualStack: boolean, onError: (err: Error) => void): EdgeIo {
   return {
     get port() {
       return socket.address().port;
@@ -132,7 +138,14 @@ function dgramIo(socket: Socket, dualStack: boolean): EdgeIo {
     get address() {
       return socket.address().address;
     },
-    send: (data, to) => socket.send(data, to.port, dualStack && isIPv4(to.address) ? V4_MAPPED + to.address : to.address),
+    send: (data, to) => {
+      // Like the batched path, never throws (a closed socket, an address of the other family): reported instead.
+      try {
+        socket.send(data, to.port, dualStack && isIPv4(to.address) ? V4_MAPPED + to.address : to.address);
+      } catch (err) {
+        onError(err instanceof Error ? err : new Error(String(err)));
+      }
+    },
     close: () => new Promise((resolve) => socket.close(() => resolve())),
   };
 }

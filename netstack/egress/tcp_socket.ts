@@ -4,8 +4,9 @@
 // the client, an unreachable one an ICMP unreachable or a timeout.
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { processFds } from './fd_budget';
 
-export type TcpOpenFailure = 'refused' | 'unreachable_host' | 'unreachable_net' | 'timeout' | 'blocked';
+export type TcpOpenFailure = 'refused' | 'unreachable_host' | 'unreachable_net' | 'timeout' | 'blocked' | 'fd_limit';
 
 export class TcpOpenError extends Error {
   constructor(readonly failure: TcpOpenFailure, detail: string) {
@@ -40,6 +41,9 @@ export function classifyConnectError(err: NodeJS.ErrnoException): TcpOpenFailure
       return 'unreachable_host';
     case 'ETIMEDOUT':
       return 'timeout';
+    case 'EMFILE':
+    case 'ENFILE':
+      return 'fd_limit';
     default:
       return 'unreachable_host';
   }
@@ -49,6 +53,8 @@ export function classifyConnectError(err: NodeJS.ErrnoException): TcpOpenFailure
 export function connectUpstream(host: string, port: number, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const sock = connect({ host, port, allowHalfOpen: true, noDelay: true });
+    processFds.opened();
+    sock.once('close', () => processFds.closed());
     const timer = setTimeout(() => {
       sock.destroy();
       reject(new TcpOpenError('timeout', `no answer from ${host}:${port} within ${timeoutMs} ms`));
@@ -56,6 +62,8 @@ export function connectUpstream(host: string, port: number, timeoutMs: number): 
     sock.once('connect', () => {
       clearTimeout(timer);
       sock.removeAllListeners('error');
+      // Until the consumer adds its own: an error (a reset) before it attached must not reach the process.
+      sock.on('error', () => undefined);
       resolve(sock);
     });
     sock.once('error', (err: NodeJS.ErrnoException) => {

@@ -2,11 +2,18 @@
 // connected to the flow's destination so only that address can answer
 // (like a port-restricted NAT).
 import { createSocket, type Socket } from 'node:dgram';
+import { processFds } from './fd_budget';
 
 export interface UdpEgressHandlers {
   onMessage(payload: Buffer): void;
-  /** ICMP errors reported by the kernel (ECONNREFUSED = port unreachable...). */
+  /** ICMP errors reported by the kernel (ECONNREFUSED = port unreachable...); the socket stays usable. */
   onError(code: string): void;
+  /**
+   * The socket is unusable: connect() failed (ENETUNREACH without a route,
+   * EACCES for a broadcast address, EINVAL for a scope-less link-local
+   * group...) or a send threw. Called at most once; the flow must end.
+   */
+  onFailed(code: string): void;
 }
 
 export interface UdpEgressSocket {
@@ -16,27 +23,58 @@ export interface UdpEgressSocket {
 
 export type UdpEgressFactory = (family: 4 | 6, host: string, port: number, h: UdpEgressHandlers) => UdpEgressSocket;
 
+/** Datagrams kept while connect() resolves (one event-loop turn). */
+const MAX_PENDING = 64;
+
+function errorCode(err: unknown): string {
+  return (err as NodeJS.ErrnoException | null)?.code ?? 'EIO';
+}
+
 export const osUdpEgress: UdpEgressFactory = (family, host, port, h) => {
   const sock: Socket = createSocket(family === 4 ? 'udp4' : 'udp6');
+  processFds.opened();
+  sock.once('close', () => processFds.closed());
   const pending: Buffer[] = [];
-  let connected = false;
-  let closed = false;
+  let state: 'connecting' | 'connected' | 'failed' | 'closed' = 'connecting';
+
+  const fail = (err: unknown): void => {
+    if (state === 'failed' || state === 'closed') return;
+    state = 'failed';
+    pending.length = 0;
+    h.onFailed(errorCode(err));
+  };
+  const transmit = (payload: Buffer): void => {
+    try {
+      // Asynchronous send errors arrive as 'error' events; only argument and state errors throw.
+      sock.send(payload);
+    } catch (err) {
+      fail(err);
+    }
+  };
+
   sock.on('message', (msg) => h.onMessage(msg));
-  sock.on('error', (err: NodeJS.ErrnoException) => h.onError(err.code ?? 'EIO'));
-  sock.connect(port, host, () => {
-    connected = true;
-    for (const p of pending.splice(0)) sock.send(p);
-  });
+  sock.on('error', (err: NodeJS.ErrnoException) => h.onError(errorCode(err)));
+  try {
+    // Node reports a failed connect only through this callback, never as an 'error' event.
+    sock.connect(port, host, (err?: Error) => {
+      if (state !== 'connecting') return;
+      if (err) return fail(err);
+      state = 'connected';
+      for (const p of pending.splice(0)) transmit(p);
+    });
+  } catch (err) {
+    // Invalid arguments (port 0...) throw at once: no flow, and no socket left behind.
+    sock.close();
+    throw err;
+  }
   return {
     send(payload) {
-      if (closed) return;
-      if (connected) sock.send(payload);
-      // Bounded: a burst before connect() completes (one event-loop turn).
-      else if (pending.length < 64) pending.push(Buffer.from(payload));
+      if (state === 'connected') transmit(payload);
+      else if (state === 'connecting' && pending.length < MAX_PENDING) pending.push(Buffer.from(payload));
     },
     close() {
-      if (closed) return;
-      closed = true;
+      if (state === 'closed') return;
+      state = 'closed';
       try {
         sock.close();
       } catch {

@@ -247,7 +247,8 @@ export class TunDevice {
   }
 
   private onNativeFatal(errno: number): void {
-    void this.close();
+    // close() only releases the fd; a failure there is reported like the fault itself.
+    this.close().catch((err: unknown) => this.handlers.onError?.(err as Error));
     this.handlers.onError?.(tunDeviceFailure(this.name, errno));
   }
 }

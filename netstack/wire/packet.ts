@@ -239,3 +239,12 @@ export function buildIcmpUnreachable(
   const quote = original.subarray(0, room);
   return buildIcmpv6Packet(src, dst, { kind: 'dst_unreachable', code: V6_UNREACH_CODE[reason], quote });
 }
+
+/**
+ * RFC 1122 §3.2.2 and RFC 4443 §2.4(e): no destination unreachable about a
+ * datagram sent to a multicast (or the limited broadcast) address: the
+ * error's source would be a group address.
+ */
+export function mayReportUnreachable(dst: IpAddress): boolean {
+  return dst.family === 4 ? dst.bytes[0] < 224 : dst.bytes[0] !== 0xff;
+}

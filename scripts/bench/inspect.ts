@@ -71,7 +71,9 @@ export async function benchInspect(): Promise<BenchRow[]> {
   // Squid drops root for the `proxy` user, which cannot enter the lab's 0700 temp dir.
   const squidDir = mkdtempSync(join(tmpdir(), 'sightline-bench-squid-'));
   chmodSync(squidDir, 0o755);
-  const abort = (): void => void t.cleanup().finally(() => process.exit(130));
+  const abort = (): void => {
+    t.cleanup().then(() => process.exit(130), () => process.exit(130));
+  };
   process.once('SIGINT', abort);
   process.once('SIGTERM', abort);
   try {

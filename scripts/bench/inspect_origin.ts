@@ -52,7 +52,13 @@ function main(): void {
   server.on('tlsClientError', () => undefined);
   // A connection burst from a proxy must not overflow the accept queue.
   server.listen({ port: Number(portArg), host: '0.0.0.0', backlog: 1024 }, () => {
-    void warmContexts(Number(portArg), [...contexts.keys()]).then(() => process.stdout.write('ready\n'));
+    warmContexts(Number(portArg), [...contexts.keys()]).then(
+      () => process.stdout.write('ready\n'),
+      (err: unknown) => {
+        process.stderr.write(`warming failed: ${String(err)}\n`);
+        process.exit(1);
+      },
+    );
   });
 }
 

@@ -65,7 +65,9 @@ export async function benchTunnel(): Promise<BenchRow[]> {
   } else {
     const t = new TunnelLab();
     // An interrupted run still removes its namespaces and processes.
-    const abort = (): void => void t.cleanup().finally(() => process.exit(130));
+    const abort = (): void => {
+      t.cleanup().then(() => process.exit(130), () => process.exit(130));
+    };
     process.once('SIGINT', abort);
     process.once('SIGTERM', abort);
     try {

@@ -20,7 +20,7 @@ async function receive(seconds: number): Promise<void> {
   const finish = (): void => {
     const s = Number(process.hrtime.bigint() - first) / 1e9;
     process.stdout.write(JSON.stringify({ received, seconds: s }) + '\n');
-    void edge?.close().then(() => process.exit(0));
+    edge?.close().then(() => process.exit(0), () => process.exit(1));
   };
   edge = await UdpEdge.listen({
     port: 0,
@@ -69,7 +69,10 @@ function send(port: number, seconds: number, size: number): void {
 function main(): void {
   const [mode, a, b, c] = process.argv.slice(2);
   if (mode === 'recv') {
-    void receive(Number(a));
+    receive(Number(a)).catch((err: unknown) => {
+      process.stderr.write(`receive failed: ${String(err)}\n`);
+      process.exit(1);
+    });
   } else if (mode === 'send') {
     send(Number(a), Number(b), Number(c));
   } else {

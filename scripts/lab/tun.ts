@@ -25,7 +25,8 @@ export function openLabTun(lab: Lab, ns: Namespace, opts: LabTunOptions): TunDev
     ns.execOk('ip', ['link', 'set', tun.name, 'up', ...(opts.txqueuelen ? ['txqueuelen', String(opts.txqueuelen)] : [])]);
     for (const r of opts.routes ?? []) ns.execOk('ip', ['route', 'add', r, 'dev', tun.name]);
   } catch (err) {
-    void tun.close();
+    // The setup error is the one worth reporting; a failed close adds nothing.
+    tun.close().catch(() => undefined);
     throw err;
   }
   return tun;

@@ -42,4 +42,7 @@ async function main(): Promise<void> {
   }, 10_000);
 }
 
-void main();
+main().catch((err: unknown) => {
+  process.stderr.write(`wg_initiator failed: ${String(err)}\n`);
+  process.exit(1);
+});

@@ -75,10 +75,12 @@ export class Topology {
     return run('node', [BIN, '--data-dir', this.dataDir, ...args]);
   }
 
-  async startConcentrator(): Promise<void> {
+  /** `wrap` runs the concentrator under another command, e.g. ['prlimit', '--nofile=256:256']. */
+  async startConcentrator(opts: { wrap?: string[] } = {}): Promise<void> {
     // E2E_NODE_ARGS (e.g. "--cpu-prof") lets a developer profile the concentrator under test.
     const nodeArgs = process.env.E2E_NODE_ARGS ? process.env.E2E_NODE_ARGS.split(' ') : [];
-    const child = this.conc.spawn('node', [...nodeArgs, BIN, '--data-dir', this.dataDir, 'start']);
+    const [cmd, ...args] = [...(opts.wrap ?? []), 'node', ...nodeArgs, BIN, '--data-dir', this.dataDir, 'start'];
+    const child = this.conc.spawn(cmd, args);
     this.concProcess = child;
     const since = this.concOutput.length; // a restart appends to the output of the run before
     child.stdout?.on('data', (c: Buffer) => (this.concOutput += c.toString()));

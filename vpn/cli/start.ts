@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { Concentrator } from '../concentrator';
 import { openDeployment, type GlobalOptions } from '../deployment';
 import { createLogger } from '../log';
+import { ProcessGuard } from '../process_guard';
 import { caPassphrase } from './ca';
 
 export function startCommand(): Command {
@@ -11,9 +12,12 @@ export function startCommand(): Command {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const d = openDeployment(g);
       const log = createLogger(d.config.log.level);
+      // The last line of defence (README, troubleshooting): log, count, exit non-zero for a supervisor.
+      const guard = new ProcessGuard({ log });
+      guard.install();
       let c: Concentrator;
       try {
-        c = await Concentrator.start(d, log, { caPassphrase: caPassphrase(undefined) });
+        c = await Concentrator.start(d, log, { caPassphrase: caPassphrase(undefined), guard });
       } catch (err) {
         d.store.close();
         const e = err as NodeJS.ErrnoException;
@@ -44,7 +48,11 @@ export function startCommand(): Command {
       await new Promise<void>((resolve) => {
         const stop = (sig: string) => {
           log.info({ signal: sig }, 'stopping');
-          void c.stop().then(resolve);
+          c.stop().then(resolve, (err: unknown) => {
+            log.error({ err: (err as Error).message }, 'stop failed');
+            process.exitCode = 1;
+            resolve();
+          });
         };
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));

@@ -48,11 +48,27 @@ export interface IndexEntry<T = unknown> {
 
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * An exception out of the protocol code: never bad input (a counted drop), so
+ * a bug that leaves keys, indices and timers in doubt. The process must exit
+ * and be restarted, never carry on. Layers the device delivers to (the stack)
+ * contain their own failures and never throw into it.
+ */
+export class WireGuardCoreError extends Error {
+  constructor(
+    readonly operation: 'receive' | 'send' | 'tick',
+    readonly fault: unknown,
+  ) {
+    super(`WireGuard core failed in ${operation}: ${fault instanceof Error ? fault.message : String(fault)}`, { cause: fault });
+    this.name = 'WireGuardCoreError';
+  }
+}
+
 /** T: what the wiring attaches to each peer (WgPeer.tag), e.g. its user and device. */
 export class WgDevice<T = unknown> {
   readonly publicKey: PublicKey;
   readonly counters: Record<string, number> = {};
-  /** The last exception caught in receive() (counted as 'internal_error'), for diagnosis. */
+  /** The last exception out of the protocol code (counted as 'internal_error'), for diagnosis. */
   lastInternalError: unknown = undefined;
   /** Internal: read by receive.ts. */
   readonly identity: StaticIdentity;
@@ -133,19 +149,37 @@ export class WgDevice<T = unknown> {
     this.forcedUnderLoad = on;
   }
 
-  /** Any WireGuard message from the network. Never throws: rejections are counted by reason. */
+  /**
+   * Any WireGuard message from the network. Bad input is counted by reason,
+   * never thrown; throws only WireGuardCoreError, on a bug.
+   */
   receive(datagram: Buffer, from: Endpoint, now: number): void {
     try {
       receiveDatagram<T>(this, datagram, from, now);
     } catch (err) {
-      // Only a bug (here or in the sink) lands here; keep the device alive and the fault visible.
-      this.lastInternalError = err;
-      this.drop('internal_error');
+      throw this.coreError('receive', err);
     }
   }
 
-  /** Encrypts `packet` for `peer`, or stages it and starts a handshake when there is no usable session. */
+  private coreError(operation: WireGuardCoreError['operation'], err: unknown): WireGuardCoreError {
+    this.lastInternalError = err;
+    this.count('internal_error');
+    return new WireGuardCoreError(operation, err);
+  }
+
+  /**
+   * Encrypts `packet` for `peer`, or stages it and starts a handshake when
+   * there is no usable session. Throws only WireGuardCoreError, on a bug.
+   */
   send(peer: WgPeer<T>, packet: Buffer, now: number): void {
+    try {
+      this.sendPacket(peer, packet, now);
+    } catch (err) {
+      throw this.coreError('send', err);
+    }
+  }
+
+  private sendPacket(peer: WgPeer<T>, packet: Buffer, now: number): void {
     if (peer.refused !== null) return this.count(`send_refused_${peer.refused}`);
     const kp = peer.current;
     if (peer.staged.length === 0 && kp !== null && peer.endpoint && !kp.isExpired(now) && !kp.sendExhausted()) {
@@ -162,9 +196,13 @@ export class WgDevice<T = unknown> {
     this.sendHandshakeInitiation(peer, now, false);
   }
 
-  /** Runs every due timer of every peer. */
+  /** Runs every due timer of every peer. Throws only WireGuardCoreError, on a bug. */
   tick(now: number): void {
-    for (const peer of this.peersByKey.values()) this.tickPeer(peer, now);
+    try {
+      for (const peer of this.peersByKey.values()) this.tickPeer(peer, now);
+    } catch (err) {
+      throw this.coreError('tick', err);
+    }
   }
 
   /** Earliest timer deadline over all peers (Infinity when idle): when the wiring should call tick(). */

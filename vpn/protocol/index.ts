@@ -9,7 +9,7 @@ export { blake2s, Blake2s } from './blake2s';
 export { PrivateKey, PublicKey, hash, hmac, mac, kdf1, kdf2, kdf3 } from './crypto';
 export type { Endpoint } from './endpoint';
 export { endpointEquals, endpointText } from './endpoint';
-export { WgDevice } from './device';
+export { WgDevice, WireGuardCoreError } from './device';
 export type { DeviceEvent, DeviceOptions, DeviceSink } from './device';
 export { WgPeer } from './peer';
 export type { PeerConfig, PeerSettings } from './peer';
