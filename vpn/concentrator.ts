@@ -14,6 +14,7 @@ import { WgDevice, type DeviceEvent, type Endpoint, type WgPeer } from './protoc
 import { StatusFile, peersFingerprint } from './status_file';
 import { UdpEdge } from './udp_edge';
 import { Inspection, loadInspectionCa } from './inspection';
+import { EgressBoundary } from './egress';
 
 const TICK_MS = 100;
 const PEER_SYNC_MS = 200;
@@ -36,20 +37,34 @@ export class Concentrator {
     readonly stack: NetStack,
     readonly dns: DnsForwarder,
     readonly inspection: Inspection,
+    readonly egress: EgressBoundary,
     private edge: UdpEdge | null,
   ) {}
 
   static async start(d: Deployment, log: Logger, opts: { caPassphrase?: string } = {}): Promise<Concentrator> {
     const serverAddrs = [IpAddress.parse(d.layout.serverV4), IpAddress.parse(d.layout.serverV6)];
-    const upstreams = d.config.dns.upstream ? parseDnsServers(d.config.dns.upstream) : systemResolvers();
+    // The trust boundary: every outbound path asks it (refusals go to the user's log, late-bound below).
+    let records: Inspection['userLog'] | null = null;
+    const egress = new EgressBoundary({
+      config: d.config,
+      tunnelAddresses: serverAddrs,
+      // Peers never reach each other's tunnel addresses through us.
+      tunnelPools: [IpCidr.parse(d.ipv4Pool), IpCidr.parse(d.ipv6Pool)],
+      records: { write: (user, peer, type, fields) => records?.write(user, peer, type, fields) },
+      log,
+    });
+    // An explicit dns.upstream is the admin's word; the host's own resolvers pass the guard.
+    const upstreams = d.config.dns.upstream ? parseDnsServers(d.config.dns.upstream) : egress.permittedResolvers(systemResolvers());
     if (upstreams.length === 0) log.warn('no DNS upstream: set dns.upstream in sightline.yaml (no nameserver in /etc/resolv.conf)');
 
     // The inspection CA is made on first start, unique to this deployment.
-    const inspection = new Inspection(d.dataDir, d.config, loadInspectionCa(d.dataDir, opts.caPassphrase), log);
+    const inspection = new Inspection(d.dataDir, d.config, loadInspectionCa(d.dataDir, opts.caPassphrase), log, (user, peer) => egress.fetcherFor(user, peer));
+    records = inspection.userLog;
     // Late-bound: the device, stack and edge refer to each other through the concentrator.
     let self: Concentrator | null = null;
     const device = new WgDevice({
       privateKey: d.serverKey,
+      acceptEndpoint: egress.acceptsEndpoint,
       sink: {
         sendDatagram: (data, to) => self?.edge?.send(data, to),
         deliverPacket: (peer, packet) => self?.fromTunnel(peer, packet),
@@ -58,8 +73,8 @@ export class Concentrator {
     });
     const stack = new NetStack({
       localAddresses: serverAddrs,
-      // Peers never reach each other's tunnel addresses through us.
-      forbiddenNetworks: [IpCidr.parse(d.ipv4Pool), IpCidr.parse(d.ipv6Pool)],
+      guard: egress.guard,
+      onEgressDenied: egress.onStackDenial,
       toClient: (packet) => self?.toTunnel(packet),
       udp: { idleTimeoutMs: d.config.udp.idleTimeoutSeconds * 1000, maxFlowsPerUser: d.config.udp.maxFlowsPerUser },
       tcp: {
@@ -83,7 +98,7 @@ export class Concentrator {
     stack.udpService(DNS_PORT, (req, reply) => dns.handle(req.payload, maxUdpAnswerSize(req.payload, tunnelLimit), reply));
 
     const registry = new PeerRegistry(d.store, device);
-    const c = new Concentrator(d, log, device, registry, stack, dns, inspection, null);
+    const c = new Concentrator(d, log, device, registry, stack, dns, inspection, egress, null);
     self = c;
     registry.sync();
 
@@ -216,6 +231,7 @@ export class Concentrator {
         stack: { ...this.stack.counters },
         dns: { ...this.dns.counters },
         inspection: { ...this.inspection.engine.counters },
+        egress: { ...this.egress.counters },
       },
     };
   }
@@ -227,7 +243,7 @@ export class Concentrator {
     this.statusFile ??= new StatusFile(join(this.d.dataDir, 'status.json'), STATUS_MS);
     const now = performance.now();
     const peers = peersFingerprint(this.device.peers(), now);
-    const counters = [this.counters, this.device.counters, this.stack.counters, this.dns.counters, this.inspection.engine.counters];
+    const counters = [this.counters, this.device.counters, this.stack.counters, this.dns.counters, this.inspection.engine.counters, this.egress.counters];
     const fingerprint = `${this.listenPort}|${this.registry.generation}|${peers}|${JSON.stringify(counters)}`;
     try {
       this.statusFile.update(now, this.registry.size, fingerprint, () => JSON.stringify(this.status(), null, 2) + '\n');
@@ -242,6 +258,7 @@ export class Concentrator {
     await this.edge?.close();
     this.edge = null;
     this.stack.close();
+    this.egress.stop();
     await this.inspection.close();
     this.d.store.close();
   }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Config } from './config';
 import type { Logger } from './log';
 import { connectUpstream as connectTcp, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo } from '../netstack';
-import { createHttpLogger, ensureCa, InspectionEngine, PinningTracker, TrustStore, UserLog, type EnsuredCa } from '../mitm';
+import { createHttpLogger, ensureCa, InspectionEngine, PinningTracker, TrustStore, UserLog, type EnsuredCa, type HttpFetcher } from '../mitm';
 
 const CONNECT_TIMEOUT_MS = 10_000;
 const PINNING_SAVE_MS = 10_000;
@@ -24,6 +24,8 @@ export class Inspection {
     config: Config,
     readonly ca: EnsuredCa,
     private readonly log: Logger,
+    /** The egress guard's fetcher for AIA and OCSP on behalf of a user's flow. */
+    fetcherFor?: (user: string, peer: string) => HttpFetcher,
   ) {
     this.userLog = new UserLog({ dataDir });
     this.inspectPorts = new Set(config.tls.inspectPorts);
@@ -43,6 +45,7 @@ export class Inspection {
       tls: { onUpstreamError: config.tls.onUpstreamError, revocation: config.tls.revocation },
       pinning: { tracker: this.pinning, allowBypass: p.bypass },
       records: this.userLog,
+      fetchFor: fetcherFor && ((flow) => fetcherFor(flow.user, flow.peer)),
       httpLogger: (flow, alpn, ctx) =>
         createHttpLogger({ alpn, sniHost: ctx.sni, now: () => performance.now(), emit: (r) => this.userLog.write(flow.user, flow.peer, 'http', { ...r }) }),
     });

@@ -38,6 +38,12 @@ export interface DeviceOptions {
   random?: (n: number) => Buffer;
   /** Handshake messages per second above which mac2 (cookies) is required. */
   handshakesPerSecondUnderLoad?: number;
+  /**
+   * Whether roaming may move a peer to this source. The wiring refuses the
+   * concentrator's own and loopback addresses (a packet loop); the core stays
+   * free of OS calls and accepts every source by default.
+   */
+  acceptEndpoint?: (e: Endpoint) => boolean;
 }
 
 /** What a receiver index points at: a pending handshake (keypair null) or a keypair. */
@@ -62,6 +68,7 @@ export class WgDevice {
   private readonly wallClock: () => number;
   private readonly peersByKey = new Map<string, WgPeer>();
   private readonly loadThreshold: number;
+  private readonly acceptEndpoint: (e: Endpoint) => boolean;
   private loadWindowStart = -Infinity;
   private loadWindowCount = 0;
   private underLoadUntil = -Infinity;
@@ -80,6 +87,7 @@ export class WgDevice {
     this.random = opts.random ?? defaultRandom;
     this.wallClock = opts.wallClock ?? Date.now;
     this.loadThreshold = opts.handshakesPerSecondUnderLoad ?? DEFAULT_HANDSHAKES_PER_SECOND_UNDER_LOAD;
+    this.acceptEndpoint = opts.acceptEndpoint ?? (() => true);
     this.cookieChecker = new CookieChecker(this.publicKey, this.random);
   }
 
@@ -187,6 +195,10 @@ export class WgDevice {
   /** Built-in roaming (whitepaper §2.1): the source of any authenticated packet becomes the endpoint. */
   updateEndpoint(peer: WgPeer, from: Endpoint): void {
     if (endpointEquals(peer.endpoint, from)) return;
+    if (!this.acceptEndpoint(from)) {
+      this.count('endpoint_refused');
+      return;
+    }
     const old = peer.endpoint;
     const to = { address: from.address, port: from.port };
     peer.endpoint = to;
