@@ -55,6 +55,11 @@ export class Topology {
     this.conc = this.lab.namespace('conc');
     this.origin = this.lab.namespace('orig');
     this.lab.link(this.conc, [`${CONC_ORIGIN_V4}/24`, `${CONC_ORIGIN_V6}/64`], this.origin, [`${ORIGIN_V4}/24`, `${ORIGIN_V6}/64`]);
+    this.writeConfig(extraConfig);
+  }
+
+  /** (Re)writes the concentrator's sightline.yaml: the test defaults plus `extraConfig`; read at start. */
+  writeConfig(extraConfig = ''): void {
     writeFileSync(
       join(this.dataDir, 'sightline.yaml'),
       [
@@ -83,6 +88,24 @@ export class Topology {
     child.stdout?.on('data', (c: Buffer) => (this.concOutput += c.toString()));
     child.stderr?.on('data', (c: Buffer) => (this.concOutput += c.toString()));
     await waitFor('concentrator to listen', () => (this.concOutput.includes('listening on UDP') ? true : child.exitCode !== null ? fail(`concentrator exited: ${this.concOutput}`) : undefined), 20_000);
+  }
+
+  /** Stops the running concentrator by its PID and waits until it has exited. */
+  async stopConcentrator(): Promise<void> {
+    const child = this.concProcess;
+    if (child === null || child.pid === undefined) return;
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      process.kill(child.pid, 'SIGTERM');
+      await exited;
+    }
+    this.concProcess = null;
+    this.concOutput = '';
+  }
+
+  /** Makes a client forget its session (wg setconf anew), so its next packet starts a handshake at once. */
+  rehandshake(c: Client): void {
+    c.ns.execOk('wg', ['setconf', c.ifname, join(this.dataDir, `${c.name}.stripped`)]);
   }
 
   status(): StatusJson {
