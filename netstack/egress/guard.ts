@@ -141,7 +141,8 @@ export class EgressGuard {
    */
   checkBytes(buf: Buffer, off: number, family: IpFamily, protocol: number, port: number): EgressVerdict | null {
     const n = family === 6 ? this.collectEmbedded(buf, off) : 0;
-    for (const phase of PHASES) {
+    for (let p = 0; p < PHASES.length; p++) {
+      const phase = PHASES[p];
       const r = this.phase(phase, buf, off, family, protocol, port);
       if (r === ALLOWED) return null;
       if (r !== null) return VERDICTS[r].native;
