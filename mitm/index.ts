@@ -18,5 +18,5 @@ export type { UserLogOptions } from './user_log';
 export { ALERT_ACCESS_DENIED, ALERT_HANDSHAKE_FAILURE, ALERT_INTERNAL_ERROR, alertRecord } from './terminate';
 export { createHttpLogger } from './http_log';
 export type { HttpRequestRecord, HttpLoggerOptions } from './http_log';
-export { TrustStore, connectUpstream, validateChain, checkRevocation, createHttpFetch } from './upstream';
+export { AiaFetcher, TrustStore, connectUpstream, validateChain, checkRevocation, createHttpFetch } from './upstream';
 export type { FetchAddressCheck, HttpFetcher } from './upstream';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Config } from './config';
 import type { Logger } from './log';
 import { connectUpstream as connectTcp, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo } from '../netstack';
-import { createHttpLogger, ensureCa, InspectionEngine, PinningTracker, TrustStore, UserLog, type EnsuredCa, type HttpFetcher } from '../mitm';
+import { AiaFetcher, createHttpLogger, ensureCa, InspectionEngine, PinningTracker, TrustStore, UserLog, type EnsuredCa, type HttpFetcher } from '../mitm';
 
 const CONNECT_TIMEOUT_MS = 10_000;
 const PINNING_SAVE_MS = 10_000;
@@ -45,6 +45,8 @@ export class Inspection {
       tls: { onUpstreamError: config.tls.onUpstreamError, revocation: config.tls.revocation },
       pinning: { tracker: this.pinning, allowBypass: p.bypass },
       records: this.userLog,
+      // One issuer cache for every flow; each fetch goes through the fetcher of the flow that needs it.
+      aia: new AiaFetcher(),
       fetchFor: fetcherFor && ((flow) => fetcherFor(flow.user, flow.peer)),
       httpLogger: (flow, alpn, ctx) =>
         createHttpLogger({ alpn, sniHost: ctx.sni, now: () => performance.now(), emit: (r) => this.userLog.write(flow.user, flow.peer, 'http', { ...r }) }),
