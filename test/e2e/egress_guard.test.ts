@@ -10,8 +10,9 @@ import { join } from 'node:path';
 import { describeE2E } from '../helpers/e2e';
 import { icmpErrors, rawExchange, type IcmpError } from '../helpers/raw_ip';
 import { CONC_ORIGIN_V4, CONC_ORIGIN_V6, ORIGIN_V4, SERVER_V4, SERVER_V6, Topology, startUdpEcho, udpExchange, type Client } from '../helpers/topology';
-import { waitFor } from '../../scripts/lab/netns';
+import { sleep, waitFor } from '../../scripts/lab/netns';
 import { buildTcpPacket, buildUdpPacket, IpAddress, SYN } from '../../netstack/wire';
+import { makeIntermediate, makeLeaf, makeRoot } from '../helpers/pki';
 
 jest.setTimeout(240_000);
 
@@ -19,6 +20,9 @@ const LOOPBACK_PORT = 8111;
 const HOST_PORT = 8112;
 const METADATA = '169.254.169.254';
 const DENIED_ORIGIN = '10.202.0.3';
+/** An HTTPS origin whose certificate omits its intermediate and names cloud metadata as caIssuers. */
+const AIA_SITE = 'meta-aia.test';
+const AIA_PATH = '/issuer.der';
 
 /** ICMPv4 destination unreachable, administratively prohibited (RFC 1812 §5.2.7.1). */
 const PROHIBITED_V4 = { src: SERVER_V4, type: 3, code: 13 };
@@ -32,6 +36,7 @@ interface DeniedRecord {
   dstPort: number | null;
   reason: string;
   via?: string;
+  path?: string;
 }
 
 describeE2E('egress guard: what a tunnel user cannot reach', ['ip', 'wireguard-go', 'wg', 'wg-quick', 'curl', 'ping', 'python3'], () => {
@@ -40,12 +45,19 @@ describeE2E('egress guard: what a tunnel user cannot reach', ['ip', 'wireguard-g
   let mallory: Client;
   /** What reached the concentrator namespace's own services (must stay empty). */
   let concServiceHits = '';
+  /** Requests the origin's plain HTTP servers (metadata included) received. */
+  let originRequests = '';
+  let tlsConfig: string[] = [];
+  let companyCa = '';
 
   beforeAll(async () => {
-    t.setup();
+    tlsConfig = ['tls:', `  upstreamCaFile: ${writeAiaSite(t.dataDir)}`];
+    t.setup(tlsConfig.join('\n'));
     startUdpEcho(t);
-    // Origin HTTP on every origin address, including the fake cloud metadata service.
-    t.origin.spawn('node', ['-e', "require('http').createServer((q, r) => r.end('origin ' + q.socket.localAddress + ' ' + q.url)).listen(80, '0.0.0.0')"]);
+    // Origin HTTP on every origin address, including the fake cloud metadata service (which also serves an issuer).
+    const http = t.origin.spawn('node', ['-e', originHttp(join(t.dataDir, 'aia-inter.der'))]);
+    http.stdout?.on('data', (c: Buffer) => (originRequests += c.toString()));
+    t.origin.spawn('node', ['-e', originHttps(join(t.dataDir, 'aia-leaf.pem'), join(t.dataDir, 'aia-leaf.key'))]);
     for (const a of [METADATA, DENIED_ORIGIN]) {
       t.origin.execOk('ip', ['addr', 'add', `${a}/32`, 'dev', 'lo']);
       t.conc.execOk('ip', ['route', 'add', `${a}/32`, 'via', ORIGIN_V4]);
@@ -56,6 +68,8 @@ describeE2E('egress guard: what a tunnel user cannot reach', ['ip', 'wireguard-g
     await waitFor('concentrator-host services', () => (concServiceHits.includes('READY') ? true : undefined));
     concServiceHits = '';
     await t.startConcentrator();
+    companyCa = join(t.dataDir, 'company-ca.pem');
+    writeFileSync(companyCa, t.sightline(['ca', 'export']).stdout);
     alice = await t.client('alice');
     mallory = await t.client('mallory');
     routeLoopbackIntoTunnel(mallory);
@@ -66,13 +80,23 @@ describeE2E('egress guard: what a tunnel user cannot reach', ['ip', 'wireguard-g
     await t.cleanup();
   });
 
-  function deniedRecords(user: string): DeniedRecord[] {
+  /** Output of a process in a namespace so far; spawnSync'd clients keep the event loop from reading its pipe, so it gets a moment first. */
+  async function settled(read: () => string): Promise<string> {
+    await sleep(300);
+    return read();
+  }
+
+  function logRecords(user: string): Array<Record<string, unknown>> {
     try {
       const text = readFileSync(join(t.dataDir, 'logs', `${user}.ndjson`), 'utf8');
-      return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as DeniedRecord).filter((r) => r.type === 'egress_denied');
+      return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
     } catch {
       return [];
     }
+  }
+
+  function deniedRecords(user: string): DeniedRecord[] {
+    return logRecords(user).filter((r) => r.type === 'egress_denied') as unknown as DeniedRecord[];
   }
 
   /** Waits for the user's log to hold an egress_denied record matching `want`. */
@@ -91,7 +115,7 @@ describeE2E('egress guard: what a tunnel user cannot reach', ['ip', 'wireguard-g
     ]);
     await expectDenied('mallory', { proto: 'tcp', dst: '127.0.0.1', dstPort: LOOPBACK_PORT, reason: 'loopback' });
     await expectDenied('mallory', { proto: 'udp', dst: '127.0.0.1', dstPort: LOOPBACK_PORT, reason: 'loopback' });
-    expect(concServiceHits).toBe('');
+    expect(await settled(() => concServiceHits)).toBe('');
     expect(ordinaryTrafficWorks(mallory)).toBe(true);
   });
 
@@ -102,7 +126,7 @@ describeE2E('egress guard: what a tunnel user cannot reach', ['ip', 'wireguard-g
       { ...PROHIBITED_V6, aboutDst: '::1', aboutProtocol: 17 },
     ]);
     await expectDenied('alice', { proto: 'udp', dst: '::1', reason: 'loopback' });
-    expect(concServiceHits).toBe('');
+    expect(await settled(() => concServiceHits)).toBe('');
     expect(ordinaryTrafficWorks(alice)).toBe(true);
   });
 
@@ -114,7 +138,7 @@ describeE2E('egress guard: what a tunnel user cannot reach', ['ip', 'wireguard-g
     ]);
     await expectDenied('alice', { dst: '::ffff:127.0.0.1', reason: 'loopback', via: 'ipv4_mapped' });
     await expectDenied('alice', { dst: '64:ff9b::7f00:1', reason: 'loopback', via: 'nat64' });
-    expect(concServiceHits).toBe('');
+    expect(await settled(() => concServiceHits)).toBe('');
     expect(ordinaryTrafficWorks(alice)).toBe(true);
   });
 
@@ -128,7 +152,7 @@ describeE2E('egress guard: what a tunnel user cannot reach', ['ip', 'wireguard-g
     ]);
     await expectDenied('alice', { proto: 'tcp', dst: CONC_ORIGIN_V4, dstPort: HOST_PORT, reason: 'host_address' });
     await expectDenied('alice', { proto: 'tcp', dst: CONC_ORIGIN_V6, reason: 'host_address' });
-    expect(concServiceHits).toBe('');
+    expect(await settled(() => concServiceHits)).toBe('');
     expect(ordinaryTrafficWorks(alice)).toBe(true);
   });
 
@@ -138,6 +162,15 @@ describeE2E('egress guard: what a tunnel user cannot reach', ['ip', 'wireguard-g
     expect(curl.stderr).toMatch(/No route to host|Couldn't connect/);
     expect(probe(alice, [tcpSyn(alice.ipv4, METADATA, 80)])).toEqual([{ ...PROHIBITED_V4, aboutDst: METADATA, aboutProtocol: 6 }]);
     await expectDenied('alice', { proto: 'tcp', dst: METADATA, dstPort: 80, reason: 'link_local' });
+    expect(ordinaryTrafficWorks(alice)).toBe(true);
+  });
+
+  test("a certificate's AIA URL cannot make the concentrator fetch from cloud metadata", async () => {
+    const curl = alice.ns.exec('curl', ['-sS', '--max-time', '10', '--cacert', companyCa, '--resolve', `${AIA_SITE}:443:${ORIGIN_V4}`, `https://${AIA_SITE}/`]);
+    expect(curl.code).not.toBe(0);
+    await expectDenied('alice', { proto: 'tcp', dst: METADATA, dstPort: 80, reason: 'link_local', path: 'fetch' });
+    await waitFor('tls_upstream_rejected incomplete_chain', () => (logRecords('alice').some((r) => r.type === 'tls_upstream_rejected' && r.reason === 'incomplete_chain') ? true : undefined));
+    expect(await settled(() => originRequests)).not.toContain(AIA_PATH);
     expect(ordinaryTrafficWorks(alice)).toBe(true);
   });
 
@@ -200,8 +233,11 @@ describeE2E('egress guard: what a tunnel user cannot reach', ['ip', 'wireguard-g
     expect(ordinaryTrafficWorks(alice)).toBe(true);
   });
 
-  test('egress.allow lets an admin open cloud metadata to tunnel users', () => {
+  test('egress.allow lets an admin open cloud metadata to tunnel users and to certificate fetches', async () => {
     expect(curlBody(alice, `http://${METADATA}/latest/meta-data/`)).toBe(`origin ${METADATA} /latest/meta-data/`);
+    const site = alice.ns.exec('curl', ['-sS', '--max-time', '10', '--cacert', companyCa, '--resolve', `${AIA_SITE}:443:${ORIGIN_V4}`, `https://${AIA_SITE}/`]);
+    expect(site.stdout).toBe(`hello from ${AIA_SITE}`);
+    expect(await settled(() => originRequests)).toContain(`${METADATA} ${AIA_PATH}`);
     // The rest of the built-in refusals still hold.
     expect(probe(alice, [udp(alice.ipv4, '127.0.0.1', LOOPBACK_PORT)])).toEqual([{ ...PROHIBITED_V4, aboutDst: '127.0.0.1', aboutProtocol: 17 }]);
     expect(ordinaryTrafficWorks(alice)).toBe(true);
@@ -209,7 +245,7 @@ describeE2E('egress guard: what a tunnel user cannot reach', ['ip', 'wireguard-g
 
   async function restartWith(extraConfig: string[]): Promise<void> {
     await t.stopConcentrator();
-    t.writeConfig(extraConfig.join('\n'));
+    t.writeConfig([...tlsConfig, ...extraConfig].join('\n'));
     await t.startConcentrator();
     for (const c of [alice, mallory]) t.rehandshake(c);
     await waitFor('clients back after the restart', () => (ordinaryTrafficWorks(alice) ? true : undefined), 30_000, 500);
@@ -255,6 +291,39 @@ function routeLoopbackIntoTunnel(c: Client): void {
   c.ns.execOk('sysctl', ['-qw', 'net.ipv4.conf.all.route_localnet=1', `net.ipv4.conf.${c.ifname}.route_localnet=1`]);
   c.ns.execOk('ip', ['route', 'del', 'local', '127.0.0.0/8', 'dev', 'lo', 'table', 'local']);
   c.ns.execOk('ip', ['route', 'del', 'local', '127.0.0.1', 'dev', 'lo', 'table', 'local']);
+}
+
+/**
+ * The test PKI for AIA_SITE: a root the concentrator trusts (returned), a leaf
+ * served without its intermediate, and the intermediate at the caIssuers URL.
+ */
+function writeAiaSite(dir: string): string {
+  const root = makeRoot({ cn: 'Egress Test Root' });
+  const inter = makeIntermediate(root, { cn: 'Egress Test Intermediate' });
+  const leaf = makeLeaf(inter, { dns: [AIA_SITE], caIssuersUrl: `http://${METADATA}${AIA_PATH}` });
+  writeFileSync(join(dir, 'aia-root.pem'), root.pem);
+  writeFileSync(join(dir, 'aia-inter.der'), inter.der);
+  writeFileSync(join(dir, 'aia-leaf.pem'), leaf.pem);
+  writeFileSync(join(dir, 'aia-leaf.key'), leaf.keyPem, { mode: 0o600 });
+  return join(dir, 'aia-root.pem');
+}
+
+/** Plain HTTP on every origin address: the issuer at AIA_PATH, a text naming address and path otherwise; prints each request. */
+function originHttp(issuerFile: string): string {
+  return `
+    const issuer = require('fs').readFileSync(${JSON.stringify(issuerFile)});
+    require('http').createServer((q, r) => {
+      console.log(q.socket.localAddress + ' ' + q.url);
+      if (q.url === ${JSON.stringify(AIA_PATH)}) r.writeHead(200, { 'content-type': 'application/pkix-cert' }).end(issuer);
+      else r.end('origin ' + q.socket.localAddress + ' ' + q.url);
+    }).listen(80, '0.0.0.0');`;
+}
+
+function originHttps(certFile: string, keyFile: string): string {
+  return `
+    const fs = require('fs');
+    require('https').createServer({ cert: fs.readFileSync(${JSON.stringify(certFile)}), key: fs.readFileSync(${JSON.stringify(keyFile)}) },
+      (q, r) => r.end('hello from ${AIA_SITE}')).listen(443, ${JSON.stringify(ORIGIN_V4)});`;
 }
 
 /** TCP and UDP services of the concentrator's host that print a line for anything that reaches them. */
