@@ -58,7 +58,10 @@ export class Concentrator {
     if (upstreams.length === 0) log.warn('no DNS upstream: set dns.upstream in sightline.yaml (no nameserver in /etc/resolv.conf)');
 
     // The inspection CA is made on first start, unique to this deployment.
-    const inspection = new Inspection(d.dataDir, d.config, loadInspectionCa(d.dataDir, opts.caPassphrase), log, (user, peer) => egress.fetcherFor(user, peer));
+    const inspection = new Inspection(d.dataDir, d.config, loadInspectionCa(d.dataDir, opts.caPassphrase), log, {
+      forFlow: (user, peer) => egress.fetcherFor(user, peer),
+      shared: egress.sharedFetcher,
+    });
     records = inspection.userLog;
     // Late-bound: the device, stack and edge refer to each other through the concentrator.
     let self: Concentrator | null = null;

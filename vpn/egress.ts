@@ -11,6 +11,7 @@ import { EgressDenials } from './egress_denials';
 import { EgressGuard, describeVerdict, watchHostAddresses, type EgressDenial, type HostAddressWatcher, type InterfaceReader } from '../netstack';
 import { IpAddress, IpCidr, IP_PROTOCOL_TCP, IP_PROTOCOL_UDP } from '../netstack/wire';
 import { createHttpFetch, type HttpFetcher, type RecordSink } from '../mitm';
+import type { EgressVerdict } from '../netstack';
 
 export interface EgressBoundaryOptions {
   config: Config;
@@ -79,11 +80,25 @@ export class EgressBoundary {
 
   /** The HTTP fetcher for AIA and OCSP on behalf of one user's flow: refusals land in that user's log. */
   fetcherFor(user: string, peer: string): HttpFetcher {
+    return this.checkedFetcher((address, port, verdict) => this.denials.record(user, peer, 'fetch', IP_PROTOCOL_TCP, address, port, verdict));
+  }
+
+  /**
+   * For certificate fetches made for no single flow (a bypass probe whose
+   * verdict serves every user): refusals are counted and go to the
+   * concentrator's log.
+   */
+  readonly sharedFetcher: HttpFetcher = this.checkedFetcher((address, port, verdict) => {
+    this.denials.count(verdict);
+    this.opts.log.info({ dst: address, dstPort: port, reason: verdict.reason, via: verdict.via }, 'egress refused a certificate fetch');
+  });
+
+  private checkedFetcher(onRefused: (address: string, port: number, verdict: EgressVerdict) => void): HttpFetcher {
     return createHttpFetch((address, port) => {
       const addr = IpAddress.tryParse(address);
       const verdict = addr === null ? null : this.guard.check(addr, IP_PROTOCOL_TCP, port);
       if (verdict === null) return null;
-      this.denials.record(user, peer, 'fetch', IP_PROTOCOL_TCP, address, port, verdict);
+      onRefused(address, port, verdict);
       return describeVerdict(verdict, address);
     });
   }

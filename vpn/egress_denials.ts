@@ -38,7 +38,7 @@ export class EgressDenials {
    * `dst` may be a view into a packet: it is read here, never kept.
    */
   record(user: string, peer: string, path: DenialPath, protocol: number, dst: Buffer | string, dstPort: number, verdict: EgressVerdict): void {
-    this.inc(`denied_${verdict.reason}`);
+    this.count(verdict);
     const b = this.bucket(user);
     if (b.tokens < 1) {
       b.suppressed++;
@@ -59,6 +59,11 @@ export class EgressDenials {
       b.suppressed = 0;
     }
     this.records.write(user, peer, 'egress_denied', fields);
+  }
+
+  /** Counts a refusal that belongs to no user (a fetch shared by all, such as a bypass probe's). */
+  count(verdict: EgressVerdict): void {
+    this.inc(`denied_${verdict.reason}`);
   }
 
   private bucket(user: string): Bucket {

@@ -24,8 +24,8 @@ export class Inspection {
     config: Config,
     readonly ca: EnsuredCa,
     private readonly log: Logger,
-    /** The egress guard's fetcher for AIA and OCSP on behalf of a user's flow. */
-    fetcherFor?: (user: string, peer: string) => HttpFetcher,
+    /** The egress guard's fetchers for AIA and OCSP: per user's flow, and for fetches shared by all. */
+    egressFetch?: { forFlow: (user: string, peer: string) => HttpFetcher; shared: HttpFetcher },
   ) {
     this.userLog = new UserLog({ dataDir });
     this.inspectPorts = new Set(config.tls.inspectPorts);
@@ -47,7 +47,8 @@ export class Inspection {
       records: this.userLog,
       // One issuer cache for every flow; each fetch goes through the fetcher of the flow that needs it.
       aia: new AiaFetcher(),
-      fetchFor: fetcherFor && ((flow) => fetcherFor(flow.user, flow.peer)),
+      fetch: egressFetch?.shared,
+      fetchFor: egressFetch && ((flow) => egressFetch.forFlow(flow.user, flow.peer)),
       httpLogger: (flow, alpn, ctx) =>
         createHttpLogger({ alpn, sniHost: ctx.sni, now: () => performance.now(), emit: (r) => this.userLog.write(flow.user, flow.peer, 'http', { ...r }) }),
     });

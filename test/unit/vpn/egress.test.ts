@@ -95,6 +95,15 @@ describe('EgressBoundary', () => {
     ]);
   });
 
+  test('a certificate fetch shared by all users (a bypass probe) is refused and counted, in no user log', async () => {
+    const { b, written, warnings } = boundary();
+    const res = await b.sharedFetcher({ url: 'http://127.0.0.1:9/ocsp', method: 'POST', timeoutMs: 1000, maxBytes: 100 });
+    expect(res).toMatchObject({ ok: false, error: 'egress_denied' });
+    expect(written).toEqual([]);
+    expect(b.counters.denied_loopback).toBe(1);
+    expect(warnings).toEqual([]);
+  });
+
   test('roaming is refused to loopback and host addresses, in any form, and allowed elsewhere', () => {
     const { b } = boundary('egress:\n  allow: ["0.0.0.0/0"]\n');
     expect(b.acceptsEndpoint({ address: '127.0.0.1', port: 51820 })).toBe(false);
