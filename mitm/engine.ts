@@ -95,6 +95,8 @@ export interface InspectionEngineOptions {
   untrustedMinter?: LeafMinter;
   aia?: AiaFetcher;
   fetch?: HttpFetcher;
+  /** The fetcher for AIA and OCSP on behalf of one flow (the egress guard's, which logs refusals for its user); overrides `fetch`. */
+  fetchFor?: (flow: InspectedFlow) => HttpFetcher;
   ocspCache?: OcspCache;
   now?: () => number;
 }
@@ -263,7 +265,7 @@ export class InspectionEngine {
       revocation: this.revocation,
       timeoutMs: this.timeouts.upstreamHandshakeMs,
       aia: this.opts.aia,
-      fetch: this.opts.fetch,
+      fetch: this.opts.fetchFor?.(run.flow) ?? this.opts.fetch,
       ocspCache: this.opts.ocspCache,
       now: () => new Date(this.now()),
       onSoftFail: (detail) => run.record('tls_revocation_soft_fail', { host: run.host, detail }),

@@ -23,5 +23,5 @@ export type { UserLogOptions } from './user_log';
 export { ALERT_ACCESS_DENIED, ALERT_HANDSHAKE_FAILURE, ALERT_INTERNAL_ERROR, alertRecord } from './terminate';
 export { createHttpLogger } from './http_log';
 export type { HttpRequestRecord, HttpLoggerOptions } from './http_log';
-export { TrustStore, connectUpstream, netDialer, validateChain, checkRevocation } from './upstream';
-export type { Dialer } from './upstream';
+export { AiaFetcher, TrustStore, connectUpstream, netDialer, validateChain, checkRevocation, createHttpFetch } from './upstream';
+export type { Dialer, FetchAddressCheck, HttpFetcher } from './upstream';

@@ -1,4 +1,4 @@
-export { NetStack, type NetStackOptions, type LocalUdpHandler, type LocalUdpRequest } from './stack';
+export { NetStack, type NetStackOptions, type LocalUdpHandler, type LocalUdpRequest, type EgressDenial } from './stack';
 export { Counters, type FlowOwner } from './owner';
 export { osUdpEgress, type UdpEgressFactory, type UdpEgressSocket, type UdpEgressHandlers } from './egress/udp_socket';
 export { TcpFlowTable, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo, type TcpFlowOptions } from './tcp_flows';
@@ -6,3 +6,5 @@ export { TcpEndpointStream } from './tcp_stream';
 export { connectUpstream, socketEgress, splice, TcpOpenError, type TcpOpenFailure, type TcpUpstream } from './egress/tcp_socket';
 export { FdBudget, processFds, type FdGate, type FdSnapshot } from './egress/fd_budget';
 export type { IncidentSink, StackIncident } from './incident';
+export { EgressGuard, EGRESS_REFUSALS, describeVerdict, type EgressForm, type EgressGuardOptions, type EgressListener, type EgressRefusal, type EgressVerdict } from './egress/guard';
+export { hostInterfaceCidrs, watchHostAddresses, type HostAddressWatcher, type InterfaceReader } from './egress/host_addresses';

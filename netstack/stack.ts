@@ -3,6 +3,8 @@
 // `toClient` as IP packets addressed to the client. ICMP echo to the
 // concentrator's own addresses is answered here; UDP to a local service port
 // (DNS) goes to its handler; other UDP is re-originated from OS sockets.
+// Every other packet passes the egress guard first (DESIGN.md, the trust
+// boundary): a refused one is answered with ICMP administratively prohibited.
 import { performance } from 'node:perf_hooks';
 import {
   buildIcmpEcho,
@@ -21,10 +23,10 @@ import {
   IP_PROTOCOL_TCP,
   IP_PROTOCOL_UDP,
   parseTcpRepr,
+  RST,
   TcpView,
   UdpView,
   type AddressKey,
-  type IpCidr,
   type IpPacket,
 } from './wire';
 import { osUdpEgress, type UdpEgressFactory } from './egress/udp_socket';
@@ -34,8 +36,28 @@ import { TcpFlowTable, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo, t
 import { socketEgress } from './egress/tcp_socket';
 import { processFds, type FdGate } from './egress/fd_budget';
 import type { IncidentSink } from './incident';
+import { EGRESS_REFUSALS, type EgressGuard, type EgressRefusal, type EgressVerdict } from './egress/guard';
 
 const CONNECT_TIMEOUT_MS = 10_000;
+const ICMPV4_ECHO_REQUEST = 8;
+const ICMPV6_ECHO_REQUEST = 128;
+// The byte holding RST in a TCP header (RFC 9293 §3.1).
+const TCP_FLAGS_BYTE = 13;
+// Counter names built once: the refusal path runs per packet under a flood.
+const DENIED_COUNTER = Object.fromEntries(EGRESS_REFUSALS.map((r) => [r, `egress_denied_${r}`])) as Record<EgressRefusal, string>;
+
+/** A packet the egress guard refused, for counting and the user's log. */
+export interface EgressDenial {
+  owner: FlowOwner;
+  /** IP protocol number (6 TCP, 17 UDP, ...). */
+  protocol: number;
+  family: 4 | 6;
+  /** Destination address bytes: a view into the packet, valid only during the call. */
+  dst: Buffer;
+  /** Destination port; -1 for protocols without ports. */
+  dstPort: number;
+  verdict: EgressVerdict;
+}
 
 export interface LocalUdpRequest {
   owner: FlowOwner;
@@ -49,8 +71,10 @@ export type LocalUdpHandler = (req: LocalUdpRequest, reply: (payload: Buffer) =>
 export interface NetStackOptions {
   /** The concentrator's own tunnel addresses. */
   localAddresses: IpAddress[];
-  /** Destinations never forwarded (the tunnel pools: peers cannot reach each other). */
-  forbiddenNetworks: IpCidr[];
+  /** Consulted for every packet not addressed to the concentrator itself. */
+  guard: EgressGuard;
+  /** Every refused packet (already counted and answered). */
+  onEgressDenied?: (d: EgressDenial) => void;
   toClient(packet: Buffer): void;
   udp: UdpFlowOptions;
   udpEgress?: UdpEgressFactory;
@@ -80,6 +104,8 @@ export interface NetStackOptions {
 export class NetStack {
   private readonly counterSet = new Counters();
   private readonly local = new Map<AddressKey, IpAddress>();
+  /** Where ICMP errors about refused packets come from: the concentrator, as the refusing router. */
+  private readonly icmpSource: { 4: IpAddress | undefined; 6: IpAddress | undefined };
   private readonly services = new Map<number, LocalUdpHandler>();
   private readonly udp: UdpFlowTable;
   private readonly tcp: TcpFlowTable;
@@ -95,6 +121,7 @@ export class NetStack {
         this.counterSet.inc('incident_report_error');
       }
     };
+    this.icmpSource = { 4: opts.localAddresses.find((a) => a.family === 4), 6: opts.localAddresses.find((a) => a.family === 6) };
     this.udp = new UdpFlowTable(opts.udp, opts.udpEgress ?? osUdpEgress, opts.toClient, this.counterSet, fds, this.report);
     const clock = opts.clock ?? (() => performance.now());
     this.tcp = new TcpFlowTable(opts.tcp, (info) => this.tcpHandlerFor(info), opts.toClient, this.counterSet, opts.onFlowEnd ?? (() => undefined), clock, opts.onWake, fds, this.report);
@@ -159,8 +186,10 @@ export class NetStack {
       this.toLocal(pkt, localAddr, owner, now);
       return;
     }
-    if (this.isForbidden(pkt)) {
-      this.counterSet.inc('drop_peer_to_peer');
+    const dstPort = upperLayerDstPort(pkt);
+    const verdict = this.opts.guard.checkBytes(pkt.dst, 0, pkt.family, pkt.protocol, dstPort);
+    if (verdict !== null) {
+      this.refuseEgress(pkt, owner, dstPort, verdict);
       return;
     }
     switch (pkt.protocol) {
@@ -197,10 +226,20 @@ export class NetStack {
     this.tcp.onPacket(pkt, seg, owner, local, now);
   }
 
-  /** On every forwarded packet: match the destination bytes in place, no allocation. */
-  private isForbidden(pkt: IpPacket): boolean {
-    for (const n of this.opts.forbiddenNetworks) if (n.containsBytes(pkt.dst, 0, pkt.family)) return true;
-    return false;
+  /**
+   * Counts, answers and reports a packet the guard refused. The ICMP error
+   * comes from the concentrator's own tunnel address, as from a filtering
+   * router: the client drops errors from loopback or multicast sources as
+   * martians. Only what a client waits on is answered (a SYN or other TCP
+   * segment but a reset, UDP, an echo request); never an ICMP error.
+   */
+  private refuseEgress(pkt: IpPacket, owner: FlowOwner, dstPort: number, verdict: EgressVerdict): void {
+    this.counterSet.inc(DENIED_COUNTER[verdict.reason]);
+    const from = this.icmpSource[pkt.family];
+    if (from !== undefined && answersRefusal(pkt)) {
+      this.opts.toClient(buildIcmpUnreachable(from, IpAddress.fromBytes(pkt.src), 'admin_prohibited', pkt.view.buf));
+    }
+    this.opts.onEgressDenied?.({ owner, protocol: pkt.protocol, family: pkt.family, dst: pkt.dst, dstPort, verdict });
   }
 
   private toLocal(pkt: IpPacket, localAddr: IpAddress, owner: FlowOwner, now: number): void {
@@ -214,7 +253,9 @@ export class NetStack {
       }
       const handler = this.services.get(udp.dstPort);
       if (handler === undefined) {
+        // Nothing listens there: say so at once, as a host does, instead of letting the client time out.
         this.counterSet.inc('drop_local_udp_no_service');
+        this.opts.toClient(buildIcmpUnreachable(localAddr, IpAddress.fromBytes(pkt.src), 'port', pkt.view.buf));
         return;
       }
       const client = IpAddress.fromBytes(pkt.src);
@@ -285,5 +326,27 @@ export class NetStack {
     } catch (err) {
       this.contain('stack_error', err);
     }
+  }
+}
+
+/** The TCP or UDP destination port (the same offset in both headers), or -1. */
+function upperLayerDstPort(pkt: IpPacket): number {
+  if ((pkt.protocol !== IP_PROTOCOL_TCP && pkt.protocol !== IP_PROTOCOL_UDP) || pkt.payload.length < 4) return -1;
+  return pkt.payload.readUInt16BE(2);
+}
+
+function answersRefusal(pkt: IpPacket): boolean {
+  const p = pkt.payload;
+  switch (pkt.protocol) {
+    case IP_PROTOCOL_UDP:
+      return true;
+    case IP_PROTOCOL_TCP:
+      return p.length > TCP_FLAGS_BYTE && (p[TCP_FLAGS_BYTE] & RST) === 0;
+    case IP_PROTOCOL_ICMP:
+      return pkt.family === 4 && p.length > 0 && p[0] === ICMPV4_ECHO_REQUEST;
+    case IP_PROTOCOL_ICMPV6:
+      return pkt.family === 6 && p.length > 0 && p[0] === ICMPV6_ECHO_REQUEST;
+    default:
+      return false;
   }
 }

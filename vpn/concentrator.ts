@@ -16,6 +16,7 @@ import { UdpEdge } from './udp_edge';
 import { Inspection, loadInspectionCa } from './inspection';
 import { IncidentLog } from './incident_log';
 import { ProcessGuard } from './process_guard';
+import { EgressBoundary } from './egress';
 
 const TICK_MS = 100;
 const PEER_SYNC_MS = 200;
@@ -42,6 +43,7 @@ export class Concentrator {
     readonly stack: NetStack,
     readonly dns: DnsForwarder,
     readonly inspection: Inspection,
+    readonly egress: EgressBoundary,
     private edge: UdpEdge | null,
     readonly guard: ProcessGuard,
     private readonly incidents: IncidentLog,
@@ -52,15 +54,31 @@ export class Concentrator {
     const guard = opts.guard ?? new ProcessGuard({ log });
     const incidents = new IncidentLog(log);
     const serverAddrs = [IpAddress.parse(d.layout.serverV4), IpAddress.parse(d.layout.serverV6)];
-    const upstreams = d.config.dns.upstream ? parseDnsServers(d.config.dns.upstream) : systemResolvers();
+    // The trust boundary: every outbound path asks it (refusals go to the user's log, late-bound below).
+    let records: Inspection['userLog'] | null = null;
+    const egress = new EgressBoundary({
+      config: d.config,
+      tunnelAddresses: serverAddrs,
+      // Peers never reach each other's tunnel addresses through us.
+      tunnelPools: [IpCidr.parse(d.ipv4Pool), IpCidr.parse(d.ipv6Pool)],
+      records: { write: (user, peer, type, fields) => records?.write(user, peer, type, fields) },
+      log,
+    });
+    // An explicit dns.upstream is the admin's word; the host's own resolvers pass the guard.
+    const upstreams = d.config.dns.upstream ? parseDnsServers(d.config.dns.upstream) : egress.permittedResolvers(systemResolvers());
     if (upstreams.length === 0) log.warn('no DNS upstream: set dns.upstream in sightline.yaml (no nameserver in /etc/resolv.conf)');
 
     // The inspection CA is made on first start, unique to this deployment.
-    const inspection = new Inspection(d.dataDir, d.config, loadInspectionCa(d.dataDir, opts.caPassphrase), log);
+    const inspection = new Inspection(d.dataDir, d.config, loadInspectionCa(d.dataDir, opts.caPassphrase), log, {
+      forFlow: (user, peer) => egress.fetcherFor(user, peer),
+      shared: egress.sharedFetcher,
+    });
+    records = inspection.userLog;
     // Late-bound: the device, stack and edge refer to each other through the concentrator.
     let self: Concentrator | null = null;
     const device = new WgDevice<PeerTag>({
       privateKey: d.serverKey,
+      acceptEndpoint: egress.acceptsEndpoint,
       sink: {
         sendDatagram: (data, to) => self?.edge?.send(data, to),
         deliverPacket: (peer, packet) => self?.fromTunnel(peer, packet),
@@ -69,8 +87,8 @@ export class Concentrator {
     });
     const stack = new NetStack({
       localAddresses: serverAddrs,
-      // Peers never reach each other's tunnel addresses through us.
-      forbiddenNetworks: [IpCidr.parse(d.ipv4Pool), IpCidr.parse(d.ipv6Pool)],
+      guard: egress.guard,
+      onEgressDenied: egress.onStackDenial,
       toClient: (packet) => self?.toTunnel(packet),
       udp: { idleTimeoutMs: d.config.udp.idleTimeoutSeconds * 1000, maxFlowsPerUser: d.config.udp.maxFlowsPerUser },
       tcp: {
@@ -95,7 +113,7 @@ export class Concentrator {
     stack.udpService(DNS_PORT, (req, reply) => dns.handle(req.payload, maxUdpAnswerSize(req.payload, tunnelLimit), reply));
 
     const registry = new PeerRegistry(storeSource(d.store), device, (tag, why) => self?.tunnelCut(tag, why));
-    const c = new Concentrator(d, log, device, registry, stack, dns, inspection, null, guard, incidents);
+    const c = new Concentrator(d, log, device, registry, stack, dns, inspection, egress, null, guard, incidents);
     self = c;
     guard.beforeExit(() => c.lastWords());
     registry.sync();
@@ -280,6 +298,7 @@ export class Concentrator {
         inspection: { ...this.inspection.engine.counters },
         process: { ...this.guard.counters },
         fds: { ...processFds.snapshot() },
+        egress: { ...this.egress.counters },
       },
     };
   }
@@ -291,7 +310,7 @@ export class Concentrator {
     this.statusFile ??= new StatusFile(join(this.d.dataDir, 'status.json'), STATUS_MS);
     const now = performance.now();
     const peers = peersFingerprint(this.device.peers(), now);
-    const counters = [this.counters, this.device.counters, this.stack.counters, this.dns.counters, this.inspection.engine.counters, this.guard.counters, processFds.snapshot()];
+    const counters = [this.counters, this.device.counters, this.stack.counters, this.dns.counters, this.inspection.engine.counters, this.egress.counters, this.guard.counters, processFds.snapshot()];
     const fingerprint = `${this.listenPort}|${this.registry.generation}|${peers}|${JSON.stringify(counters)}`;
     try {
       this.statusFile.update(now, this.registry.size, fingerprint, () => JSON.stringify(this.status(), null, 2) + '\n');
@@ -314,6 +333,7 @@ export class Concentrator {
     await this.edge?.close();
     this.edge = null;
     this.stack.close();
+    this.egress.stop();
     await this.inspection.close();
     this.d.store.close();
   }

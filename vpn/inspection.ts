@@ -6,7 +6,7 @@ import type { Config } from './config';
 import type { Logger } from './log';
 import { PinnedSync } from './pinned_sync';
 import { connectUpstream as connectTcp, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo } from '../netstack';
-import { createHttpLogger, ensureCa, InspectionEngine, PinningTracker, TrustStore, UserLog, type Dialer, type EnsuredCa } from '../mitm';
+import { AiaFetcher, createHttpLogger, ensureCa, InspectionEngine, PinningTracker, TrustStore, UserLog, type Dialer, type EnsuredCa, type HttpFetcher } from '../mitm';
 
 const CONNECT_TIMEOUT_MS = 10_000;
 
@@ -24,6 +24,8 @@ export class Inspection {
     config: Config,
     readonly ca: EnsuredCa,
     log: Logger,
+    /** The egress guard's fetchers for AIA and OCSP: per user's flow, and for fetches shared by all. */
+    egressFetch?: { forFlow: (user: string, peer: string) => HttpFetcher; shared: HttpFetcher },
   ) {
     this.userLog = new UserLog({ dataDir });
     this.inspectPorts = new Set(config.tls.inspectPorts);
@@ -40,6 +42,10 @@ export class Inspection {
       dial: this.dial,
       nonTls: config.tls.nonTls,
       records: this.userLog,
+      // One issuer cache for every flow; each fetch goes through the fetcher of the flow that needs it.
+      aia: new AiaFetcher(),
+      fetch: egressFetch?.shared,
+      fetchFor: egressFetch && ((flow) => egressFetch.forFlow(flow.user, flow.peer)),
       httpLogger: (flow, alpn, ctx) =>
         createHttpLogger({ alpn, sniHost: ctx.sni, now: () => performance.now(), emit: (r) => this.userLog.write(flow.user, flow.peer, 'http', { ...r }) }),
     });

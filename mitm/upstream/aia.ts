@@ -38,8 +38,12 @@ export class AiaFetcher {
     this.cacheEntries = opts.cacheEntries ?? DEFAULT_CACHE_ENTRIES;
   }
 
-  /** Fetches (or returns the cached) certificates at a caIssuers URL. Failures are not cached. */
-  fetchIssuer(url: string): Promise<AiaResult> {
+  /**
+   * Fetches (or returns the cached) certificates at a caIssuers URL. Failures
+   * are not cached. `fetch` overrides this fetcher's own for one call (the
+   * egress guard's fetcher of the flow that needs the issuer) and shares the cache.
+   */
+  fetchIssuer(url: string, fetch: HttpFetcher = this.fetch): Promise<AiaResult> {
     const hit = this.cache.get(url);
     if (hit) {
       // Map order is insertion order: re-inserting makes this the most recently used.
@@ -47,7 +51,7 @@ export class AiaFetcher {
       this.cache.set(url, hit);
       return hit;
     }
-    const pending = this.load(url).then((result) => {
+    const pending = this.load(url, fetch).then((result) => {
       if (!result.ok) this.cache.delete(url);
       return result;
     });
@@ -60,8 +64,8 @@ export class AiaFetcher {
     return pending;
   }
 
-  private async load(url: string): Promise<AiaResult> {
-    const res = await fetchAsValue(this.fetch, { url, method: 'GET', timeoutMs: this.timeoutMs, maxBytes: this.maxBytes });
+  private async load(url: string, fetch: HttpFetcher): Promise<AiaResult> {
+    const res = await fetchAsValue(fetch, { url, method: 'GET', timeoutMs: this.timeoutMs, maxBytes: this.maxBytes });
     if (!res.ok) return { ok: false, detail: `AIA fetch failed: ${res.detail}` };
     const certs = parseIssuerBody(res.body);
     return certs.length > 0 ? { ok: true, certs } : { ok: false, detail: `AIA ${url}: body is neither a DER nor a PEM certificate` };
@@ -84,7 +88,7 @@ export function parseIssuerBody(body: Buffer): X509Certificate[] {
  * up to MAX_FETCHES_PER_VALIDATION times. The result is validateChain's: a failed
  * fetch leaves the 'incomplete_chain' verdict, with the fetch error appended.
  */
-export async function validateWithAia(input: ValidationInput, aia: AiaFetcher): Promise<ValidationResult> {
+export async function validateWithAia(input: ValidationInput, aia: AiaFetcher, fetch?: HttpFetcher): Promise<ValidationResult> {
   const extra = [...(input.extraIntermediates ?? [])];
   const tried = new Set<string>();
   for (let i = 0; ; i++) {
@@ -93,7 +97,7 @@ export async function validateWithAia(input: ValidationInput, aia: AiaFetcher): 
     const url = result.missingIssuerUrl;
     if (tried.has(url) || i >= MAX_FETCHES_PER_VALIDATION) return result;
     tried.add(url);
-    const fetched = await aia.fetchIssuer(url);
+    const fetched = await aia.fetchIssuer(url, fetch);
     if (!fetched.ok) return { ...result, detail: `${result.detail}; ${fetched.detail}` };
     extra.push(...fetched.certs);
   }

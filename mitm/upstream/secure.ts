@@ -137,6 +137,7 @@ async function verify(socket: tls.TLSSocket, stapled: Buffer | null, opts: Secur
   const verdict = await validateWithAia(
     { chain, hostname: opts.servername ?? null, ip: opts.host, now, trust: opts.trust, negotiatedProtocol: protocol },
     opts.aia ?? (opts.fetch ? new AiaFetcher({ fetch: opts.fetch }) : sharedAia),
+    opts.fetch,
   );
   if (!verdict.ok) return { ok: false, error: verdict.reason, detail: verdict.detail, chain, socket, alpn };
   const [leaf, issuer] = verdict.path;

@@ -148,6 +148,15 @@ export class IpCidr {
     return IpAddress.fromBytes(out);
   }
 
+  /** The last address of the prefix (host bits set): an IPv4 subnet's directed broadcast. */
+  get lastAddress(): IpAddress {
+    const out = Buffer.from(this.address.bytes);
+    for (let bit = this.prefixLength; bit < out.length * 8; bit++) {
+      out[bit >> 3] |= 0x80 >> (bit & 7);
+    }
+    return IpAddress.fromBytes(out);
+  }
+
   contains(addr: IpAddress): boolean {
     return this.containsBytes(addr.bytes, 0, addr.family);
   }

@@ -74,8 +74,8 @@ describeE2E('tunnel with wireguard-go clients', ['ip', 'wireguard-go', 'wg', 'wg
 
   test('peers cannot reach each other through the concentrator', async () => {
     expect(ping(bob, alice.ipv4)).toBe(false);
-    const s = await t.statusWhere('peer_to_peer counted', (st) => (st.counters.stack?.drop_peer_to_peer ?? 0) > 0);
-    expect(s.counters.stack.drop_peer_to_peer).toBeGreaterThan(0);
+    const s = await t.statusWhere('peer_to_peer counted', (st) => (st.counters.stack?.egress_denied_peer_to_peer ?? 0) > 0);
+    expect(s.counters.stack.egress_denied_peer_to_peer).toBeGreaterThan(0);
   });
 
   test('a client with an unknown key gets nothing', async () => {

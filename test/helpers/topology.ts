@@ -55,6 +55,11 @@ export class Topology {
     this.conc = this.lab.namespace('conc');
     this.origin = this.lab.namespace('orig');
     this.lab.link(this.conc, [`${CONC_ORIGIN_V4}/24`, `${CONC_ORIGIN_V6}/64`], this.origin, [`${ORIGIN_V4}/24`, `${ORIGIN_V6}/64`]);
+    this.writeConfig(extraConfig);
+  }
+
+  /** (Re)writes the concentrator's sightline.yaml: the test defaults plus `extraConfig`; read at start. */
+  writeConfig(extraConfig = ''): void {
     writeFileSync(
       join(this.dataDir, 'sightline.yaml'),
       [

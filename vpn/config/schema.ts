@@ -3,13 +3,17 @@
 import { z } from 'zod';
 import { isIP } from 'node:net';
 
-const cidr = (family: 4 | 6) =>
+const CIDR_EXAMPLE = { 4: 'an IPv4 prefix like 10.77.0.0/16', 6: 'an IPv6 prefix like fd00:1234:5678::/64', any: 'an IPv4 or IPv6 prefix like 10.20.0.0/16 or fd00::/8' };
+
+/** "ADDR/LEN" of the given family ('any': either); the address as IpCidr will read it (no zone id). */
+const cidr = (family: 4 | 6 | 'any') =>
   z.string().refine((s) => {
     const [addr, len, extra] = s.split('/');
-    if (extra !== undefined || len === undefined || !/^\d+$/.test(len)) return false;
-    const max = family === 4 ? 32 : 128;
-    return isIP(addr) === family && Number(len) <= max;
-  }, { message: `an IPv${family} prefix like ${family === 4 ? '10.77.0.0/16' : 'fd00:1234:5678::/64'}` });
+    if (extra !== undefined || len === undefined || !/^\d+$/.test(len) || addr.includes('%')) return false;
+    const found = isIP(addr);
+    if (found === 0 || (family !== 'any' && found !== family)) return false;
+    return Number(len) <= (found === 4 ? 32 : 128);
+  }, { message: CIDR_EXAMPLE[family] });
 
 const hostPort = z.string().refine((s) => parseHostPort(s) !== null, {
   message: 'HOST:PORT (IPv6 as [ADDR]:PORT)',
@@ -78,6 +82,13 @@ export const configSchema = z
           .prefault({}),
         nonTls: z.enum(['block', 'allow']).default('block'),
         blockQuic: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
+    egress: z
+      .object({
+        deny: z.array(cidr('any')).default([]),
+        allow: z.array(cidr('any')).default([]),
       })
       .strict()
       .prefault({}),

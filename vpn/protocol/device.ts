@@ -38,6 +38,12 @@ export interface DeviceOptions<T = unknown> {
   random?: (n: number) => Buffer;
   /** Handshake messages per second above which mac2 (cookies) is required. */
   handshakesPerSecondUnderLoad?: number;
+  /**
+   * Whether roaming may move a peer to this source. The wiring refuses the
+   * concentrator's own and loopback addresses (a packet loop); the core stays
+   * free of OS calls and accepts every source by default.
+   */
+  acceptEndpoint?: (e: Endpoint) => boolean;
 }
 
 /** What a receiver index points at: a pending handshake (keypair null) or a keypair. */
@@ -79,6 +85,7 @@ export class WgDevice<T = unknown> {
   private readonly wallClock: () => number;
   private readonly peersByKey = new Map<string, WgPeer<T>>();
   private readonly loadThreshold: number;
+  private readonly acceptEndpoint: (e: Endpoint) => boolean;
   private loadWindowStart = -Infinity;
   private loadWindowCount = 0;
   private underLoadUntil = -Infinity;
@@ -97,6 +104,7 @@ export class WgDevice<T = unknown> {
     this.random = opts.random ?? defaultRandom;
     this.wallClock = opts.wallClock ?? Date.now;
     this.loadThreshold = opts.handshakesPerSecondUnderLoad ?? DEFAULT_HANDSHAKES_PER_SECOND_UNDER_LOAD;
+    this.acceptEndpoint = opts.acceptEndpoint ?? (() => true);
     this.cookieChecker = new CookieChecker(this.publicKey, this.random);
   }
 
@@ -246,6 +254,10 @@ export class WgDevice<T = unknown> {
   /** Built-in roaming (whitepaper §2.1): the source of any authenticated packet becomes the endpoint. */
   updateEndpoint(peer: WgPeer<T>, from: Endpoint): void {
     if (endpointEquals(peer.endpoint, from)) return;
+    if (!this.acceptEndpoint(from)) {
+      this.count('endpoint_refused');
+      return;
+    }
     const old = peer.endpoint;
     const to = { address: from.address, port: from.port };
     peer.endpoint = to;

@@ -4,7 +4,7 @@
 // applies), the failure is counted and reported, and nothing is thrown out
 // of the stack, so nothing can reach the WireGuard device or the process.
 import { PassThrough, type Duplex } from 'node:stream';
-import { NetStack, TcpOpenError, type StackIncident, type TcpFlowHandler, type TcpFlowInfo, type UdpEgressFactory, type UdpEgressHandlers } from '../../../netstack';
+import { EgressGuard, NetStack, TcpOpenError, type StackIncident, type TcpFlowHandler, type TcpFlowInfo, type UdpEgressFactory, type UdpEgressHandlers } from '../../../netstack';
 import { TcpEndpoint } from '../../../netstack/tcp';
 import {
   ACK, RST, SYN, IpAddress, IpCidr, Icmpv4Repr, Icmpv4View, Icmpv6Repr, Icmpv6View, buildTcpPacket, buildUdpPacket, isWireError, parseIpPacket,
@@ -38,7 +38,7 @@ function makeStack(opts: { tcpHandler?: (f: TcpFlowInfo) => TcpFlowHandler | nul
   let clientDown = false;
   const stack = new NetStack({
     localAddresses: [IpAddress.parse('10.77.0.1')],
-    forbiddenNetworks: [IpCidr.parse('10.77.0.0/24')],
+    guard: new EgressGuard({ tunnelAddresses: [IpAddress.parse('10.77.0.1')], tunnelPools: [IpCidr.parse('10.77.0.0/24')], listener: null }),
     toClient: (p) => {
       if (clientDown) throw new Error('injected: the tunnel side threw');
       out.push(p);

@@ -1,4 +1,4 @@
-import { NetStack, TcpOpenError, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo, type UdpEgressFactory, type UdpEgressHandlers } from '../../../netstack';
+import { EgressGuard, NetStack, TcpOpenError, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo, type UdpEgressFactory, type UdpEgressHandlers } from '../../../netstack';
 import { PassThrough, type Duplex } from 'node:stream';
 import {
   buildIcmpEcho,
@@ -45,7 +45,7 @@ function makeStack(maxFlowsPerUser = 4, tcpHandler?: (f: TcpFlowInfo) => TcpFlow
   let now = 0;
   const stack = new NetStack({
     localAddresses: [SERVER4, SERVER6],
-    forbiddenNetworks: [IpCidr.parse('10.77.0.0/24'), IpCidr.parse('fd77::/64')],
+    guard: new EgressGuard({ tunnelAddresses: [SERVER4, SERVER6], tunnelPools: [IpCidr.parse('10.77.0.0/24'), IpCidr.parse('fd77::/64')], listener: null }),
     toClient: (p) => out.push(p),
     udp: { idleTimeoutMs: 60_000, maxFlowsPerUser },
     udpEgress: egress.factory,
@@ -141,12 +141,12 @@ describe('NetStack', () => {
     expect(Icmpv4Repr.parse(view)).toMatchObject({ kind: 'dst_unreachable', code: 3 });
   });
 
-  test("drops packets to other peers' tunnel addresses (no peer-to-peer)", () => {
+  test("refuses packets to other peers' tunnel addresses (no peer-to-peer)", () => {
     const { stack, egress, out } = makeStack();
     stack.receive(buildUdpPacket(ALICE4, 5000, IpAddress.parse('10.77.0.3'), 7, Buffer.from('x')), owner, 0);
     expect(egress.sockets).toHaveLength(0);
-    expect(out).toHaveLength(0);
-    expect(stack.counters.drop_peer_to_peer).toBe(1);
+    expect(out).toHaveLength(1);
+    expect(stack.counters.egress_denied_peer_to_peer).toBe(1);
   });
 
   test('hands UDP to a local service port to its handler and replies from the local address', () => {

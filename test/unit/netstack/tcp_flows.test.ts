@@ -2,7 +2,7 @@
 // path (FIN both ways, no RST), late segments of closed flows, and the timer
 // queue holding one entry per live flow.
 import type { Duplex } from 'node:stream';
-import { NetStack, type FlowRecord, type TcpFlowHandler } from '../../../netstack';
+import { EgressGuard, NetStack, type FlowRecord, type TcpFlowHandler } from '../../../netstack';
 import { WakeQueue, type Wakeable } from '../../../netstack/wake_queue';
 import {
   ACK, FIN, RST, SYN, IpAddress, IpCidr, buildTcpPacket, isWireError, parseIpPacket, parseTcpRepr, TcpView, type TcpRepr,
@@ -33,7 +33,7 @@ function makeStack(mode: OriginMode = 'closes_when_client_closes', maxFlows = 20
   });
   const stack = new NetStack({
     localAddresses: [IpAddress.parse('10.77.0.1')],
-    forbiddenNetworks: [IpCidr.parse('10.77.0.0/24')],
+    guard: new EgressGuard({ tunnelAddresses: [IpAddress.parse('10.77.0.1')], tunnelPools: [IpCidr.parse('10.77.0.0/24')], listener: null }),
     toClient: (p) => out.push(p),
     udp: { idleTimeoutMs: 60_000, maxFlowsPerUser: 4 },
     tcp: { mtu: 1420, maxFlowsPerUser: maxFlows, maxSynPerSecond: 1_000_000, idleTimeoutMs: 3_600_000, msl: MSL },

@@ -96,6 +96,13 @@ describe('IpCidr', () => {
     expect(c.network.toString()).toBe('10.8.0.0');
   });
 
+  test('lastAddress sets every host bit: the directed broadcast of an IPv4 subnet', () => {
+    expect(IpCidr.parse('10.8.0.1/24').lastAddress.toString()).toBe('10.8.0.255');
+    expect(IpCidr.parse('192.168.5.9/21').lastAddress.toString()).toBe('192.168.7.255');
+    expect(IpCidr.parse('10.0.0.1/32').lastAddress.toString()).toBe('10.0.0.1');
+    expect(IpCidr.parse('fd00::1/64').lastAddress.toString()).toBe('fd00::ffff:ffff:ffff:ffff');
+  });
+
   test('a bare address is a host route', () => {
     expect(IpCidr.parse('fd00::1').prefixLength).toBe(128);
     expect(IpCidr.parse('10.0.0.1').prefixLength).toBe(32);

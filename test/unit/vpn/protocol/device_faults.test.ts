@@ -4,7 +4,7 @@
 // WireGuardCoreError (the concentrator then exits for a supervisor to
 // restart it). Failures in the layers the device delivers to never reach it:
 // the stack contains them.
-import { NetStack, type UdpEgressFactory } from '../../../../netstack';
+import { EgressGuard, NetStack, type UdpEgressFactory } from '../../../../netstack';
 import { IpAddress, IpCidr, buildUdpPacket } from '../../../../netstack/wire';
 import { WireGuardCoreError } from '../../../../vpn/protocol';
 import { FakeNet } from './fake_net';
@@ -77,7 +77,7 @@ test('a failure in the layer the device delivers to (the stack) is contained the
   };
   const stack = new NetStack({
     localAddresses: [IpAddress.parse('10.0.0.1')],
-    forbiddenNetworks: [IpCidr.parse('10.0.0.0/24')],
+    guard: new EgressGuard({ tunnelAddresses: [IpAddress.parse('10.0.0.1')], tunnelPools: [IpCidr.parse('10.0.0.0/24')], listener: null }),
     toClient: () => undefined,
     udp: { idleTimeoutMs: 60_000, maxFlowsPerUser: 4 },
     udpEgress: failingEgress,

@@ -1,7 +1,7 @@
 // Test harness: WgDevices joined by an in-memory "UDP" network with a fake
 // monotonic clock. Datagrams queue until flush(), so tests can drop, capture,
 // replay or re-address them.
-import { DeviceEvent, WgDevice } from '../../../../vpn/protocol/device';
+import { DeviceEvent, DeviceOptions, WgDevice } from '../../../../vpn/protocol/device';
 import { PrivateKey } from '../../../../vpn/protocol/crypto';
 import { Endpoint, endpointText } from '../../../../vpn/protocol/endpoint';
 import { WgPeer } from '../../../../vpn/protocol/peer';
@@ -35,8 +35,9 @@ export class Node {
   readonly delivered: Array<{ peer: WgPeer; packet: Buffer }> = [];
   readonly events: DeviceEvent[] = [];
 
-  constructor(readonly net: FakeNet, readonly name: string, public endpoint: Endpoint, loadThreshold?: number) {
+  constructor(readonly net: FakeNet, readonly name: string, public endpoint: Endpoint, loadThreshold?: number, extra: Pick<DeviceOptions, 'acceptEndpoint'> = {}) {
     this.device = new WgDevice({
+      ...extra,
       privateKey: this.privateKey,
       wallClock: () => net.wallBase + net.now,
       handshakesPerSecondUnderLoad: loadThreshold,
@@ -83,8 +84,8 @@ export class FakeNet {
   private readonly nodes: Node[] = [];
   private nextPort = 51820;
 
-  node(name: string, loadThreshold?: number): Node {
-    const n = new Node(this, name, { address: `192.0.2.${this.nodes.length + 1}`, port: this.nextPort++ }, loadThreshold);
+  node(name: string, loadThreshold?: number, extra: Pick<DeviceOptions, 'acceptEndpoint'> = {}): Node {
+    const n = new Node(this, name, { address: `192.0.2.${this.nodes.length + 1}`, port: this.nextPort++ }, loadThreshold, extra);
     this.nodes.push(n);
     return n;
   }

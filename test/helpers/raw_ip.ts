@@ -1,0 +1,48 @@
+// Hand-built packets through a client's tunnel and the ICMP errors that come
+// back, read to the type and code (raw_ip.py does the socket work).
+import { join } from 'node:path';
+import type { Namespace } from '../../scripts/lab/netns';
+import { IpAddress, isWireError, parseIpPacket, IP_PROTOCOL_ICMP, IP_PROTOCOL_ICMPV6 } from '../../netstack/wire';
+import { ROOT } from './topology';
+
+const SCRIPT = join(ROOT, 'test', 'helpers', 'raw_ip.py');
+
+/** Sends `packets` out of `ifname` inside `ns`; returns every packet that arrived there within waitMs. */
+export function rawExchange(ns: Namespace, ifname: string, packets: Buffer[], waitMs = 1500): Buffer[] {
+  const out = ns.execOk('python3', [SCRIPT, ifname, String(waitMs), ...packets.map((p) => p.toString('hex'))], { timeoutMs: waitMs + 10_000 });
+  return (JSON.parse(out) as string[]).map((h) => Buffer.from(h, 'hex'));
+}
+
+export interface IcmpError {
+  /** Who sent the error. */
+  src: string;
+  type: number;
+  code: number;
+  /** Destination and protocol of the packet the error is about (from its quote). */
+  aboutDst: string;
+  aboutProtocol: number;
+}
+
+/** The ICMP/ICMPv6 errors (destination unreachable and the like) among `packets`. */
+export function icmpErrors(packets: Buffer[]): IcmpError[] {
+  const out: IcmpError[] = [];
+  for (const p of packets) {
+    const pkt = parseIpPacket(p);
+    if (isWireError(pkt)) continue;
+    const icmp = pkt.family === 4 ? pkt.protocol === IP_PROTOCOL_ICMP : pkt.protocol === IP_PROTOCOL_ICMPV6;
+    // Types below 128 are errors in ICMPv6 (RFC 4443 §2.1); in ICMPv4, 3 (unreachable) is the one we meet.
+    if (!icmp || pkt.payload.length < 8 + 20 || (pkt.family === 4 ? pkt.payload[0] !== 3 : pkt.payload[0] >= 128)) continue;
+    const quote = pkt.payload.subarray(8);
+    const v4 = quote[0] >> 4 === 4;
+    const dst = v4 ? quote.subarray(16, 20) : quote.subarray(24, 40);
+    if (dst.length !== (v4 ? 4 : 16)) continue;
+    out.push({
+      src: IpAddress.fromBytes(pkt.src).toString(),
+      type: pkt.payload[0],
+      code: pkt.payload[1],
+      aboutDst: IpAddress.fromBytes(dst).toString(),
+      aboutProtocol: v4 ? quote[9] : quote[6],
+    });
+  }
+  return out;
+}
