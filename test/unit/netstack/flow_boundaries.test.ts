@@ -26,7 +26,8 @@ interface FakeSocket {
   closed: boolean;
 }
 
-function makeStack(opts: { tcpHandler?: (f: TcpFlowInfo) => TcpFlowHandler | null | undefined; udpEgress?: UdpEgressFactory; room?: () => boolean } = {}) {
+/** `allow`: prefixes an admin opened with egress.allow (the guard refuses multicast by default). */
+function makeStack(opts: { tcpHandler?: (f: TcpFlowInfo) => TcpFlowHandler | null | undefined; udpEgress?: UdpEgressFactory; room?: () => boolean; allow?: string[] } = {}) {
   const out: Buffer[] = [];
   const incidents: StackIncident[] = [];
   const sockets: FakeSocket[] = [];
@@ -38,7 +39,12 @@ function makeStack(opts: { tcpHandler?: (f: TcpFlowInfo) => TcpFlowHandler | nul
   let clientDown = false;
   const stack = new NetStack({
     localAddresses: [IpAddress.parse('10.77.0.1')],
-    guard: new EgressGuard({ tunnelAddresses: [IpAddress.parse('10.77.0.1')], tunnelPools: [IpCidr.parse('10.77.0.0/24')], listener: null }),
+    guard: new EgressGuard({
+      tunnelAddresses: [IpAddress.parse('10.77.0.1')],
+      tunnelPools: [IpCidr.parse('10.77.0.0/24')],
+      listener: null,
+      allow: (opts.allow ?? []).map((c) => IpCidr.parse(c)),
+    }),
     toClient: (p) => {
       if (clientDown) throw new Error('injected: the tunnel side threw');
       out.push(p);
@@ -127,8 +133,8 @@ describe('UDP flows end on failure, the client is told, nothing is thrown', () =
     expect(s.stack.counters.udp_connect_eacces).toBe(1);
   });
 
-  test('no ICMP error is ever sent about a datagram to a multicast group (RFC 1122 §3.2.2)', () => {
-    const s = makeStack();
+  test('where an admin allows multicast, no ICMP error is sent about a datagram to a group whose socket failed (RFC 1122 §3.2.2)', () => {
+    const s = makeStack({ allow: ['224.0.0.0/4'] });
     s.stack.receive(udp(CLIENT4, MDNS4, 5353), owner, 0);
     s.sockets[0].h.onFailed('ENETUNREACH');
     s.stack.receive(udp(CLIENT4, MDNS4, 0), owner, 0);
@@ -234,8 +240,8 @@ describe('TCP flows end on failure, the client gets a reset, nothing is thrown',
     expect(s.stack.tcpFlows).toBe(0);
   });
 
-  test('a SYN to a multicast group that cannot be reached gets neither ICMP nor RST (RFC 1122 §4.2.3.10)', async () => {
-    const s = makeStack({ tcpHandler: () => () => Promise.reject(new TcpOpenError('unreachable_net', 'ENETUNREACH')) });
+  test('where an admin allows multicast, a SYN to a group that cannot be reached gets neither ICMP nor RST (RFC 1122 §4.2.3.10)', async () => {
+    const s = makeStack({ allow: ['224.0.0.0/4'], tcpHandler: () => () => Promise.reject(new TcpOpenError('unreachable_net', 'ENETUNREACH')) });
     s.stack.receive(syn(MDNS4, 40000, 5353), owner, 0);
     await settle();
     expect(s.out).toEqual([]);
