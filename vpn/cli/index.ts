@@ -9,6 +9,7 @@ import { configCommand } from './config_cmd';
 import { statusCommand } from './status';
 import { caCommand } from './ca';
 import { pinnedCommand } from './pinned';
+import { policyCommand } from './policy';
 import { CaError } from '../../mitm';
 
 export function buildProgram(): Command {
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   program.addCommand(configCommand());
   program.addCommand(caCommand());
   program.addCommand(pinnedCommand());
+  program.addCommand(policyCommand());
   return program;
 }
 

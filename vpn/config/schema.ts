@@ -2,6 +2,7 @@
 // later versions add keys; none is renamed without a migration.
 import { z } from 'zod';
 import { isIP } from 'node:net';
+import { groupsSchema, policySchema, refinePolicyReferences, routingSchema } from '../../policy';
 
 const cidr = (family: 4 | 6) =>
   z.string().refine((s) => {
@@ -80,8 +81,13 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    // Who may reach what, inspected or not, and what stays out of the tunnel (policy/).
+    groups: groupsSchema,
+    policy: policySchema,
+    routing: routingSchema,
   })
-  .strict();
+  .strict()
+  .superRefine(refinePolicyReferences);
 
 export type Config = z.infer<typeof configSchema>;
 
