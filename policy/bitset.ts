@@ -28,15 +28,53 @@ export function bitsetOf(words: number, members: Iterable<number>): Bitset {
   return b;
 }
 
-/** Index of the lowest bit set in all five sets, or -1. */
-export function firstCommon(a: Bitset, b: Bitset, c: Bitset, d: Bitset, e: Bitset): number {
+/**
+ * A dimension's rules for one query, as `base | extra`: base is a shared,
+ * precomputed set; extra holds the few rules found one by one (a short list
+ * on a trie node), set here and cleared after the decision, so no set is
+ * allocated or copied per decision.
+ */
+export class Extra {
+  readonly bits: Bitset;
+  private readonly touched: number[] = [];
+
+  constructor(words: number) {
+    this.bits = new Uint32Array(words);
+  }
+
+  add(i: number): void {
+    const w = i >>> 5;
+    if (this.bits[w] === 0) this.touched.push(w);
+    this.bits[w] |= 1 << (i & 31);
+  }
+
+  addAll(rules: readonly number[]): void {
+    for (let k = 0; k < rules.length; k++) this.add(rules[k]);
+  }
+
+  clear(): void {
+    for (let k = 0; k < this.touched.length; k++) this.bits[this.touched[k]] = 0;
+    this.touched.length = 0;
+  }
+}
+
+/**
+ * Index of the lowest rule in a & u & (dstBase | dstExtra) & (nameBase | nameExtra),
+ * or -1: the first rule every field lets through.
+ */
+export function firstCommon(a: Bitset, u: Bitset, dB: Bitset, dX: Bitset, nB: Bitset, nX: Bitset): number {
   const n = a.length;
   for (let w = 0; w < n; w++) {
-    const x = a[w] & b[w] & c[w] & d[w] & e[w];
+    const x = a[w] & u[w] & (dB[w] | dX[w]) & (nB[w] | nX[w]);
     // x & -x isolates the lowest set bit; clz32 turns it into its index.
     if (x !== 0) return (w << 5) + 31 - Math.clz32(x & -x);
   }
   return -1;
+}
+
+/** a | b into out (out may be a). */
+export function orInto(out: Bitset, a: Bitset, b: Bitset): void {
+  for (let w = 0; w < out.length; w++) out[w] = a[w] | b[w];
 }
 
 /**

@@ -9,6 +9,7 @@ import { CidrTrie } from './cidr_trie';
 import { defaultRules, PINNED_APPS_CATEGORY, shippedCategoryFiles } from './defaults';
 import { DomainTrie, parseHostPattern, type HostPattern } from './domains';
 import { Policy, type PolicyTables } from './match';
+import { NameIndex } from './names';
 import { PortIndex } from './ports';
 import { NO_MATCH_ID, parsePortRange, type Action, type RuleConfig, type RuleProtocol, type PolicySource } from './schema';
 
@@ -160,10 +161,12 @@ function buildTables(
     for (const h of r.hosts ?? []) push(h.wildcard ? wildRules : exactRules, domains.add(h.domain), i);
     for (const c of r.categories ?? []) catRules[catIds.get(c) as number].push(i);
   }
-  v4.freeze();
-  v6.freeze();
   // Host patterns may have added nodes after the categories: pad the per-node table.
   while (nodeCat.length < domains.size) nodeCat.push(-1);
+  const noDst = where((r) => r.dst === null);
+  v4.freeze(words, noDst);
+  v6.freeze(words, noDst);
+  const noName = where((r) => r.hosts === null && r.categories === null);
 
   return {
     words,
@@ -175,16 +178,11 @@ function buildTables(
     userNeg,
     noPorts: where((r) => r.ports === null),
     ports: new PortIndex(portEntries),
-    noDst: where((r) => r.dst === null),
+    noDst,
     v4,
     v6,
-    noName: where((r) => r.hosts === null && r.categories === null),
-    domains,
-    nodeCat,
-    nodeMoreCats,
-    exactRules,
-    wildRules,
-    catRules,
+    noName,
+    names: new NameIndex(domains, nodeCat, nodeMoreCats, catRules, exactRules, wildRules, words, noName),
     catNames: [...catIds.keys()],
     pinnedCat: catIds.get(PINNED_APPS_CATEGORY) ?? -1,
   };

@@ -7,7 +7,6 @@ import { domainToASCII } from 'node:url';
 const LABEL = '[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?';
 const NAME_RE = new RegExp(`^(?:${LABEL}\\.)*${LABEL}$`);
 const NUMERIC_TLD_RE = /(?:^|\.)\d+$/;
-// eslint-disable-next-line no-control-regex
 const NON_ASCII_RE = /[^\x00-\x7f]/;
 
 /**
@@ -41,48 +40,62 @@ export function parseHostPattern(text: string): HostPattern | null {
 /**
  * The name of a flow (SNI, or HTTP Host without its port) as looked up: no
  * validation on the packet path, a malformed name simply matches no domain.
- * An empty name is no name.
+ * An empty name is no name. Lowercases only when needed (SNI usually is).
  */
 export function queryHost(host: string | null): string | null {
-  if (host === null || host.length === 0) return null;
-  let h = host.toLowerCase();
-  if (h.charCodeAt(h.length - 1) === 46 /* . */) h = h.slice(0, -1);
-  return h.length === 0 ? null : h;
+  if (host === null) return null;
+  let end = host.length;
+  if (end > 0 && host.charCodeAt(end - 1) === 46 /* . */) end--;
+  if (end === 0) return null;
+  for (let i = 0; i < end; i++) {
+    const c = host.charCodeAt(i);
+    if (c >= 65 && c <= 90) return host.slice(0, end).toLowerCase();
+  }
+  return end === host.length ? host : host.slice(0, end);
 }
 
+const EMPTY = -1;
+
 /**
- * Domains as a suffix trie stored flat: every node is the suffix string of
- * its domain ("com", "example.com", ...) mapped to an id, with its parent's
- * id. Lookups walk a name from its last label inwards and stop at the first
- * suffix not in the map, so the walk costs at most one map lookup per label.
+ * Domains as a suffix trie: node = one label under its parent ("com", then
+ * "example" under it, ...). Children are found through one open-addressing
+ * table keyed by (parent, label), hashed straight from the name's characters,
+ * so a lookup allocates nothing: no label substrings, no split. It walks a
+ * name from its last label inwards and stops at the first label not in the
+ * trie: at most one probe sequence per label.
  */
 export class DomainTrie {
   /** Node 0 is the root (the empty suffix). */
-  private readonly ids = new Map<string, number>([['', 0]]);
   private readonly parents: number[] = [-1];
+  private readonly labels: string[] = [''];
+  private table = new Int32Array(1024).fill(EMPTY);
 
   get size(): number {
     return this.parents.length;
   }
 
+  parent(node: number): number {
+    return this.parents[node];
+  }
+
   /** Adds a canonical domain (see normalizeDomain) and its ancestors; returns its node. */
   add(domain: string): number {
-    const existing = this.ids.get(domain);
-    if (existing !== undefined) return existing;
-    const dot = domain.indexOf('.');
-    const parent = dot < 0 ? 0 : this.add(domain.slice(dot + 1));
-    const id = this.parents.length;
-    this.parents.push(parent);
-    this.ids.set(domain, id);
-    return id;
+    let node = 0;
+    let end = domain.length;
+    for (;;) {
+      const dot = domain.lastIndexOf('.', end - 1);
+      const start = dot + 1;
+      let child = this.child(node, domain, start, end);
+      if (child === EMPTY) child = this.insert(node, domain.slice(start, end));
+      node = child;
+      if (dot < 0) return node;
+      end = dot;
+    }
   }
 
   nodeOf(domain: string): number | undefined {
-    return this.ids.get(domain);
-  }
-
-  parent(node: number): number {
-    return this.parents[node];
+    const key = this.locate(domain);
+    return (key & 1) === 1 ? key >>> 1 : undefined;
   }
 
   /**
@@ -91,13 +104,55 @@ export class DomainTrie {
    */
   locate(host: string): number {
     let node = 0;
-    let pos = host.lastIndexOf('.');
+    let end = host.length;
     for (;;) {
-      const id = this.ids.get(pos < 0 ? host : host.substring(pos + 1));
-      if (id === undefined) return node * 2;
-      node = id;
-      if (pos < 0) return node * 2 + 1;
-      pos = pos > 0 ? host.lastIndexOf('.', pos - 1) : -1;
+      const dot = end > 0 ? host.lastIndexOf('.', end - 1) : -1;
+      const child = this.child(node, host, dot + 1, end);
+      if (child === EMPTY) return node * 2;
+      node = child;
+      if (dot < 0) return node * 2 + 1;
+      end = dot;
     }
   }
+
+  private child(parent: number, s: string, start: number, end: number): number {
+    const len = end - start;
+    if (len <= 0) return EMPTY;
+    const mask = this.table.length - 1;
+    for (let i = hashLabel(parent, s, start, end) & mask; ; i = (i + 1) & mask) {
+      const n = this.table[i];
+      if (n === EMPTY) return EMPTY;
+      if (this.parents[n] === parent && this.labels[n].length === len && s.startsWith(this.labels[n], start)) return n;
+    }
+  }
+
+  private insert(parent: number, label: string): number {
+    const id = this.parents.length;
+    this.parents.push(parent);
+    this.labels.push(label);
+    // Keep the table at most half full: probes stay short.
+    if (id * 2 >= this.table.length) this.rehash(this.table.length * 2);
+    else this.place(id);
+    return id;
+  }
+
+  private place(id: number): void {
+    const mask = this.table.length - 1;
+    const label = this.labels[id];
+    let i = hashLabel(this.parents[id], label, 0, label.length) & mask;
+    while (this.table[i] !== EMPTY) i = (i + 1) & mask;
+    this.table[i] = id;
+  }
+
+  private rehash(size: number): void {
+    this.table = new Int32Array(size).fill(EMPTY);
+    for (let id = 1; id < this.parents.length; id++) this.place(id);
+  }
+}
+
+/** FNV-1a over the label's UTF-16 units, seeded with the parent node. */
+function hashLabel(parent: number, s: string, start: number, end: number): number {
+  let h = Math.imul(parent ^ 0x811c9dc5, 0x01000193);
+  for (let i = start; i < end; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return (h ^ (h >>> 15)) >>> 0;
 }

@@ -1,14 +1,15 @@
 // The decision: one call per new flow (TCP SYN, first UDP datagram, ICMP
 // packet) and again once the flow's name (SNI, HTTP Host) is read. Each
-// field of the query selects the bitset of rules that field lets through;
-// the lowest bit common to all of them is the first matching rule. Bitsets
-// are computed on first use per user / port interval / prefix node / domain
-// node and cached within a byte budget, so a decision is a few map lookups
-// and one AND over rules/32 words, whatever the number of rules.
-import { BitsetCache, firstCommon, hasBit, setBit, clearBit, type Bitset } from './bitset';
+// field of the query selects the set of rules that field lets through, as
+// bitsets in rule order; the lowest bit common to all of them is the first
+// matching rule. Protocol+port and user sets are cached per key (few keys);
+// destination and name sets are a shared precomputed base plus a few rules
+// added for this query, so nothing is allocated per decision.
+import { BitsetCache, Extra, firstCommon, hasBit, setBit, clearBit, type Bitset } from './bitset';
 import type { CidrTrie } from './cidr_trie';
 import type { CategoryInfo, CompiledRule, Verdict } from './compile';
-import { queryHost, type DomainTrie } from './domains';
+import { queryHost } from './domains';
+import type { NameIndex } from './names';
 import type { PortIndex } from './ports';
 
 export type FlowProtocol = 'tcp' | 'udp' | 'icmp';
@@ -32,7 +33,7 @@ export interface EarlyDecision {
   hostMayMatter: boolean;
 }
 
-/** Built by compile.ts; see there for what each table holds. */
+/** Built by compile.ts: per field, the rules that do not set it, and an index for those that do. */
 export interface PolicyTables {
   words: number;
   tcp: Bitset;
@@ -47,27 +48,24 @@ export interface PolicyTables {
   v4: CidrTrie;
   v6: CidrTrie;
   noName: Bitset;
-  domains: DomainTrie;
-  nodeCat: number[];
-  nodeMoreCats: Map<number, number[]>;
-  exactRules: Map<number, number[]>;
-  wildRules: Map<number, number[]>;
-  catRules: number[][];
-  /** Category id -> name, for the categories loaded into `domains`. */
+  names: NameIndex;
+  /** Category id -> name, for the categories loaded into `names`. */
   catNames: string[];
   pinnedCat: number;
 }
 
-/** Per cache; five caches, so at most about 20 MB whatever the traffic. */
+/** Per cache; so at most about 8 MB whatever the traffic. */
 const CACHE_BUDGET_BYTES = 4 << 20;
+
+const enum NameMode { Known, None, Any }
 
 export class Policy {
   private readonly byUser: BitsetCache<string>;
   private readonly byPort: BitsetCache<number>;
-  private readonly byPrefix4: BitsetCache<number>;
-  private readonly byPrefix6: BitsetCache<number>;
-  private readonly byName: BitsetCache<number>;
+  private readonly icmpNoPorts: Bitset;
   private readonly everything: Bitset;
+  private readonly dstExtra: Extra;
+  private readonly nameExtra: Extra;
 
   constructor(
     private readonly t: PolicyTables,
@@ -81,28 +79,29 @@ export class Policy {
   ) {
     this.byUser = new BitsetCache(t.words, CACHE_BUDGET_BYTES);
     this.byPort = new BitsetCache(t.words, CACHE_BUDGET_BYTES);
-    this.byPrefix4 = new BitsetCache(t.words, CACHE_BUDGET_BYTES);
-    this.byPrefix6 = new BitsetCache(t.words, CACHE_BUDGET_BYTES);
-    this.byName = new BitsetCache(t.words, CACHE_BUDGET_BYTES);
+    this.icmpNoPorts = t.icmp.map((w, i) => w & t.noPorts[i]);
     this.everything = new Uint32Array(t.words).fill(0xffffffff);
+    this.dstExtra = new Extra(t.words);
+    this.nameExtra = new Extra(t.words);
   }
 
   /** The verdict for a flow; `host` null means the flow has no name and only rules without hosts/categories apply. */
   decide(q: FlowQuery): Verdict {
-    return this.rules[this.first(q, this.nameBits(q.host))].verdict;
+    return this.rules[this.first(q, NameMode.Known)].verdict;
   }
 
   /** The verdict before the name is read, and whether reading it could change the verdict. */
   decideBeforeHost(q: FlowQuery): EarlyDecision {
-    const any = this.first(q, this.everything);
+    const any = this.first(q, NameMode.Any);
     if (hasBit(this.t.noName, any)) return { verdict: this.rules[any].verdict, hostMayMatter: false };
-    return { verdict: this.rules[this.first(q, this.t.noName)].verdict, hostMayMatter: true };
+    return { verdict: this.rules[this.first(q, NameMode.None)].verdict, hostMayMatter: true };
   }
 
   /** The name is on the shipped list of certificate-pinning apps (bypass reason `pinned-listed`). */
   pinnedListed(host: string | null): boolean {
     const h = queryHost(host);
-    return h !== null && this.t.pinnedCat >= 0 && this.categoryIdsOn(h).includes(this.t.pinnedCat);
+    if (h === null || this.t.pinnedCat < 0) return false;
+    return this.t.names.categoriesAt(this.t.names.domains.locate(h)).includes(this.t.pinnedCat);
   }
 
   /** Categories loaded for lookups whose domains cover the name, as [category, listed domain] pairs. */
@@ -111,39 +110,44 @@ export class Policy {
     const out: [string, string][] = [];
     for (let start = h === null ? -1 : 0; h !== null && start >= 0; ) {
       const suffix = h.substring(start);
-      const node = this.t.domains.nodeOf(suffix);
-      if (node !== undefined) for (const id of this.catsAt(node)) out.push([this.t.catNames[id], suffix]);
+      const node = this.t.names.domains.nodeOf(suffix);
+      if (node !== undefined) for (const id of this.t.names.catsOf(node)) out.push([this.t.catNames[id], suffix]);
       const dot = h.indexOf('.', start);
       start = dot < 0 ? -1 : dot + 1;
     }
     return out;
   }
 
-  private first(q: FlowQuery, name: Bitset): number {
+  private first(q: FlowQuery, mode: NameMode): number {
     const t = this.t;
-    const proto = q.protocol === 'tcp' ? t.tcp : q.protocol === 'udp' ? t.udp : t.icmp;
-    const user = this.byUser.get(q.user, this.userBits);
-    const port = q.protocol === 'icmp' ? t.noPorts : this.byPort.get(t.ports.interval(q.dstPort), this.portBits);
-    return firstCommon(proto, user, port, this.dstBits(q.dst), name);
+    const a = q.protocol === 'icmp' ? this.icmpNoPorts : this.byPort.get(t.ports.interval(q.dstPort) * 2 + (q.protocol === 'udp' ? 1 : 0), this.portBits);
+    const u = this.byUser.get(q.user, this.userBits);
+    const trie = this.trieFor(q.dst);
+    try {
+      const dB = trie.select(trie.lookup(q.dst, this.offset), t.noDst, this.dstExtra);
+      let nB = mode === NameMode.Any ? this.everything : t.noName;
+      if (mode === NameMode.Known) {
+        const h = queryHost(q.host);
+        if (h !== null) nB = t.names.select(t.names.domains.locate(h), this.nameExtra);
+      }
+      return firstCommon(a, u, dB, this.dstExtra.bits, nB, this.nameExtra.bits);
+    } finally {
+      this.dstExtra.clear();
+      this.nameExtra.clear();
+    }
   }
 
-  private dstBits(dst: Uint8Array): Bitset {
-    const buf = dst as Buffer;
-    if (dst.length === 4) return this.prefixBits(this.t.v4.lookup(buf, 0), this.byPrefix4, this.v4Bits);
+  /** Set by trieFor: where the address starts in q.dst. */
+  private offset = 0;
+
+  private trieFor(dst: Uint8Array): CidrTrie {
+    this.offset = 0;
+    if (dst.length === 4) return this.t.v4;
     if (dst.length !== 16) throw new TypeError(`policy: a destination is 4 or 16 bytes, got ${dst.length}`);
+    if (!isV4Mapped(dst)) return this.t.v6;
     // An IPv4-mapped address (::ffff:a.b.c.d) reaches the IPv4 host: match it as IPv4.
-    if (isV4Mapped(dst)) return this.prefixBits(this.t.v4.lookup(buf, 12), this.byPrefix4, this.v4Bits);
-    return this.prefixBits(this.t.v6.lookup(buf, 0), this.byPrefix6, this.v6Bits);
-  }
-
-  private prefixBits(node: number, cache: BitsetCache<number>, compute: (node: number) => Bitset): Bitset {
-    return node < 0 ? this.t.noDst : cache.get(node, compute);
-  }
-
-  private nameBits(host: string | null): Bitset {
-    const h = queryHost(host);
-    if (h === null) return this.t.noName;
-    return this.byName.get(this.t.domains.locate(h), this.hostBits);
+    this.offset = 12;
+    return this.t.v4;
   }
 
   // Cache fillers, bound once (no closure per decision).
@@ -154,48 +158,14 @@ export class Policy {
     return b;
   };
 
-  private readonly portBits = (interval: number): Bitset => {
+  /** key = port interval * 2 + (1 for UDP, 0 for TCP): the protocol folded into the port's set. */
+  private readonly portBits = (key: number): Bitset => {
     const b = Uint32Array.from(this.t.noPorts);
-    this.t.ports.forEachRule(interval, (i) => setBit(b, i));
+    this.t.ports.forEachRule(key >>> 1, (i) => setBit(b, i));
+    const proto = (key & 1) === 1 ? this.t.udp : this.t.tcp;
+    for (let w = 0; w < b.length; w++) b[w] &= proto[w];
     return b;
   };
-
-  private readonly v4Bits = (node: number): Bitset => this.pathBits(this.t.v4, node);
-  private readonly v6Bits = (node: number): Bitset => this.pathBits(this.t.v6, node);
-
-  private pathBits(trie: CidrTrie, node: number): Bitset {
-    const b = Uint32Array.from(this.t.noDst);
-    trie.forEachOnPath(node, (i) => setBit(b, i));
-    return b;
-  }
-
-  /** key = node * 2 + (1 when the node is the whole name); see DomainTrie.locate. */
-  private readonly hostBits = (key: number): Bitset => {
-    const t = this.t;
-    const deepest = key >>> 1;
-    const whole = (key & 1) === 1;
-    const b = Uint32Array.from(t.noName);
-    for (let n = deepest; n >= 0; n = t.domains.parent(n)) {
-      for (const c of this.catsAt(n)) for (const i of t.catRules[c]) setBit(b, i);
-      // An exact host matches only the whole name; "*.d" only names strictly below d.
-      const hostRules = n === deepest && whole ? t.exactRules.get(n) : t.wildRules.get(n);
-      for (const i of hostRules ?? []) setBit(b, i);
-    }
-    return b;
-  };
-
-  private catsAt(node: number): number[] {
-    const first = this.t.nodeCat[node];
-    if (first === undefined || first < 0) return [];
-    return [first, ...(this.t.nodeMoreCats.get(node) ?? [])];
-  }
-
-  private categoryIdsOn(h: string): number[] {
-    const key = this.t.domains.locate(h);
-    const out: number[] = [];
-    for (let n = key >>> 1; n >= 0; n = this.t.domains.parent(n)) out.push(...this.catsAt(n));
-    return out;
-  }
 }
 
 /** ::ffff:a.b.c.d (RFC 4291 §2.5.5.2). */

@@ -8,6 +8,7 @@ import { parseHostPort } from './config';
 import type { Deployment } from './deployment';
 import type { PeerRecord } from './store';
 import { PrivateKey } from './protocol';
+import { allowedIpsFor } from '../policy';
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$/;
 const PERSISTENT_KEEPALIVE = 25;
@@ -89,6 +90,7 @@ export function renderClientConfig(d: Deployment, peer: PeerRecord, key: Private
     `PublicKey = ${d.serverKey.publicKey().toBase64()}`,
   ];
   if (peer.presharedKey) lines.push(`PresharedKey = ${peer.presharedKey}`);
-  lines.push('AllowedIPs = 0.0.0.0/0, ::/0', `Endpoint = ${endpoint}`, `PersistentKeepalive = ${PERSISTENT_KEEPALIVE}`, '');
+  // routing.exclude stays out of the tunnel; the tunnel pools (DNS, the concentrator) always stay in.
+  lines.push(`AllowedIPs = ${allowedIpsFor(d.config.routing.exclude, [d.ipv4Pool, d.ipv6Pool]).join(', ')}`, `Endpoint = ${endpoint}`, `PersistentKeepalive = ${PERSISTENT_KEEPALIVE}`, '');
   return lines.join('\n');
 }

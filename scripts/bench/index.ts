@@ -7,6 +7,7 @@ import { benchHttpLog } from '../../mitm/http_log/bench';
 import { benchTunnel } from './tunnel';
 import { benchInspect } from './inspect';
 import { benchUdpIo } from './udp_io';
+import { benchPolicy } from './policy';
 import { printTable, type BenchRow } from './table';
 
 const groups: Record<string, { title: string; run: () => Promise<BenchRow[]> }> = {
@@ -16,6 +17,7 @@ const groups: Record<string, { title: string; run: () => Promise<BenchRow[]> }> 
   tunnel: { title: 'Tunnel: bulk TCP and memory, Sightline vs wireguard-go + kernel forwarding (namespaces, needs root)', run: benchTunnel },
   inspect: { title: 'Inspected HTTPS through the tunnel: Sightline vs Squid ssl-bump and mitmproxy behind wireguard-go (namespaces, needs root)', run: benchInspect },
   udp_io: { title: 'UDP I/O on loopback: node:dgram vs batched addon (sendmmsg/recvmmsg, GSO/GRO)', run: benchUdpIo },
+  policy: { title: 'Policy: decision per flow, 10,000 rules and 100,000 category domains; compile time; memory', run: benchPolicy },
 };
 
 async function main(): Promise<void> {
