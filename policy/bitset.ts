@@ -31,7 +31,7 @@ export function bitsetOf(words: number, members: Iterable<number>): Bitset {
 /**
  * A dimension's rules for one query, as `base | extra`: base is a shared,
  * precomputed set; extra holds the few rules found one by one (a short list
- * on a trie node), set here and cleared after the decision, so no set is
+ * on a prefix or domain), set here and cleared after the decision, so no set is
  * allocated or copied per decision.
  */
 export class Extra {
@@ -50,6 +50,10 @@ export class Extra {
 
   addAll(rules: readonly number[]): void {
     for (let k = 0; k < rules.length; k++) this.add(rules[k]);
+  }
+
+  addSlice(rules: Int32Array, from: number, to: number): void {
+    for (let k = from; k < to; k++) this.add(rules[k]);
   }
 
   clear(): void {
@@ -78,7 +82,7 @@ export function orInto(out: Bitset, a: Bitset, b: Bitset): void {
 }
 
 /**
- * Bitsets computed on demand per key (a user, a port interval, a trie node)
+ * Bitsets computed on demand per key (a user, a port interval)
  * and kept up to a byte budget. When full it starts over: a scan over many
  * keys then costs one recomputation each (a few hundred ns), never memory.
  */

@@ -1,11 +1,12 @@
 // From the admin's config to the tables a decision reads: rule order becomes
-// bit order, each field becomes an index (CIDR tries, port intervals, user
-// and group membership, a domain suffix trie holding hosts and categories).
+// bit order, each field becomes an index (sorted prefix ranges per address
+// family, port intervals, user and group membership, a domain suffix trie
+// holding hosts and categories).
 // Category files are read here; everything after compile is pure.
 import { IpCidr } from '../netstack/wire';
 import { bitsetOf, wordsFor } from './bitset';
 import { PolicyError, readCategoryFile, readText, type ReadText } from './category_file';
-import { CidrTrie } from './cidr_trie';
+import { PrefixIndex } from './prefixes';
 import { defaultRules, PINNED_APPS_CATEGORY, shippedCategoryFiles } from './defaults';
 import { DomainTrie, parseHostPattern, type HostPattern } from './domains';
 import { Policy, type PolicyTables } from './match';
@@ -136,8 +137,8 @@ function buildTables(
 ): PolicyTables {
   const words = wordsFor(rules.length);
   const where = (pred: (r: CompiledRule) => boolean) => bitsetOf(words, rules.filter(pred).map((r) => r.verdict.index));
-  const v4 = new CidrTrie(32);
-  const v6 = new CidrTrie(128);
+  const v4 = new PrefixIndex(32);
+  const v6 = new PrefixIndex(128);
   const portEntries: { lo: number; hi: number; rule: number }[] = [];
   const userPos = new Map<string, number[]>();
   const userNeg = new Map<string, number[]>();
@@ -177,7 +178,7 @@ function buildTables(
     userPos,
     userNeg,
     noPorts: where((r) => r.ports === null),
-    ports: new PortIndex(portEntries),
+    ports: new PortIndex(portEntries, words),
     noDst,
     v4,
     v6,

@@ -68,7 +68,8 @@ export class DomainTrie {
   /** Node 0 is the root (the empty suffix). */
   private readonly parents: number[] = [-1];
   private readonly labels: string[] = [''];
-  private table = new Int32Array(1024).fill(EMPTY);
+  /** (hash, node) pairs, open addressing with linear probing. */
+  private table = new Int32Array(2048).fill(EMPTY);
 
   get size(): number {
     return this.parents.length;
@@ -118,11 +119,15 @@ export class DomainTrie {
   private child(parent: number, s: string, start: number, end: number): number {
     const len = end - start;
     if (len <= 0) return EMPTY;
-    const mask = this.table.length - 1;
-    for (let i = hashLabel(parent, s, start, end) & mask; ; i = (i + 1) & mask) {
-      const n = this.table[i];
+    const t = this.table;
+    const mask = (t.length >>> 1) - 1;
+    const h = hashLabel(parent, s, start, end) | 0;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const n = t[2 * i + 1];
       if (n === EMPTY) return EMPTY;
-      if (this.parents[n] === parent && this.labels[n].length === len && s.startsWith(this.labels[n], start)) return n;
+      // The stored hash, next to the node id, rules out almost every other
+      // label without touching the node's own (cold) memory.
+      if (t[2 * i] === h && this.parents[n] === parent && this.labels[n].length === len && s.startsWith(this.labels[n], start)) return n;
     }
   }
 
@@ -131,17 +136,20 @@ export class DomainTrie {
     this.parents.push(parent);
     this.labels.push(label);
     // Keep the table at most half full: probes stay short.
-    if (id * 2 >= this.table.length) this.rehash(this.table.length * 2);
+    if (id * 4 >= this.table.length) this.rehash(this.table.length * 2);
     else this.place(id);
     return id;
   }
 
   private place(id: number): void {
-    const mask = this.table.length - 1;
+    const t = this.table;
+    const mask = (t.length >>> 1) - 1;
     const label = this.labels[id];
-    let i = hashLabel(this.parents[id], label, 0, label.length) & mask;
-    while (this.table[i] !== EMPTY) i = (i + 1) & mask;
-    this.table[i] = id;
+    const h = hashLabel(this.parents[id], label, 0, label.length) | 0;
+    let i = h & mask;
+    while (t[2 * i + 1] !== EMPTY) i = (i + 1) & mask;
+    t[2 * i] = h;
+    t[2 * i + 1] = id;
   }
 
   private rehash(size: number): void {

@@ -6,7 +6,7 @@
 // destination and name sets are a shared precomputed base plus a few rules
 // added for this query, so nothing is allocated per decision.
 import { BitsetCache, Extra, firstCommon, hasBit, setBit, clearBit, type Bitset } from './bitset';
-import type { CidrTrie } from './cidr_trie';
+import type { PrefixIndex } from './prefixes';
 import type { CategoryInfo, CompiledRule, Verdict } from './compile';
 import { queryHost } from './domains';
 import type { NameIndex } from './names';
@@ -45,8 +45,8 @@ export interface PolicyTables {
   noPorts: Bitset;
   ports: PortIndex;
   noDst: Bitset;
-  v4: CidrTrie;
-  v6: CidrTrie;
+  v4: PrefixIndex;
+  v6: PrefixIndex;
   noName: Bitset;
   names: NameIndex;
   /** Category id -> name, for the categories loaded into `names`. */
@@ -122,9 +122,9 @@ export class Policy {
     const t = this.t;
     const a = q.protocol === 'icmp' ? this.icmpNoPorts : this.byPort.get(t.ports.interval(q.dstPort) * 2 + (q.protocol === 'udp' ? 1 : 0), this.portBits);
     const u = this.byUser.get(q.user, this.userBits);
-    const trie = this.trieFor(q.dst);
+    const prefixes = this.prefixesFor(q.dst);
     try {
-      const dB = trie.select(trie.lookup(q.dst, this.offset), t.noDst, this.dstExtra);
+      const dB = prefixes.select(prefixes.lookup(q.dst, this.offset), t.noDst, this.dstExtra);
       let nB = mode === NameMode.Any ? this.everything : t.noName;
       if (mode === NameMode.Known) {
         const h = queryHost(q.host);
@@ -137,10 +137,10 @@ export class Policy {
     }
   }
 
-  /** Set by trieFor: where the address starts in q.dst. */
+  /** Set by prefixesFor: where the address starts in q.dst. */
   private offset = 0;
 
-  private trieFor(dst: Uint8Array): CidrTrie {
+  private prefixesFor(dst: Uint8Array): PrefixIndex {
     this.offset = 0;
     if (dst.length === 4) return this.t.v4;
     if (dst.length !== 16) throw new TypeError(`policy: a destination is 4 or 16 bytes, got ${dst.length}`);
@@ -152,7 +152,7 @@ export class Policy {
 
   // Cache fillers, bound once (no closure per decision).
   private readonly userBits = (user: string): Bitset => {
-    const b = Uint32Array.from(this.t.noWho);
+    const b = this.t.noWho.slice();
     for (const i of this.t.userPos.get(user) ?? []) setBit(b, i);
     for (const i of this.t.userNeg.get(user) ?? []) clearBit(b, i);
     return b;
@@ -160,8 +160,8 @@ export class Policy {
 
   /** key = port interval * 2 + (1 for UDP, 0 for TCP): the protocol folded into the port's set. */
   private readonly portBits = (key: number): Bitset => {
-    const b = Uint32Array.from(this.t.noPorts);
-    this.t.ports.forEachRule(key >>> 1, (i) => setBit(b, i));
+    const b = this.t.noPorts.slice();
+    this.t.ports.addRules(key >>> 1, b);
     const proto = (key & 1) === 1 ? this.t.udp : this.t.tcp;
     for (let w = 0; w < b.length; w++) b[w] &= proto[w];
     return b;

@@ -6,7 +6,7 @@
 // bitsets already joined with the rules that set no name; short ones are
 // added one by one, like the destination trie does.
 import { bitsetOf, orInto, type Bitset, type Extra } from './bitset';
-import { HEAVY } from './cidr_trie';
+import { HEAVY } from './prefixes';
 import type { DomainTrie } from './domains';
 
 /** A rule list on a trie node or category, and its bitset (with noName) when long. */
