@@ -106,8 +106,10 @@ function nameCheck(policy: Policy, rule: CompiledRule, host: string | null): [bo
   if (pattern) return [true, `${host} matches host ${pattern.wildcard ? '*.' : ''}${pattern.domain}`];
   const cat = policy.categoriesOf(host).find(([name]) => rule.categories?.includes(name));
   if (cat) return [true, `${host} is in category ${cat[0]} (listed as ${cat[1]})`];
-  const hosts = (rule.hosts ?? []).map((p) => `${p.wildcard ? '*.' : ''}${p.domain}`);
-  return [false, `${host} matches none of hosts ${listed(hosts)} and is in none of categories ${listed(rule.categories ?? [])}`];
+  const why: string[] = [];
+  if (rule.hosts !== null) why.push(`matches none of hosts ${listed(rule.hosts.map((p) => `${p.wildcard ? '*.' : ''}${p.domain}`))}`);
+  if (rule.categories !== null) why.push(`is in none of categories ${listed(rule.categories)}`);
+  return [false, `${host} ${why.join(' and ')}`];
 }
 
 function groupsOf(policy: Policy, user: string): string[] {
