@@ -8,6 +8,7 @@ import { benchTunnel } from './tunnel';
 import { benchInspect } from './inspect';
 import { benchUdpIo } from './udp_io';
 import { benchTun } from './tun';
+import { benchPolicy } from './policy';
 import { printTable, type BenchRow } from './table';
 
 const groups: Record<string, { title: string; run: () => Promise<BenchRow[]> }> = {
@@ -18,6 +19,7 @@ const groups: Record<string, { title: string; run: () => Promise<BenchRow[]> }> 
   inspect: { title: 'Inspected HTTPS through the tunnel: Sightline vs Squid ssl-bump and mitmproxy behind wireguard-go (namespaces, needs root)', run: benchInspect },
   udp_io: { title: 'UDP I/O on loopback: node:dgram vs batched addon (sendmmsg/recvmmsg, GSO/GRO)', run: benchUdpIo },
   tun: { title: 'TUN device I/O in a namespace: one packet per call vs batches (netstack/tun, needs root)', run: benchTun },
+  policy: { title: 'Policy: decision per flow, 10,000 rules and 100,000 category domains; compile time; memory', run: benchPolicy },
 };
 
 async function main(): Promise<void> {

@@ -83,6 +83,17 @@ describe('sightline CLI', () => {
     expect(ep.stderr).toMatch(/invalid endpoint "nope"/);
   });
 
+  test('policy show and explain from the built binary find the shipped category lists', () => {
+    const d = mkdtempSync(join(tmpdir(), 'cli-'));
+    const show = sightline(['--data-dir', d, 'policy', 'show']);
+    expect(show.code).toBe(0);
+    expect(show.stdout).toMatch(/privacy-finance +\d+ +shipped/);
+    const explain = sightline(['--data-dir', d, 'policy', 'explain', '--user', 'alice', '--dst', '192.0.2.1:443', '--sni', 'www.paypal.com']);
+    expect(explain.code).toBe(0);
+    expect(explain.stdout).toMatch(/^action +bypass$/m);
+    expect(sightline(['--data-dir', d, 'policy', 'explain', '--user', 'alice', '--dst', 'nowhere']).code).toBe(2);
+  });
+
   test('ca init creates a CA unique to the deployment and refuses to overwrite without --force', () => {
     const d1 = mkdtempSync(join(tmpdir(), 'cli-'));
     const d2 = mkdtempSync(join(tmpdir(), 'cli-'));

@@ -1,9 +1,11 @@
 // The one config loader: YAML file (or embedded defaults) → validated Config.
 // Errors name the file, line, key path, what was expected and what was found.
 import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema';
+import { checkCategoryFiles } from '../../policy';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -42,7 +44,7 @@ export function parseConfigText(text: string, file: string): Config {
   }
   const raw: unknown = doc.toJS() ?? {};
   const result = configSchema.safeParse(raw);
-  if (result.success) return result.data;
+  if (result.success) return withCategoryFiles(result.data, doc, lineCounter, file);
 
   const lines = result.error.issues.map((issue) => {
     const path = issue.path.map(String);
@@ -51,6 +53,18 @@ export function parseConfigText(text: string, file: string): Config {
     return `${file}${where}: ${key}: ${describe(issue, raw, path)}`;
   });
   throw new ConfigError(lines.join('\n'));
+}
+
+/** Category files belong to the config: paths resolved against its folder, every file read and checked. */
+function withCategoryFiles(config: Config, doc: ReturnType<typeof parseDocument>, lc: LineCounter, file: string): Config {
+  const { resolved, problems } = checkCategoryFiles(config.policy.categories, dirname(file));
+  if (problems.length > 0) {
+    throw new ConfigError(problems.map((p) => {
+      const path = ['policy', 'categories', p.name];
+      return `${file}${locate(doc, lc, path)}: ${path.join('.')}: ${p.message}`;
+    }).join('\n'));
+  }
+  return { ...config, policy: { ...config.policy, categories: resolved } };
 }
 
 function locate(doc: ReturnType<typeof parseDocument>, lc: LineCounter, path: string[]): string {
@@ -88,7 +102,10 @@ function describe(issue: z.core.$ZodIssue, raw: unknown, path: string[]): string
     case 'too_small':
     case 'too_big':
       return `${issue.message.replace(/^Too (small|big): /, '')}, found ${foundText}`;
-    default:
-      return `expected ${issue.message}, found ${foundText}`;
+    default: {
+      // A check on a record's keys says which key it found (the value at the path is the key's value).
+      const own = issue.code === 'custom' ? (issue.params as { found?: unknown } | undefined)?.found : undefined;
+      return `expected ${issue.message}, found ${own === undefined ? foundText : JSON.stringify(own)}`;
+    }
   }
 }

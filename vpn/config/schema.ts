@@ -2,6 +2,7 @@
 // later versions add keys; none is renamed without a migration.
 import { z } from 'zod';
 import { isIP } from 'node:net';
+import { groupsSchema, policySchema, refinePolicyReferences, routingSchema } from '../../policy';
 
 const CIDR_EXAMPLE = { 4: 'an IPv4 prefix like 10.77.0.0/16', 6: 'an IPv6 prefix like fd00:1234:5678::/64', any: 'an IPv4 or IPv6 prefix like 10.20.0.0/16 or fd00::/8' };
 
@@ -98,8 +99,13 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    // Who may reach what, inspected or not, and what stays out of the tunnel (policy/).
+    groups: groupsSchema,
+    policy: policySchema,
+    routing: routingSchema,
   })
-  .strict();
+  .strict()
+  .superRefine(refinePolicyReferences);
 
 export type Config = z.infer<typeof configSchema>;
 

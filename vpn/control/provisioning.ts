@@ -8,6 +8,7 @@ import { parseHostPort } from '../config';
 import type { Deployment } from '../deployment';
 import { dh, PrivateKey, PublicKey } from '../protocol';
 import { addDevice, peerLabel, type DeviceRecord } from './devices';
+import { allowedIpsFor } from '../../policy';
 
 const PERSISTENT_KEEPALIVE = 25;
 
@@ -94,6 +95,7 @@ export function renderClientConfig(d: Deployment, device: DeviceRecord, key: Pri
     `PublicKey = ${d.serverKey.publicKey().toBase64()}`,
   ];
   if (device.presharedKey) lines.push(`PresharedKey = ${device.presharedKey}`);
-  lines.push('AllowedIPs = 0.0.0.0/0, ::/0', `Endpoint = ${endpoint}`, `PersistentKeepalive = ${PERSISTENT_KEEPALIVE}`, '');
+  // routing.exclude stays out of the tunnel; the tunnel pools (DNS, the concentrator) always stay in.
+  lines.push(`AllowedIPs = ${allowedIpsFor(d.config.routing.exclude, [d.ipv4Pool, d.ipv6Pool]).join(', ')}`, `Endpoint = ${endpoint}`, `PersistentKeepalive = ${PERSISTENT_KEEPALIVE}`, '');
   return lines.join('\n');
 }

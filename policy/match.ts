@@ -1,0 +1,176 @@
+// The decision: one call per new flow (TCP SYN, first UDP datagram, ICMP
+// packet) and again once the flow's name (SNI, HTTP Host) is read. Each
+// field of the query selects the set of rules that field lets through, as
+// bitsets in rule order; the lowest bit common to all of them is the first
+// matching rule. Protocol+port and user sets are cached per key (few keys);
+// destination and name sets are a shared precomputed base plus a few rules
+// added for this query, so nothing is allocated per decision.
+import { BitsetCache, Extra, firstCommon, hasBit, setBit, clearBit, type Bitset } from './bitset';
+import type { PrefixIndex } from './prefixes';
+import type { CategoryInfo, CompiledRule, Verdict } from './compile';
+import { queryHost } from './domains';
+import type { NameIndex } from './names';
+import type { PortIndex } from './ports';
+
+export type FlowProtocol = 'tcp' | 'udp' | 'icmp';
+
+export interface FlowQuery {
+  user: string;
+  protocol: FlowProtocol;
+  /** Destination address bytes: 4 (IPv4) or 16 (IPv6). A view into the packet is fine; nothing is kept. */
+  dst: Uint8Array;
+  /** 0 for ICMP. */
+  dstPort: number;
+  /** SNI, or the HTTP Host without its port; null when the flow has no name (yet). */
+  host: string | null;
+}
+
+/** A decision made before the flow's name is known (at the SYN or first datagram). */
+export interface EarlyDecision {
+  /** The decision if the flow never shows a name. */
+  verdict: Verdict;
+  /** An earlier rule with hosts/categories could still match once the SNI/Host is read: decide again then. */
+  hostMayMatter: boolean;
+}
+
+/** Built by compile.ts: per field, the rules that do not set it, and an index for those that do. */
+export interface PolicyTables {
+  words: number;
+  tcp: Bitset;
+  udp: Bitset;
+  icmp: Bitset;
+  noWho: Bitset;
+  userPos: Map<string, number[]>;
+  userNeg: Map<string, number[]>;
+  noPorts: Bitset;
+  ports: PortIndex;
+  noDst: Bitset;
+  v4: PrefixIndex;
+  v6: PrefixIndex;
+  noName: Bitset;
+  names: NameIndex;
+  /** Category id -> name, for the categories loaded into `names`. */
+  catNames: string[];
+  pinnedCat: number;
+}
+
+/** Per cache; so at most about 8 MB whatever the traffic. */
+const CACHE_BUDGET_BYTES = 4 << 20;
+
+const enum NameMode { Known, None, Any }
+
+export class Policy {
+  private readonly byUser: BitsetCache<string>;
+  private readonly byPort: BitsetCache<number>;
+  private readonly icmpNoPorts: Bitset;
+  private readonly everything: Bitset;
+  private readonly dstExtra: Extra;
+  private readonly nameExtra: Extra;
+
+  constructor(
+    private readonly t: PolicyTables,
+    /** In order; the last one is the implicit `no-match` allow. */
+    readonly rules: readonly CompiledRule[],
+    readonly categories: readonly CategoryInfo[],
+    /** True when policy.rules is absent and the built-in defaults apply. */
+    readonly usesDefaults: boolean,
+    /** Group -> members, as configured. */
+    readonly groups: Readonly<Record<string, readonly string[]>>,
+  ) {
+    this.byUser = new BitsetCache(t.words, CACHE_BUDGET_BYTES);
+    this.byPort = new BitsetCache(t.words, CACHE_BUDGET_BYTES);
+    this.icmpNoPorts = t.icmp.map((w, i) => w & t.noPorts[i]);
+    this.everything = new Uint32Array(t.words).fill(0xffffffff);
+    this.dstExtra = new Extra(t.words);
+    this.nameExtra = new Extra(t.words);
+  }
+
+  /** The verdict for a flow; `host` null means the flow has no name and only rules without hosts/categories apply. */
+  decide(q: FlowQuery): Verdict {
+    return this.rules[this.first(q, NameMode.Known)].verdict;
+  }
+
+  /** The verdict before the name is read, and whether reading it could change the verdict. */
+  decideBeforeHost(q: FlowQuery): EarlyDecision {
+    const any = this.first(q, NameMode.Any);
+    if (hasBit(this.t.noName, any)) return { verdict: this.rules[any].verdict, hostMayMatter: false };
+    return { verdict: this.rules[this.first(q, NameMode.None)].verdict, hostMayMatter: true };
+  }
+
+  /** The name is on the shipped list of certificate-pinning apps (bypass reason `pinned-listed`). */
+  pinnedListed(host: string | null): boolean {
+    const h = queryHost(host);
+    if (h === null || this.t.pinnedCat < 0) return false;
+    return this.t.names.categoriesAt(this.t.names.domains.locate(h)).includes(this.t.pinnedCat);
+  }
+
+  /** Categories loaded for lookups whose domains cover the name, as [category, listed domain] pairs. */
+  categoriesOf(host: string | null): [string, string][] {
+    const h = queryHost(host);
+    const out: [string, string][] = [];
+    for (let start = h === null ? -1 : 0; h !== null && start >= 0; ) {
+      const suffix = h.substring(start);
+      const node = this.t.names.domains.nodeOf(suffix);
+      if (node !== undefined) for (const id of this.t.names.catsOf(node)) out.push([this.t.catNames[id], suffix]);
+      const dot = h.indexOf('.', start);
+      start = dot < 0 ? -1 : dot + 1;
+    }
+    return out;
+  }
+
+  private first(q: FlowQuery, mode: NameMode): number {
+    const t = this.t;
+    const a = q.protocol === 'icmp' ? this.icmpNoPorts : this.byPort.get(t.ports.interval(q.dstPort) * 2 + (q.protocol === 'udp' ? 1 : 0), this.portBits);
+    const u = this.byUser.get(q.user, this.userBits);
+    const prefixes = this.prefixesFor(q.dst);
+    try {
+      const dB = prefixes.select(prefixes.lookup(q.dst, this.offset), t.noDst, this.dstExtra);
+      let nB = mode === NameMode.Any ? this.everything : t.noName;
+      if (mode === NameMode.Known) {
+        const h = queryHost(q.host);
+        if (h !== null) nB = t.names.select(t.names.domains.locate(h), this.nameExtra);
+      }
+      return firstCommon(a, u, dB, this.dstExtra.bits, nB, this.nameExtra.bits);
+    } finally {
+      this.dstExtra.clear();
+      this.nameExtra.clear();
+    }
+  }
+
+  /** Set by prefixesFor: where the address starts in q.dst. */
+  private offset = 0;
+
+  private prefixesFor(dst: Uint8Array): PrefixIndex {
+    this.offset = 0;
+    if (dst.length === 4) return this.t.v4;
+    if (dst.length !== 16) throw new TypeError(`policy: a destination is 4 or 16 bytes, got ${dst.length}`);
+    if (!isV4Mapped(dst)) return this.t.v6;
+    // An IPv4-mapped address (::ffff:a.b.c.d) reaches the IPv4 host: match it as IPv4.
+    this.offset = 12;
+    return this.t.v4;
+  }
+
+  // Cache fillers, bound once (no closure per decision).
+  private readonly userBits = (user: string): Bitset => {
+    const b = this.t.noWho.slice();
+    for (const i of this.t.userPos.get(user) ?? []) setBit(b, i);
+    for (const i of this.t.userNeg.get(user) ?? []) clearBit(b, i);
+    return b;
+  };
+
+  /** key = port interval * 2 + (1 for UDP, 0 for TCP): the protocol folded into the port's set. */
+  private readonly portBits = (key: number): Bitset => {
+    const b = this.t.noPorts.slice();
+    this.t.ports.addRules(key >>> 1, b);
+    const proto = (key & 1) === 1 ? this.t.udp : this.t.tcp;
+    for (let w = 0; w < b.length; w++) b[w] &= proto[w];
+    return b;
+  };
+}
+
+/** ::ffff:a.b.c.d (RFC 4291 §2.5.5.2). */
+export function isV4Mapped(a: Uint8Array): boolean {
+  if (a.length !== 16) return false;
+  for (let i = 0; i < 10; i++) if (a[i] !== 0) return false;
+  return a[10] === 0xff && a[11] === 0xff;
+}
