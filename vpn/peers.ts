@@ -4,7 +4,7 @@
 import type { FlowOwner } from '../netstack';
 import { IpAddress } from '../netstack/wire';
 import { AllowedIps } from './allowed_ips';
-import { PublicKey, type WgDevice, type WgPeer } from './protocol';
+import { PublicKey, wipe, type WgDevice, type WgPeer } from './protocol';
 import type { PeerRecord, Store } from './store';
 
 /**
@@ -84,7 +84,7 @@ export class PeerRegistry {
     };
     const psk = r.presharedKey ? Buffer.from(r.presharedKey, 'base64') : undefined;
     const peer = this.device.addPeer({ publicKey: PublicKey.fromBase64(r.publicKey), presharedKey: psk, tag });
-    psk?.fill(0);
+    if (psk) wipe(psk);
     this.byPublicKey.set(r.publicKey, peer);
     this.changes++;
     this.allowedIps.insert(ipv4, peer);
@@ -108,7 +108,7 @@ function sameRecord(peer: WgPeer, r: PeerRecord): boolean {
   // No preshared key is the all-zero key (whitepaper §5.4.3: Q = 0^32).
   const psk = r.presharedKey ? Buffer.from(r.presharedKey, 'base64') : Buffer.alloc(32);
   const same = psk.equals(peer.handshake.presharedKey);
-  psk.fill(0);
+  wipe(psk);
   return same;
 }
 
