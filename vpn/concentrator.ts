@@ -78,9 +78,14 @@ export class Concentrator {
       blockedUdpPorts: d.config.tls.blockQuic ? d.config.tls.inspectPorts : [],
       onWake: (at) => self?.armStackTimer(at),
     });
-    const dns = new DnsForwarder({ upstreams, onError: (what, err) => log.debug({ err: err.message }, `${what} failed`) });
+    const dns = new DnsForwarder({
+      upstreams,
+      maxInFlightPerUser: d.config.dns.maxInFlightPerUser,
+      maxInFlight: d.config.dns.maxInFlight,
+      onError: (what, err) => log.debug({ err: err.message }, `${what} failed`),
+    });
     const tunnelLimit = d.config.mtu - IP_UDP_OVERHEAD;
-    stack.udpService(DNS_PORT, (req, reply) => dns.handle(req.payload, maxUdpAnswerSize(req.payload, tunnelLimit), reply));
+    stack.udpService(DNS_PORT, (req, reply) => dns.handle(req.payload, maxUdpAnswerSize(req.payload, tunnelLimit), reply, req.owner.user));
 
     const registry = new PeerRegistry(d.store, device);
     const c = new Concentrator(d, log, device, registry, stack, dns, inspection, null);
@@ -242,6 +247,7 @@ export class Concentrator {
     await this.edge?.close();
     this.edge = null;
     this.stack.close();
+    this.dns.close();
     await this.inspection.close();
     this.d.store.close();
   }

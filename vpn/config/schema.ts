@@ -37,6 +37,9 @@ export const configSchema = z
     dns: z
       .object({
         upstream: z.array(dnsServer).min(1).optional(),
+        // Queries waiting for an upstream answer; beyond either cap: SERVFAIL at once.
+        maxInFlightPerUser: z.number().int().min(1).max(16_384).default(64),
+        maxInFlight: z.number().int().min(1).max(16_384).default(4096),
       })
       .strict()
       .prefault({}),
