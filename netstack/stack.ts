@@ -32,6 +32,7 @@ import { Counters, type FlowOwner } from './owner';
 import { UdpFlowTable, type UdpFlowOptions } from './udp';
 import { TcpFlowTable, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo, type TcpFlowOptions } from './tcp_flows';
 import { socketEgress } from './egress/tcp_socket';
+import { BufferBudgets, type BudgetRefusalRecord, type BufferLimits } from './budget';
 
 const CONNECT_TIMEOUT_MS = 10_000;
 
@@ -69,6 +70,10 @@ export interface NetStackOptions {
   clock?: () => number;
   /** Called with each new timer deadline (ms); the edge should tick by then. */
   onWake?: (at: number) => void;
+  /** Bytes the flows of one user, and of all users, may buffer (unbounded without). */
+  bufferLimits?: BufferLimits;
+  /** A new flow refused for lack of buffer room (rate-limited per user), for the user's log. */
+  onBudgetRefusal?: (r: BudgetRefusalRecord) => void;
 }
 
 export class NetStack {
@@ -77,12 +82,16 @@ export class NetStack {
   private readonly services = new Map<number, LocalUdpHandler>();
   private readonly udp: UdpFlowTable;
   private readonly tcp: TcpFlowTable;
+  /** Buffer accounting per user and overall (null without bufferLimits). */
+  readonly budgets: BufferBudgets | null;
 
   constructor(private readonly opts: NetStackOptions) {
     for (const a of opts.localAddresses) this.local.set(a.key, a);
-    this.udp = new UdpFlowTable(opts.udp, opts.udpEgress ?? osUdpEgress, opts.toClient, this.counterSet);
+    this.budgets = opts.bufferLimits ? new BufferBudgets(opts.bufferLimits) : null;
+    const budget = this.budgets ? { budgets: this.budgets, onBudgetRefusal: opts.onBudgetRefusal } : {};
+    this.udp = new UdpFlowTable({ ...opts.udp, ...budget }, opts.udpEgress ?? osUdpEgress, opts.toClient, this.counterSet);
     const clock = opts.clock ?? (() => performance.now());
-    this.tcp = new TcpFlowTable(opts.tcp, (info) => this.tcpHandlerFor(info), opts.toClient, this.counterSet, opts.onFlowEnd ?? (() => undefined), clock, opts.onWake);
+    this.tcp = new TcpFlowTable({ ...opts.tcp, ...budget }, (info) => this.tcpHandlerFor(info), opts.toClient, this.counterSet, opts.onFlowEnd ?? (() => undefined), clock, opts.onWake);
   }
 
   private tcpHandlerFor(info: TcpFlowInfo): TcpFlowHandler | null {

@@ -8,6 +8,7 @@ import { TcpEndpointStream } from './tcp_stream';
 import { TcpOpenError, type TcpUpstream } from './egress/tcp_socket';
 import { flowKey, type Counters, type FlowOwner } from './owner';
 import { WakeQueue } from './wake_queue';
+import type { BudgetRefusalRecord, BudgetWaiter, BufferAccount, BufferBudgets } from './budget';
 
 /**
  * How long the 4-tuple of a flow that closed cleanly keeps absorbing late
@@ -59,6 +60,10 @@ export interface TcpFlowOptions {
   recvBufferBytes?: number;
   sendBufferBytes?: number;
   msl?: number;
+  /** Buffer budgets per user and overall (unbounded without). */
+  budgets?: BufferBudgets;
+  /** A new flow was refused for lack of buffer room (rate-limited per user), for the user's log. */
+  onBudgetRefusal?: (r: BudgetRefusalRecord) => void;
 }
 
 interface Flow {
@@ -71,6 +76,10 @@ interface Flow {
   /** WakeQueue slot: the deadline it is queued for (Infinity when not queued). */
   wakeAt: number;
   wakeIndex: number;
+  /** The user's buffer account (null without budgets) and what this flow has put in it. */
+  account: BufferAccount | null;
+  held: number;
+  waiter: BudgetWaiter | null;
 }
 
 interface UserState {
@@ -140,6 +149,7 @@ export class TcpFlowTable {
       this.counters.inc('tcp_syn_rate_limit');
       return;
     }
+    if (this.refusedForBudget(pkt, syn, owner, now)) return;
     const info: TcpFlowInfo = {
       owner,
       family: pkt.family,
@@ -158,14 +168,22 @@ export class TcpFlowTable {
     }
     user.tokens -= 1;
     user.flows += 1;
+    const budgets = this.opts.budgets;
+    const account = budgets ? budgets.take(owner.user) : null;
+    let flow: Flow | null = null;
     const ep = TcpEndpoint.fromSyn(syn, now, {
       mss: mssForMtu(this.opts.mtu, pkt.family === 6),
       idleTimeoutMs: this.opts.idleTimeoutMs,
       recvBufferBytes: this.opts.recvBufferBytes,
       sendBufferBytes: this.opts.sendBufferBytes,
       msl: this.opts.msl,
+      room: account ? () => (flow === null ? Infinity : this.roomFor(flow)) : undefined,
     });
-    const flow: Flow = { key, info, ep, stream: null, startedAt: now, endReason: null, wakeAt: Infinity, wakeIndex: -1 };
+    flow = { key, info, ep, stream: null, startedAt: now, endReason: null, wakeAt: Infinity, wakeIndex: -1, account, held: 0, waiter: null };
+    if (account !== null) {
+      const f = flow;
+      flow.waiter = { account, wake: () => this.roomAgain(f) };
+    }
     this.flows.set(key, flow);
     this.counters.inc('tcp_flows_opened');
     // Keep the original SYN to quote in an ICMP error if the upstream is unreachable.
@@ -183,7 +201,12 @@ export class TcpFlowTable {
       return;
     }
     flow.ep.accept(this.clock());
-    const stream = new TcpEndpointStream(flow.ep, { now: this.clock, flush: () => this.flush(flow) });
+    const stream = new TcpEndpointStream(flow.ep, {
+      now: this.clock,
+      flush: () => this.flush(flow),
+      room: () => this.roomFor(flow),
+      waitForRoom: () => this.waitForRoom(flow),
+    });
     flow.stream = stream;
     stream.on('error', () => undefined);
     upstream.attach(stream);
@@ -218,14 +241,60 @@ export class TcpFlowTable {
     const { info } = flow;
     for (const seg of flow.ep.drainOutput()) this.toClient(buildTcpPacket(info.dst, info.client, seg));
     for (const e of flow.ep.drainEvents()) this.onEvent(flow, e);
-    if (this.flows.get(flow.key) !== flow) return;
-    const wake = flow.ep.nextWakeAt();
-    if (wake === null) {
-      this.wakes.cancel(flow);
-    } else if (wake !== flow.wakeAt) {
-      this.wakes.schedule(flow, wake);
-      this.wakeHint(wake);
+    if (this.flows.get(flow.key) === flow) {
+      const wake = flow.ep.nextWakeAt();
+      if (wake === null) {
+        this.wakes.cancel(flow);
+      } else if (wake !== flow.wakeAt) {
+        this.wakes.schedule(flow, wake);
+        this.wakeHint(wake);
+      }
+      if (flow.account !== null) this.account(flow, flow.account);
     }
+    this.opts.budgets?.runWakes();
+  }
+
+  /** Brings the user's account up to date with what the flow holds now (endpoint queues and stream buffers). */
+  private account(flow: Flow, account: BufferAccount): void {
+    const s = flow.stream;
+    const held = flow.ep.heldBytes + (s === null ? 0 : s.readableLength + s.writableLength);
+    if (held === flow.held) return;
+    account.add(held - flow.held);
+    flow.held = held;
+  }
+
+  private roomFor(flow: Flow): number {
+    if (flow.account === null) return Infinity;
+    const room = flow.account.room;
+    if (room <= 0) this.waitForRoom(flow);
+    return room;
+  }
+
+  private waitForRoom(flow: Flow): void {
+    if (flow.waiter !== null && this.flows.get(flow.key) === flow) this.opts.budgets?.wait(flow.waiter);
+  }
+
+  /** The user has buffer room again: resume writes from the upstream and reopen the window. */
+  private roomAgain(flow: Flow): void {
+    if (this.flows.get(flow.key) !== flow) return;
+    flow.stream?.onWritable();
+    flow.ep.windowUpdate(this.clock());
+    this.flush(flow);
+  }
+
+  /** A new flow while its user (or the concentrator) is over the buffer budget: refused with a reset, counted, logged. */
+  private refusedForBudget(pkt: IpPacket, syn: TcpRepr, owner: FlowOwner, now: number): boolean {
+    const budgets = this.opts.budgets;
+    if (budgets === undefined) return false;
+    const account = budgets.peek(owner.user);
+    const limit = account.exhausted;
+    if (limit === null) return false;
+    this.counters.inc(`tcp_flow_refused_${limit}_budget`);
+    const rst = rstForUnknownSegment(syn);
+    if (rst) this.toClient(buildTcpPacket(IpAddress.fromBytes(pkt.dst), IpAddress.fromBytes(pkt.src), rst));
+    const record = account.refusal(owner, 'tcp', IpAddress.fromBytes(pkt.dst).toString(), syn.dstPort, limit, now);
+    if (record !== null) this.opts.onBudgetRefusal?.(record);
+    return true;
   }
 
   private onEvent(flow: Flow, e: TcpEvent): void {
@@ -269,6 +338,7 @@ export class TcpFlowTable {
     if (u) u.flows = Math.max(0, u.flows - 1);
     this.counters.inc('tcp_flows_closed');
     const { info, ep } = flow;
+    this.giveBack(flow);
     this.onFlowEnd({
       type: 'flow',
       proto: 'tcp',
@@ -285,6 +355,20 @@ export class TcpFlowTable {
       retransmits: ep.stats.retransmits,
       rtoExpirations: ep.stats.rtoExpirations,
     });
+  }
+
+  /** A flow ended: its bytes leave the user's account; what it refused is counted. */
+  private giveBack(flow: Flow): void {
+    const refused = flow.ep.refusedBytes;
+    if (refused.budget > 0) this.counters.inc('tcp_rx_refused_budget_bytes', refused.budget);
+    if (refused.oooCapacity > 0) this.counters.inc('tcp_ooo_refused_capacity_bytes', refused.oooCapacity);
+    if (refused.oooPieces > 0) this.counters.inc('tcp_ooo_refused_pieces_bytes', refused.oooPieces);
+    const budgets = this.opts.budgets;
+    if (flow.account === null || budgets === undefined) return;
+    flow.account.add(-flow.held);
+    flow.held = 0;
+    if (flow.waiter !== null) budgets.forget(flow.waiter);
+    budgets.release(flow.account);
   }
 
   private userState(user: string, now: number): UserState {

@@ -4,13 +4,19 @@
 import { buildIcmpUnreachable, buildUdpPacket, IpAddress, type IpPacket, type UdpView } from './wire';
 import type { UdpEgressFactory, UdpEgressSocket } from './egress/udp_socket';
 import { flowKey, type Counters, type FlowOwner } from './owner';
+import type { BudgetRefusalRecord, BufferAccount, BufferBudgets } from './budget';
 
 // Enough of the original datagram for any ICMP error quote (RFC 4443 §2.4(c)).
 const QUOTE_MAX = 1232;
+/** Datagrams waiting in one flow's socket queue beyond this are dropped (the kernel is not taking them). */
+const MAX_QUEUED_PER_FLOW = 256 * 1024;
 
 export interface UdpFlowOptions {
   idleTimeoutMs: number;
   maxFlowsPerUser: number;
+  /** Buffer budgets per user and overall (unbounded without). */
+  budgets?: BufferBudgets;
+  onBudgetRefusal?: (r: BudgetRefusalRecord) => void;
 }
 
 interface UdpFlow {
@@ -24,11 +30,16 @@ interface UdpFlow {
   lastActive: number;
   bytesOut: number;
   bytesIn: number;
+  /** The user's buffer account (null without budgets) and the queued bytes this flow put in it. */
+  account: BufferAccount | null;
+  held: number;
 }
 
 export class UdpFlowTable {
   private readonly flows = new Map<string, UdpFlow>();
   private readonly perUser = new Map<string, number>();
+  /** Flows with bytes queued in their socket: re-read on tick until the queue drained. */
+  private readonly queued = new Set<UdpFlow>();
   private now = 0;
 
   constructor(
@@ -52,13 +63,44 @@ export class UdpFlowTable {
         this.counters.inc('udp_flow_limit');
         return;
       }
+      if (this.refusedForBudget(pkt, udp, owner, now)) return;
       flow = this.open(key, pkt, udp, owner, now);
       this.perUser.set(owner.user, count + 1);
     }
     flow.lastActive = now;
+    if (flow.held > 0 && (flow.held >= MAX_QUEUED_PER_FLOW || (flow.account !== null && flow.account.room <= 0))) {
+      // The socket already holds a backlog the kernel has not taken: queueing more only grows memory.
+      this.counters.inc('udp_dropped_queue_full');
+      return;
+    }
     flow.bytesOut += udp.payload.length;
     flow.socket.send(udp.payload);
     this.counters.inc('udp_out');
+    this.account(flow);
+  }
+
+  /** Brings the user's account up to date with the bytes waiting in the flow's socket. */
+  private account(flow: UdpFlow): void {
+    if (flow.account === null) return;
+    const held = flow.socket.queuedBytes?.() ?? 0;
+    if (held === flow.held) return;
+    flow.account.add(held - flow.held);
+    flow.held = held;
+    if (held > 0) this.queued.add(flow);
+    else this.queued.delete(flow);
+  }
+
+  /** A new flow while its user (or the concentrator) is over the buffer budget: dropped, counted, logged. */
+  private refusedForBudget(pkt: IpPacket, udp: UdpView, owner: FlowOwner, now: number): boolean {
+    const budgets = this.opts.budgets;
+    if (budgets === undefined) return false;
+    const account = budgets.peek(owner.user);
+    const limit = account.exhausted;
+    if (limit === null) return false;
+    this.counters.inc(`udp_flow_refused_${limit}_budget`);
+    const record = account.refusal(owner, 'udp', IpAddress.fromBytes(pkt.dst).toString(), udp.dstPort, limit, now);
+    if (record !== null) this.opts.onBudgetRefusal?.(record);
+    return true;
   }
 
   private open(key: string, pkt: IpPacket, udp: UdpView, owner: FlowOwner, now: number): UdpFlow {
@@ -75,6 +117,8 @@ export class UdpFlowTable {
       lastActive: now,
       bytesOut: 0,
       bytesIn: 0,
+      account: this.opts.budgets?.take(owner.user) ?? null,
+      held: 0,
     };
     // The original datagram, kept only until the socket proves reachable, to quote in an ICMP error.
     let firstPacket: Buffer | null = Buffer.from(pkt.view.buf.subarray(0, QUOTE_MAX));
@@ -102,6 +146,8 @@ export class UdpFlowTable {
   /** Closes idle flows. */
   tick(now: number): void {
     this.now = now;
+    for (const flow of [...this.queued]) this.account(flow);
+    this.opts.budgets?.runWakes();
     for (const flow of this.flows.values()) {
       if (now - flow.lastActive >= this.opts.idleTimeoutMs) this.close(flow);
     }
@@ -109,6 +155,12 @@ export class UdpFlowTable {
 
   private close(flow: UdpFlow): void {
     flow.socket.close();
+    if (flow.account !== null) {
+      flow.account.add(-flow.held);
+      flow.held = 0;
+      this.queued.delete(flow);
+      this.opts.budgets?.release(flow.account);
+    }
     this.flows.delete(flow.key);
     const n = (this.perUser.get(flow.owner.user) ?? 1) - 1;
     if (n <= 0) this.perUser.delete(flow.owner.user);

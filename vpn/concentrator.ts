@@ -77,11 +77,14 @@ export class Concentrator {
       onFlowEnd: (r) => inspection.flowEnded(r),
       blockedUdpPorts: d.config.tls.blockQuic ? d.config.tls.inspectPorts : [],
       onWake: (at) => self?.armStackTimer(at),
+      bufferLimits: { perUser: d.config.limits.maxBufferedBytesPerUser, total: d.config.limits.maxBufferedBytes },
+      onBudgetRefusal: ({ user, peer, type, ...fields }) => inspection.userLog.write(user, peer, type, fields),
     });
     const dns = new DnsForwarder({
       upstreams,
       maxInFlightPerUser: d.config.dns.maxInFlightPerUser,
       maxInFlight: d.config.dns.maxInFlight,
+      budget: stack.budgets ?? undefined,
       onError: (what, err) => log.debug({ err: err.message }, `${what} failed`),
     });
     const tunnelLimit = d.config.mtu - IP_UDP_OVERHEAD;
@@ -222,6 +225,12 @@ export class Concentrator {
         dns: { ...this.dns.counters },
         inspection: { ...this.inspection.engine.counters },
       },
+      buffers: {
+        usedBytes: this.stack.budgets?.used ?? 0,
+        limitBytes: this.d.config.limits.maxBufferedBytes,
+        perUserLimitBytes: this.d.config.limits.maxBufferedBytesPerUser,
+        users: this.stack.budgets?.usage() ?? {},
+      },
     };
   }
 
@@ -273,5 +282,7 @@ export interface StatusSnapshot {
     txBytes: number;
   }>;
   counters: Record<string, Record<string, number>>;
+  /** Bytes buffered for flows (buffer budgets): in all, and per user holding any. */
+  buffers: { usedBytes: number; limitBytes: number; perUserLimitBytes: number; users: Record<string, number> };
 }
 

@@ -50,7 +50,7 @@ export function systemResolvers(resolvConf = '/etc/resolv.conf'): DnsServer[] {
 /** Bytes a user's queries may hold (the concentrator's buffer budgets); false refuses the query. */
 export interface DnsBudget {
   reserve(user: string, bytes: number): boolean;
-  release(user: string, bytes: number): void;
+  unreserve(user: string, bytes: number): void;
 }
 
 export interface DnsForwarderOptions {
@@ -263,7 +263,7 @@ export class DnsForwarder {
 
   /** A finished query gives back its budget and its TCP socket, if any. */
   private released(q: PendingQuery<QueryCtx>): void {
-    this.opts.budget?.release(q.user, q.ctx.charge);
+    this.opts.budget?.unreserve(q.user, q.ctx.charge);
     if (q.ctx.tcp !== null && !q.ctx.tcp.destroyed) q.ctx.tcp.destroy();
     q.ctx.tcp = null;
   }

@@ -51,8 +51,8 @@ export class Reassembly {
   constructor(
     readonly capacity: number,
     readonly maxPieces: number = DEFAULT_MAX_PIECES,
-    /** Asked before storing: false while the flow's owner is over its buffer budget. */
-    private readonly mayStore: () => boolean = () => true,
+    /** Asked before storing `bytes`: false while the flow's owner is over its buffer budget. */
+    private readonly mayStore: (bytes: number) => boolean = () => true,
   ) {}
 
   /** Bytes of data held. */
@@ -94,7 +94,7 @@ export class Reassembly {
       return 0;
     }
     const wanted = this.uncovered(start, end, first, last);
-    if (wanted > 0 && !this.mayStore()) {
+    if (wanted > 0 && !this.mayStore(wanted)) {
       this.refused.budget += wanted;
       return 0;
     }

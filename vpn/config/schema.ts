@@ -2,6 +2,7 @@
 // later versions add keys; none is renamed without a migration.
 import { z } from 'zod';
 import { isIP } from 'node:net';
+import { totalmem } from 'node:os';
 
 const cidr = (family: 4 | 6) =>
   z.string().refine((s) => {
@@ -20,6 +21,7 @@ const dnsServer = z.string().refine((s) => isIP(s) !== 0 || parseHostPort(s, tru
 });
 
 const port = z.number().int().min(1).max(65535);
+const MiB = 1024 * 1024;
 
 export const configSchema = z
   .object({
@@ -74,6 +76,15 @@ export const configSchema = z
           .strict()
           .prefault({}),
         blockQuic: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
+    limits: z
+      .object({
+        // What one user's flows may buffer (TCP queues, reassembly, UDP and DNS waiting to leave).
+        maxBufferedBytesPerUser: z.number().int().min(256 * 1024).max(2 ** 40).default(64 * MiB),
+        // What all flows together may buffer: a quarter of the host's memory, at most 4 GiB, by default.
+        maxBufferedBytes: z.number().int().min(MiB).max(2 ** 44).default(() => Math.min(4096 * MiB, Math.floor(totalmem() / 4))),
       })
       .strict()
       .prefault({}),

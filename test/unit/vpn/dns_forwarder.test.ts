@@ -150,7 +150,7 @@ describe('DNS forwarder limits', () => {
           held += bytes;
           return true;
         },
-        release: (_user, bytes) => {
+        unreserve: (_user, bytes) => {
           held -= bytes;
         },
       },
