@@ -6,7 +6,8 @@
 // upstream wait (so the upstream socket stops being read: backpressure).
 // Flows that wait are woken when their user has room again. One user at the
 // limit holds only its own share, so it never stops another.
-import type { FlowOwner } from './owner';
+import type { Counters, FlowOwner } from './owner';
+import { IpAddress } from './wire';
 
 export interface BufferLimits {
   /** Bytes one user's flows may hold. */
@@ -105,7 +106,27 @@ export class BufferBudgets {
   private wakeDue = false;
   private waking = false;
 
-  constructor(readonly limits: BufferLimits) {}
+  constructor(
+    readonly limits: BufferLimits,
+    private readonly counters?: Counters,
+    /** Refusals for the user's log (rate-limited per user). */
+    private readonly report?: (r: BudgetRefusalRecord) => void,
+  ) {}
+
+  /**
+   * Whether a new flow must be refused because its user or the concentrator
+   * is over budget; a refusal is counted and reported. `dst` is the raw
+   * destination address (formatted only when refused).
+   */
+  refusesNewFlow(owner: FlowOwner, proto: 'tcp' | 'udp', dst: Buffer, dstPort: number, now: number): boolean {
+    const account = this.peek(owner.user);
+    const limit = account.exhausted;
+    if (limit === null) return false;
+    this.counters?.inc(`${proto}_flow_refused_${limit}_budget`);
+    const record = account.refusal(owner, proto, IpAddress.fromBytes(dst).toString(), dstPort, limit, now);
+    if (record !== null) this.report?.(record);
+    return true;
+  }
 
   /** Bytes held by all flows. */
   get used(): number {

@@ -87,8 +87,8 @@ export class NetStack {
 
   constructor(private readonly opts: NetStackOptions) {
     for (const a of opts.localAddresses) this.local.set(a.key, a);
-    this.budgets = opts.bufferLimits ? new BufferBudgets(opts.bufferLimits) : null;
-    const budget = this.budgets ? { budgets: this.budgets, onBudgetRefusal: opts.onBudgetRefusal } : {};
+    this.budgets = opts.bufferLimits ? new BufferBudgets(opts.bufferLimits, this.counterSet, opts.onBudgetRefusal) : null;
+    const budget = this.budgets ? { budgets: this.budgets } : {};
     this.udp = new UdpFlowTable({ ...opts.udp, ...budget }, opts.udpEgress ?? osUdpEgress, opts.toClient, this.counterSet);
     const clock = opts.clock ?? (() => performance.now());
     this.tcp = new TcpFlowTable({ ...opts.tcp, ...budget }, (info) => this.tcpHandlerFor(info), opts.toClient, this.counterSet, opts.onFlowEnd ?? (() => undefined), clock, opts.onWake);

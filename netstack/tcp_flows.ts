@@ -8,7 +8,7 @@ import { TcpEndpointStream } from './tcp_stream';
 import { TcpOpenError, type TcpUpstream } from './egress/tcp_socket';
 import { flowKey, type Counters, type FlowOwner } from './owner';
 import { WakeQueue } from './wake_queue';
-import type { BudgetRefusalRecord, BudgetWaiter, BufferAccount, BufferBudgets } from './budget';
+import type { BudgetWaiter, BufferAccount, BufferBudgets } from './budget';
 
 /**
  * How long the 4-tuple of a flow that closed cleanly keeps absorbing late
@@ -62,8 +62,6 @@ export interface TcpFlowOptions {
   msl?: number;
   /** Buffer budgets per user and overall (unbounded without). */
   budgets?: BufferBudgets;
-  /** A new flow was refused for lack of buffer room (rate-limited per user), for the user's log. */
-  onBudgetRefusal?: (r: BudgetRefusalRecord) => void;
 }
 
 interface Flow {
@@ -149,7 +147,11 @@ export class TcpFlowTable {
       this.counters.inc('tcp_syn_rate_limit');
       return;
     }
-    if (this.refusedForBudget(pkt, syn, owner, now)) return;
+    if (this.opts.budgets?.refusesNewFlow(owner, 'tcp', pkt.dst, syn.dstPort, now)) {
+      const rst = rstForUnknownSegment(syn);
+      if (rst) this.toClient(buildTcpPacket(IpAddress.fromBytes(pkt.dst), IpAddress.fromBytes(pkt.src), rst));
+      return;
+    }
     const info: TcpFlowInfo = {
       owner,
       family: pkt.family,
@@ -280,21 +282,6 @@ export class TcpFlowTable {
     flow.stream?.onWritable();
     flow.ep.windowUpdate(this.clock());
     this.flush(flow);
-  }
-
-  /** A new flow while its user (or the concentrator) is over the buffer budget: refused with a reset, counted, logged. */
-  private refusedForBudget(pkt: IpPacket, syn: TcpRepr, owner: FlowOwner, now: number): boolean {
-    const budgets = this.opts.budgets;
-    if (budgets === undefined) return false;
-    const account = budgets.peek(owner.user);
-    const limit = account.exhausted;
-    if (limit === null) return false;
-    this.counters.inc(`tcp_flow_refused_${limit}_budget`);
-    const rst = rstForUnknownSegment(syn);
-    if (rst) this.toClient(buildTcpPacket(IpAddress.fromBytes(pkt.dst), IpAddress.fromBytes(pkt.src), rst));
-    const record = account.refusal(owner, 'tcp', IpAddress.fromBytes(pkt.dst).toString(), syn.dstPort, limit, now);
-    if (record !== null) this.opts.onBudgetRefusal?.(record);
-    return true;
   }
 
   private onEvent(flow: Flow, e: TcpEvent): void {

@@ -4,7 +4,7 @@
 import { buildIcmpUnreachable, buildUdpPacket, IpAddress, type IpPacket, type UdpView } from './wire';
 import type { UdpEgressFactory, UdpEgressSocket } from './egress/udp_socket';
 import { flowKey, type Counters, type FlowOwner } from './owner';
-import type { BudgetRefusalRecord, BufferAccount, BufferBudgets } from './budget';
+import type { BufferAccount, BufferBudgets } from './budget';
 
 // Enough of the original datagram for any ICMP error quote (RFC 4443 §2.4(c)).
 const QUOTE_MAX = 1232;
@@ -16,7 +16,6 @@ export interface UdpFlowOptions {
   maxFlowsPerUser: number;
   /** Buffer budgets per user and overall (unbounded without). */
   budgets?: BufferBudgets;
-  onBudgetRefusal?: (r: BudgetRefusalRecord) => void;
 }
 
 interface UdpFlow {
@@ -63,7 +62,7 @@ export class UdpFlowTable {
         this.counters.inc('udp_flow_limit');
         return;
       }
-      if (this.refusedForBudget(pkt, udp, owner, now)) return;
+      if (this.opts.budgets?.refusesNewFlow(owner, 'udp', pkt.dst, udp.dstPort, now)) return;
       flow = this.open(key, pkt, udp, owner, now);
       this.perUser.set(owner.user, count + 1);
     }
@@ -90,18 +89,6 @@ export class UdpFlowTable {
     else this.queued.delete(flow);
   }
 
-  /** A new flow while its user (or the concentrator) is over the buffer budget: dropped, counted, logged. */
-  private refusedForBudget(pkt: IpPacket, udp: UdpView, owner: FlowOwner, now: number): boolean {
-    const budgets = this.opts.budgets;
-    if (budgets === undefined) return false;
-    const account = budgets.peek(owner.user);
-    const limit = account.exhausted;
-    if (limit === null) return false;
-    this.counters.inc(`udp_flow_refused_${limit}_budget`);
-    const record = account.refusal(owner, 'udp', IpAddress.fromBytes(pkt.dst).toString(), udp.dstPort, limit, now);
-    if (record !== null) this.opts.onBudgetRefusal?.(record);
-    return true;
-  }
 
   private open(key: string, pkt: IpPacket, udp: UdpView, owner: FlowOwner, now: number): UdpFlow {
     const client = IpAddress.fromBytes(pkt.src);

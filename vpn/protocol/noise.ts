@@ -188,6 +188,22 @@ class Scratch {
   }
 }
 
+/** Noise's EncryptAndHash: AEAD(k, 0, plaintext, h) into msg at `offset`, then h := HASH(h ‖ ciphertext). */
+function encryptAndHash(k: Buffer, plaintext: Uint8Array, h: Buffer, msg: Buffer, offset: number): void {
+  const sealed = aeadSeal(k, plaintext, h);
+  sealed.copy(msg, offset);
+  mixHash(h, sealed);
+}
+
+/** A message of ours is built: keep its hash, chaining key and ephemeral for the next step. */
+function commitOurs(hs: Handshake, state: HandshakeState, h: Buffer, ck: Buffer, ephemeralPrivate: Buffer, localIndex: number): void {
+  h.copy(hs.hash);
+  ck.copy(hs.chainKey);
+  hs.localEphemeral = ephemeralPrivate;
+  hs.localIndex = localIndex;
+  hs.state = state;
+}
+
 /** Builds an initiation (mac1/mac2 zero) and moves `hs` to initiation_created. */
 export function createInitiation(
   identity: StaticIdentity, hs: Handshake, localIndex: number, ephemeralPrivate: Buffer, timestamp: Buffer,
@@ -209,18 +225,10 @@ export function createInitiation(
     const ck1 = s.keep(kdf1(INITIAL_CHAIN_KEY, ePub));
     mixHash(h, ePub);
     const [ck2, k1] = s.keepAll(kdf2(ck1, es));
-    const encStatic = aeadSeal(k1, identity.publicKey.bytes, h);
-    encStatic.copy(msg, INIT_STATIC);
-    mixHash(h, encStatic);
+    encryptAndHash(k1, identity.publicKey.bytes, h, msg, INIT_STATIC);
     const [ck3, k2] = s.keepAll(kdf2(ck2, ss));
-    const encTimestamp = aeadSeal(k2, timestamp, h);
-    encTimestamp.copy(msg, INIT_TIMESTAMP);
-    mixHash(h, encTimestamp);
-    h.copy(hs.hash);
-    ck3.copy(hs.chainKey);
-    hs.localEphemeral = ephemeralPrivate;
-    hs.localIndex = localIndex;
-    hs.state = 'initiation_created';
+    encryptAndHash(k2, timestamp, h, msg, INIT_TIMESTAMP);
+    commitOurs(hs, 'initiation_created', h, ck3, ephemeralPrivate, localIndex);
     return msg;
   } finally {
     s.wipe();
@@ -298,14 +306,8 @@ export function createResponse(hs: Handshake, localIndex: number, ephemeralPriva
     const ck3 = s.keep(kdf1(ck2, se));
     const [ck4, tau, k] = s.keepAll(kdf3(ck3, hs.presharedKey));
     mixHash(h, tau);
-    const empty = aeadSeal(k, EMPTY, h);
-    empty.copy(msg, RESP_EMPTY);
-    mixHash(h, empty);
-    h.copy(hs.hash);
-    ck4.copy(hs.chainKey);
-    hs.localEphemeral = ephemeralPrivate;
-    hs.localIndex = localIndex;
-    hs.state = 'response_created';
+    encryptAndHash(k, EMPTY, h, msg, RESP_EMPTY);
+    commitOurs(hs, 'response_created', h, ck4, ephemeralPrivate, localIndex);
     return msg;
   } finally {
     s.wipe();

@@ -8,14 +8,9 @@ import {
   consumeInitiation, consumeResponse, createInitiation, createResponse, deriveSessionKeys, Handshake, INIT_TIMESTAMP, tai64n,
 } from '../../../../vpn/protocol/noise';
 import { FakeNet } from './fake_net';
+import { initiator, psk, responder, WALL_MS } from './identities';
 
 const { PrivateKey } = crypto;
-const initPriv = PrivateKey.generate();
-const respPriv = PrivateKey.generate();
-const initiator = { privateKey: initPriv, publicKey: initPriv.publicKey() };
-const responder = { privateKey: respPriv, publicKey: respPriv.publicKey() };
-const psk = Buffer.alloc(32, 0x5a);
-const WALL_MS = Date.UTC(2026, 0, 1);
 const isZero = (b: Uint8Array): boolean => b.every((x) => x === 0);
 
 /** Records every buffer the DH and KDF primitives return while `fn` runs. */
