@@ -77,6 +77,7 @@ interface Flow {
   /** The user's buffer account (null without budgets) and what this flow has put in it. */
   account: BufferAccount | null;
   held: number;
+  /** Made on the first wait for buffer room (most flows never wait). */
   waiter: BudgetWaiter | null;
 }
 
@@ -182,10 +183,6 @@ export class TcpFlowTable {
       room: account ? () => (flow === null ? Infinity : this.roomFor(flow)) : undefined,
     });
     flow = { key, info, ep, stream: null, startedAt: now, endReason: null, wakeAt: Infinity, wakeIndex: -1, account, held: 0, waiter: null };
-    if (account !== null) {
-      const f = flow;
-      flow.waiter = { account, wake: () => this.roomAgain(f) };
-    }
     this.flows.set(key, flow);
     this.counters.inc('tcp_flows_opened');
     // Keep the original SYN to quote in an ICMP error if the upstream is unreachable.
@@ -273,7 +270,10 @@ export class TcpFlowTable {
   }
 
   private waitForRoom(flow: Flow): void {
-    if (flow.waiter !== null && this.flows.get(flow.key) === flow) this.opts.budgets?.wait(flow.waiter);
+    const { account } = flow;
+    if (account === null || this.flows.get(flow.key) !== flow) return;
+    flow.waiter ??= { account, wake: () => this.roomAgain(flow) };
+    this.opts.budgets?.wait(flow.waiter);
   }
 
   /** The user has buffer room again: resume writes from the upstream and reopen the window. */
