@@ -37,6 +37,7 @@ import { socketEgress } from './egress/tcp_socket';
 import { processFds, type FdGate } from './egress/fd_budget';
 import type { IncidentSink } from './incident';
 import { EGRESS_REFUSALS, type EgressGuard, type EgressRefusal, type EgressVerdict } from './egress/guard';
+import { BufferBudgets, type BudgetRefusalRecord, type BufferLimits } from './budget';
 
 const CONNECT_TIMEOUT_MS = 10_000;
 const ICMPV4_ECHO_REQUEST = 8;
@@ -99,6 +100,10 @@ export interface NetStackOptions {
   onIncident?: IncidentSink;
   /** Asked before each new flow opens a socket (default: this process's descriptor budget). */
   fds?: FdGate;
+  /** Bytes the flows of one user, and of all users, may buffer (unbounded without). */
+  bufferLimits?: BufferLimits;
+  /** A new flow refused for lack of buffer room (rate-limited per user), for the user's log. */
+  onBudgetRefusal?: (r: BudgetRefusalRecord) => void;
 }
 
 export class NetStack {
@@ -109,6 +114,8 @@ export class NetStack {
   private readonly services = new Map<number, LocalUdpHandler>();
   private readonly udp: UdpFlowTable;
   private readonly tcp: TcpFlowTable;
+  /** Buffer accounting per user and overall (null without bufferLimits). */
+  readonly budgets: BufferBudgets | null;
 
   constructor(private readonly opts: NetStackOptions) {
     for (const a of opts.localAddresses) this.local.set(a.key, a);
@@ -122,9 +129,11 @@ export class NetStack {
       }
     };
     this.icmpSource = { 4: opts.localAddresses.find((a) => a.family === 4), 6: opts.localAddresses.find((a) => a.family === 6) };
-    this.udp = new UdpFlowTable(opts.udp, opts.udpEgress ?? osUdpEgress, opts.toClient, this.counterSet, fds, this.report);
+    this.budgets = opts.bufferLimits ? new BufferBudgets(opts.bufferLimits, this.counterSet, opts.onBudgetRefusal) : null;
+    const budget = this.budgets ? { budgets: this.budgets } : {};
+    this.udp = new UdpFlowTable({ ...opts.udp, ...budget }, opts.udpEgress ?? osUdpEgress, opts.toClient, this.counterSet, fds, this.report);
     const clock = opts.clock ?? (() => performance.now());
-    this.tcp = new TcpFlowTable(opts.tcp, (info) => this.tcpHandlerFor(info), opts.toClient, this.counterSet, opts.onFlowEnd ?? (() => undefined), clock, opts.onWake, fds, this.report);
+    this.tcp = new TcpFlowTable({ ...opts.tcp, ...budget }, (info) => this.tcpHandlerFor(info), opts.toClient, this.counterSet, opts.onFlowEnd ?? (() => undefined), clock, opts.onWake, fds, this.report);
   }
 
   private readonly report: IncidentSink;

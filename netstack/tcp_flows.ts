@@ -14,6 +14,7 @@ import { describeFlow, type IncidentSink } from './incident';
 import { flowKey, type Counters, type FlowOwner } from './owner';
 import { WakeQueue } from './wake_queue';
 import { ClosedFlows } from './tcp_closed_flows';
+import type { BudgetWaiter, BufferAccount, BufferBudgets } from './budget';
 
 /**
  * How long the 4-tuple of a flow that closed cleanly keeps absorbing late
@@ -65,6 +66,8 @@ export interface TcpFlowOptions {
   recvBufferBytes?: number;
   sendBufferBytes?: number;
   msl?: number;
+  /** Buffer budgets per user and overall (unbounded without). */
+  budgets?: BufferBudgets;
 }
 
 interface Flow {
@@ -77,6 +80,11 @@ interface Flow {
   /** WakeQueue slot: the deadline it is queued for (Infinity when not queued). */
   wakeAt: number;
   wakeIndex: number;
+  /** The user's buffer account (null without budgets) and what this flow has put in it. */
+  account: BufferAccount | null;
+  held: number;
+  /** Made on the first wait for buffer room (most flows never wait). */
+  waiter: BudgetWaiter | null;
 }
 
 interface UserState {
@@ -153,6 +161,11 @@ export class TcpFlowTable {
       this.counters.inc('tcp_syn_rate_limit');
       return;
     }
+    if (this.opts.budgets?.refusesNewFlow(owner, 'tcp', pkt.dst, syn.dstPort, now)) {
+      const rst = rstForUnknownSegment(syn);
+      if (rst) this.toClient(buildTcpPacket(IpAddress.fromBytes(pkt.dst), IpAddress.fromBytes(pkt.src), rst));
+      return;
+    }
     const info: TcpFlowInfo = {
       owner,
       family: pkt.family,
@@ -172,14 +185,18 @@ export class TcpFlowTable {
     if (handler === null) return this.reset(info, syn, 'tcp_no_handler', null);
     user.tokens -= 1;
     user.flows += 1;
+    const budgets = this.opts.budgets;
+    const account = budgets ? budgets.take(owner.user) : null;
+    let flow: Flow | null = null;
     const ep = TcpEndpoint.fromSyn(syn, now, {
       mss: mssForMtu(this.opts.mtu, pkt.family === 6),
       idleTimeoutMs: this.opts.idleTimeoutMs,
       recvBufferBytes: this.opts.recvBufferBytes,
       sendBufferBytes: this.opts.sendBufferBytes,
       msl: this.opts.msl,
+      room: account ? () => (flow === null ? Infinity : this.roomFor(flow)) : undefined,
     });
-    const flow: Flow = { key, info, ep, stream: null, startedAt: now, endReason: null, wakeAt: Infinity, wakeIndex: -1 };
+    flow = { key, info, ep, stream: null, startedAt: now, endReason: null, wakeAt: Infinity, wakeIndex: -1, account, held: 0, waiter: null };
     this.flows.set(key, flow);
     this.counters.inc('tcp_flows_opened');
     // Keep the original SYN to quote in an ICMP error if the upstream is unreachable.
@@ -214,7 +231,13 @@ export class TcpFlowTable {
     }
     try {
       flow.ep.accept(this.clock());
-      const stream = new TcpEndpointStream(flow.ep, { now: this.clock, flush: () => this.flushGuarded(flow), fail: (err) => this.fail(flow, err) });
+      const stream = new TcpEndpointStream(flow.ep, {
+        now: this.clock,
+        flush: () => this.flushGuarded(flow),
+        fail: (err) => this.fail(flow, err),
+        room: () => this.roomFor(flow),
+        waitForRoom: () => this.waitForRoom(flow),
+      });
       flow.stream = stream;
       stream.on('error', () => undefined);
       upstream.attach(stream);
@@ -298,14 +321,48 @@ export class TcpFlowTable {
     const { info } = flow;
     for (const seg of flow.ep.drainOutput()) this.toClient(buildTcpPacket(info.dst, info.client, seg));
     for (const e of flow.ep.drainEvents()) this.onEvent(flow, e);
-    if (this.flows.get(flow.key) !== flow) return;
-    const wake = flow.ep.nextWakeAt();
-    if (wake === null) {
-      this.wakes.cancel(flow);
-    } else if (wake !== flow.wakeAt) {
-      this.wakes.schedule(flow, wake);
-      this.wakeHint(wake);
+    if (this.flows.get(flow.key) === flow) {
+      const wake = flow.ep.nextWakeAt();
+      if (wake === null) {
+        this.wakes.cancel(flow);
+      } else if (wake !== flow.wakeAt) {
+        this.wakes.schedule(flow, wake);
+        this.wakeHint(wake);
+      }
+      if (flow.account !== null) this.account(flow, flow.account);
     }
+    this.opts.budgets?.runWakes();
+  }
+
+  /** Brings the user's account up to date with what the flow holds now (endpoint queues and stream buffers). */
+  private account(flow: Flow, account: BufferAccount): void {
+    const s = flow.stream;
+    const held = flow.ep.heldBytes + (s === null ? 0 : s.readableLength + s.writableLength);
+    if (held === flow.held) return;
+    account.add(held - flow.held);
+    flow.held = held;
+  }
+
+  private roomFor(flow: Flow): number {
+    if (flow.account === null) return Infinity;
+    const room = flow.account.room;
+    if (room <= 0) this.waitForRoom(flow);
+    return room;
+  }
+
+  private waitForRoom(flow: Flow): void {
+    const { account } = flow;
+    if (account === null || this.flows.get(flow.key) !== flow) return;
+    flow.waiter ??= { account, wake: () => this.roomAgain(flow) };
+    this.opts.budgets?.wait(flow.waiter);
+  }
+
+  /** The user has buffer room again: resume writes from the upstream and reopen the window. */
+  private roomAgain(flow: Flow): void {
+    if (this.flows.get(flow.key) !== flow) return;
+    flow.stream?.onWritable();
+    flow.ep.windowUpdate(this.clock());
+    this.flush(flow);
   }
 
   private onEvent(flow: Flow, e: TcpEvent): void {
@@ -353,6 +410,7 @@ export class TcpFlowTable {
     if (u) u.flows = Math.max(0, u.flows - 1);
     this.counters.inc('tcp_flows_closed');
     const { info, ep } = flow;
+    this.giveBack(flow);
     this.onFlowEnd({
       type: 'flow',
       proto: 'tcp',
@@ -369,6 +427,20 @@ export class TcpFlowTable {
       retransmits: ep.stats.retransmits,
       rtoExpirations: ep.stats.rtoExpirations,
     });
+  }
+
+  /** A flow ended: its bytes leave the user's account; what it refused is counted. */
+  private giveBack(flow: Flow): void {
+    const refused = flow.ep.refusedBytes;
+    if (refused.budget > 0) this.counters.inc('tcp_rx_refused_budget_bytes', refused.budget);
+    if (refused.oooCapacity > 0) this.counters.inc('tcp_ooo_refused_capacity_bytes', refused.oooCapacity);
+    if (refused.oooPieces > 0) this.counters.inc('tcp_ooo_refused_pieces_bytes', refused.oooPieces);
+    const budgets = this.opts.budgets;
+    if (flow.account === null || budgets === undefined) return;
+    flow.account.add(-flow.held);
+    flow.held = 0;
+    if (flow.waiter !== null) budgets.forget(flow.waiter);
+    budgets.release(flow.account);
   }
 
   private userState(user: string, now: number): UserState {

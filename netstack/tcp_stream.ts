@@ -2,7 +2,8 @@
 // the TLS inspection engine) reads and writes. Backpressure is end to end:
 // when the consumer stops reading, the endpoint's receive buffer fills and the
 // window advertised to the client closes; when the endpoint's send buffer is
-// full, writes wait for the client's ACKs.
+// full, writes wait for the client's ACKs; when the flow's user is over its
+// buffer budget, writes wait for room (the upstream socket stops being read).
 //
 // Node calls _read/_write from other streams' events (the upstream socket's
 // 'data' through pipe): an exception there would reach the process, so each
@@ -17,6 +18,10 @@ export interface FlowDriver {
   flush(): void;
   /** The endpoint threw: end the flow (it destroys this stream). */
   fail(err: unknown): void;
+  /** Bytes the flow's user may still buffer (buffer budgets). */
+  room(): number;
+  /** Call onWritable() once the user has room again. */
+  waitForRoom(): void;
 }
 
 export class TcpEndpointStream extends Duplex {
@@ -29,7 +34,10 @@ export class TcpEndpointStream extends Duplex {
     private readonly ep: TcpEndpoint,
     private readonly driver: FlowDriver,
   ) {
-    super({ allowHalfOpen: true, readableHighWaterMark: 256 * 1024, writableHighWaterMark: 256 * 1024 });
+    // The endpoint takes writes at once unless its send queue or the user's
+    // buffer budget is full; then this mark is all that waits here before the
+    // upstream socket is paused, so it is kept small.
+    super({ allowHalfOpen: true, readableHighWaterMark: 256 * 1024, writableHighWaterMark: 64 * 1024 });
   }
 
   // Called by the flow when the endpoint reports events.
@@ -93,20 +101,26 @@ export class TcpEndpointStream extends Duplex {
   }
 
   private writeChunk(chunk: Buffer, cb: (err?: Error | null) => void): void {
-    let taken: number;
-    try {
-      taken = this.ep.write(chunk, this.driver.now());
-    } catch (err) {
-      this.driver.fail(err);
-      cb(err instanceof Error ? err : new Error(String(err)));
-      return;
+    const room = this.driver.room();
+    const part = room < chunk.length ? chunk.subarray(0, Math.max(0, room)) : chunk;
+    let taken = 0;
+    if (part.length > 0) {
+      try {
+        taken = this.ep.write(part, this.driver.now());
+      } catch (err) {
+        this.driver.fail(err);
+        cb(err instanceof Error ? err : new Error(String(err)));
+        return;
+      }
+      this.driver.flush();
     }
-    this.driver.flush();
     if (taken >= chunk.length) {
       cb();
       return;
     }
     this.pendingWrite = { chunk: chunk.subarray(taken), cb };
+    // Short of budget rather than of send buffer: the budget wakes us, not the endpoint.
+    if (taken === part.length) this.driver.waitForRoom();
   }
 
   override _final(cb: (err?: Error | null) => void): void {

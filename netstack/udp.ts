@@ -10,9 +10,12 @@ import type { UdpEgressFactory, UdpEgressSocket } from './egress/udp_socket';
 import type { FdGate } from './egress/fd_budget';
 import { describeFlow, type IncidentSink } from './incident';
 import { flowKey, type Counters, type FlowOwner } from './owner';
+import type { BufferAccount, BufferBudgets } from './budget';
 
 // Enough of the original datagram for any ICMP error quote (RFC 4443 §2.4(c)).
 const QUOTE_MAX = 1232;
+/** Datagrams waiting in one flow's socket queue beyond this are dropped (the kernel is not taking them). */
+const MAX_QUEUED_PER_FLOW = 256 * 1024;
 
 /** What the client is told when its flow's socket cannot connect (the kernel's own ICMP mapping, reversed). */
 const UNREACHABLE_FOR: Readonly<Record<string, UnreachableReason>> = {
@@ -25,6 +28,8 @@ const UNREACHABLE_FOR: Readonly<Record<string, UnreachableReason>> = {
 export interface UdpFlowOptions {
   idleTimeoutMs: number;
   maxFlowsPerUser: number;
+  /** Buffer budgets per user and overall (unbounded without). */
+  budgets?: BufferBudgets;
 }
 
 interface UdpFlow {
@@ -40,11 +45,16 @@ interface UdpFlow {
   bytesIn: number;
   /** The first datagram, kept only until the remote proves reachable, to quote in an ICMP error. */
   quote: Buffer | null;
+  /** The user's buffer account (null without budgets) and the queued bytes this flow put in it. */
+  account: BufferAccount | null;
+  held: number;
 }
 
 export class UdpFlowTable {
   private readonly flows = new Map<string, UdpFlow>();
   private readonly perUser = new Map<string, number>();
+  /** Flows with bytes queued in their socket: re-read on tick until the queue drained. */
+  private readonly queued = new Set<UdpFlow>();
   private now = 0;
 
   constructor(
@@ -73,11 +83,17 @@ export class UdpFlowTable {
         return;
       }
       if (!this.fds.hasRoom()) return this.refuse(pkt, udp, owner, 'fd_limit', 'warn');
+      if (this.opts.budgets?.refusesNewFlow(owner, 'udp', pkt.dst, udp.dstPort, now)) return;
       const opened = this.open(key, pkt, udp, owner, now);
       if (opened === null) return;
       flow = opened;
     }
     flow.lastActive = now;
+    if (flow.held > 0 && (flow.held >= MAX_QUEUED_PER_FLOW || (flow.account !== null && flow.account.room <= 0))) {
+      // The socket already holds a backlog the kernel has not taken: queueing more only grows memory.
+      this.counters.inc('udp_dropped_queue_full');
+      return;
+    }
     flow.bytesOut += udp.payload.length;
     try {
       flow.socket?.send(udp.payload);
@@ -85,6 +101,18 @@ export class UdpFlowTable {
       return this.fail(flow, err);
     }
     this.counters.inc('udp_out');
+    this.account(flow);
+  }
+
+  /** Brings the user's account up to date with the bytes waiting in the flow's socket. */
+  private account(flow: UdpFlow): void {
+    if (flow.account === null) return;
+    const held = flow.socket?.queuedBytes?.() ?? 0;
+    if (held === flow.held) return;
+    flow.account.add(held - flow.held);
+    flow.held = held;
+    if (held > 0) this.queued.add(flow);
+    else this.queued.delete(flow);
   }
 
   /** No flow for this datagram: counted, reported, and the client told at once (port unreachable). */
@@ -109,6 +137,8 @@ export class UdpFlowTable {
       bytesOut: 0,
       bytesIn: 0,
       quote: Buffer.from(pkt.view.buf.subarray(0, QUOTE_MAX)),
+      account: this.opts.budgets?.take(owner.user) ?? null,
+      held: 0,
     };
     // Registered before the socket exists, so a failure reported at once finds the flow to close.
     this.flows.set(key, flow);
@@ -191,6 +221,8 @@ export class UdpFlowTable {
   /** Closes idle flows. */
   tick(now: number): void {
     this.now = now;
+    for (const flow of [...this.queued]) this.account(flow);
+    this.opts.budgets?.runWakes();
     for (const flow of this.flows.values()) {
       if (now - flow.lastActive >= this.opts.idleTimeoutMs) this.close(flow);
     }
@@ -199,6 +231,12 @@ export class UdpFlowTable {
   /** Idempotent; never throws. */
   private close(flow: UdpFlow): void {
     if (this.flows.get(flow.key) !== flow) return;
+    if (flow.account !== null) {
+      flow.account.add(-flow.held);
+      flow.held = 0;
+      this.queued.delete(flow);
+      this.opts.budgets?.release(flow.account);
+    }
     this.flows.delete(flow.key);
     const n = (this.perUser.get(flow.owner.user) ?? 1) - 1;
     if (n <= 0) this.perUser.delete(flow.owner.user);

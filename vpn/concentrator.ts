@@ -107,10 +107,18 @@ export class Concentrator {
       blockedUdpPorts: d.config.tls.blockQuic ? d.config.tls.inspectPorts : [],
       onWake: (at) => self?.armStackTimer(at),
       onIncident: (i) => incidents.report(i),
+      bufferLimits: { perUser: d.config.limits.maxBufferedBytesPerUser, total: d.config.limits.maxBufferedBytes },
+      onBudgetRefusal: ({ user, peer, type, ...fields }) => inspection.userLog.write(user, peer, type, fields),
     });
-    const dns = new DnsForwarder({ upstreams, onError: (what, err) => log.debug({ err: err.message }, `${what} failed`) });
+    const dns = new DnsForwarder({
+      upstreams,
+      maxInFlightPerUser: d.config.dns.maxInFlightPerUser,
+      maxInFlight: d.config.dns.maxInFlight,
+      budget: stack.budgets ?? undefined,
+      onError: (what, err) => log.debug({ err: err.message }, `${what} failed`),
+    });
     const tunnelLimit = d.config.mtu - IP_UDP_OVERHEAD;
-    stack.udpService(DNS_PORT, (req, reply) => dns.handle(req.payload, maxUdpAnswerSize(req.payload, tunnelLimit), reply));
+    stack.udpService(DNS_PORT, (req, reply) => dns.handle(req.payload, maxUdpAnswerSize(req.payload, tunnelLimit), reply, req.owner.user));
 
     const registry = new PeerRegistry(storeSource(d.store), device, (tag, why) => self?.tunnelCut(tag, why));
     const c = new Concentrator(d, log, device, registry, stack, dns, inspection, egress, null, guard, incidents);
@@ -300,6 +308,12 @@ export class Concentrator {
         fds: { ...processFds.snapshot() },
         egress: { ...this.egress.counters },
       },
+      buffers: {
+        usedBytes: this.stack.budgets?.used ?? 0,
+        limitBytes: this.d.config.limits.maxBufferedBytes,
+        perUserLimitBytes: this.d.config.limits.maxBufferedBytesPerUser,
+        users: this.stack.budgets?.usage() ?? {},
+      },
     };
   }
 
@@ -334,6 +348,7 @@ export class Concentrator {
     this.edge = null;
     this.stack.close();
     this.egress.stop();
+    this.dns.close();
     await this.inspection.close();
     this.d.store.close();
   }
@@ -349,5 +364,7 @@ export interface StatusSnapshot {
   dnsUpstream: string[];
   peers: PeerStatus[];
   counters: Record<string, Record<string, number>>;
+  /** Bytes buffered for flows (buffer budgets): in all, and per user holding any. */
+  buffers: { usedBytes: number; limitBytes: number; perUserLimitBytes: number; users: Record<string, number> };
 }
 

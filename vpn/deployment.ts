@@ -1,6 +1,6 @@
 // One deployment = a data directory + its config + its state store. Both the
 // running concentrator and the CLI commands start from here.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultConfig, loadConfigFile, type Config } from './config';
 import { ensurePrivateDir, resolveConfigPath, resolveDataDir, writeSecretFile } from './data_dir';
@@ -51,6 +51,7 @@ export function serverKeyPath(dataDir: string): string {
 function loadOrCreateServerKey(dataDir: string): PrivateKey {
   const file = serverKeyPath(dataDir);
   if (existsSync(file)) {
+    checkPrivateMode(file);
     const text = readFileSync(file, 'utf8').trim();
     try {
       return PrivateKey.fromBase64(text);
@@ -61,4 +62,19 @@ function loadOrCreateServerKey(dataDir: string): PrivateKey {
   const key = PrivateKey.generate();
   writeSecretFile(file, key.toBase64() + '\n');
   return key;
+}
+
+/**
+ * Like ssh with a private key: a key file that group or others may read (or
+ * write) is refused, not silently used, since anyone who read it can
+ * impersonate the concentrator to every client.
+ */
+export function checkPrivateMode(file: string): void {
+  const mode = statSync(file).mode & 0o777;
+  if ((mode & 0o077) === 0) return;
+  const octal = mode.toString(8).padStart(4, '0');
+  throw new Error(
+    `${file}: permissions ${octal} are too open: this private key must not be accessible by group or others. ` +
+    `Fix: chmod 600 ${file} (and check who could have read it; if in doubt, make a new key and re-issue every client config)`,
+  );
 }

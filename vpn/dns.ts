@@ -1,17 +1,26 @@
 // DNS for employees: queries sent to the concentrator's tunnel addresses are
 // forwarded to dns.upstream over UDP, and over TCP when the UDP answer comes
 // back truncated (RFC 1035 §4.2, RFC 7766), so lookups travel through the
-// tunnel and can be attributed to a user.
-import { createSocket } from 'node:dgram';
+// tunnel and can be attributed to a user. The query table (dns/query_table.ts)
+// decides; this file owns the sockets and the sweep timer.
 import { readFileSync } from 'node:fs';
 import { isIP, Socket as TcpSocket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { RemoteInfo } from 'node:dgram';
 import { parseHostPort } from './config';
+import { isTruncated, servfailFor, truncatedAnswer, withId } from './dns/message';
+import { QueryTable, type AnswerDrop, type PendingQuery, type RefusalReason } from './dns/query_table';
+import { DnsSockets } from './dns/sockets';
 
-const HEADER_LEN = 12;
-const FLAG_QR = 0x8000;
-const FLAG_TC = 0x0200;
-const TYPE_OPT = 41;
+export { isDnsQuery, maxUdpAnswerSize } from './dns/message';
+
 const MAX_TCP_ANSWER = 65535;
+const SWEEP_MS = 250;
+export const DEFAULT_DNS_TIMEOUT_MS = 3000;
+export const DEFAULT_MAX_IN_FLIGHT_PER_USER = 64;
+export const DEFAULT_MAX_IN_FLIGHT = 4096;
+/** Charged to the user's buffer budget per query in flight, beyond its bytes (table entry, copies). */
+const QUERY_OVERHEAD_BYTES = 512;
 
 export interface DnsServer {
   host: string;
@@ -38,160 +47,182 @@ export function systemResolvers(resolvConf = '/etc/resolv.conf'): DnsServer[] {
   return out;
 }
 
-/**
- * The largest answer the client accepts over UDP: its EDNS(0) payload size
- * (RFC 6891 §6.2.3) or 512, and never more than fits one tunnel packet.
- */
-export function maxUdpAnswerSize(query: Buffer, tunnelLimit: number): number {
-  const edns = ednsPayloadSize(query);
-  return Math.min(edns ?? 512, tunnelLimit);
-}
-
-function ednsPayloadSize(q: Buffer): number | null {
-  if (q.length < HEADER_LEN) return null;
-  const qd = q.readUInt16BE(4);
-  const an = q.readUInt16BE(6);
-  const ns = q.readUInt16BE(8);
-  const ar = q.readUInt16BE(10);
-  let off = HEADER_LEN;
-  for (let i = 0; i < qd; i++) {
-    off = skipName(q, off);
-    if (off < 0 || off + 4 > q.length) return null;
-    off += 4;
-  }
-  for (let i = 0; i < an + ns + ar; i++) {
-    off = skipName(q, off);
-    if (off < 0 || off + 10 > q.length) return null;
-    const type = q.readUInt16BE(off);
-    const cls = q.readUInt16BE(off + 2);
-    const rdlen = q.readUInt16BE(off + 8);
-    if (type === TYPE_OPT) return Math.max(512, cls);
-    off += 10 + rdlen;
-  }
-  return null;
-}
-
-function skipName(b: Buffer, off: number): number {
-  for (let hops = 0; hops < 128; hops++) {
-    if (off >= b.length) return -1;
-    const len = b[off];
-    if (len === 0) return off + 1;
-    if ((len & 0xc0) === 0xc0) return off + 2 <= b.length ? off + 2 : -1;
-    if ((len & 0xc0) !== 0) return -1;
-    off += 1 + len;
-  }
-  return -1;
-}
-
-export function isDnsQuery(b: Buffer): boolean {
-  return b.length >= HEADER_LEN && (b.readUInt16BE(2) & FLAG_QR) === 0;
+/** Bytes a user's queries may hold (the concentrator's buffer budgets); false refuses the query. */
+export interface DnsBudget {
+  reserve(user: string, bytes: number): boolean;
+  unreserve(user: string, bytes: number): void;
 }
 
 export interface DnsForwarderOptions {
   upstreams: DnsServer[];
   timeoutMs?: number;
+  /** In-flight queries per user (dns.maxInFlightPerUser); beyond it: SERVFAIL. */
+  maxInFlightPerUser?: number;
+  /** In-flight queries in all (dns.maxInFlight); beyond it: SERVFAIL. */
+  maxInFlight?: number;
+  budget?: DnsBudget;
   onError?(what: string, err: Error): void;
+  /** Tests: socket rotation and query IDs. */
+  sockets?: { perFamily?: number; rotateAfterQueries?: number; rotateAfterMs?: number };
+  randomId?: () => number;
 }
 
+interface QueryCtx {
+  maxAnswer: number;
+  reply: (answer: Buffer) => void;
+  charge: number;
+  tcp: TcpSocket | null;
+}
+
+const REFUSAL_COUNTER: Record<RefusalReason, keyof DnsCounters> = {
+  malformed: 'malformed',
+  user_limit: 'refusedUserLimit',
+  total_limit: 'refusedTotalLimit',
+  no_upstream: 'refusedNoUpstream',
+  budget: 'refusedBudget',
+};
+
+const DROP_COUNTER: Record<AnswerDrop, keyof DnsCounters> = {
+  not_a_response: 'droppedNotResponse',
+  unknown_id: 'droppedUnknownId',
+  wrong_socket: 'droppedWrongSocket',
+  wrong_upstream: 'droppedWrongUpstream',
+  wrong_question: 'droppedWrongQuestion',
+};
+
+function newCounters() {
+  return {
+    queries: 0, answers: 0, tcpRetries: 0, timeouts: 0, malformed: 0, truncatedToClient: 0,
+    refusedUserLimit: 0, refusedTotalLimit: 0, refusedNoUpstream: 0, refusedBudget: 0,
+    droppedNotResponse: 0, droppedUnknownId: 0, droppedWrongSocket: 0, droppedWrongUpstream: 0, droppedWrongQuestion: 0,
+    sendErrors: 0, internalErrors: 0, socketsOpened: 0, socketsRotated: 0,
+  };
+}
+export type DnsCounters = ReturnType<typeof newCounters>;
+
 export class DnsForwarder {
-  readonly counters = { queries: 0, answers: 0, tcpRetries: 0, timeouts: 0, malformed: 0, truncatedToClient: 0, errors: 0 };
+  private readonly c: DnsCounters = newCounters();
   private readonly timeoutMs: number;
+  private readonly table: QueryTable<QueryCtx>;
+  private readonly sockets: DnsSockets;
+  private sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: DnsForwarderOptions) {
-    this.timeoutMs = opts.timeoutMs ?? 3000;
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_DNS_TIMEOUT_MS;
+    this.table = new QueryTable<QueryCtx>({
+      upstreams: opts.upstreams,
+      maxInFlightPerUser: opts.maxInFlightPerUser ?? DEFAULT_MAX_IN_FLIGHT_PER_USER,
+      maxInFlight: opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
+      timeoutMs: this.timeoutMs,
+      randomId: opts.randomId,
+    });
+    this.sockets = new DnsSockets({
+      ...opts.sockets,
+      onMessage: (socket, msg, from) => this.guard('DNS answer', () => this.onUdpAnswer(socket, msg, from)),
+      onError: (err) => opts.onError?.('DNS upstream socket', err),
+    });
   }
 
   get upstreams(): DnsServer[] {
     return this.opts.upstreams;
   }
 
-  /** Forwards one query; `reply` is called at most once with an answer that fits maxAnswer. */
-  handle(query: Buffer, maxAnswer: number, reply: (answer: Buffer) => void): void {
-    if (!isDnsQuery(query)) {
-      this.counters.malformed++;
+  get counters(): DnsCounters {
+    const s = this.sockets.stats;
+    this.c.socketsOpened = s.opened;
+    this.c.socketsRotated = s.rotated;
+    return this.c;
+  }
+
+  /** Queries in flight (for a user, or in all). */
+  inFlight(user?: string): number {
+    return user === undefined ? this.table.size : this.table.inFlightFor(user);
+  }
+
+  /**
+   * Forwards one query of `user`; `reply` is called at most once, with an
+   * answer that fits maxAnswer, or a SERVFAIL when a limit refused the query.
+   * Queries without a user share one account (tests, local tools).
+   */
+  handle(query: Buffer, maxAnswer: number, reply: (answer: Buffer) => void, user = ''): void {
+    const charge = query.length + QUERY_OVERHEAD_BYTES;
+    const r = this.table.begin(user, query, { maxAnswer, reply, charge, tcp: null });
+    if (r.kind === 'refused') return this.refuse(r.reason, r.answer, reply);
+    this.c.queries++;
+    if (this.opts.budget && !this.opts.budget.reserve(user, charge)) {
+      this.table.finish(r.query);
+      return this.refuse('budget', servfailFor(withId(r.query.wire, r.query.clientId)), reply);
+    }
+    this.sendUdp(r.query);
+  }
+
+  close(): void {
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+    for (const q of this.table.clear()) this.released(q);
+    this.sockets.closeAll();
+  }
+
+  /** A refused query gets its SERVFAIL at once (null: garbage, no answer). */
+  private refuse(reason: RefusalReason, answer: Buffer | null, reply: (a: Buffer) => void): void {
+    this.c[REFUSAL_COUNTER[reason]]++;
+    if (answer !== null) this.deliverTo(reply, answer);
+  }
+
+  private sendUdp(q: PendingQuery<QueryCtx>): void {
+    const server = this.opts.upstreams[q.upstream];
+    const now = performance.now();
+    const s = this.sockets.pick(isIP(server.host) === 6 ? 6 : 4, now);
+    this.table.sent(q, s.id, now);
+    s.sock.send(q.wire, server.port, server.host, (err) => {
+      if (err) {
+        this.c.sendErrors++;
+        this.opts.onError?.(`DNS over UDP to ${server.host}:${server.port}`, err);
+      }
+    });
+    this.armSweep();
+  }
+
+  private onUdpAnswer(socket: number, msg: Buffer, from: RemoteInfo): void {
+    const r = this.table.onAnswer(socket, from, msg);
+    if (r.kind === 'drop') {
+      this.c[DROP_COUNTER[r.reason]]++;
       return;
     }
-    this.counters.queries++;
-    const q = Buffer.from(query);
-    // One query's failure (its socket, its reply) is counted and ends that query only.
-    this.forward(q, maxAnswer)
-      .then((answer) => {
-        if (answer) {
-          this.counters.answers++;
-          reply(answer);
-        }
-      })
-      .catch((err: unknown) => {
-        this.counters.errors++;
-        this.opts.onError?.('DNS query', err instanceof Error ? err : new Error(String(err)));
-      });
+    const { query: q, answer } = r;
+    if (!isTruncated(answer) && answer.length <= q.ctx.maxAnswer) return this.deliver(q, answer);
+    this.c.tcpRetries++;
+    this.table.toTcp(q, performance.now());
+    this.sockets.closeIfIdle(socket, this.table.waitingOn(socket));
+    this.tcpRetry(q, answer);
   }
 
-  private async forward(query: Buffer, maxAnswer: number): Promise<Buffer | null> {
-    for (const server of this.opts.upstreams) {
-      const answer = await this.udpExchange(server, query);
-      if (answer === null) continue;
-      if ((answer.readUInt16BE(2) & FLAG_TC) === 0 && answer.length <= maxAnswer) return answer;
-      this.counters.tcpRetries++;
-      const full = await this.tcpExchange(server, query).catch((err: Error) => {
+  private tcpRetry(q: PendingQuery<QueryCtx>, udpAnswer: Buffer): void {
+    const server = this.opts.upstreams[q.upstream];
+    this.tcpExchange(q, server).then(
+      (full) => this.guard('DNS over TCP answer', () => {
+        if (!this.table.isPending(q)) return;
+        if (full.length <= q.ctx.maxAnswer) return this.deliver(q, full);
+        this.c.truncatedToClient++;
+        this.deliver(q, truncatedAnswer(full));
+      }),
+      (err: Error) => this.guard('DNS over TCP failure', () => {
         this.opts.onError?.(`DNS over TCP to ${server.host}:${server.port}`, err);
-        return null;
-      });
-      if (full !== null && full.length <= maxAnswer) return full;
-      this.counters.truncatedToClient++;
-      // The client retries over TCP; hand it a header-only truncated answer.
-      return truncatedAnswer(full ?? answer);
-    }
-    return null;
+        if (!this.table.isPending(q)) return;
+        // The client retries over TCP itself; hand it a header-only truncated answer.
+        this.c.truncatedToClient++;
+        this.deliver(q, truncatedAnswer(udpAnswer));
+      }),
+    );
   }
 
-  private udpExchange(server: DnsServer, query: Buffer): Promise<Buffer | null> {
-    return new Promise((resolve) => {
-      const sock = createSocket(isIP(server.host) === 6 ? 'udp6' : 'udp4');
-      const id = query.readUInt16BE(0);
-      let finished = false;
-      // Once: an error after the answer (or the timeout) must not close the socket twice, which throws.
-      const done = (v: Buffer | null) => {
-        if (finished) return;
-        finished = true;
-        clearTimeout(timer);
-        sock.close();
-        resolve(v);
-      };
-      const timer = setTimeout(() => {
-        this.counters.timeouts++;
-        done(null);
-      }, this.timeoutMs);
-      sock.on('error', (err) => {
-        this.opts.onError?.(`DNS over UDP to ${server.host}:${server.port}`, err);
-        done(null);
-      });
-      sock.on('message', (msg, rinfo) => {
-        // Only an answer from the server we asked, to the question we asked.
-        if (rinfo.port !== server.port || msg.length < HEADER_LEN || msg.readUInt16BE(0) !== id || (msg.readUInt16BE(2) & FLAG_QR) === 0) return;
-        done(msg);
-      });
-      // A failed connect (no route to the upstream) comes only through this callback.
-      sock.connect(server.port, server.host, (err?: Error) => {
-        if (err) {
-          this.opts.onError?.(`DNS over UDP to ${server.host}:${server.port}`, err);
-          done(null);
-          return;
-        }
-        try {
-          sock.send(query);
-        } catch (sendErr) {
-          this.opts.onError?.(`DNS over UDP to ${server.host}:${server.port}`, sendErr as Error);
-          done(null);
-        }
-      });
-    });
-  }
-
-  private tcpExchange(server: DnsServer, query: Buffer): Promise<Buffer> {
+  /** The query over TCP (RFC 7766 framing); the answer must carry our ID and the same question. */
+  private tcpExchange(q: PendingQuery<QueryCtx>, server: DnsServer): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       const sock = new TcpSocket();
-      const chunks: Buffer[] = [];
+      q.ctx.tcp = sock;
+      const ourId = q.wire.readUInt16BE(0);
+      let chunks: Buffer[] = [];
       let got = 0;
       sock.setTimeout(this.timeoutMs, () => sock.destroy(new Error('timed out')));
       sock.on('error', reject);
@@ -200,41 +231,73 @@ export class DnsForwarder {
         got += c.length;
         if (got > MAX_TCP_ANSWER + 2) return sock.destroy(new Error('answer too long'));
         const all = Buffer.concat(chunks);
-        if (all.length >= 2 && all.length >= 2 + all.readUInt16BE(0)) {
-          sock.end();
-          resolve(all.subarray(2, 2 + all.readUInt16BE(0)));
-        }
+        chunks = [all];
+        if (all.length < 2 || all.length < 2 + all.readUInt16BE(0)) return;
+        sock.end();
+        const answer = all.subarray(2, 2 + all.readUInt16BE(0));
+        if (answer.length < 12 || answer.readUInt16BE(0) !== ourId) return reject(new Error('answer with another ID'));
+        resolve(withId(answer, q.clientId));
       });
       sock.on('close', () => reject(new Error('connection closed before a full answer')));
       sock.connect(server.port, server.host, () => {
-        const framed = Buffer.allocUnsafe(2 + query.length);
-        framed.writeUInt16BE(query.length, 0);
-        query.copy(framed, 2);
+        const framed = Buffer.allocUnsafe(2 + q.wire.length);
+        framed.writeUInt16BE(q.wire.length, 0);
+        q.wire.copy(framed, 2);
         sock.write(framed);
       });
     });
   }
-}
 
-function truncatedAnswer(answer: Buffer): Buffer {
-  // Header + question only, TC set, no records: the RFC 2181 §9 way to say "use TCP".
-  const end = questionEnd(answer);
-  const out = Buffer.from(answer.subarray(0, end));
-  out.writeUInt16BE(out.readUInt16BE(2) | FLAG_TC, 2);
-  if (end === HEADER_LEN) out.writeUInt16BE(0, 4);
-  out.writeUInt16BE(0, 6);
-  out.writeUInt16BE(0, 8);
-  out.writeUInt16BE(0, 10);
-  return out;
-}
-
-function questionEnd(b: Buffer): number {
-  let off = HEADER_LEN;
-  const qd = b.length >= HEADER_LEN ? b.readUInt16BE(4) : 0;
-  for (let i = 0; i < qd; i++) {
-    const n = skipName(b, off);
-    if (n < 0 || n + 4 > b.length) return HEADER_LEN;
-    off = n + 4;
+  private deliver(q: PendingQuery<QueryCtx>, answer: Buffer): void {
+    const socket = q.socket;
+    this.table.finish(q);
+    this.released(q);
+    this.sockets.closeIfIdle(socket, this.table.waitingOn(socket));
+    this.c.answers++;
+    this.deliverTo(q.ctx.reply, answer);
   }
-  return off;
+
+  private deliverTo(reply: (a: Buffer) => void, answer: Buffer): void {
+    this.guard('DNS reply to the client', () => reply(answer));
+  }
+
+  /** A finished query gives back its budget and its TCP socket, if any. */
+  private released(q: PendingQuery<QueryCtx>): void {
+    this.opts.budget?.unreserve(q.user, q.ctx.charge);
+    if (q.ctx.tcp !== null && !q.ctx.tcp.destroyed) q.ctx.tcp.destroy();
+    q.ctx.tcp = null;
+  }
+
+  private armSweep(): void {
+    if (this.sweepTimer !== null) return;
+    this.sweepTimer = setInterval(() => this.guard('DNS timeout sweep', () => this.sweep()), SWEEP_MS);
+    this.sweepTimer.unref();
+  }
+
+  private sweep(): void {
+    const { retry, failed } = this.table.expire(performance.now());
+    for (const q of retry) {
+      this.c.timeouts++;
+      this.sendUdp(q);
+    }
+    for (const q of failed) {
+      this.c.timeouts++;
+      this.released(q);
+    }
+    this.sockets.closeIdle((id) => this.table.waitingOn(id));
+    if (this.table.size === 0 && this.sweepTimer !== null) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = null;
+    }
+  }
+
+  /** Error boundary for every callback fed by the network or a timer: count, report, never throw. */
+  private guard(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.c.internalErrors++;
+      this.opts.onError?.(what, err instanceof Error ? err : new Error(String(err)));
+    }
+  }
 }

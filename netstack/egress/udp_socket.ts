@@ -19,6 +19,8 @@ export interface UdpEgressHandlers {
 export interface UdpEgressSocket {
   send(payload: Buffer): void;
   close(): void;
+  /** Bytes accepted by send() but not yet handed to the kernel (buffer budgets). */
+  queuedBytes?(): number;
 }
 
 export type UdpEgressFactory = (family: 4 | 6, host: string, port: number, h: UdpEgressHandlers) => UdpEgressSocket;
@@ -35,12 +37,14 @@ export const osUdpEgress: UdpEgressFactory = (family, host, port, h) => {
   processFds.opened();
   sock.once('close', () => processFds.closed());
   const pending: Buffer[] = [];
+  let pendingBytes = 0;
   let state: 'connecting' | 'connected' | 'failed' | 'closed' = 'connecting';
 
   const fail = (err: unknown): void => {
     if (state === 'failed' || state === 'closed') return;
     state = 'failed';
     pending.length = 0;
+    pendingBytes = 0;
     h.onFailed(errorCode(err));
   };
   const transmit = (payload: Buffer): void => {
@@ -60,6 +64,7 @@ export const osUdpEgress: UdpEgressFactory = (family, host, port, h) => {
       if (state !== 'connecting') return;
       if (err) return fail(err);
       state = 'connected';
+      pendingBytes = 0;
       for (const p of pending.splice(0)) transmit(p);
     });
   } catch (err) {
@@ -70,7 +75,20 @@ export const osUdpEgress: UdpEgressFactory = (family, host, port, h) => {
   return {
     send(payload) {
       if (state === 'connected') transmit(payload);
-      else if (state === 'connecting' && pending.length < MAX_PENDING) pending.push(Buffer.from(payload));
+      else if (state === 'connecting' && pending.length < MAX_PENDING) {
+        pending.push(Buffer.from(payload));
+        pendingBytes += payload.length;
+      }
+    },
+    // libuv queues datagrams the kernel cannot take yet (EAGAIN): without a check that queue has no bound.
+    queuedBytes() {
+      if (state === 'connecting') return pendingBytes;
+      if (state !== 'connected') return 0;
+      try {
+        return sock.getSendQueueSize();
+      } catch {
+        return 0; // the socket failed and is being closed
+      }
     },
     close() {
       if (state === 'closed') return;

@@ -25,6 +25,8 @@ export interface TcpEndpointOptions {
   tsOffset?: number;
   /** congestion control factory (default NewReno) */
   congestion?: (smss: number) => CongestionControl;
+  /** bytes the flow's owner may still buffer (buffer budgets; unlimited by default) */
+  room?: () => number;
 }
 
 export interface TcpOutput {

@@ -7,7 +7,7 @@ import { ACK, FIN, PSH, RST, SYN, TcpOptions, TcpRepr } from '../wire/tcp';
 import { NewReno } from './congestion';
 import { CHALLENGE_ACK_LIMIT, DEFAULT_RECV_BUFFER_BYTES, DELAYED_ACK_MS, SYNACK_RETRIES, TcpEndpointOptions } from './config';
 import { MAX_WINDOW_FIELD, Negotiated, negotiate, rstForUnknownSegment, segmentLength } from './options';
-import { DATA_DUPLICATE, DATA_FILLED_HOLE, DATA_FIN, DATA_NEW, DATA_OUT_OF_ORDER, Receiver } from './receiver';
+import { DATA_DUPLICATE, DATA_FILLED_HOLE, DATA_FIN, DATA_NEW, DATA_OUT_OF_ORDER, DATA_REFUSED, Receiver } from './receiver';
 import { INITIAL_RTO_MS, RttEstimator } from './retransmit';
 import { DEFAULT_SEND_BUFFER_BYTES, SendBuffer } from './send_buffer';
 import { Sender, SegmentSink } from './sender';
@@ -54,7 +54,7 @@ export class TcpEndpoint implements SegmentSink {
     const recvBytes = opts.recvBufferBytes ?? DEFAULT_RECV_BUFFER_BYTES;
     this.neg = negotiate(syn.options, opts.mss, recvBytes);
     const maxWindow = this.neg.wsOk ? MAX_WINDOW_FIELD * 2 ** this.neg.rcvWscale : MAX_WINDOW_FIELD;
-    this.rcv = new Receiver(this.irs, recvBytes, this.neg.rcvWscale, this.neg.recvMss, maxWindow);
+    this.rcv = new Receiver(this.irs, recvBytes, this.neg.rcvWscale, this.neg.recvMss, maxWindow, opts.room);
     const rtt = new RttEstimator(opts.initialRtoMs ?? INITIAL_RTO_MS);
     const cc = (opts.congestion ?? ((m: number) => new NewReno(m)))(this.neg.sendMss);
     const buf = new SendBuffer(opts.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES);
@@ -86,6 +86,24 @@ export class TcpEndpoint implements SegmentSink {
 
   get srtt(): number {
     return this.snd.rtt.srtt;
+  }
+
+  /** Bytes this flow holds: in-order and out-of-order received data, and the send queue (buffer budgets). */
+  get heldBytes(): number {
+    return this.rcv.buffered + this.rcv.ooo.memory + this.snd.buf.length;
+  }
+
+  /** Bytes of client data not taken for lack of buffer room or reassembly space, by reason. */
+  get refusedBytes(): { budget: number; oooCapacity: number; oooPieces: number } {
+    const r = this.rcv.ooo.refused;
+    return { budget: this.rcv.refusedBytes + r.budget, oooCapacity: r.bytes, oooPieces: r.pieces };
+  }
+
+  /** Buffer room came back: tell the client at once if the window can open again. */
+  windowUpdate(now: number): void {
+    if (!this.synchronized() || this.rcv.finReceived || this.rcv.proposedWindow() <= this.rcv.window) return;
+    this.lastNow = now;
+    this.sendAck(now);
   }
 
   /**
@@ -340,7 +358,7 @@ export class TcpEndpoint implements SegmentSink {
     }
     // RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK out-of-order, duplicate, hole-filling
     // data and FIN at once; otherwise every second full segment or after 40 ms.
-    const immediate = (r & (DATA_OUT_OF_ORDER | DATA_DUPLICATE | DATA_FIN | DATA_FILLED_HOLE)) !== 0
+    const immediate = (r & (DATA_OUT_OF_ORDER | DATA_DUPLICATE | DATA_FIN | DATA_FILLED_HOLE | DATA_REFUSED)) !== 0
       || this.unackedSegments >= 2 || (r & DATA_NEW) === 0;
     // The ACK rides on data if flush() sends any; otherwise flush() sends it alone.
     if (immediate) this.ackPending = true;

@@ -1,7 +1,7 @@
 // Receive side of one flow: RCV.NXT, the in-order queue the edge drains with
 // read(), the out-of-order queue, and the window we advertise (RFC 9293
 // §3.8.6.2.2 receiver SWS avoidance; the right edge never moves left).
-import { Reassembly } from './reassembly';
+import { DEFAULT_MAX_PIECES, Reassembly } from './reassembly';
 import { Seq, seqAdd, seqGeq, seqLt, seqLeq, seqMax, seqSub } from './seq';
 import { MAX_WINDOW_FIELD } from './options';
 
@@ -11,6 +11,7 @@ export const DATA_OUT_OF_ORDER = 2; // bytes stored beyond a hole
 export const DATA_DUPLICATE = 4; // bytes that were already received
 export const DATA_FIN = 8; // the client's FIN was reached (RCV.NXT advanced past it)
 export const DATA_FILLED_HOLE = 16; // in-order data pulled bytes out of the reassembly queue
+export const DATA_REFUSED = 32; // in-order bytes dropped: the owner is over its buffer budget
 /** Receive copy slab; small enough to keep an idle flow well under 64 KiB. */
 const SLAB_BYTES = 16 * 1024;
 
@@ -22,6 +23,8 @@ export class Receiver {
   /** the client's FIN seen beyond a hole, waiting for the hole to fill */
   private pendingFin: Seq | null = null;
   finReceived = false;
+  /** In-order bytes dropped because the owner had no buffer room (the client retransmits them). */
+  refusedBytes = 0;
   private queue: Buffer[] = [];
   private queueHead = 0;
   private queued = 0;
@@ -35,10 +38,12 @@ export class Receiver {
     private readonly mss: number,
     /** largest window we may advertise before scaling (64 KiB without WS) */
     private readonly maxWindow: number,
+    /** Bytes the flow's owner may still buffer (buffer budgets); ≤ 0 stops queueing and window opening. */
+    private readonly room: () => number = () => Infinity,
   ) {
     this.rcvNxt = seqAdd(irs, 1);
     this.rcvAdvRight = this.rcvNxt;
-    this.ooo = new Reassembly(capacity);
+    this.ooo = new Reassembly(capacity, DEFAULT_MAX_PIECES, (bytes) => this.room() >= bytes);
   }
 
   /** In-order bytes waiting for read(). */
@@ -72,6 +77,13 @@ export class Receiver {
     if (data.length > room) {
       data = data.subarray(0, Math.max(0, room));
       fin = false; // the FIN lies beyond the window: drop it, the client retransmits
+    }
+    if (data.length > 0 && start === this.rcvNxt && this.room() <= 0) {
+      // Over budget: like a full buffer, the data is not taken; the client retransmits it.
+      this.refusedBytes += data.length;
+      data = data.subarray(0, 0);
+      fin = false;
+      result |= DATA_REFUSED;
     }
     if (data.length > 0) {
       if (start === this.rcvNxt) {
@@ -144,7 +156,8 @@ export class Receiver {
    */
   proposedWindow(): number {
     const current = this.window;
-    const free = Math.min(this.capacity - this.queued, this.maxWindow);
+    // Over budget the window does not open (it may still close as data arrives).
+    const free = Math.min(this.capacity - this.queued, this.maxWindow, current + Math.max(0, this.room()));
     if (free - current >= Math.min(this.capacity / 2, this.mss)) return free;
     return current;
   }

@@ -9,6 +9,7 @@ import { benchInspect } from './inspect';
 import { benchUdpIo } from './udp_io';
 import { benchTun } from './tun';
 import { benchPolicy } from './policy';
+import { benchReassembly } from './reassembly';
 import { printTable, type BenchRow } from './table';
 
 const groups: Record<string, { title: string; run: () => Promise<BenchRow[]> }> = {
@@ -17,6 +18,7 @@ const groups: Record<string, { title: string; run: () => Promise<BenchRow[]> }> 
   http_log: { title: 'TLS inspection: HTTP log parsing', run: benchHttpLog },
   tunnel: { title: 'Tunnel: bulk TCP and memory, Sightline vs wireguard-go + kernel forwarding (namespaces, needs root)', run: benchTunnel },
   inspect: { title: 'Inspected HTTPS through the tunnel: Sightline vs Squid ssl-bump and mitmproxy behind wireguard-go (namespaces, needs root)', run: benchInspect },
+  tcp_reassembly: { title: 'TCP receive path with out-of-order data (one flow, no I/O)', run: benchReassembly },
   udp_io: { title: 'UDP I/O on loopback: node:dgram vs batched addon (sendmmsg/recvmmsg, GSO/GRO)', run: benchUdpIo },
   tun: { title: 'TUN device I/O in a namespace: one packet per call vs batches (netstack/tun, needs root)', run: benchTun },
   policy: { title: 'Policy: decision per flow, 10,000 rules and 100,000 category domains; compile time; memory', run: benchPolicy },

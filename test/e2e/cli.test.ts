@@ -1,6 +1,6 @@
 // The command line as an admin uses it: data directory, config errors,
 // peers, the CA. Runs the compiled `bin/sightline.js` like `npx sightline`.
-import { mkdtempSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
@@ -123,5 +123,31 @@ describe('sightline CLI', () => {
     expect(p12.stdout + p12.stderr).toMatch(/BEGIN CERTIFICATE/);
     expect(p12.stdout + p12.stderr).not.toMatch(/PRIVATE KEY/);
     expect(sightline(['--data-dir', d, 'ca', 'export', '--format', 'pdf']).code).toBe(1);
+  });
+  test('a server.key readable by group or others is refused like ssh: the file, its mode and the fix', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cli-'));
+    expect(sightline(['--data-dir', dir, 'peer', 'list']).code).toBe(0);
+    const key = join(dir, 'server.key');
+    chmodSync(key, 0o644);
+    const r = sightline(['--data-dir', dir, 'peer', 'list']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${key}: permissions 0644 are too open`);
+    expect(r.stderr).toContain(`chmod 600 ${key}`);
+    chmodSync(key, 0o600);
+    expect(sightline(['--data-dir', dir, 'peer', 'list']).code).toBe(0);
+  });
+
+  test('ca export --p12-password-file reads the password from a file, and excludes --p12-password', () => {
+    const d = mkdtempSync(join(tmpdir(), 'cli-'));
+    sightline(['--data-dir', d, 'ca', 'init']);
+    const pwFile = join(d, 'p12.pw');
+    writeFileSync(pwFile, 's3cret pw\n', { mode: 0o600 });
+    const out = join(d, 'ca.p12');
+    expect(sightline(['--data-dir', d, 'ca', 'export', '--format', 'p12', '--out', out, '--p12-password-file', pwFile]).code).toBe(0);
+    const ok = spawnSync('openssl', ['pkcs12', '-in', out, '-passin', 'pass:s3cret pw', '-nokeys'], { encoding: 'utf8' });
+    expect(ok.stdout).toMatch(/BEGIN CERTIFICATE/);
+    const both = sightline(['--data-dir', d, 'ca', 'export', '--format', 'p12', '--out', out, '--p12-password', 'x', '--p12-password-file', pwFile]);
+    expect(both.code).toBe(1);
+    expect(both.stderr).toMatch(/cannot be used with/);
   });
 });

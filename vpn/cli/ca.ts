@@ -5,10 +5,26 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { CaError, exportCa, importCa, initCa, loadCa, type CaExportFormat, type CaInfo } from '../../mitm';
 import { resolveDataDir } from '../data_dir';
 
-/** The CA key passphrase: SIGHTLINE_CA_PASSPHRASE, or the first line of --passphrase-file. */
+/**
+ * The CA key passphrase: the first line of --passphrase-file, else
+ * SIGHTLINE_CA_PASSPHRASE. The variable is deleted from the environment once
+ * read, so child processes never inherit it and /proc/PID/environ of a
+ * running concentrator no longer shows it.
+ */
 export function caPassphrase(file: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (file !== undefined) return readFileSync(file, 'utf8').split('\n')[0];
-  return env.SIGHTLINE_CA_PASSPHRASE || undefined;
+  const fromEnv = env.SIGHTLINE_CA_PASSPHRASE;
+  delete env.SIGHTLINE_CA_PASSPHRASE;
+  if (file !== undefined) return secretFromFile(file, '--passphrase-file');
+  return fromEnv || undefined;
+}
+
+/** A secret kept in a file (first line, without its line ending): never on the command line, where ps and shell history show it. */
+export function secretFromFile(file: string, option: string): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n')[0].replace(/\r$/, '');
+  } catch (err) {
+    throw new CaError(`cannot read ${option} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
 }
 
 function describe(info: CaInfo): string {
@@ -57,9 +73,11 @@ export function caCommand(): Command {
     .description('write the CA certificate (never the key) for devices to trust')
     .addOption(new Option('--format <format>', 'pem, der or p12').choices(['pem', 'der', 'p12']).default('pem'))
     .option('--out <file>', 'write to a file instead of stdout')
-    .option('--p12-password <password>', 'password of the PKCS#12 file (default empty)')
-    .action((opts: { format: CaExportFormat; out?: string; p12Password?: string }, cmd: Command) => {
-      const data = exportCa(dataDirOf(cmd), opts.format, { p12Password: opts.p12Password });
+    .addOption(new Option('--p12-password-file <file>', 'password of the PKCS#12 file: the first line of this file (default empty)').conflicts('p12Password'))
+    .addOption(new Option('--p12-password <password>', 'the same on the command line (visible in ps and shell history: prefer --p12-password-file)').conflicts('p12PasswordFile'))
+    .action((opts: { format: CaExportFormat; out?: string; p12Password?: string; p12PasswordFile?: string }, cmd: Command) => {
+      const p12Password = opts.p12PasswordFile !== undefined ? secretFromFile(opts.p12PasswordFile, '--p12-password-file') : opts.p12Password;
+      const data = exportCa(dataDirOf(cmd), opts.format, { p12Password });
       if (opts.out) {
         writeFileSync(opts.out, data);
         process.stderr.write(`wrote ${opts.out}\n`);

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { isIP } from 'node:net';
 import { groupsSchema, policySchema, refinePolicyReferences, routingSchema } from '../../policy';
+import { totalmem } from 'node:os';
 
 const CIDR_EXAMPLE = { 4: 'an IPv4 prefix like 10.77.0.0/16', 6: 'an IPv6 prefix like fd00:1234:5678::/64', any: 'an IPv4 or IPv6 prefix like 10.20.0.0/16 or fd00::/8' };
 
@@ -25,6 +26,7 @@ const dnsServer = z.string().refine((s) => isIP(s) !== 0 || parseHostPort(s, tru
 });
 
 const port = z.number().int().min(1).max(65535);
+const MiB = 1024 * 1024;
 
 const PINNING_BYPASS_MIGRATION = 'tls.pinning.mode instead: tls.pinning.bypass was replaced by it '
   + '(`bypass: true` is `mode: learn`, the default; `bypass: false` is closest to `mode: approve`, where learned hosts wait for '
@@ -46,6 +48,9 @@ export const configSchema = z
     dns: z
       .object({
         upstream: z.array(dnsServer).min(1).optional(),
+        // Queries waiting for an upstream answer; beyond either cap: SERVFAIL at once.
+        maxInFlightPerUser: z.number().int().min(1).max(16_384).default(64),
+        maxInFlight: z.number().int().min(1).max(16_384).default(4096),
       })
       .strict()
       .prefault({}),
@@ -90,6 +95,15 @@ export const configSchema = z
       .object({
         deny: z.array(cidr('any')).default([]),
         allow: z.array(cidr('any')).default([]),
+      })
+      .strict()
+      .prefault({}),
+    limits: z
+      .object({
+        // What one user's flows may buffer (TCP queues, reassembly, UDP and DNS waiting to leave).
+        maxBufferedBytesPerUser: z.number().int().min(256 * 1024).max(2 ** 40).default(64 * MiB),
+        // What all flows together may buffer: a quarter of the host's memory, at most 4 GiB, by default.
+        maxBufferedBytes: z.number().int().min(MiB).max(2 ** 44).default(() => Math.min(4096 * MiB, Math.floor(totalmem() / 4))),
       })
       .strict()
       .prefault({}),

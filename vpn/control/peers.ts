@@ -6,7 +6,7 @@
 import type { FlowOwner } from '../../netstack';
 import { IpAddress } from '../../netstack/wire';
 import { AllowedIps } from '../allowed_ips';
-import { PublicKey, type WgDevice, type WgPeer } from '../protocol';
+import { PublicKey, wipe, type WgDevice, type WgPeer } from '../protocol';
 import { deviceState, listDevices, peerLabel, type DeviceRecord, type DeviceState } from './devices';
 import type { Store } from './store';
 
@@ -141,7 +141,7 @@ export class PeerRegistry {
     };
     const psk = r.presharedKey ? Buffer.from(r.presharedKey, 'base64') : undefined;
     const peer = this.device.addPeer({ publicKey: PublicKey.fromBase64(r.publicKey), presharedKey: psk, tag });
-    psk?.fill(0);
+    if (psk) wipe(psk);
     this.byPublicKey.set(r.publicKey, peer);
     this.changes++;
     if (state === 'active') this.route(peer);
@@ -196,7 +196,7 @@ function sameRecord(peer: TunnelPeer, r: DeviceRecord): boolean {
   // No preshared key is the all-zero key (whitepaper §5.4.3: Q = 0^32).
   const psk = r.presharedKey ? Buffer.from(r.presharedKey, 'base64') : Buffer.alloc(32);
   const same = psk.equals(peer.handshake.presharedKey);
-  psk.fill(0);
+  wipe(psk);
   return same;
 }
 

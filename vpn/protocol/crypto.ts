@@ -27,7 +27,7 @@ const opadKey = Buffer.alloc(HMAC_BLOCK_LEN);
 
 /** HMAC-BLAKE2s (RFC 2104 with a 64-byte block), as the whitepaper's HMAC. */
 export function hmac(key: Uint8Array, ...input: Uint8Array[]): Buffer {
-  ipadKey.fill(0);
+  wipe(ipadKey);
   ipadKey.set(key.length > HMAC_BLOCK_LEN ? hash(key) : key);
   opadKey.set(ipadKey);
   for (let i = 0; i < HMAC_BLOCK_LEN; i++) {
@@ -38,9 +38,9 @@ export function hmac(key: Uint8Array, ...input: Uint8Array[]): Buffer {
   for (const p of input) inner.update(p);
   const innerDigest = inner.digest();
   const out = new Blake2s(HASH_LEN).update(opadKey).update(innerDigest).digest();
-  ipadKey.fill(0);
-  opadKey.fill(0);
-  innerDigest.fill(0);
+  wipe(ipadKey);
+  wipe(opadKey);
+  wipe(innerDigest);
   return out;
 }
 
@@ -55,7 +55,7 @@ function kdf(n: 1 | 2 | 3, key: Uint8Array, input: Uint8Array): Buffer[] {
   const out = [t1];
   if (n >= 2) out.push(hmac(t0, t1, TWO));
   if (n === 3) out.push(hmac(t0, out[1], THREE));
-  t0.fill(0);
+  wipe(t0);
   return out;
 }
 
@@ -119,6 +119,11 @@ export function dh(privateKey: Uint8Array, publicKey: Uint8Array): Buffer | null
     return null; // libsodium refuses an all-zero shared secret
   }
   return out;
+}
+
+/** Wipes secret bytes (sodium_memzero: a zeroing the optimizer cannot drop). */
+export function wipe(b: Uint8Array): void {
+  sodium.sodium_memzero(b);
 }
 
 export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {

@@ -121,6 +121,7 @@ export class WgDevice<T = unknown> {
     const peer = this.peersByKey.get(publicKey.toBase64());
     if (!peer) return;
     this.zeroKeyMaterial(peer);
+    peer.handshake.destroy();
     peer.timers.stopAll();
     peer.staged.length = 0;
     this.peersByKey.delete(publicKey.toBase64());

@@ -6,7 +6,7 @@
 // `now` is a monotonic ms clock; output goes through the DeviceSink.
 export * from './constants';
 export { blake2s, Blake2s } from './blake2s';
-export { PrivateKey, PublicKey, hash, hmac, mac, kdf1, kdf2, kdf3 } from './crypto';
+export { PrivateKey, PublicKey, hash, hmac, mac, kdf1, kdf2, kdf3, wipe } from './crypto';
 export type { Endpoint } from './endpoint';
 export { endpointEquals, endpointText } from './endpoint';
 export { WgDevice, WireGuardCoreError } from './device';

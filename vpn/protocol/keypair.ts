@@ -1,7 +1,7 @@
 // A transport session (whitepaper §5.4.5-§5.4.6; wireguard-go keypair.go).
 import { REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES_HI } from './constants';
 import { counterExhausted, ReplayFilter } from './replay';
-import { sodium } from './sodium';
+import { wipe } from './crypto';
 
 export class Keypair {
   /** Next send counter, as 32-bit halves (see replay.ts for why not a bigint). */
@@ -57,7 +57,7 @@ export class Keypair {
   }
 
   zero(): void {
-    sodium.sodium_memzero(this.sendKey);
-    sodium.sodium_memzero(this.recvKey);
+    wipe(this.sendKey);
+    wipe(this.recvKey);
   }
 }

@@ -5,7 +5,7 @@ import {
   AEAD_TAG_LEN, CONSTRUCTION, HANDSHAKE_INITIATION_RATE, HASH_LEN, IDENTIFIER, KEY_LEN,
   MESSAGE_INITIATION, MESSAGE_INITIATION_SIZE, MESSAGE_RESPONSE, MESSAGE_RESPONSE_SIZE, TIMESTAMP_LEN,
 } from './constants';
-import { aeadOpen, aeadSeal, dh, hash, kdf1, kdf2, kdf3, mixHash, PrivateKey, PublicKey } from './crypto';
+import { aeadOpen, aeadSeal, dh, hash, kdf1, kdf2, kdf3, mixHash, PrivateKey, PublicKey, wipe } from './crypto';
 import { sodium } from './sodium';
 
 // Initiation layout (§5.4.2).
@@ -78,7 +78,7 @@ export class Handshake {
     this.lowOrder = ss === null;
     if (ss) {
       ss.copy(this.keys, SS_OFFSET);
-      sodium.sodium_memzero(ss);
+      wipe(ss);
     }
     if (presharedKey) this.keys.set(presharedKey, PSK_OFFSET);
   }
@@ -112,13 +112,22 @@ export class Handshake {
 
   /** Forget all handshake secrets (the latest timestamp is kept: it is replay state, not a secret). */
   clear(): void {
-    if (this.work) sodium.sodium_memzero(this.work.all);
+    if (this.work) wipe(this.work.all);
     this.work = null;
-    if (this.localEphemeral) sodium.sodium_memzero(this.localEphemeral);
+    if (this.localEphemeral) wipe(this.localEphemeral);
     this.localEphemeral = null;
     this.state = 'zeroed';
     this.localIndex = 0;
     this.remoteIndex = 0;
+  }
+
+  /**
+   * The peer is gone: also wipe DH(S_priv, S_pub_peer) and the preshared key,
+   * which live as long as the peer (they are needed for every handshake).
+   */
+  destroy(): void {
+    this.clear();
+    wipe(this.keys);
   }
 
   private workBuffers(): HandshakeWork {
@@ -154,39 +163,76 @@ function publicFromPrivate(priv: Buffer): Buffer {
   return pub;
 }
 
-/** Builds an initiation (mac1/mac2 zero) and moves `hs` to initiation_created. */
-export function createInitiation(
-  identity: StaticIdentity, hs: Handshake, localIndex: number, ephemeralPrivate: Buffer, timestamp: Buffer,
-): Buffer | NoiseError {
-  if (!hs.precomputedStaticStatic) return 'bad_ephemeral';
-  const msg = Buffer.alloc(MESSAGE_INITIATION_SIZE);
-  msg.writeUInt32LE(MESSAGE_INITIATION, 0);
-  msg.writeUInt32LE(localIndex, INIT_SENDER);
-  const h = hash(INITIAL_HASH, hs.remoteStatic.bytes);
-  let ck: Buffer = Buffer.from(INITIAL_CHAIN_KEY);
-  const ePub = publicFromPrivate(ephemeralPrivate);
-  ePub.copy(msg, INIT_EPHEMERAL);
-  ck = kdf1(ck, ePub);
-  mixHash(h, ePub);
-  const es = dh(ephemeralPrivate, hs.remoteStatic.bytes);
-  if (!es) return 'bad_ephemeral';
-  let k: Buffer;
-  [ck, k] = kdf2(ck, es);
-  const encStatic = aeadSeal(k, identity.publicKey.bytes, h);
-  encStatic.copy(msg, INIT_STATIC);
-  mixHash(h, encStatic);
-  [ck, k] = kdf2(ck, hs.precomputedStaticStatic);
-  const encTimestamp = aeadSeal(k, timestamp, h);
-  encTimestamp.copy(msg, INIT_TIMESTAMP);
-  mixHash(h, encTimestamp);
+/**
+ * The secrets a handshake message makes on its way (DH results, chaining
+ * keys, AEAD keys, the running hash): each is registered when made and wiped
+ * with sodium_memzero when the message is built or consumed, on success and
+ * on every error path (wireguard-go's setZero of chainKey/key/hash).
+ */
+class Scratch {
+  private readonly held: Buffer[] = [];
+
+  keep<T extends Buffer | null>(b: T): T {
+    if (b !== null) this.held.push(b);
+    return b;
+  }
+
+  keepAll<T extends Buffer[]>(bs: T): T {
+    for (const b of bs) this.held.push(b);
+    return bs;
+  }
+
+  wipe(): void {
+    for (const b of this.held) wipe(b);
+    this.held.length = 0;
+  }
+}
+
+/** Noise's EncryptAndHash: AEAD(k, 0, plaintext, h) into msg at `offset`, then h := HASH(h ‖ ciphertext). */
+function encryptAndHash(k: Buffer, plaintext: Uint8Array, h: Buffer, msg: Buffer, offset: number): void {
+  const sealed = aeadSeal(k, plaintext, h);
+  sealed.copy(msg, offset);
+  mixHash(h, sealed);
+}
+
+/** A message of ours is built: keep its hash, chaining key and ephemeral for the next step. */
+function commitOurs(hs: Handshake, state: HandshakeState, h: Buffer, ck: Buffer, ephemeralPrivate: Buffer, localIndex: number): void {
   h.copy(hs.hash);
   ck.copy(hs.chainKey);
   hs.localEphemeral = ephemeralPrivate;
   hs.localIndex = localIndex;
-  hs.state = 'initiation_created';
-  k.fill(0);
-  ck.fill(0);
-  return msg;
+  hs.state = state;
+}
+
+/** Builds an initiation (mac1/mac2 zero) and moves `hs` to initiation_created. */
+export function createInitiation(
+  identity: StaticIdentity, hs: Handshake, localIndex: number, ephemeralPrivate: Buffer, timestamp: Buffer,
+): Buffer | NoiseError {
+  const s = new Scratch();
+  try {
+    const ss = hs.precomputedStaticStatic;
+    const es = s.keep(ss ? dh(ephemeralPrivate, hs.remoteStatic.bytes) : null);
+    if (!ss || !es) {
+      wipe(ephemeralPrivate);
+      return 'bad_ephemeral';
+    }
+    const msg = Buffer.alloc(MESSAGE_INITIATION_SIZE);
+    msg.writeUInt32LE(MESSAGE_INITIATION, 0);
+    msg.writeUInt32LE(localIndex, INIT_SENDER);
+    const h = s.keep(hash(INITIAL_HASH, hs.remoteStatic.bytes));
+    const ePub = publicFromPrivate(ephemeralPrivate);
+    ePub.copy(msg, INIT_EPHEMERAL);
+    const ck1 = s.keep(kdf1(INITIAL_CHAIN_KEY, ePub));
+    mixHash(h, ePub);
+    const [ck2, k1] = s.keepAll(kdf2(ck1, es));
+    encryptAndHash(k1, identity.publicKey.bytes, h, msg, INIT_STATIC);
+    const [ck3, k2] = s.keepAll(kdf2(ck2, ss));
+    encryptAndHash(k2, timestamp, h, msg, INIT_TIMESTAMP);
+    commitOurs(hs, 'initiation_created', h, ck3, ephemeralPrivate, localIndex);
+    return msg;
+  } finally {
+    s.wipe();
+  }
 }
 
 /**
@@ -197,103 +243,104 @@ export function createInitiation(
 export function consumeInitiation(
   identity: StaticIdentity, msg: Buffer, now: number, lookup: (staticKey: Buffer) => Handshake | undefined,
 ): Handshake | NoiseError {
-  const h = hash(INITIAL_HASH, identity.publicKey.bytes);
-  let ck: Buffer = Buffer.from(INITIAL_CHAIN_KEY);
-  const ePub = msg.subarray(INIT_EPHEMERAL, INIT_EPHEMERAL + KEY_LEN);
-  mixHash(h, ePub);
-  ck = kdf1(ck, ePub);
-  const es = dh(identity.privateKey.bytes, ePub);
-  if (!es) return 'bad_ephemeral';
-  let k: Buffer;
-  [ck, k] = kdf2(ck, es);
-  const encStatic = msg.subarray(INIT_STATIC, INIT_STATIC + INIT_STATIC_LEN);
-  const staticKey = aeadOpen(k, encStatic, h);
-  if (!staticKey) return 'decrypt_failed';
-  mixHash(h, encStatic);
-  const hs = lookup(staticKey);
-  if (!hs) return 'unknown_peer';
-  if (!hs.precomputedStaticStatic) return 'bad_ephemeral';
-  [ck, k] = kdf2(ck, hs.precomputedStaticStatic);
-  const encTimestamp = msg.subarray(INIT_TIMESTAMP, INIT_TIMESTAMP + INIT_TIMESTAMP_LEN);
-  const timestamp = aeadOpen(k, encTimestamp, h);
-  k.fill(0);
-  if (!timestamp) return 'decrypt_failed';
-  mixHash(h, encTimestamp);
-  // §5.1: an initiation must carry a timestamp greater than any seen before,
-  // so a captured initiation cannot be replayed to reset the session.
-  if (timestamp.compare(hs.latestTimestamp) <= 0) return 'stale_timestamp';
-  if (now - hs.lastInitiationConsumedAt < HANDSHAKE_INITIATION_RATE) return 'handshake_flood';
-  timestamp.copy(hs.latestTimestamp);
-  hs.lastInitiationConsumedAt = now;
-  h.copy(hs.hash);
-  ck.copy(hs.chainKey);
-  ePub.copy(hs.remoteEphemeral);
-  hs.remoteIndex = msg.readUInt32LE(INIT_SENDER);
-  if (hs.localEphemeral) sodium.sodium_memzero(hs.localEphemeral);
-  hs.localEphemeral = null;
-  hs.state = 'initiation_consumed';
-  ck.fill(0);
-  return hs;
+  const s = new Scratch();
+  try {
+    const h = s.keep(hash(INITIAL_HASH, identity.publicKey.bytes));
+    const ePub = msg.subarray(INIT_EPHEMERAL, INIT_EPHEMERAL + KEY_LEN);
+    mixHash(h, ePub);
+    const ck1 = s.keep(kdf1(INITIAL_CHAIN_KEY, ePub));
+    const es = s.keep(dh(identity.privateKey.bytes, ePub));
+    if (!es) return 'bad_ephemeral';
+    const [ck2, k1] = s.keepAll(kdf2(ck1, es));
+    const encStatic = msg.subarray(INIT_STATIC, INIT_STATIC + INIT_STATIC_LEN);
+    const staticKey = aeadOpen(k1, encStatic, h);
+    if (!staticKey) return 'decrypt_failed';
+    mixHash(h, encStatic);
+    const hs = lookup(staticKey);
+    if (!hs) return 'unknown_peer';
+    if (!hs.precomputedStaticStatic) return 'bad_ephemeral';
+    const [ck3, k2] = s.keepAll(kdf2(ck2, hs.precomputedStaticStatic));
+    const encTimestamp = msg.subarray(INIT_TIMESTAMP, INIT_TIMESTAMP + INIT_TIMESTAMP_LEN);
+    const timestamp = aeadOpen(k2, encTimestamp, h);
+    if (!timestamp) return 'decrypt_failed';
+    mixHash(h, encTimestamp);
+    // §5.1: an initiation must carry a timestamp greater than any seen before,
+    // so a captured initiation cannot be replayed to reset the session.
+    if (timestamp.compare(hs.latestTimestamp) <= 0) return 'stale_timestamp';
+    if (now - hs.lastInitiationConsumedAt < HANDSHAKE_INITIATION_RATE) return 'handshake_flood';
+    timestamp.copy(hs.latestTimestamp);
+    hs.lastInitiationConsumedAt = now;
+    h.copy(hs.hash);
+    ck3.copy(hs.chainKey);
+    ePub.copy(hs.remoteEphemeral);
+    hs.remoteIndex = msg.readUInt32LE(INIT_SENDER);
+    if (hs.localEphemeral) wipe(hs.localEphemeral);
+    hs.localEphemeral = null;
+    hs.state = 'initiation_consumed';
+    return hs;
+  } finally {
+    s.wipe();
+  }
 }
 
 /** Builds the response (mac1/mac2 zero) to a consumed initiation. */
 export function createResponse(hs: Handshake, localIndex: number, ephemeralPrivate: Buffer): Buffer | NoiseError {
-  if (hs.state !== 'initiation_consumed') return 'unexpected_response';
-  const msg = Buffer.alloc(MESSAGE_RESPONSE_SIZE);
-  msg.writeUInt32LE(MESSAGE_RESPONSE, 0);
-  msg.writeUInt32LE(localIndex, RESP_SENDER);
-  msg.writeUInt32LE(hs.remoteIndex, RESP_RECEIVER);
-  const h = Buffer.from(hs.hash);
-  let ck: Buffer = Buffer.from(hs.chainKey);
-  const ePub = publicFromPrivate(ephemeralPrivate);
-  ePub.copy(msg, RESP_EPHEMERAL);
-  ck = kdf1(ck, ePub);
-  mixHash(h, ePub);
-  const ee = dh(ephemeralPrivate, hs.remoteEphemeral);
-  const se = dh(ephemeralPrivate, hs.remoteStatic.bytes);
-  if (!ee || !se) return 'bad_ephemeral';
-  ck = kdf1(ck, ee);
-  ck = kdf1(ck, se);
-  const [ck2, tau, k] = kdf3(ck, hs.presharedKey);
-  mixHash(h, tau);
-  const empty = aeadSeal(k, EMPTY, h);
-  empty.copy(msg, RESP_EMPTY);
-  mixHash(h, empty);
-  h.copy(hs.hash);
-  ck2.copy(hs.chainKey);
-  hs.localEphemeral = ephemeralPrivate;
-  hs.localIndex = localIndex;
-  hs.state = 'response_created';
-  for (const b of [ck, ck2, tau, k, ee, se]) b.fill(0);
-  return msg;
+  const s = new Scratch();
+  try {
+    const ee = s.keep(hs.state === 'initiation_consumed' ? dh(ephemeralPrivate, hs.remoteEphemeral) : null);
+    const se = s.keep(ee ? dh(ephemeralPrivate, hs.remoteStatic.bytes) : null);
+    if (!ee || !se) {
+      wipe(ephemeralPrivate);
+      return hs.state === 'initiation_consumed' ? 'bad_ephemeral' : 'unexpected_response';
+    }
+    const msg = Buffer.alloc(MESSAGE_RESPONSE_SIZE);
+    msg.writeUInt32LE(MESSAGE_RESPONSE, 0);
+    msg.writeUInt32LE(localIndex, RESP_SENDER);
+    msg.writeUInt32LE(hs.remoteIndex, RESP_RECEIVER);
+    const h = s.keep(Buffer.from(hs.hash));
+    const ePub = publicFromPrivate(ephemeralPrivate);
+    ePub.copy(msg, RESP_EPHEMERAL);
+    const ck1 = s.keep(kdf1(hs.chainKey, ePub));
+    mixHash(h, ePub);
+    const ck2 = s.keep(kdf1(ck1, ee));
+    const ck3 = s.keep(kdf1(ck2, se));
+    const [ck4, tau, k] = s.keepAll(kdf3(ck3, hs.presharedKey));
+    mixHash(h, tau);
+    encryptAndHash(k, EMPTY, h, msg, RESP_EMPTY);
+    commitOurs(hs, 'response_created', h, ck4, ephemeralPrivate, localIndex);
+    return msg;
+  } finally {
+    s.wipe();
+  }
 }
 
 /** Consumes a response to our initiation (MACs and receiver index already checked). */
 export function consumeResponse(identity: StaticIdentity, hs: Handshake, msg: Buffer): Handshake | NoiseError {
   if (hs.state !== 'initiation_created' || !hs.localEphemeral) return 'unexpected_response';
-  const h = Buffer.from(hs.hash);
-  let ck: Buffer = Buffer.from(hs.chainKey);
-  const ePub = msg.subarray(RESP_EPHEMERAL, RESP_EPHEMERAL + KEY_LEN);
-  mixHash(h, ePub);
-  ck = kdf1(ck, ePub);
-  const ee = dh(hs.localEphemeral, ePub);
-  const se = dh(identity.privateKey.bytes, ePub);
-  if (!ee || !se) return 'bad_ephemeral';
-  ck = kdf1(ck, ee);
-  ck = kdf1(ck, se);
-  const [ck2, tau, k] = kdf3(ck, hs.presharedKey);
-  mixHash(h, tau);
-  const encEmpty = msg.subarray(RESP_EMPTY, RESP_EMPTY + AEAD_TAG_LEN);
-  const ok = aeadOpen(k, encEmpty, h);
-  k.fill(0);
-  if (!ok) return 'decrypt_failed';
-  mixHash(h, encEmpty);
-  h.copy(hs.hash);
-  ck2.copy(hs.chainKey);
-  hs.remoteIndex = msg.readUInt32LE(RESP_SENDER);
-  hs.state = 'response_consumed';
-  for (const b of [ck, ck2, tau, ee, se]) b.fill(0);
-  return hs;
+  const s = new Scratch();
+  try {
+    const h = s.keep(Buffer.from(hs.hash));
+    const ePub = msg.subarray(RESP_EPHEMERAL, RESP_EPHEMERAL + KEY_LEN);
+    mixHash(h, ePub);
+    const ck1 = s.keep(kdf1(hs.chainKey, ePub));
+    const ee = s.keep(dh(hs.localEphemeral, ePub));
+    const se = s.keep(dh(identity.privateKey.bytes, ePub));
+    if (!ee || !se) return 'bad_ephemeral';
+    const ck2 = s.keep(kdf1(ck1, ee));
+    const ck3 = s.keep(kdf1(ck2, se));
+    const [ck4, tau, k] = s.keepAll(kdf3(ck3, hs.presharedKey));
+    mixHash(h, tau);
+    const encEmpty = msg.subarray(RESP_EMPTY, RESP_EMPTY + AEAD_TAG_LEN);
+    if (!aeadOpen(k, encEmpty, h)) return 'decrypt_failed';
+    mixHash(h, encEmpty);
+    h.copy(hs.hash);
+    ck4.copy(hs.chainKey);
+    hs.remoteIndex = msg.readUInt32LE(RESP_SENDER);
+    hs.state = 'response_consumed';
+    return hs;
+  } finally {
+    s.wipe();
+  }
 }
 
 export interface SessionKeys {

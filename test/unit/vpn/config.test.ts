@@ -22,6 +22,23 @@ describe('config loader', () => {
     expect(c.tcp).toEqual({ idleTimeoutSeconds: 3600, maxFlowsPerUser: 4096, maxSynPerSecond: 200 });
   });
 
+  test('resource limits default to 64 DNS queries in flight per user, 4096 in all, 64 MiB buffered per user, a quarter of memory (at most 4 GiB) in all', () => {
+    const c = defaultConfig();
+    expect(c.dns).toMatchObject({ maxInFlightPerUser: 64, maxInFlight: 4096 });
+    expect(c.limits.maxBufferedBytesPerUser).toBe(64 * 1024 * 1024);
+    expect(c.limits.maxBufferedBytes).toBeGreaterThanOrEqual(1024 * 1024);
+    expect(c.limits.maxBufferedBytes).toBeLessThanOrEqual(4096 * 1024 * 1024);
+  });
+
+  test('resource limits are validated and located like every key', () => {
+    expect(errorOf('limits:\n  maxBufferedBytesPerUser: 1000\n')).toMatch(/^sightline\.yaml:2:\d+: limits\.maxBufferedBytesPerUser: .*262144.*found 1000$/);
+    expect(errorOf('dns:\n  maxInFlightPerUser: 0\n')).toMatch(/^sightline\.yaml:2:\d+: dns\.maxInFlightPerUser: .*found 0$/);
+    expect(errorOf('limits:\n  maxBufferd: 5\n')).toMatch(/limits: unknown key\(s\) "maxBufferd"/);
+    const c = parseConfigText('limits:\n  maxBufferedBytesPerUser: 4194304\n  maxBufferedBytes: 1073741824\ndns:\n  maxInFlight: 100\n', 'f');
+    expect(c.limits).toEqual({ maxBufferedBytesPerUser: 4194304, maxBufferedBytes: 1073741824 });
+    expect(c.dns.maxInFlight).toBe(100);
+  });
+
   test('an empty file means defaults', () => {
     expect(parseConfigText('', 'f.yaml')).toEqual(defaultConfig());
   });

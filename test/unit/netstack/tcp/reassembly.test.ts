@@ -1,5 +1,5 @@
 import { Reassembly } from '../../../../netstack/tcp/reassembly';
-import { asSeq } from '../../../../netstack/tcp/seq';
+import { asSeq, seqAdd } from '../../../../netstack/tcp/seq';
 import { bytes } from './helpers';
 
 const base = asSeq(1000);
@@ -79,5 +79,90 @@ describe('out-of-order reassembly (RFC 9293 §3.10.7.4, RFC 2018)', () => {
     expect(r.sackBlocks(4)).toEqual([[0xffff_ff80, 0x100]]);
     r.insert(nxt, all.subarray(0, 0x80), nxt);
     expect(Buffer.concat(r.takeContiguous(nxt))).toEqual(all);
+  });
+  test('adjacent segments merge into one range on insert', () => {
+    const r = new Reassembly(10_000);
+    r.insert(at(100), bytes(100), base);
+    r.insert(at(300), bytes(100), base);
+    expect(r.pieceCount).toBe(2);
+    r.insert(at(200), bytes(100), base);
+    expect(r.pieceCount).toBe(1);
+    expect(r.sackBlocks(4)).toEqual([[at(100), at(400)]]);
+  });
+
+  test('a segment overlapping several ranges merges them all, storing only the missing bytes', () => {
+    const r = new Reassembly(10_000);
+    const all = bytes(1000);
+    for (const off of [100, 300, 500, 700]) r.insert(at(off), all.subarray(off, off + 50), base);
+    expect(r.insert(at(120), all.subarray(120, 720), base)).toBe(600 - 30 - 50 - 50 - 20);
+    expect(r.pieceCount).toBe(1);
+    expect(r.sackBlocks(4)).toEqual([[at(100), at(750)]]);
+    r.insert(base, all.subarray(0, 100), base);
+    expect(Buffer.concat(r.takeContiguous(at(100)))).toEqual(all.subarray(100, 750));
+  });
+
+  test('one-byte segments at every other byte of a 1 MiB window hold at most maxPieces ranges and a few KB (was 524,287 pieces, 84 MB)', () => {
+    const window = 1 << 20;
+    const r = new Reassembly(window);
+    const one = Buffer.alloc(1, 0x55);
+    const before = process.memoryUsage();
+    for (let off = 1; off < window; off += 2) r.insert(seqAdd(base, off), one, base);
+    const after = process.memoryUsage();
+    expect(r.pieceCount).toBe(r.maxPieces);
+    expect(r.bytes).toBe(r.maxPieces);
+    expect(r.memory).toBeLessThan(64 * 1024);
+    expect(r.refused.pieces).toBe(window / 2 - r.maxPieces);
+    // The process agrees (generous bound: the old queue grew by about 84 MB here).
+    expect(after.heapUsed + after.arrayBuffers - before.heapUsed - before.arrayBuffers).toBeLessThan(16 << 20);
+  });
+
+  test('a new range beyond maxPieces is refused and counted, while data extending a held range is still stored', () => {
+    const r = new Reassembly(10_000, 2);
+    r.insert(at(100), bytes(10), base);
+    r.insert(at(300), bytes(10), base);
+    expect(r.insert(at(500), bytes(10), base)).toBe(0);
+    expect(r.refused.pieces).toBe(10);
+    expect(r.insert(at(110), bytes(10), base)).toBe(10);
+    expect(r.sackBlocks(4)).toEqual([[at(100), at(120)], [at(300), at(310)]]);
+  });
+
+  test('memory is bounded by the byte capacity however the data is cut: a full window behind a hole costs about the window', () => {
+    const window = 1 << 20;
+    const r = new Reassembly(window);
+    const seg = bytes(1448);
+    for (let off = 1448; off + 1448 <= window + 4 * 1448; off += 1448) r.insert(seqAdd(base, off), seg, base);
+    expect(r.bytes).toBe(window);
+    expect(r.refused.bytes).toBeGreaterThan(0);
+    expect(r.memory).toBeLessThanOrEqual(window + 2 * 8192 + 64);
+  });
+
+  test('nothing is stored while the owner is over its buffer budget; the refusal is counted', () => {
+    let over = true;
+    const r = new Reassembly(10_000, 256, () => !over);
+    expect(r.insert(at(100), bytes(100), base)).toBe(0);
+    expect(r.isEmpty).toBe(true);
+    expect(r.refused.budget).toBe(100);
+    over = false;
+    expect(r.insert(at(100), bytes(100), base)).toBe(100);
+  });
+
+  test('pages are released once RCV.NXT passes them', () => {
+    const r = new Reassembly(1 << 20);
+    const all = bytes(100_000);
+    r.insert(at(1000), all.subarray(1000), base);
+    expect(r.memory).toBeGreaterThanOrEqual(99_000);
+    r.insert(base, all.subarray(0, 1000), base);
+    expect(Buffer.concat(r.takeContiguous(at(1000)))).toEqual(all.subarray(1000));
+    expect(r.isEmpty).toBe(true);
+    expect(r.memory).toBe(0);
+  });
+
+  test('with many ranges, SACK reports the most recently changed ones first (RFC 2018 §4)', () => {
+    const r = new Reassembly(100_000);
+    const order = [7, 2, 9, 4, 0, 5, 8, 1, 6, 3];
+    for (const k of order) r.insert(at(100 + k * 200), bytes(50), base);
+    const expected = [3, 6, 1, 8].map((k) => [at(100 + k * 200), at(150 + k * 200)]);
+    expect(r.sackBlocks(4)).toEqual(expected);
+    expect(r.sackBlocks(3)).toEqual(expected.slice(0, 3));
   });
 });

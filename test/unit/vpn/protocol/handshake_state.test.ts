@@ -5,13 +5,7 @@ import { PrivateKey } from '../../../../vpn/protocol/crypto';
 import {
   consumeInitiation, consumeResponse, createInitiation, createResponse, deriveSessionKeys, Handshake, tai64n,
 } from '../../../../vpn/protocol/noise';
-
-const initPriv = PrivateKey.generate();
-const respPriv = PrivateKey.generate();
-const initiator = { privateKey: initPriv, publicKey: initPriv.publicKey() };
-const responder = { privateKey: respPriv, publicKey: respPriv.publicKey() };
-const psk = Buffer.alloc(32, 0x5a);
-const WALL_MS = Date.UTC(2026, 0, 1);
+import { initiator, psk, responder, WALL_MS } from './identities';
 
 function handshake(hsI: Handshake, hsR: Handshake, wallMs: number, now: number): { init: Buffer; keysEqual: boolean } {
   const init = createInitiation(initiator, hsI, 1, PrivateKey.generate().bytes, tai64n(wallMs));
