@@ -12,6 +12,7 @@
 //   off             nothing is checked
 
 import type { X509Certificate } from 'node:crypto';
+import { ExpiringLru } from '../expiring_lru';
 import { certInfo, certLabel } from './cert_info';
 import { HttpError, HttpFetcher, fetchAsValue, httpFetch } from './http_fetch';
 import { CertId, CrlReason, OcspError, OcspVerified, certIdFor, certIdKey, encodeOcspRequest, verifyOcspResponse } from './ocsp';
@@ -42,39 +43,24 @@ const CACHE_TTL_WITHOUT_NEXT_UPDATE_MS = 60 * 60_000;
  */
 export const RESPONDER_BACKOFF_MS = 60_000;
 
-interface CacheEntry {
-  response: OcspVerified;
-  expiresAt: number;
-}
-
 /** Verified OCSP answers keyed by CertID, until nextUpdate, least recently used evicted first;
  * and responders that recently failed to answer, by URL. */
 export class OcspCache {
-  private readonly entries = new Map<string, CacheEntry>();
-  private readonly unreachableUntil = new Map<string, number>();
+  private readonly entries: ExpiringLru<OcspVerified>;
+  private readonly unreachable: ExpiringLru<true>;
 
-  constructor(private readonly maxEntries = DEFAULT_CACHE_ENTRIES) {}
+  constructor(maxEntries = DEFAULT_CACHE_ENTRIES) {
+    this.entries = new ExpiringLru(maxEntries);
+    this.unreachable = new ExpiringLru(maxEntries);
+  }
 
   get(id: CertId, now: Date): OcspVerified | null {
-    const key = certIdKey(id);
-    const entry = this.entries.get(key);
-    if (!entry) return null;
-    this.entries.delete(key);
-    if (now.getTime() >= entry.expiresAt) return null;
-    this.entries.set(key, entry);
-    return entry.response;
+    return this.entries.get(certIdKey(id), now.getTime()) ?? null;
   }
 
   put(id: CertId, response: OcspVerified): void {
     const expiresAt = response.nextUpdate ? response.nextUpdate.getTime() : response.thisUpdate.getTime() + CACHE_TTL_WITHOUT_NEXT_UPDATE_MS;
-    const key = certIdKey(id);
-    this.entries.delete(key);
-    this.entries.set(key, { response, expiresAt });
-    while (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest === undefined) break;
-      this.entries.delete(oldest);
-    }
+    this.entries.set(certIdKey(id), response, expiresAt);
   }
 
   get size(): number {
@@ -82,21 +68,11 @@ export class OcspCache {
   }
 
   markUnreachable(url: string, now: Date): void {
-    this.unreachableUntil.delete(url);
-    this.unreachableUntil.set(url, now.getTime() + RESPONDER_BACKOFF_MS);
-    while (this.unreachableUntil.size > this.maxEntries) {
-      const oldest = this.unreachableUntil.keys().next().value;
-      if (oldest === undefined) break;
-      this.unreachableUntil.delete(oldest);
-    }
+    this.unreachable.set(url, true, now.getTime() + RESPONDER_BACKOFF_MS);
   }
 
   isUnreachable(url: string, now: Date): boolean {
-    const until = this.unreachableUntil.get(url);
-    if (until === undefined) return false;
-    if (now.getTime() < until) return true;
-    this.unreachableUntil.delete(url);
-    return false;
+    return this.unreachable.get(url, now.getTime()) === true;
   }
 }
 
