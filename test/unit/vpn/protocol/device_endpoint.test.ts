@@ -2,19 +2,11 @@
 // is the concentrator's own (or a loopback) address never becomes the peer's
 // endpoint. The device asks an injected predicate; the core makes no OS call.
 import type { Endpoint } from '../../../../vpn/protocol/endpoint';
-import { FakeNet } from './fake_net';
+import { establishedPair } from './fake_net';
 
 const OWN = new Set(['127.0.0.1', '192.0.2.2']);
 
-function established() {
-  const net = new FakeNet();
-  const client = net.node('client');
-  const server = net.node('server', undefined, { acceptEndpoint: (e: Endpoint) => !OWN.has(e.address) });
-  net.link(client, server);
-  client.send(server, 'hello');
-  net.flush();
-  return { net, client, server };
-}
+const established = () => establishedPair({ acceptEndpoint: (e: Endpoint) => !OWN.has(e.address) });
 
 describe('endpoint updates refused by the wiring (no loop through the concentrator)', () => {
   test('a packet from a loopback source is delivered but does not move the endpoint', () => {

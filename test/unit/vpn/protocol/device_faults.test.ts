@@ -7,17 +7,9 @@
 import { EgressGuard, NetStack, type UdpEgressFactory } from '../../../../netstack';
 import { IpAddress, IpCidr, buildUdpPacket } from '../../../../netstack/wire';
 import { WireGuardCoreError } from '../../../../vpn/protocol';
-import { FakeNet } from './fake_net';
+import { FakeNet, establishedPair } from './fake_net';
 
-function established() {
-  const net = new FakeNet();
-  const client = net.node('client');
-  const server = net.node('server');
-  net.link(client, server);
-  client.send(server, 'hello');
-  net.flush();
-  return { net, client, server };
-}
+const established = () => establishedPair();
 
 function caught(fn: () => void): unknown {
   try {

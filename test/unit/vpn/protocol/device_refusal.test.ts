@@ -2,16 +2,11 @@
 // device: its sessions end at once with their keys zeroed, and its
 // handshakes are refused and counted, attributable to it, not "unknown_peer".
 import { MESSAGE_INITIATION, MESSAGE_TRANSPORT } from '../../../../vpn/protocol/constants';
-import { FakeNet } from './fake_net';
+import { establishedPair } from './fake_net';
 
 function connected() {
-  const net = new FakeNet();
-  const client = net.node('client');
-  const server = net.node('server');
-  net.link(client, server);
-  client.send(server, 'hello');
-  net.flush();
-  return { net, client, server, peer: server.peerOf(client) };
+  const p = establishedPair();
+  return { ...p, peer: p.server.peerOf(p.client) };
 }
 
 describe('refusing a peer', () => {

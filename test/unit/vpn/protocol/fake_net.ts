@@ -135,3 +135,17 @@ export class FakeNet {
     return this.inFlight.filter((d) => d.data[0] === type);
   }
 }
+
+/**
+ * A client linked to a server, with one packet delivered: the server has a
+ * session and knows the client's endpoint. `server` options as FakeNet.node.
+ */
+export function establishedPair(server: { loadThreshold?: number } & Pick<DeviceOptions, 'acceptEndpoint'> = {}) {
+  const net = new FakeNet();
+  const client = net.node('client');
+  const srv = net.node('server', server.loadThreshold, { acceptEndpoint: server.acceptEndpoint });
+  net.link(client, srv);
+  client.send(srv, 'hello');
+  net.flush();
+  return { net, client, server: srv };
+}
