@@ -78,12 +78,12 @@ describe('config loader', () => {
 // egress.deny and egress.allow: lists of IPv4/IPv6 prefixes, validated like every other key.
 describe('egress config', () => {
   test('both lists are empty by default: only the built-in refusals apply', () => {
-    expect(defaultConfig().egress).toEqual({ deny: [], allow: [] });
+    expect(defaultConfig().egress).toMatchObject({ deny: [], allow: [] });
   });
 
   test('IPv4 and IPv6 prefixes are accepted in both lists', () => {
     const c = parseConfigText('egress:\n  deny: ["10.20.0.0/16", "fd20::/16"]\n  allow: ["169.254.169.254/32", "::1/128"]\n', 'f');
-    expect(c.egress).toEqual({ deny: ['10.20.0.0/16', 'fd20::/16'], allow: ['169.254.169.254/32', '::1/128'] });
+    expect(c.egress).toMatchObject({ deny: ['10.20.0.0/16', 'fd20::/16'], allow: ['169.254.169.254/32', '::1/128'] });
   });
 
   test.each(['10.0.0.0/33', 'fd00::/129', '10.0.0.1', 'intranet.corp/8', '010.0.0.0/8', 'fe80::1%eth0/64', '10.0.0.0/8/8'])(
