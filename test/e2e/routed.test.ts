@@ -8,14 +8,13 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeE2E } from '../helpers/e2e';
-import { icmpErrors, rawExchange, type IcmpError } from '../helpers/raw_ip';
+import { echoProbe as echo, probe, tcpSyn, udpProbe as udp } from '../helpers/raw_ip';
 import {
   BIN, CONC_ORIGIN_V4, CONC_ORIGIN_V6, ORIGIN_V4, ORIGIN_V6, POOL_V4, POOL_V6, SERVER_V4, SERVER_V6, Topology, ping, udpExchange, type Client,
 } from '../helpers/topology';
 import { GOOD_SITES, makeInspectOrigins, startInspectOrigins, type OriginProcess, type InspectOrigins } from '../helpers/inspect_lab';
 import { CURL_PEER_FAILED_VERIFICATION, curl, waitForRecord } from '../helpers/inspect_client';
 import { sleep, waitFor, type Namespace } from '../../scripts/lab/netns';
-import { buildIcmpEcho, buildTcpPacket, buildUdpPacket, IpAddress, SYN } from '../../netstack/wire';
 
 jest.setTimeout(300_000);
 
@@ -60,6 +59,20 @@ interface RoutedLab {
   hostHits: () => string;
 }
 
+/**
+ * A routed-mode topology for one describe block, built before its tests and
+ * removed after them (even when they fail). `lab` is filled in by then.
+ */
+function useRoutedLab(nat: 'masquerade' | 'none'): { t: Topology; lab: RoutedLab } {
+  const t = new Topology({ routed: { nat } });
+  const lab = {} as RoutedLab;
+  beforeAll(async () => {
+    Object.assign(lab, await startRoutedLab(t));
+  });
+  afterAll(() => t.cleanup());
+  return { t, lab };
+}
+
 async function startRoutedLab(t: Topology): Promise<RoutedLab> {
   const origins = makeInspectOrigins(join(t.dataDir, 'pki'));
   t.setup(['tls:', `  upstreamCaFile: ${origins.rootFile}`, ...POLICY].join('\n'));
@@ -86,18 +99,9 @@ async function startRoutedLab(t: Topology): Promise<RoutedLab> {
 }
 
 describeE2E('routed mode with masquerade', ['ip', 'wireguard-go', 'wg', 'wg-quick', 'curl', 'ping', 'python3', 'nft', 'openssl'], () => {
-  const t = new Topology({ routed: { nat: 'masquerade' } });
-  let lab: RoutedLab;
+  const { t, lab } = useRoutedLab('masquerade');
   let alice: Client;
-
-  beforeAll(async () => {
-    lab = await startRoutedLab(t);
-    alice = lab.alice;
-  });
-
-  afterAll(async () => {
-    await t.cleanup();
-  });
+  beforeAll(() => (alice = lab.alice));
 
   test('ping reaches an origin beyond the concentrator, IPv4 and IPv6 (socket mode can only answer for itself)', async () => {
     expect(ping(alice, ORIGIN_V4)).toBe(true);
@@ -215,18 +219,9 @@ describeE2E('routed mode with masquerade', ['ip', 'wireguard-go', 'wg', 'wg-quic
 });
 
 describeE2E('routed mode without NAT', ['ip', 'wireguard-go', 'wg', 'wg-quick', 'curl', 'ping', 'python3', 'nft', 'openssl', 'capsh', 'unshare'], () => {
-  const t = new Topology({ routed: { nat: 'none' } });
-  let lab: RoutedLab;
+  const { t, lab } = useRoutedLab('none');
   let alice: Client;
-
-  beforeAll(async () => {
-    lab = await startRoutedLab(t);
-    alice = lab.alice;
-  });
-
-  afterAll(async () => {
-    await t.cleanup();
-  });
+  beforeAll(() => (alice = lab.alice));
 
   test("the origin sees the client's own tunnel address over TCP, UDP and ping, IPv4 and IPv6", () => {
     expect(curlText(alice, `http://${ORIGIN_V4}:${WHO_PORT}/tcp4`)).toBe(`you are ${alice.ipv4}`);
@@ -320,26 +315,6 @@ function forwarding(ns: Namespace): string[] {
 
 function curlText(c: Client, url: string): string {
   return c.ns.exec('curl', ['-sS', '--max-time', '10', url], { timeoutMs: 20_000 }).stdout;
-}
-
-/** Sends the packets through the client's tunnel; the ICMP errors that come back, in order. */
-function probe(c: Client, packets: Buffer[]): IcmpError[] {
-  return icmpErrors(rawExchange(c.ns, c.ifname, packets, 2000));
-}
-
-let nextPort = 42000;
-function tcpSyn(src: string, dst: string, port: number): Buffer {
-  return buildTcpPacket(IpAddress.parse(src), IpAddress.parse(dst), {
-    srcPort: nextPort++, dstPort: port, seq: 1, ack: 0, flags: SYN, window: 65535, urgent: 0, options: { mss: 1360 }, payload: Buffer.alloc(0),
-  });
-}
-
-function udp(src: string, dst: string, port: number): Buffer {
-  return buildUdpPacket(IpAddress.parse(src), nextPort++, IpAddress.parse(dst), port, Buffer.from('knock'));
-}
-
-function echo(src: string, dst: string): Buffer {
-  return buildIcmpEcho(IpAddress.parse(src), IpAddress.parse(dst), 'echo_request', nextPort++ & 0xffff, 1, Buffer.from('routed'));
 }
 
 /** HTTP and UDP on every origin address that answer with the peer's address, and print each HTTP request. */

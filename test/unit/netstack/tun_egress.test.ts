@@ -3,16 +3,13 @@
 // opened, QUIC, fragments, flows for the TLS engine), what goes to the TUN
 // unchanged (any protocol, the TTL as sent), how a policy block is answered,
 // and packets from the TUN going only to the peer that owns their destination.
-import { EgressGuard, TunEgress, type FlowOwner, type PolicyBlock, type RoutedVerdict } from '../../../netstack';
+import { TunEgress, type FlowOwner, type PolicyBlock, type RoutedVerdict } from '../../../netstack';
 import {
-  buildIcmpEcho, buildIcmpUnreachable, buildIpPacket, buildTcpPacket, buildUdpPacket, Icmpv4Repr, Icmpv4View, Icmpv6Repr, Icmpv6View, IpAddress, IpCidr,
-  Ipv4View, isWireError, parseIpPacket, parseTcpRepr, TcpView, ACK, RST, SYN,
+  buildIcmpEcho, buildIcmpUnreachable, buildIpPacket, buildTcpPacket, buildUdpPacket, IpAddress, Ipv4View, isWireError, parseIpPacket, parseTcpRepr,
+  TcpView, ACK, RST, SYN,
 } from '../../../netstack/wire';
+import { ALICE4, ALICE6, icmpOf, SERVER4, SERVER6, testGuard } from './egress_fixtures';
 
-const SERVER4 = IpAddress.parse('10.77.0.1');
-const SERVER6 = IpAddress.parse('fd77::1');
-const ALICE4 = IpAddress.parse('10.77.0.2');
-const ALICE6 = IpAddress.parse('fd77::2');
 const ORIGIN4 = IpAddress.parse('10.20.0.5');
 const ORIGIN6 = IpAddress.parse('fd20::5');
 const HOST4 = IpAddress.parse('192.0.2.5');
@@ -38,13 +35,7 @@ function harness(opts: { decide?: (protocol: number, dstPort: number) => RoutedV
   const peers = new Set(opts.peers ?? [ALICE4.toString(), ALICE6.toString()]);
   const egress = new TunEgress({
     localAddresses: [SERVER4, SERVER6],
-    guard: new EgressGuard({
-      tunnelAddresses: [SERVER4, SERVER6],
-      tunnelPools: [IpCidr.parse('10.77.0.0/24'), IpCidr.parse('fd77::/64')],
-      listener: { address: null, port: 51820 },
-      hostInterfaces: [IpCidr.parse('192.0.2.5/24')],
-      allow: (opts.allow ?? []).map((c) => IpCidr.parse(c)),
-    }),
+    guard: testGuard(opts.allow),
     blockedUdpPorts: [443],
     decide: (_owner, protocol, dst, dstPort) => {
       h.asked.push({ protocol, dst: IpAddress.fromBytes(dst).toString(), dstPort });
@@ -88,23 +79,6 @@ function udp(src: IpAddress, dst: IpAddress, dstPort: number): Buffer {
 /** An IP packet of another protocol (47: GRE) with a few payload bytes. */
 function gre(src: IpAddress, dst: IpAddress): Buffer {
   return buildIpPacket({ src, dst, protocol: 47, ttl: 7, payloadLen: 8, writePayload: (b) => b.writeUInt32BE(0x00000800, 0) });
-}
-
-function icmpOf(packet: Buffer): { src: string; dst: string; kind: string; code: number } {
-  const pkt = parseIpPacket(packet);
-  if (isWireError(pkt)) throw new Error(pkt.reason);
-  const src = IpAddress.fromBytes(pkt.src).toString();
-  const dst = IpAddress.fromBytes(pkt.dst).toString();
-  if (pkt.family === 4) {
-    const v = Icmpv4View.parse(pkt.payload);
-    const r = isWireError(v) ? v : Icmpv4Repr.parse(v);
-    if (isWireError(r)) throw new Error(r.reason);
-    return { src, dst, kind: r.kind, code: 'code' in r ? r.code : -1 };
-  }
-  const v = Icmpv6View.parse(pkt.payload);
-  if (isWireError(v)) throw new Error(v.reason);
-  const r = Icmpv6Repr.parse(v);
-  return { src, dst, kind: r.kind, code: 'code' in r ? r.code : -1 };
 }
 
 describe('routed mode: what stays with the stack', () => {
@@ -211,8 +185,8 @@ describe('routed mode: a policy block', () => {
     h.egress.take(udp(ALICE4, ORIGIN4, 69), owner);
     h.egress.take(buildIcmpEcho(ALICE6, ORIGIN6, 'echo_request', 3, 1, Buffer.alloc(8)), owner);
     expect(h.toClient.map(icmpOf)).toEqual([
-      { src: '10.77.0.1', dst: '10.77.0.2', kind: 'dst_unreachable', code: 13 },
-      { src: 'fd77::1', dst: 'fd77::2', kind: 'dst_unreachable', code: 1 },
+      { src: '10.77.0.1', dst: '10.77.0.2', type: 'dst_unreachable', code: 13 },
+      { src: 'fd77::1', dst: 'fd77::2', type: 'dst_unreachable', code: 1 },
     ]);
   });
 

@@ -65,9 +65,9 @@ function fake(sysctls: Record<string, string> = { 'net.ipv4.ip_forward': '0', 'n
 const statePath = (): string => join(dir, ROUTED_STATE_FILE);
 
 describe('routed mode host plan', () => {
-  test('the TUN gets the tunnel addresses with the pool prefixes (so the kernel routes the pools into it), the MTU, no link-local address, then up', () => {
+  test('the TUN gets the tunnel addresses with the pool prefixes (so the kernel routes the pools into it), the MTU, a longer queue, no link-local address, then up', () => {
     expect(ipCommands(plan()).map((a) => a.join(' '))).toEqual([
-      'link set dev sightline0 mtu 1420',
+      'link set dev sightline0 mtu 1420 txqueuelen 2000',
       'link set dev sightline0 addrgenmode none',
       'addr add 10.77.0.1/24 dev sightline0',
       'addr add fd77:1:2::1/64 dev sightline0 nodad',
@@ -107,7 +107,7 @@ describe('routed mode host setup', () => {
     // When nft ran, the state file already said the table may exist.
     expect(JSON.parse(f.stateWhen['nft -f -'] ?? 'null')).toMatchObject({ nftTable: true });
     // And before the first `ip` command, a state file naming this process existed.
-    expect(JSON.parse(f.stateWhen['ip link set dev sightline0 mtu 1420'] ?? 'null')).toMatchObject({ pid: process.pid });
+    expect(JSON.parse(f.stateWhen['ip link set dev sightline0 mtu 1420 txqueuelen 2000'] ?? 'null')).toMatchObject({ pid: process.pid });
   });
 
   test('a sysctl that was already 1 is left alone and not restored later', () => {
