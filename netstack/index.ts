@@ -9,3 +9,4 @@ export { FdBudget, processFds, type FdGate, type FdSnapshot } from './egress/fd_
 export type { IncidentSink, StackIncident } from './incident';
 export { EgressGuard, EGRESS_REFUSALS, describeVerdict, type EgressForm, type EgressGuardOptions, type EgressListener, type EgressRefusal, type EgressVerdict } from './egress/guard';
 export { hostInterfaceCidrs, watchHostAddresses, type HostAddressWatcher, type InterfaceReader } from './egress/host_addresses';
+export { TunEgress, type PolicyBlock, type RoutedAction, type RoutedPolicy, type RoutedVerdict, type TunEgressOptions } from './egress/tun_egress';

@@ -17,6 +17,7 @@ import { Inspection, loadInspectionCa } from './inspection';
 import { IncidentLog } from './incident_log';
 import { ProcessGuard } from './process_guard';
 import { EgressBoundary } from './egress';
+import { RoutedEgress, cleanUpRoutedLeftovers, type EgressStatus } from './routed';
 
 const TICK_MS = 100;
 const PEER_SYNC_MS = 200;
@@ -34,6 +35,8 @@ export class Concentrator {
   private readonly startedAt = Date.now();
   /** Set once a fatal fault was reported: no more packets through a device that may be broken. */
   private dying = false;
+  /** Routed mode's TUN egress; null in socket mode. */
+  private routed: RoutedEgress | null = null;
 
   private constructor(
     private readonly d: Deployment,
@@ -53,6 +56,8 @@ export class Concentrator {
   static async start(d: Deployment, log: Logger, opts: { caPassphrase?: string; guard?: ProcessGuard } = {}): Promise<Concentrator> {
     const guard = opts.guard ?? new ProcessGuard({ log });
     const incidents = new IncidentLog(log);
+    // What a killed routed-mode run left on the host goes first (routed mode does it once its TUN is open).
+    if (d.config.egress.mode === 'socket') cleanUpRoutedLeftovers(d.dataDir, log);
     const serverAddrs = [IpAddress.parse(d.layout.serverV4), IpAddress.parse(d.layout.serverV6)];
     // The trust boundary: every outbound path asks it (refusals go to the user's log, late-bound below).
     let records: Inspection['userLog'] | null = null;
@@ -125,6 +130,12 @@ export class Concentrator {
     self = c;
     guard.beforeExit(() => c.lastWords());
     registry.sync();
+    if (d.config.egress.mode === 'routed') {
+      c.routed = RoutedEgress.start({
+        dataDir: d.dataDir, config: d.config, serverV4: d.layout.serverV4, serverV6: d.layout.serverV6, ipv4Pool: d.ipv4Pool, ipv6Pool: d.ipv6Pool,
+        guard: egress.guard, toClient: (p) => c.toTunnel(p), toPeer: (p) => c.toTunnel(p), onBlocked: egress.onPolicyBlock, log,
+      });
+    }
 
     c.edge = await UdpEdge.listen({
       port: d.config.listenPort,
@@ -235,23 +246,25 @@ export class Concentrator {
       this.count('spoofed_source');
       return;
     }
+    if (this.routed?.take(packet, peer.tag.owner)) return;
     this.stack.receive(packet, peer.tag.owner, performance.now());
   }
 
-  /** A packet from the stack to a tunnel address: only the peer owning it gets it. */
-  private toTunnel(packet: Buffer): void {
+  /** A packet from the stack (or the TUN) to a tunnel address: only the peer owning it gets it. False when no peer does. */
+  private toTunnel(packet: Buffer): boolean {
     const family = packet[0] >> 4;
     const peer = this.registry.allowedIps.lookup(packet, family === 4 ? 16 : 24, family === 4 ? 4 : 6);
     if (peer === undefined) {
       this.count('no_route_to_peer');
-      return;
+      return false;
     }
-    if (this.dying) return;
+    if (this.dying) return true;
     try {
       this.device.send(peer, packet, performance.now());
     } catch (err) {
       this.coreFault(err);
     }
+    return true;
   }
 
   private onDeviceEvent(e: DeviceEvent<PeerTag>): void {
@@ -297,6 +310,7 @@ export class Concentrator {
       publicKey: this.d.serverKey.publicKey().toBase64(),
       tunnel: { ipv4: this.d.layout.serverV4, ipv6: this.d.layout.serverV6 },
       dnsUpstream: this.dns.upstreams.map((s) => `${s.host}:${s.port}`),
+      egress: this.routed?.status() ?? { mode: 'socket' },
       peers: [...this.device.peers()].map((p) => peerStatus(p, now)),
       counters: {
         tunnel: { ...this.counters },
@@ -307,6 +321,7 @@ export class Concentrator {
         process: { ...this.guard.counters },
         fds: { ...processFds.snapshot() },
         egress: { ...this.egress.counters },
+        ...(this.routed && { routed: { ...this.routed.counters }, tun: { ...this.routed.tunCounters } }),
       },
       buffers: {
         usedBytes: this.stack.budgets?.used ?? 0,
@@ -324,7 +339,7 @@ export class Concentrator {
     this.statusFile ??= new StatusFile(join(this.d.dataDir, 'status.json'), STATUS_MS);
     const now = performance.now();
     const peers = peersFingerprint(this.device.peers(), now);
-    const counters = [this.counters, this.device.counters, this.stack.counters, this.dns.counters, this.inspection.engine.counters, this.egress.counters, this.guard.counters, processFds.snapshot()];
+    const counters = [this.counters, this.device.counters, this.stack.counters, this.dns.counters, this.inspection.engine.counters, this.egress.counters, this.guard.counters, processFds.snapshot(), this.routed?.counters];
     const fingerprint = `${this.listenPort}|${this.registry.generation}|${peers}|${JSON.stringify(counters)}`;
     try {
       this.statusFile.update(now, this.registry.size, fingerprint, () => JSON.stringify(this.status(), null, 2) + '\n');
@@ -347,6 +362,7 @@ export class Concentrator {
     await this.edge?.close();
     this.edge = null;
     this.stack.close();
+    await this.routed?.close();
     this.egress.stop();
     this.dns.close();
     await this.inspection.close();
@@ -362,6 +378,7 @@ export interface StatusSnapshot {
   publicKey: string;
   tunnel: { ipv4: string; ipv6: string };
   dnsUpstream: string[];
+  egress: EgressStatus;
   peers: PeerStatus[];
   counters: Record<string, Record<string, number>>;
   /** Bytes buffered for flows (buffer budgets): in all, and per user holding any. */

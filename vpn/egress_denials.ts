@@ -39,26 +39,48 @@ export class EgressDenials {
    */
   record(user: string, peer: string, path: DenialPath, protocol: number, dst: Buffer | string, dstPort: number, verdict: EgressVerdict): void {
     this.count(verdict);
-    const b = this.bucket(user);
-    if (b.tokens < 1) {
-      b.suppressed++;
-      this.inc('records_suppressed');
-      return;
-    }
-    b.tokens -= 1;
-    const fields: Record<string, unknown> = {
+    const fields = this.admit(user);
+    if (fields === null) return;
+    Object.assign(fields, {
       proto: PROTOCOL_NAMES[protocol] ?? `ip_${protocol}`,
       dst: typeof dst === 'string' ? dst : IpAddress.fromBytes(dst).toString(),
       dstPort: dstPort < 0 ? null : dstPort,
       reason: verdict.reason,
       path,
-    };
+    });
     if (verdict.via !== null) fields.via = verdict.via;
+    this.records.write(user, peer, 'egress_denied', fields);
+  }
+
+  /**
+   * A packet routed mode's policy blocked (netstack TunEgress): counted, and
+   * a `policy` record under the same per-user rate limit as refusals.
+   */
+  policyBlock(user: string, peer: string, protocol: number, dst: Buffer, dstPort: number, rule: string): void {
+    this.inc('policy_block');
+    const fields = this.admit(user);
+    if (fields === null) return;
+    const proto = PROTOCOL_NAMES[protocol] ?? `ip_${protocol}`;
+    const dstText = IpAddress.fromBytes(dst).toString();
+    Object.assign(fields, { proto, dst: dstText, dstPort: dstPort < 0 ? 0 : dstPort, host: null, rule, action: 'block', reason: `rule ${rule} blocks ${proto} to ${dstText}${dstPort < 0 ? '' : ` port ${dstPort}`} (routed mode)` });
+    this.records.write(user, peer, 'policy', fields);
+  }
+
+  /** The start of a record if the user's bucket has a token (with how many were suppressed before it), else null. */
+  private admit(user: string): Record<string, unknown> | null {
+    const b = this.bucket(user);
+    if (b.tokens < 1) {
+      b.suppressed++;
+      this.inc('records_suppressed');
+      return null;
+    }
+    b.tokens -= 1;
+    const fields: Record<string, unknown> = {};
     if (b.suppressed > 0) {
       fields.suppressed = b.suppressed;
       b.suppressed = 0;
     }
-    this.records.write(user, peer, 'egress_denied', fields);
+    return fields;
   }
 
   /** Counts a refusal that belongs to no user (a fetch shared by all, such as a bypass probe's). */

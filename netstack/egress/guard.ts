@@ -161,13 +161,18 @@ export class EgressGuard {
    * Not subject to egress.allow.
    */
   isSelf(addr: IpAddress): boolean {
-    const n = addr.family === 6 ? this.collectEmbedded(addr.bytes, 0) : 0;
-    if (this.isSelfBytes(addr.bytes, 0, addr.family)) return true;
-    for (let i = 0; i < n; i++) if (this.isSelfBytes(this.embeddedBuf[i], this.embeddedOff[i], 4)) return true;
+    return this.isSelfBytes(addr.bytes, 0, addr.family);
+  }
+
+  /** isSelf for an address read straight from packet bytes (routed mode asks per packet). */
+  isSelfBytes(buf: Buffer, off: number, family: IpFamily): boolean {
+    const n = family === 6 ? this.collectEmbedded(buf, off) : 0;
+    if (this.selfAt(buf, off, family)) return true;
+    for (let i = 0; i < n; i++) if (this.selfAt(this.embeddedBuf[i], this.embeddedOff[i], 4)) return true;
     return false;
   }
 
-  private isSelfBytes(buf: Buffer, off: number, family: IpFamily): boolean {
+  private selfAt(buf: Buffer, off: number, family: IpFamily): boolean {
     return isUnspecified(buf, off, family) || isLoopback(buf, off, family) || anyContains(this.hosts, buf, off, family) || anyContains(this.tunnelAddresses, buf, off, family);
   }
 

@@ -4,7 +4,7 @@
 import { benchWireguard } from './wireguard';
 import { benchMint } from './mint';
 import { benchHttpLog } from '../../mitm/http_log/bench';
-import { benchTunnel } from './tunnel';
+import { benchRouted, benchTunnel } from './tunnel';
 import { benchInspect } from './inspect';
 import { benchUdpIo } from './udp_io';
 import { benchTun } from './tun';
@@ -17,6 +17,7 @@ const groups: Record<string, { title: string; run: () => Promise<BenchRow[]> }> 
   mint: { title: 'TLS inspection: leaf certificate minting', run: benchMint },
   http_log: { title: 'TLS inspection: HTTP log parsing', run: benchHttpLog },
   tunnel: { title: 'Tunnel: bulk TCP and memory, Sightline vs wireguard-go + kernel forwarding (namespaces, needs root)', run: benchTunnel },
+  routed: { title: 'Pass-through TCP (iperf3) through the tunnel: Sightline routed vs socket egress vs wireguard-go + kernel forwarding (namespaces, needs root)', run: benchRouted },
   inspect: { title: 'Inspected HTTPS through the tunnel: Sightline vs Squid ssl-bump and mitmproxy behind wireguard-go (namespaces, needs root)', run: benchInspect },
   tcp_reassembly: { title: 'TCP receive path with out-of-order data (one flow, no I/O)', run: benchReassembly },
   udp_io: { title: 'UDP I/O on loopback: node:dgram vs batched addon (sendmmsg/recvmmsg, GSO/GRO)', run: benchUdpIo },

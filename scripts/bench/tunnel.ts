@@ -1,8 +1,12 @@
 // Tunnel benchmark: bulk TCP through the tunnel and memory per idle flow and
 // peer, side by side in one run with the anchor DESIGN.md names: wireguard-go
 // as the server with kernel forwarding and nftables masquerade. Same client
-// (wireguard-go), same origin processes, same file for both paths; topology
-// in tunnel_topology.ts. Needs root (namespaces); without it the rows say so.
+// (wireguard-go), same origin processes, same file for every path; topology
+// in tunnel_topology.ts. Sightline is measured in both egress modes: socket
+// (every flow terminated and re-originated) and routed (pass-through packets
+// written to a TUN and forwarded by the kernel). Each transfer runs on the
+// three paths back to back, so they share the machine's load of the moment.
+// Needs root (namespaces); without it the rows say so.
 // If TCP through Sightline fails at connect, that is detected in seconds and
 // its rows are NaN with the reason.
 import { join } from 'node:path';
@@ -10,7 +14,7 @@ import { Lab, missingE2EPrerequisites, sleep, waitFor, type Namespace } from '..
 import type { BenchRow } from './table';
 import { CURL_WRITE_OUT, curlMbps, iperfMbps, type Measured } from './tunnel_parse';
 import {
-  HTTP_PORT, IDLE_PORT, ORIGIN_VIA_ANCHOR, ORIGIN_VIA_SIGHTLINE, TunnelLab,
+  HTTP_PORT, IDLE_PORT, ORIGIN_VIA_ANCHOR, ORIGIN_VIA_ROUTED, ORIGIN_VIA_SIGHTLINE, TunnelLab,
   execAsync, helper, rssKb, startAndWait, statusPeers, stopChild, withFdRoom, writeRandomFile, type Concentrator,
 } from './tunnel_topology';
 
@@ -29,11 +33,14 @@ const DGRAM_SECONDS = 3;
 
 const A = 'wireguard-go + kernel forwarding';
 const S = 'sightline socket egress';
+const R = 'sightline routed egress (TUN + kernel forwarding)';
 const TCP_NOT_AVAILABLE = 'TCP not available';
 const TOOLS = ['ip', 'wireguard-go', 'wg', 'wg-quick', 'iperf3', 'nft', 'curl', 'prlimit', 'ping'];
 
 interface Transfer {
   suffix: string;
+  /** iperf3 (kept in the pass-through-only run) rather than curl. */
+  iperf: boolean;
   unit: string;
   run: (t: TunnelLab, p: Path) => Promise<Measured>;
 }
@@ -46,22 +53,33 @@ interface Path {
 }
 
 const TRANSFERS: Transfer[] = [
-  { suffix: 'download', unit: `Mbit/s (iperf3 -R, ${IPERF_SECONDS} s)`, run: (t, p) => iperf(t, p, 'download') },
-  { suffix: 'upload', unit: `Mbit/s (iperf3, ${IPERF_SECONDS} s)`, run: (t, p) => iperf(t, p, 'upload') },
-  { suffix: `curl ${FILE_MB} MB download`, unit: 'Mbit/s (curl)', run: (t, p) => curlTransfer(t, p, 'download') },
-  { suffix: `curl ${FILE_MB} MB upload`, unit: 'Mbit/s (curl)', run: (t, p) => curlTransfer(t, p, 'upload') },
+  { suffix: 'download', iperf: true, unit: `Mbit/s (iperf3 -R, ${IPERF_SECONDS} s)`, run: (t, p) => iperf(t, p, 'download') },
+  { suffix: 'upload', iperf: true, unit: `Mbit/s (iperf3, ${IPERF_SECONDS} s)`, run: (t, p) => iperf(t, p, 'upload') },
+  { suffix: `curl ${FILE_MB} MB download`, iperf: false, unit: 'Mbit/s (curl)', run: (t, p) => curlTransfer(t, p, 'download') },
+  { suffix: `curl ${FILE_MB} MB upload`, iperf: false, unit: 'Mbit/s (curl)', run: (t, p) => curlTransfer(t, p, 'upload') },
 ];
+
+const transfersFor = (passThroughOnly: boolean): Transfer[] => (passThroughOnly ? TRANSFERS.filter((x) => x.iperf) : TRANSFERS);
 
 const FLOW_MEMORY = `${S}, memory per idle TCP flow`;
 const PEER_MEMORY = `${S}, memory per idle peer`;
 const ANCHOR_FLOWS = `${A}, idle TCP flows opened`;
 
-export async function benchTunnel(): Promise<BenchRow[]> {
+export function benchTunnel(): Promise<BenchRow[]> {
+  return runTunnelBench(false);
+}
+
+/** Pass-through TCP only (iperf3 both ways) on the three paths: the quick comparison of the egress modes. */
+export function benchRouted(): Promise<BenchRow[]> {
+  return runTunnelBench(true);
+}
+
+async function runTunnelBench(passThroughOnly: boolean): Promise<BenchRow[]> {
   runStarted = Date.now();
   const rows: BenchRow[] = [];
   const missing = missingE2EPrerequisites(TOOLS);
   if (missing.length > 0) {
-    rows.push(...skippedRows(`skipped: needs ${missing.join(', ')}`));
+    rows.push(...skippedRows(`skipped: needs ${missing.join(', ')}`, passThroughOnly));
   } else {
     const t = new TunnelLab();
     // An interrupted run still removes its namespaces and processes.
@@ -71,7 +89,7 @@ export async function benchTunnel(): Promise<BenchRow[]> {
     process.once('SIGINT', abort);
     process.once('SIGTERM', abort);
     try {
-      await measureTunnels(t, rows);
+      await measureTunnels(t, rows, passThroughOnly);
     } catch (err) {
       const msg = (err as Error).message;
       process.stderr.write(`tunnel benchmark aborted: ${msg}\n`);
@@ -82,64 +100,82 @@ export async function benchTunnel(): Promise<BenchRow[]> {
       await t.cleanup();
     }
   }
-  progress('node dgram receive rate');
-  rows.push(...(await dgramDiagnostic()));
+  if (!passThroughOnly) {
+    progress('node dgram receive rate');
+    rows.push(...(await dgramDiagnostic()));
+  }
   progress('done');
   return rows;
 }
 
-async function measureTunnels(t: TunnelLab, rows: BenchRow[]): Promise<void> {
-  progress(`namespaces, origin, ${FILE_MB} MB file`);
+async function measureTunnels(t: TunnelLab, rows: BenchRow[], passThroughOnly: boolean): Promise<void> {
+  progress(passThroughOnly ? 'namespaces, origin' : `namespaces, origin, ${FILE_MB} MB file`);
   const file = join(t.tmp, 'file.bin');
-  writeRandomFile(file, FILE_BYTES);
+  // The origin serves the file in every run; only the full run transfers it.
+  writeRandomFile(file, passThroughOnly ? 1 << 20 : FILE_BYTES);
   t.build();
   const [originCmd, originArgs] = withFdRoom('node', [helper('tunnel_origin'), file, String(HTTP_PORT), String(IDLE_PORT)]);
   await startAndWait(t.lab, t.origin, originCmd, originArgs, 'ready', 10_000);
   // One iperf3 server per test: a test cut short on a broken path must not
   // leave the server busy for the next one.
-  for (const port of [5201, 5202, 5203, 5204]) {
+  for (const port of [5201, 5202, 5203, 5204, 5205, 5206]) {
     await startAndWait(t.lab, t.origin, 'iperf3', ['-s', '-p', String(port), '--forceflush'], 'Server listening', 10_000);
   }
 
   // Memory per idle peer first, on a concentrator of its own that nothing
   // else has touched: a heap grown by earlier tests would hide the cost.
-  progress(`memory per idle peer (${IDLE_PEERS} peers)`);
-  rows.push(await peerMemory(t));
+  if (!passThroughOnly) {
+    progress(`memory per idle peer (${IDLE_PEERS} peers)`);
+    rows.push(await peerMemory(t));
+  }
 
   progress('anchor: wireguard-go server with kernel forwarding');
   await t.startAnchor();
   const anchor: Path = { label: A, client: t.anchorClient, target: ORIGIN_VIA_ANCHOR, iperfPorts: { download: 5201, upload: 5202 } };
-  for (const x of TRANSFERS) {
-    progress(`anchor: ${x.suffix}`);
-    rows.push(toRow(`${A}, ${x.suffix}`, x.unit, await x.run(t, anchor)));
-  }
 
-  progress('sightline: concentrator, peer, client');
+  progress('sightline: socket-mode concentrator, peer, client');
   const conc = await t.startConcentrator('sightline', 51820);
   await t.startSightlineClient(conc);
   const sightline: Path = { label: S, client: t.sightlineClient, target: ORIGIN_VIA_SIGHTLINE, iperfPorts: { download: 5203, upload: 5204 } };
   const probe = await curlSmall(t, sightline);
   if (!probe.ok) process.stderr.write(`tunnel bench: TCP through Sightline failed (${probe.reason}); its rows are NaN\n`);
+
+  progress('sightline: routed-mode concentrator, peer, client');
+  const routedConc = await t.startConcentrator('routed', 51820, [], ['egress:', '  mode: routed', '  nat: masquerade'], t.routedGw);
+  await t.startSightlineClient(routedConc, t.routedClient, '10.211.3.1');
+  const routed: Path = { label: R, client: t.routedClient, target: ORIGIN_VIA_ROUTED, iperfPorts: { download: 5205, upload: 5206 } };
+  const routedProbe = await curlSmall(t, routed);
+  if (!routedProbe.ok) process.stderr.write(`tunnel bench: TCP through routed Sightline failed (${routedProbe.reason}); its rows are NaN\n`);
+
   // Idle flows before bulk transfers, for the same reason as the peers.
-  if (probe.ok) progress(`sightline: ${IDLE_FLOWS} idle flows`);
-  if (probe.ok) {
-    rows.push(await flowMemory(t, sightline, conc));
-    rows.push(await recoveryAfterClose(t, sightline));
-  } else {
-    rows.push({ name: FLOW_MEMORY, value: NaN, unit: `KB/flow (${TCP_NOT_AVAILABLE})` });
+  if (!passThroughOnly) {
+    if (probe.ok) {
+      progress(`sightline: ${IDLE_FLOWS} idle flows`);
+      rows.push(await flowMemory(t, sightline, conc));
+      rows.push(await recoveryAfterClose(t, sightline));
+    } else {
+      rows.push({ name: FLOW_MEMORY, value: NaN, unit: `KB/flow (${TCP_NOT_AVAILABLE})` });
+    }
   }
-  for (const x of TRANSFERS) {
-    if (probe.ok) progress(`sightline: ${x.suffix}`);
-    const m: Measured = probe.ok ? await x.run(t, sightline) : { ok: false, reason: TCP_NOT_AVAILABLE };
-    rows.push(toRow(`${S}, ${x.suffix}`, x.unit, m, `${A}, ${x.suffix}`));
+  for (const x of transfersFor(passThroughOnly)) {
+    progress(`anchor: ${x.suffix}`);
+    rows.push(toRow(`${A}, ${x.suffix}`, x.unit, await x.run(t, anchor)));
+    for (const [p, ok] of [[sightline, probe.ok], [routed, routedProbe.ok]] as const) {
+      if (ok) progress(`${p.label}: ${x.suffix}`);
+      const m: Measured = ok ? await x.run(t, p) : { ok: false, reason: TCP_NOT_AVAILABLE };
+      rows.push(toRow(`${p.label}, ${x.suffix}`, x.unit, m, `${A}, ${x.suffix}`));
+    }
   }
 
-  // The idle-flow harness on the anchor path: shows the 10,000 flows open
-  // through a gateway that works, whatever Sightline does.
-  progress(`anchor: ${IDLE_FLOWS} idle flows (harness check)`);
-  const flows = await openIdleFlows(t, anchor.client, anchor.target);
-  rows.push({ name: ANCHOR_FLOWS, value: flows.opened, unit: `flows of ${IDLE_FLOWS.toLocaleString('en-US')} in ${(flows.ms / 1000).toFixed(1)} s (harness check)` });
+  if (!passThroughOnly) {
+    // The idle-flow harness on the anchor path: shows the 10,000 flows open
+    // through a gateway that works, whatever Sightline does.
+    progress(`anchor: ${IDLE_FLOWS} idle flows (harness check)`);
+    const flows = await openIdleFlows(t, anchor.client, anchor.target);
+    rows.push({ name: ANCHOR_FLOWS, value: flows.opened, unit: `flows of ${IDLE_FLOWS.toLocaleString('en-US')} in ${(flows.ms / 1000).toFixed(1)} s (harness check)` });
+  }
   await stopChild(conc.child);
+  await stopChild(routedConc.child);
 }
 
 let runStarted = Date.now();
@@ -277,8 +313,8 @@ async function dgramDiagnostic(): Promise<BenchRow[]> {
   }
 }
 
-function skippedRows(reason: string): BenchRow[] {
-  const names = [PEER_MEMORY, ...TRANSFERS.map((x) => `${A}, ${x.suffix}`), FLOW_MEMORY, ...TRANSFERS.map((x) => `${S}, ${x.suffix}`)];
+function skippedRows(reason: string, passThroughOnly: boolean): BenchRow[] {
+  const names = [...(passThroughOnly ? [] : [PEER_MEMORY, FLOW_MEMORY]), ...transfersFor(passThroughOnly).flatMap((x) => [A, S, R].map((p) => `${p}, ${x.suffix}`))];
   return names.map((name) => ({ name, value: NaN, unit: reason }));
 }
 

@@ -5,6 +5,9 @@
 //              10.210.1.0/24-- origin (10.210.1.2)
 //   sightline: slc (wireguard-go client) --veth 10.211.2.0/24-- slg (our
 //              concentrator, socket egress) --veth 10.210.2.0/24-- origin (10.210.2.2)
+//   routed:    rtc (wireguard-go client) --veth 10.211.3.0/24-- rtg (our
+//              concentrator, egress.mode routed: TUN, kernel forwarding, its
+//              own nft masquerade) --veth 10.210.3.0/24-- origin (10.210.3.2)
 //
 // One origin namespace serves both gateways: the same processes and the same
 // file answer both paths. Tunnel MTU is 1420 on every WireGuard interface.
@@ -18,6 +21,7 @@ import { Lab, sleep, waitFor, type ExecResult, type Namespace } from '../lab/net
 
 export const ORIGIN_VIA_ANCHOR = '10.210.1.2';
 export const ORIGIN_VIA_SIGHTLINE = '10.210.2.2';
+export const ORIGIN_VIA_ROUTED = '10.210.3.2';
 export const HTTP_PORT = 8080;
 export const IDLE_PORT = 9000;
 const ANCHOR_TUNNEL = '10.88.0.0/24';
@@ -139,6 +143,8 @@ export class TunnelLab {
   anchorClient!: Namespace;
   sightlineGw!: Namespace;
   sightlineClient!: Namespace;
+  routedGw!: Namespace;
+  routedClient!: Namespace;
   /** The anchor's wireguard-go server interface (set by startAnchor). */
   anchorServerIf = '';
   private anchorOriginIf = '';
@@ -150,10 +156,14 @@ export class TunnelLab {
     this.anchorClient = this.lab.namespace('wgc');
     this.sightlineGw = this.lab.namespace('slg');
     this.sightlineClient = this.lab.namespace('slc');
+    this.routedGw = this.lab.namespace('rtg');
+    this.routedClient = this.lab.namespace('rtc');
     this.anchorOriginIf = this.lab.link(this.anchorGw, ['10.210.1.1/24'], this.origin, [`${ORIGIN_VIA_ANCHOR}/24`]).aIf;
     this.lab.link(this.sightlineGw, ['10.210.2.1/24'], this.origin, [`${ORIGIN_VIA_SIGHTLINE}/24`]);
     this.lab.link(this.anchorClient, ['10.211.1.2/24'], this.anchorGw, ['10.211.1.1/24']);
     this.lab.link(this.sightlineClient, ['10.211.2.2/24'], this.sightlineGw, ['10.211.2.1/24']);
+    this.lab.link(this.routedGw, ['10.210.3.1/24'], this.origin, [`${ORIGIN_VIA_ROUTED}/24`]);
+    this.lab.link(this.routedClient, ['10.211.3.2/24'], this.routedGw, ['10.211.3.1/24']);
   }
 
   /** The wireguard-go server with kernel forwarding and its client, handshake done. */
@@ -178,9 +188,10 @@ export class TunnelLab {
   /**
    * Our concentrator on `port` with its own data directory; waits until it
    * listens. `extraConfig` lines are appended to its YAML (top-level keys the
-   * base config does not set, such as `tls:`).
+   * base config does not set, such as `tls:`). `gw` is the namespace it runs
+   * in (the socket-mode gateway by default).
    */
-  async startConcentrator(name: string, port: number, nodeFlags: string[] = [], extraConfig: string[] = []): Promise<Concentrator> {
+  async startConcentrator(name: string, port: number, nodeFlags: string[] = [], extraConfig: string[] = [], gw: Namespace = this.sightlineGw): Promise<Concentrator> {
     const dataDir = join(this.tmp, name);
     const config = join(this.tmp, `${name}.yaml`);
     writeFileSync(config, [
@@ -204,25 +215,28 @@ export class TunnelLab {
       '',
     ].join('\n'));
     const [cmd, args] = withFdRoom('node', [...nodeFlags, join(repoRoot(), 'bin', 'sightline.js'), '--data-dir', dataDir, '--config', config, 'start']);
-    const started = await startAndWait(this.lab, this.sightlineGw, cmd, args, 'listening on UDP', 20_000);
+    const started = await startAndWait(this.lab, gw, cmd, args, 'listening on UDP', 20_000);
     if (started.child.pid === undefined) throw new Error('concentrator has no PID');
     return { ...started, pid: nodePid(started.child.pid), dataDir, config };
   }
 
-  /** The Sightline client: a peer made with `sightline peer add`, configured into wireguard-go. */
-  async startSightlineClient(conc: Concentrator): Promise<void> {
-    const add = await execAsync(null, 'node', [join(repoRoot(), 'bin', 'sightline.js'), '--data-dir', conc.dataDir, '--config', conc.config, 'peer', 'add', 'bench', '--endpoint', `10.211.2.1:${WG_PORT}`], 30_000, this.lab);
+  /**
+   * The Sightline client: a peer made with `sightline peer add`, configured
+   * into wireguard-go in `client`, reaching the concentrator at `endpointIp`.
+   */
+  async startSightlineClient(conc: Concentrator, client: Namespace = this.sightlineClient, endpointIp = '10.211.2.1'): Promise<void> {
+    const add = await execAsync(null, 'node', [join(repoRoot(), 'bin', 'sightline.js'), '--data-dir', conc.dataDir, '--config', conc.config, 'peer', 'add', 'bench', '--endpoint', `${endpointIp}:${WG_PORT}`], 30_000, this.lab);
     if (add.code !== 0) throw new Error(`sightline peer add failed: ${add.stderr.trim()}`);
     await waitFor('the concentrator to load the benchmark peer', () => (statusPeers(conc.dataDir).includes('bench') ? true : undefined), 10_000, 100);
-    const conf = join(this.tmp, 'bench.conf');
+    const conf = join(this.tmp, `${client.name}.conf`);
     writeFileSync(conf, add.stdout, { mode: 0o600 });
-    const stripped = join(this.tmp, 'bench.stripped');
-    writeFileSync(stripped, this.sightlineClient.execOk('wg-quick', ['strip', conf]), { mode: 0o600 });
-    const ifname = await this.lab.wireguardGo(this.sightlineClient, 'slc');
-    this.sightlineClient.execOk('wg', ['setconf', ifname, stripped]);
+    const stripped = join(this.tmp, `${client.name}.stripped`);
+    writeFileSync(stripped, client.execOk('wg-quick', ['strip', conf]), { mode: 0o600 });
+    const ifname = await this.lab.wireguardGo(client, 'slc');
+    client.execOk('wg', ['setconf', ifname, stripped]);
     const addrs = /^Address\s*=\s*(.+)$/m.exec(add.stdout)?.[1].split(',').map((s) => s.trim()) ?? [];
-    this.clientInterfaceUp(this.sightlineClient, ifname, addrs);
-    await this.pingThrough(this.sightlineClient, SIGHTLINE_SERVER_TUNNEL, 'the concentrator through the tunnel');
+    this.clientInterfaceUp(client, ifname, addrs);
+    await this.pingThrough(client, SIGHTLINE_SERVER_TUNNEL, 'the concentrator through the tunnel');
   }
 
   async cleanup(): Promise<void> {

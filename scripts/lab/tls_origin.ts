@@ -103,7 +103,8 @@ function listening(server: { once(ev: 'listening', f: () => void): unknown; once
 
 function handleRequest(config: TlsOriginConfig, req: Http2ServerRequest, res: Http2ServerResponse): void {
   const host = req.headers[':authority'] ?? req.headers.host ?? '';
-  note({ listener: 'https', host, method: req.method, path: req.url, httpVersion: req.httpVersion });
+  // `from`: who opened the connection (the concentrator for an inspected flow, in every egress mode).
+  note({ listener: 'https', host, method: req.method, path: req.url, httpVersion: req.httpVersion, from: req.socket.remoteAddress });
   if (req.method === 'POST' && req.url === '/login') {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));

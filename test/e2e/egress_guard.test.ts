@@ -8,10 +8,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeE2E } from '../helpers/e2e';
-import { icmpErrors, rawExchange, type IcmpError } from '../helpers/raw_ip';
+import { probe, tcpSyn, udpProbe as udp } from '../helpers/raw_ip';
 import { CONC_ORIGIN_V4, CONC_ORIGIN_V6, ORIGIN_V4, SERVER_V4, SERVER_V6, Topology, startUdpEcho, udpExchange, type Client } from '../helpers/topology';
 import { sleep, waitFor } from '../../scripts/lab/netns';
-import { buildTcpPacket, buildUdpPacket, IpAddress, SYN } from '../../netstack/wire';
 import { makeIntermediate, makeLeaf, makeRoot } from '../helpers/pki';
 
 jest.setTimeout(240_000);
@@ -260,22 +259,6 @@ function ordinaryTrafficWorks(c: Client): boolean {
 
 function curlBody(c: Client, url: string): string {
   return c.ns.exec('curl', ['-sS', '--max-time', '5', url]).stdout;
-}
-
-/** Sends the packets through the client's tunnel; the ICMP errors that come back, in order. */
-function probe(c: Client, packets: Buffer[]): IcmpError[] {
-  return icmpErrors(rawExchange(c.ns, c.ifname, packets, 2000));
-}
-
-let nextPort = 41000;
-function tcpSyn(src: string, dst: string, port: number): Buffer {
-  return buildTcpPacket(IpAddress.parse(src), IpAddress.parse(dst), {
-    srcPort: nextPort++, dstPort: port, seq: 1, ack: 0, flags: SYN, window: 65535, urgent: 0, options: { mss: 1360 }, payload: Buffer.alloc(0),
-  });
-}
-
-function udp(src: string, dst: string, port: number): Buffer {
-  return buildUdpPacket(IpAddress.parse(src), nextPort++, IpAddress.parse(dst), port, Buffer.from('knock'));
 }
 
 function matches(r: DeniedRecord, want: Partial<DeniedRecord>): boolean {

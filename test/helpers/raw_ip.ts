@@ -2,8 +2,8 @@
 // back, read to the type and code (raw_ip.py does the socket work).
 import { join } from 'node:path';
 import type { Namespace } from '../../scripts/lab/netns';
-import { IpAddress, isWireError, parseIpPacket, IP_PROTOCOL_ICMP, IP_PROTOCOL_ICMPV6 } from '../../netstack/wire';
-import { ROOT } from './topology';
+import { buildIcmpEcho, buildTcpPacket, buildUdpPacket, IpAddress, isWireError, parseIpPacket, IP_PROTOCOL_ICMP, IP_PROTOCOL_ICMPV6, SYN } from '../../netstack/wire';
+import { ROOT, type Client } from './topology';
 
 const SCRIPT = join(ROOT, 'test', 'helpers', 'raw_ip.py');
 
@@ -45,4 +45,26 @@ export function icmpErrors(packets: Buffer[]): IcmpError[] {
     });
   }
   return out;
+}
+
+/** Sends the packets through the client's tunnel; the ICMP errors that come back, in order. */
+export function probe(c: Client, packets: Buffer[]): IcmpError[] {
+  return icmpErrors(rawExchange(c.ns, c.ifname, packets, 2000));
+}
+
+// Source ports (and echo identifiers) of hand-built probes: each probe is its own flow.
+let nextPort = 41000;
+
+export function tcpSyn(src: string, dst: string, port: number): Buffer {
+  return buildTcpPacket(IpAddress.parse(src), IpAddress.parse(dst), {
+    srcPort: nextPort++, dstPort: port, seq: 1, ack: 0, flags: SYN, window: 65535, urgent: 0, options: { mss: 1360 }, payload: Buffer.alloc(0),
+  });
+}
+
+export function udpProbe(src: string, dst: string, port: number): Buffer {
+  return buildUdpPacket(IpAddress.parse(src), nextPort++, IpAddress.parse(dst), port, Buffer.from('knock'));
+}
+
+export function echoProbe(src: string, dst: string): Buffer {
+  return buildIcmpEcho(IpAddress.parse(src), IpAddress.parse(dst), 'echo_request', nextPort++ & 0xffff, 1, Buffer.from('probe'));
 }

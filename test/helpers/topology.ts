@@ -40,6 +40,14 @@ export interface Client {
   config: string;
 }
 
+export interface TopologyOptions {
+  /**
+   * Routed mode (egress.mode: routed) with this NAT. With `none` the origin
+   * gets routes to the pools via the concentrator, as a corporate LAN must.
+   */
+  routed?: { nat: 'masquerade' | 'none' };
+}
+
 export class Topology {
   readonly lab = new Lab('e2e');
   readonly dataDir = mkdtempSync(join(tmpdir(), 'sightline-e2e-'));
@@ -49,12 +57,18 @@ export class Topology {
   concOutput = '';
   private clientCount = 0;
 
+  constructor(readonly options: TopologyOptions = {}) {}
+
   /** Concentrator + origin namespaces, and the concentrator's config file. */
   setup(extraConfig = ''): void {
     buildOnce();
     this.conc = this.lab.namespace('conc');
     this.origin = this.lab.namespace('orig');
     this.lab.link(this.conc, [`${CONC_ORIGIN_V4}/24`, `${CONC_ORIGIN_V6}/64`], this.origin, [`${ORIGIN_V4}/24`, `${ORIGIN_V6}/64`]);
+    if (this.options.routed?.nat === 'none') {
+      this.origin.execOk('ip', ['route', 'add', POOL_V4, 'via', CONC_ORIGIN_V4]);
+      this.origin.execOk('ip', ['-6', 'route', 'add', POOL_V6, 'via', CONC_ORIGIN_V6]);
+    }
     this.writeConfig(extraConfig);
   }
 
@@ -71,6 +85,7 @@ export class Topology {
         `  upstream: ["${ORIGIN_V4}"]`,
         'log:',
         '  level: debug',
+        ...(this.options.routed ? ['egress:', '  mode: routed', `  nat: ${this.options.routed.nat}`] : []),
         extraConfig,
       ].join('\n'),
     );
@@ -154,14 +169,15 @@ export class Topology {
     c.ns.execOk('wg', ['setconf', c.ifname, join(this.dataDir, `${fileName(c.name)}.stripped`)]);
   }
 
-  /** SIGTERM, as systemd stops it; resolves when the process has exited. */
-  async stopConcentrator(): Promise<void> {
+  /** SIGTERM, as systemd stops it (or SIGKILL: a crash); resolves when the process has exited. */
+  async stopConcentrator(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
     const child = this.concProcess;
     if (child === null) return;
     this.concProcess = null;
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
+    // `ip netns exec` runs node in its own place (exec), so this PID is the concentrator's.
+    child.kill(signal);
     await exited;
   }
 
@@ -185,6 +201,8 @@ export interface StatusJson {
     endpoint: string | null; session: boolean; lastHandshakeSecondsAgo: number | null; rxBytes: number; txBytes: number; refusedHandshakes: number;
   }>;
   counters: Record<string, Record<string, number>>;
+  /** How traffic leaves (vpn/routed/describe.ts EgressStatus). */
+  egress?: { mode: 'socket' | 'routed'; interface?: string; nat?: string; nftTable?: string | null };
 }
 
 /** A peer name (user/device) as a wg-quick config file name. */

@@ -4,6 +4,7 @@ import { openDeployment, type GlobalOptions } from '../deployment';
 import { createLogger } from '../log';
 import { ProcessGuard } from '../process_guard';
 import { caPassphrase } from './ca';
+import { describeEgress } from '../routed/describe';
 
 export function startCommand(): Command {
   return new Command('start')
@@ -38,6 +39,7 @@ export function startCommand(): Command {
           `  peers:            ${status.peers.length}`,
           `  inspection CA:    SHA-256 ${c.inspection.ca.ca.fingerprint}${c.inspection.ca.created ? ' (created now)' : ''} — export it with: npx sightline ca export${dirFlag}`,
           `  inspected ports:  TCP ${d.config.tls.inspectPorts.join(', ')} (upstream errors: ${d.config.tls.onUpstreamError}, revocation: ${d.config.tls.revocation})`,
+          `  egress:           ${describeEgress(status.egress)}`,
           '',
           "Add an employee's device (prints a WireGuard client config, --qr for phones; picked up without restart):",
           `  npx sightline device add alice${d.config.endpoint ? '' : ` --endpoint HOST:${c.listenPort}`}${dirFlag} > alice.conf`,

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { join } from 'node:path';
 import { resolveDataDir } from '../data_dir';
 import { readLiveStatus, STALE_MS } from './live_status';
+import { describeEgress } from '../routed/describe';
 
 export function statusCommand(): Command {
   return new Command('status')
@@ -17,7 +18,7 @@ export function statusCommand(): Command {
         process.stdout.write(text);
         return;
       }
-      const out = [`concentrator pid ${s.pid}, UDP ${s.listenPort}, public key ${s.publicKey}`, `tunnel ${s.tunnel.ipv4}, ${s.tunnel.ipv6}`, '', 'peers:'];
+      const out = [`concentrator pid ${s.pid}, UDP ${s.listenPort}, public key ${s.publicKey}`, `tunnel ${s.tunnel.ipv4}, ${s.tunnel.ipv6}`, `egress ${describeEgress(s.egress)}`, '', 'peers:'];
       for (const p of s.peers) {
         const hs = p.lastHandshakeSecondsAgo === null ? 'never' : `${p.lastHandshakeSecondsAgo}s ago`;
         const state = p.state !== 'active' ? `\t${p.state} (refused handshakes: ${p.refusedHandshakes})` : '';

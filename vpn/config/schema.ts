@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { isIP } from 'node:net';
 import { groupsSchema, policySchema, refinePolicyReferences, routingSchema } from '../../policy';
 import { totalmem } from 'node:os';
+import { tunNameProblem, TUN_NAME_MAX_BYTES } from '../../netstack/tun';
 
 const CIDR_EXAMPLE = { 4: 'an IPv4 prefix like 10.77.0.0/16', 6: 'an IPv6 prefix like fd00:1234:5678::/64', any: 'an IPv4 or IPv6 prefix like 10.20.0.0/16 or fd00::/8' };
 
@@ -27,6 +28,8 @@ const dnsServer = z.string().refine((s) => isIP(s) !== 0 || parseHostPort(s, tru
 
 const port = z.number().int().min(1).max(65535);
 const MiB = 1024 * 1024;
+
+const TUN_NAME_RULE = `an interface name of 1-${TUN_NAME_MAX_BYTES} bytes: letters, digits, '_', '.' and '-' (not first)`;
 
 const PINNING_BYPASS_MIGRATION = 'tls.pinning.mode instead: tls.pinning.bypass was replaced by it '
   + '(`bypass: true` is `mode: learn`, the default; `bypass: false` is closest to `mode: approve`, where learned hosts wait for '
@@ -95,6 +98,15 @@ export const configSchema = z
       .object({
         deny: z.array(cidr('any')).default([]),
         allow: z.array(cidr('any')).default([]),
+        // Routed mode (issue 11): packets not terminated here go to a TUN and the kernel routes them.
+        mode: z.enum(['socket', 'routed']).default('socket'),
+        tun: z
+          .object({
+            name: z.string().refine((s) => tunNameProblem(s) === null, { message: TUN_NAME_RULE }).default('sightline0'),
+          })
+          .strict()
+          .prefault({}),
+        nat: z.enum(['masquerade', 'none']).default('masquerade'),
       })
       .strict()
       .prefault({}),

@@ -3,16 +3,10 @@
 // handler, is counted by reason, reported, and answered at once with ICMP
 // administratively prohibited (type 3 code 13 / type 1 code 1) from the
 // concentrator's tunnel address.
-import { EgressGuard, NetStack, type EgressDenial, type TcpFlowInfo, type UdpEgressFactory } from '../../../netstack';
-import {
-  buildIcmpEcho, buildTcpPacket, buildUdpPacket, Icmpv4Repr, Icmpv4View, Icmpv6Repr, Icmpv6View, IpAddress, IpCidr, isWireError, parseIpPacket,
-  RST, SYN, verifyUpperLayerChecksum,
-} from '../../../netstack/wire';
+import { NetStack, type EgressDenial, type TcpFlowInfo, type UdpEgressFactory } from '../../../netstack';
+import { buildIcmpEcho, buildTcpPacket, buildUdpPacket, IpAddress, RST, SYN } from '../../../netstack/wire';
+import { ALICE4, ALICE6, icmpOf, SERVER4, SERVER6, testGuard } from './egress_fixtures';
 
-const SERVER4 = IpAddress.parse('10.77.0.1');
-const SERVER6 = IpAddress.parse('fd77::1');
-const ALICE4 = IpAddress.parse('10.77.0.2');
-const ALICE6 = IpAddress.parse('fd77::2');
 const owner = { id: 'alice-key', user: 'alice' };
 
 function makeStack() {
@@ -26,12 +20,7 @@ function makeStack() {
   };
   const stack = new NetStack({
     localAddresses: [SERVER4, SERVER6],
-    guard: new EgressGuard({
-      tunnelAddresses: [SERVER4, SERVER6],
-      tunnelPools: [IpCidr.parse('10.77.0.0/24'), IpCidr.parse('fd77::/64')],
-      listener: { address: null, port: 51820 },
-      hostInterfaces: [IpCidr.parse('192.0.2.5/24')],
-    }),
+    guard: testGuard(),
     // The dst bytes are a view into the packet: copy them as the callback must.
     onEgressDenied: (d) => denials.push({ ...d, dst: IpAddress.fromBytes(d.dst).toString() }),
     toClient: (p) => out.push(p),
@@ -49,26 +38,6 @@ function makeStack() {
 
 function syn(src: IpAddress, dst: IpAddress, flags = SYN): Buffer {
   return buildTcpPacket(src, dst, { srcPort: 40000, dstPort: 8080, seq: 1, ack: 0, flags, window: 65535, urgent: 0, options: {}, payload: Buffer.alloc(0) });
-}
-
-/** The ICMP error sent to the client: its source, type and code. */
-function icmpOf(packet: Buffer): { src: string; dst: string; type: string; code: number } {
-  const pkt = parseIpPacket(packet);
-  if (isWireError(pkt)) throw new Error(pkt.reason);
-  expect(verifyUpperLayerChecksum(pkt)).toBe(true);
-  const src = IpAddress.fromBytes(pkt.src).toString();
-  const dst = IpAddress.fromBytes(pkt.dst).toString();
-  if (pkt.family === 4) {
-    const v = Icmpv4View.parse(pkt.payload);
-    if (isWireError(v)) throw new Error(v.reason);
-    const r = Icmpv4Repr.parse(v);
-    if (isWireError(r)) throw new Error(r.reason);
-    return { src, dst, type: r.kind, code: 'code' in r ? r.code : -1 };
-  }
-  const v = Icmpv6View.parse(pkt.payload);
-  if (isWireError(v)) throw new Error(v.reason);
-  const r = Icmpv6Repr.parse(v);
-  return { src, dst, type: r.kind, code: 'code' in r ? r.code : -1 };
 }
 
 describe('NetStack egress guard', () => {

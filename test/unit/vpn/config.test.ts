@@ -95,12 +95,12 @@ describe('config loader', () => {
 // egress.deny and egress.allow: lists of IPv4/IPv6 prefixes, validated like every other key.
 describe('egress config', () => {
   test('both lists are empty by default: only the built-in refusals apply', () => {
-    expect(defaultConfig().egress).toEqual({ deny: [], allow: [] });
+    expect(defaultConfig().egress).toMatchObject({ deny: [], allow: [] });
   });
 
   test('IPv4 and IPv6 prefixes are accepted in both lists', () => {
     const c = parseConfigText('egress:\n  deny: ["10.20.0.0/16", "fd20::/16"]\n  allow: ["169.254.169.254/32", "::1/128"]\n', 'f');
-    expect(c.egress).toEqual({ deny: ['10.20.0.0/16', 'fd20::/16'], allow: ['169.254.169.254/32', '::1/128'] });
+    expect(c.egress).toMatchObject({ deny: ['10.20.0.0/16', 'fd20::/16'], allow: ['169.254.169.254/32', '::1/128'] });
   });
 
   test.each(['10.0.0.0/33', 'fd00::/129', '10.0.0.1', 'intranet.corp/8', '010.0.0.0/8', 'fe80::1%eth0/64', '10.0.0.0/8/8'])(
@@ -117,5 +117,39 @@ describe('egress config', () => {
 
   test('an unknown key under egress is refused', () => {
     expect(errorOf('egress:\n  permit: []\n')).toMatch(/egress: unknown key\(s\) "permit"/);
+  });
+});
+
+// egress.mode, egress.tun.name and egress.nat (issue 11, routed mode).
+describe('routed mode config', () => {
+  test('socket mode is the default, with sightline0 and masquerade ready for routed mode', () => {
+    expect(defaultConfig().egress).toEqual({ deny: [], allow: [], mode: 'socket', tun: { name: 'sightline0' }, nat: 'masquerade' });
+  });
+
+  test('routed mode with its own interface name and no NAT', () => {
+    const c = parseConfigText('egress:\n  mode: routed\n  tun:\n    name: vpn-pool0\n  nat: none\n', 'f');
+    expect(c.egress).toMatchObject({ mode: 'routed', tun: { name: 'vpn-pool0' }, nat: 'none' });
+  });
+
+  test('an unknown mode is refused with its line and the choices', () => {
+    expect(errorOf('egress:\n  mode: tun\n')).toMatch(/^sightline\.yaml:2:\d+: egress\.mode: .*"socket".*"routed"/);
+  });
+
+  test('an unknown NAT mode is refused with its line', () => {
+    expect(errorOf('egress:\n  nat: snat\n')).toMatch(/^sightline\.yaml:2:\d+: egress\.nat: .*"masquerade".*"none"/);
+  });
+
+  test.each([
+    ['a name longer than IFNAMSIZ allows', 'sightline-pool-0'],
+    ['a name an nftables rule would need quoted', 'vpn pool'],
+    ['a kernel name template', 'tun%d'],
+    ['a leading dash (read as an option by ip)', '-x'],
+    ['an empty name', '""'],
+  ])('%s is refused as egress.tun.name', (_what, name) => {
+    expect(errorOf(`egress:\n  tun:\n    name: ${name}\n`)).toMatch(/^sightline\.yaml:3:\d+: egress\.tun\.name: expected an interface name of 1-15 bytes/);
+  });
+
+  test('an unknown key under egress.tun is refused', () => {
+    expect(errorOf('egress:\n  tun:\n    persist: true\n')).toMatch(/egress\.tun: unknown key\(s\) "persist"/);
   });
 });
