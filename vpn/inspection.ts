@@ -6,7 +6,8 @@ import type { Config } from './config';
 import type { Logger } from './log';
 import { PinnedSync } from './pinned_sync';
 import { connectUpstream as connectTcp, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo } from '../netstack';
-import { createHttpLogger, ensureCa, InspectionEngine, PinningTracker, TrustStore, UserLog, type Dialer, type EnsuredCa } from '../mitm';
+import { createHttpLogger, ensureCa, InspectionEngine, PinningTracker, TrustStore, type Dialer, type EnsuredCa } from '../mitm';
+import { UserLog } from './logs';
 
 const CONNECT_TIMEOUT_MS = 10_000;
 

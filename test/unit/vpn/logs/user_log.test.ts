@@ -4,8 +4,8 @@
 
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserLog, UserLogError, userFileName } from '../../../mitm/user_log';
-import { removeTempDirs, tempDir } from './ca_helpers';
+import { UserLog, UserLogError, userFileName } from '../../../../vpn/logs/user_log';
+import { removeTempDirs, tempDir } from '../../mitm/ca_helpers';
 
 afterAll(removeTempDirs);
 
