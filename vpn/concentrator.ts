@@ -14,6 +14,7 @@ import { WgDevice, type DeviceEvent, type Endpoint } from './protocol';
 import { StatusFile, peerStatus, peersFingerprint, type PeerStatus } from './status_file';
 import { UdpEdge } from './udp_edge';
 import { Inspection, loadInspectionCa } from './inspection';
+import { TunnelRecords } from './logs/tunnel_records';
 
 const TICK_MS = 100;
 const PEER_SYNC_MS = 200;
@@ -36,6 +37,7 @@ export class Concentrator {
     readonly stack: NetStack,
     readonly dns: DnsForwarder,
     readonly inspection: Inspection,
+    readonly records: TunnelRecords,
     private edge: UdpEdge | null,
   ) {}
 
@@ -45,7 +47,9 @@ export class Concentrator {
     if (upstreams.length === 0) log.warn('no DNS upstream: set dns.upstream in sightline.yaml (no nameserver in /etc/resolv.conf)');
 
     // The inspection CA is made on first start, unique to this deployment.
-    const inspection = new Inspection(d.dataDir, d.config, loadInspectionCa(d.dataDir, opts.caPassphrase), log);
+    // Per-user logs (vpn/logs): session, dns and every other record, with the device named.
+    const records = new TunnelRecords(d.dataDir, d.config);
+    const inspection = new Inspection(d.dataDir, d.config, loadInspectionCa(d.dataDir, opts.caPassphrase), log, records.userLog);
     // Late-bound: the device, stack and edge refer to each other through the concentrator.
     let self: Concentrator | null = null;
     const device = new WgDevice<PeerTag>({
@@ -80,12 +84,14 @@ export class Concentrator {
     });
     const dns = new DnsForwarder({ upstreams, onError: (what, err) => log.debug({ err: err.message }, `${what} failed`) });
     const tunnelLimit = d.config.mtu - IP_UDP_OVERHEAD;
-    stack.udpService(DNS_PORT, (req, reply) => dns.handle(req.payload, maxUdpAnswerSize(req.payload, tunnelLimit), reply));
+    stack.udpService(DNS_PORT, (req, reply) =>
+      dns.handle(req.payload, maxUdpAnswerSize(req.payload, tunnelLimit), reply, records.dnsQuery(req.owner, req.payload, () => performance.now())));
 
     const registry = new PeerRegistry(storeSource(d.store), device, (tag, why) => self?.tunnelCut(tag, why));
-    const c = new Concentrator(d, log, device, registry, stack, dns, inspection, null);
+    const c = new Concentrator(d, log, device, registry, stack, dns, inspection, records, null);
     self = c;
     registry.sync();
+    records.peersChanged(device.peers(), registry.size);
 
     c.edge = await UdpEdge.listen({
       port: d.config.listenPort,
@@ -163,6 +169,7 @@ export class Concentrator {
   }
 
   private onDeviceEvent(e: DeviceEvent<PeerTag>): void {
+    this.records.deviceEvent(e);
     if (e.type === 'handshake_complete') {
       const tag = e.peer.tag;
       this.log.info({ user: tag.user, device: tag.device, peer: tag.name, endpoint: e.peer.endpoint }, 'handshake complete');
@@ -178,6 +185,7 @@ export class Concentrator {
 
   /** A device was disabled, expired or removed while active: its flows end with it. */
   private tunnelCut(tag: PeerTag, why: CutReason): void {
+    this.records.tunnelCut(tag, why);
     const closed = this.stack.closeFlowsOf(tag.owner.id, `tunnel_${why}`);
     this.log.info({ user: tag.user, device: tag.device, peer: tag.name, reason: why, tcpFlows: closed.tcp, udpFlows: closed.udp }, 'tunnel cut');
   }
@@ -185,7 +193,10 @@ export class Concentrator {
   private syncPeers(): void {
     try {
       const changed = this.registry.syncIfChanged();
-      if (changed) this.log.info(changed, 'peers reloaded');
+      if (changed) {
+        this.records.peersChanged(this.device.peers(), this.registry.size);
+        this.log.info(changed, 'peers reloaded');
+      }
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'peer reload failed; keeping the current peers');
     }
@@ -239,6 +250,8 @@ export class Concentrator {
     this.edge = null;
     this.stack.close();
     await this.inspection.close();
+    // Every record accepted so far reaches the disk before the process exits (SIGTERM).
+    await this.records.close(this.device.peers());
     this.d.store.close();
   }
 }

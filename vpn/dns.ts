@@ -87,6 +87,12 @@ export function isDnsQuery(b: Buffer): boolean {
   return b.length >= HEADER_LEN && (b.readUInt16BE(2) & FLAG_QR) === 0;
 }
 
+/** How a forwarded query ended: the answer sent to the client (null: none) and the upstream that gave it. */
+export interface DnsOutcome {
+  answer: Buffer | null;
+  upstream: DnsServer | null;
+}
+
 export interface DnsForwarderOptions {
   upstreams: DnsServer[];
   timeoutMs?: number;
@@ -105,38 +111,43 @@ export class DnsForwarder {
     return this.opts.upstreams;
   }
 
-  /** Forwards one query; `reply` is called at most once with an answer that fits maxAnswer. */
-  handle(query: Buffer, maxAnswer: number, reply: (answer: Buffer) => void): void {
+  /**
+   * Forwards one query; `reply` is called at most once with an answer that fits maxAnswer.
+   * `onDone` is called exactly once per forwarded query when the forwarder is done with it,
+   * with the answer sent (or null) and the upstream that gave it: the per-user `dns` record.
+   */
+  handle(query: Buffer, maxAnswer: number, reply: (answer: Buffer) => void, onDone?: (outcome: DnsOutcome) => void): void {
     if (!isDnsQuery(query)) {
       this.counters.malformed++;
       return;
     }
     this.counters.queries++;
     const q = Buffer.from(query);
-    void this.forward(q, maxAnswer).then((answer) => {
-      if (answer) {
+    void this.forward(q, maxAnswer).then((outcome) => {
+      if (outcome.answer) {
         this.counters.answers++;
-        reply(answer);
+        reply(outcome.answer);
       }
+      onDone?.(outcome);
     });
   }
 
-  private async forward(query: Buffer, maxAnswer: number): Promise<Buffer | null> {
+  private async forward(query: Buffer, maxAnswer: number): Promise<DnsOutcome> {
     for (const server of this.opts.upstreams) {
       const answer = await this.udpExchange(server, query);
       if (answer === null) continue;
-      if ((answer.readUInt16BE(2) & FLAG_TC) === 0 && answer.length <= maxAnswer) return answer;
+      if ((answer.readUInt16BE(2) & FLAG_TC) === 0 && answer.length <= maxAnswer) return { answer, upstream: server };
       this.counters.tcpRetries++;
       const full = await this.tcpExchange(server, query).catch((err: Error) => {
         this.opts.onError?.(`DNS over TCP to ${server.host}:${server.port}`, err);
         return null;
       });
-      if (full !== null && full.length <= maxAnswer) return full;
+      if (full !== null && full.length <= maxAnswer) return { answer: full, upstream: server };
       this.counters.truncatedToClient++;
       // The client retries over TCP; hand it a header-only truncated answer.
-      return truncatedAnswer(full ?? answer);
+      return { answer: truncatedAnswer(full ?? answer), upstream: server };
     }
-    return null;
+    return { answer: null, upstream: null };
   }
 
   private udpExchange(server: DnsServer, query: Buffer): Promise<Buffer | null> {

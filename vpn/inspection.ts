@@ -17,6 +17,7 @@ export class Inspection {
   readonly pinning: PinningTracker;
   private readonly inspectPorts: Set<number>;
   private readonly pinnedSync: PinnedSync;
+  private readonly ownsLog: boolean;
   /** The one way this concentrator opens TCP toward a destination: flows and bypass probes alike. */
   private readonly dial: Dialer = (host, port, timeoutMs) => connectTcp(host, port, timeoutMs);
 
@@ -25,8 +26,11 @@ export class Inspection {
     config: Config,
     readonly ca: EnsuredCa,
     log: Logger,
+    /** The concentrator's per-user log (vpn/logs); one of its own, closed with it, when not given. */
+    userLog?: UserLog,
   ) {
-    this.userLog = new UserLog({ dataDir });
+    this.userLog = userLog ?? new UserLog({ dataDir });
+    this.ownsLog = userLog === undefined;
     this.inspectPorts = new Set(config.tls.inspectPorts);
     const trust = config.tls.upstreamCaFile ? TrustStore.fromPemFile(config.tls.upstreamCaFile) : TrustStore.system();
     const p = config.tls.pinning;
@@ -71,10 +75,10 @@ export class Inspection {
     this.userLog.write(user, peer, type, fields);
   }
 
-  /** Saves the pinned hosts and flushes every user's log. */
+  /** Saves the pinned hosts and flushes every user's log (when it is this object's own). */
   async close(): Promise<void> {
     this.pinnedSync.close();
-    await this.userLog.close();
+    if (this.ownsLog) await this.userLog.close();
   }
 }
 

@@ -1,4 +1,5 @@
 // Per-user tunnel logs: the writer (one file per user, rotated), and what
 // reads them back.
-export { UserLog, UserLogError, userFileName, stripSecrets, SECRET_KEYS } from './user_log';
-export type { LogFields, UserLogOptions } from './user_log';
+export { UserLog, UserLogError, userFileName, stripSecrets, SECRET_KEYS, DEFAULT_MAX_BYTES, DEFAULT_RETENTION_DAYS } from './user_log';
+export type { LogFields, UserLogOptions, WrittenRecord } from './user_log';
+export { userLogFiles, type LogFile } from './files';
