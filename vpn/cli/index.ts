@@ -11,6 +11,7 @@ import { configCommand } from './config_cmd';
 import { statusCommand } from './status';
 import { caCommand } from './ca';
 import { pinnedCommand } from './pinned';
+import { logsCommand } from './logs';
 import { CaError } from '../../mitm';
 
 export function buildProgram(): Command {
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   program.addCommand(configCommand());
   program.addCommand(caCommand());
   program.addCommand(pinnedCommand());
+  program.addCommand(logsCommand());
   return program;
 }
 

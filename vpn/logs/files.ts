@@ -60,6 +60,7 @@ export interface LogFile {
   current: boolean;
   size: number;
   mtimeMs: number;
+  ino: number;
 }
 
 /** A user's files, oldest first: rotated ones by name (period, then sequence), then the current one. */
@@ -81,15 +82,15 @@ export function userLogFiles(logsDir: string, user: string): LogFile[] {
   });
   for (const n of names) {
     const st = statOrNull(join(archive, n));
-    if (st) out.push({ path: join(archive, n), current: false, size: st.size, mtimeMs: st.mtimeMs });
+    if (st) out.push({ path: join(archive, n), current: false, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino });
   }
   const cur = join(logsDir, `${encoded}${LOG_EXT}`);
   const st = statOrNull(cur);
-  if (st) out.push({ path: cur, current: true, size: st.size, mtimeMs: st.mtimeMs });
+  if (st) out.push({ path: cur, current: true, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino });
   return out;
 }
 
-function statOrNull(path: string): { size: number; mtimeMs: number } | null {
+function statOrNull(path: string): { size: number; mtimeMs: number; ino: number } | null {
   try {
     const st = statSync(path);
     return st.isFile() ? st : null;
