@@ -6,7 +6,7 @@ import type { Config } from './config';
 import type { Logger } from './log';
 import { PinnedSync } from './pinned_sync';
 import { connectUpstream as connectTcp, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo } from '../netstack';
-import { createHttpLogger, ensureCa, InspectionEngine, PinningTracker, TrustStore, type Dialer, type EnsuredCa } from '../mitm';
+import { createHttpLogger, ensureCa, InspectionEngine, PinningTracker, TrustStore, type Dialer, type EnsuredCa, type HttpLoggerFactory } from '../mitm';
 import { UserLog } from './logs';
 
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -45,8 +45,7 @@ export class Inspection {
       dial: this.dial,
       nonTls: config.tls.nonTls,
       records: this.userLog,
-      httpLogger: (flow, alpn, ctx) =>
-        createHttpLogger({ alpn, sniHost: ctx.sni, now: () => performance.now(), emit: (r) => this.userLog.write(flow.user, flow.peer, 'http', { ...r }) }),
+      httpLogger: httpRecords(this.userLog),
     });
   }
 
@@ -80,6 +79,12 @@ export class Inspection {
     this.pinnedSync.close();
     if (this.ownsLog) await this.userLog.close();
   }
+}
+
+/** `http` records of inspected flows, in the flow's user's log. */
+export function httpRecords(userLog: UserLog): HttpLoggerFactory {
+  return (flow, alpn, ctx) =>
+    createHttpLogger({ alpn, sniHost: ctx.sni, now: () => performance.now(), emit: (r) => userLog.write(flow.user, flow.peer, 'http', { ...r }) });
 }
 
 export function loadInspectionCa(dataDir: string, passphrase: string | undefined): EnsuredCa {
