@@ -15,6 +15,7 @@ import { StatusFile, peerStatus, peersFingerprint, type PeerStatus } from './sta
 import { UdpEdge } from './udp_edge';
 import { Inspection, loadInspectionCa } from './inspection';
 import { TunnelRecords } from './logs/tunnel_records';
+import { HttpServices, PORTAL_PORT } from './http';
 
 const TICK_MS = 100;
 const PEER_SYNC_MS = 200;
@@ -26,6 +27,10 @@ const IP_UDP_OVERHEAD = 48;
 
 export class Concentrator {
   readonly counters: Record<string, number> = Object.create(null) as Record<string, number>;
+  /** Drops the WireGuard device reported, by reason, and bytes on the UDP socket (for /metrics). */
+  readonly wireguardDrops: Record<string, number> = Object.create(null) as Record<string, number>;
+  bytesIn = 0;
+  bytesOut = 0;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly startedAt = Date.now();
 
@@ -38,6 +43,7 @@ export class Concentrator {
     readonly dns: DnsForwarder,
     readonly inspection: Inspection,
     readonly records: TunnelRecords,
+    readonly http: HttpServices,
     private edge: UdpEdge | null,
   ) {}
 
@@ -50,12 +56,18 @@ export class Concentrator {
     // Per-user logs (vpn/logs): session, dns and every other record, with the device named.
     const records = new TunnelRecords(d.dataDir, d.config);
     const inspection = new Inspection(d.dataDir, d.config, loadInspectionCa(d.dataDir, opts.caPassphrase), log, records.userLog);
+    // The employee portal (tunnel addresses, TCP 80) and /metrics, /healthz (admin.listen).
+    const http = new HttpServices({ dataDir: d.dataDir, config: d.config, ca: inspection.ca, userLog: records.userLog, localAddresses: serverAddrs.map(String) }, () => self);
     // Late-bound: the device, stack and edge refer to each other through the concentrator.
     let self: Concentrator | null = null;
     const device = new WgDevice<PeerTag>({
       privateKey: d.serverKey,
       sink: {
-        sendDatagram: (data, to) => self?.edge?.send(data, to),
+        sendDatagram: (data, to) => {
+          if (self === null) return;
+          self.bytesOut += data.length;
+          self.edge?.send(data, to);
+        },
         deliverPacket: (peer, packet) => self?.fromTunnel(peer, packet),
         event: (e) => self?.onDeviceEvent(e),
       },
@@ -74,6 +86,7 @@ export class Concentrator {
       },
       tcpHandler: (flow) => {
         if (!flow.local) return inspection.handlerFor(flow);
+        if (flow.dstPort === PORTAL_PORT) return http.portal.handlerFor(flow);
         // DNS over TCP to the concentrator (RFC 7766) is relayed to the first upstream.
         if (flow.dstPort !== DNS_PORT || upstreams.length === 0) return null;
         return () => socketEgress(upstreams[0].host, upstreams[0].port, DNS_TCP_TIMEOUT_MS);
@@ -88,7 +101,7 @@ export class Concentrator {
       dns.handle(req.payload, maxUdpAnswerSize(req.payload, tunnelLimit), reply, records.dnsQuery(req.owner, req.payload, () => performance.now())));
 
     const registry = new PeerRegistry(storeSource(d.store), device, (tag, why) => self?.tunnelCut(tag, why));
-    const c = new Concentrator(d, log, device, registry, stack, dns, inspection, records, null);
+    const c = new Concentrator(d, log, device, registry, stack, dns, inspection, records, http, null);
     self = c;
     registry.sync();
     records.peersChanged(device.peers(), registry.size);
@@ -100,6 +113,12 @@ export class Concentrator {
       onError: (err) => log.warn({ err: err.message }, 'UDP socket error'),
       onFallback: (why) => log.warn(why),
     });
+    try {
+      await http.startAdmin();
+    } catch (err) {
+      await c.stop();
+      throw err;
+    }
     c.every(TICK_MS, () => {
       const now = performance.now();
       device.tick(now);
@@ -116,11 +135,17 @@ export class Concentrator {
     return this.edge?.port ?? 0;
   }
 
+  /** The WireGuard UDP socket is open (/healthz). */
+  get udpUp(): boolean {
+    return this.edge !== null;
+  }
+
   private every(ms: number, fn: () => void): void {
     this.timers.push(setInterval(fn, ms));
   }
 
   private fromUdp(data: Buffer, from: Endpoint): void {
+    this.bytesIn += data.length;
     this.device.receive(data, from, performance.now());
   }
 
@@ -170,6 +195,7 @@ export class Concentrator {
 
   private onDeviceEvent(e: DeviceEvent<PeerTag>): void {
     this.records.deviceEvent(e);
+    if (e.type === 'drop') this.wireguardDrops[e.reason] = (this.wireguardDrops[e.reason] ?? 0) + 1;
     if (e.type === 'handshake_complete') {
       const tag = e.peer.tag;
       this.log.info({ user: tag.user, device: tag.device, peer: tag.name, endpoint: e.peer.endpoint }, 'handshake complete');
@@ -248,6 +274,7 @@ export class Concentrator {
     if (this.stackTimer !== null) clearTimeout(this.stackTimer);
     await this.edge?.close();
     this.edge = null;
+    await this.http.close();
     this.stack.close();
     await this.inspection.close();
     // Every record accepted so far reaches the disk before the process exits (SIGTERM).

@@ -6,7 +6,7 @@ import type { Config } from './config';
 import type { Logger } from './log';
 import { PinnedSync } from './pinned_sync';
 import { connectUpstream as connectTcp, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo } from '../netstack';
-import { createHttpLogger, ensureCa, InspectionEngine, PinningTracker, TrustStore, type Dialer, type EnsuredCa, type HttpLoggerFactory } from '../mitm';
+import { createHttpLogger, ensureCa, InspectionEngine, LeafMinter, PinningTracker, TrustStore, type Dialer, type EnsuredCa, type HttpLoggerFactory } from '../mitm';
 import { UserLog } from './logs';
 
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -15,6 +15,8 @@ export class Inspection {
   readonly userLog: UserLog;
   readonly engine: InspectionEngine;
   readonly pinning: PinningTracker;
+  /** The company CA's leaf minter and its cache (sightline_certificate_cache_* metrics). */
+  readonly minter: LeafMinter;
   private readonly inspectPorts: Set<number>;
   private readonly pinnedSync: PinnedSync;
   private readonly ownsLog: boolean;
@@ -36,8 +38,10 @@ export class Inspection {
     const p = config.tls.pinning;
     this.pinning = new PinningTracker({ threshold: p.threshold, windowMs: p.windowSeconds * 1000, ttlMs: p.bypassSeconds * 1000 });
     this.pinnedSync = new PinnedSync(dataDir, this.pinning, log);
+    this.minter = new LeafMinter(ca.ca);
     this.engine = new InspectionEngine({
       ca: ca.ca,
+      minter: this.minter,
       untrustedCa: ca.untrusted,
       trust,
       tls: { onUpstreamError: config.tls.onUpstreamError, revocation: config.tls.revocation },
