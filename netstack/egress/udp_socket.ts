@@ -23,7 +23,14 @@ export const osUdpEgress: UdpEgressFactory = (family, host, port, h) => {
   let closed = false;
   sock.on('message', (msg) => h.onMessage(msg));
   sock.on('error', (err: NodeJS.ErrnoException) => h.onError(err.code ?? 'EIO'));
-  sock.connect(port, host, () => {
+  // A failed connect (a multicast or otherwise unconnectable destination) calls back with the error
+  // instead of emitting it; sending on that socket would throw out of the event loop.
+  sock.connect(port, host, (err?: Error) => {
+    if (err) {
+      pending.length = 0;
+      h.onError((err as NodeJS.ErrnoException).code ?? 'EIO');
+      return;
+    }
     connected = true;
     for (const p of pending.splice(0)) sock.send(p);
   });
