@@ -7,6 +7,7 @@ import { benchHttpLog } from '../../mitm/http_log/bench';
 import { benchTunnel } from './tunnel';
 import { benchInspect } from './inspect';
 import { benchUdpIo } from './udp_io';
+import { benchControl } from './control';
 import { printTable, type BenchRow } from './table';
 
 const groups: Record<string, { title: string; run: () => Promise<BenchRow[]> }> = {
@@ -15,6 +16,7 @@ const groups: Record<string, { title: string; run: () => Promise<BenchRow[]> }> 
   http_log: { title: 'TLS inspection: HTTP log parsing', run: benchHttpLog },
   tunnel: { title: 'Tunnel: bulk TCP and memory, Sightline vs wireguard-go + kernel forwarding (namespaces, needs root)', run: benchTunnel },
   inspect: { title: 'Inspected HTTPS through the tunnel: Sightline vs Squid ssl-bump and mitmproxy behind wireguard-go (namespaces, needs root)', run: benchInspect },
+  control: { title: 'Control plane: memory per peer (in the concentrator, after GC), per-user log writes, SIGKILL loss, sightline logs over 1 GiB', run: benchControl },
   udp_io: { title: 'UDP I/O on loopback: node:dgram vs batched addon (sendmmsg/recvmmsg, GSO/GRO)', run: benchUdpIo },
 };
 

@@ -1,5 +1,5 @@
-// One user's open log file: lines are coalesced for one event-loop turn (or
-// until a chunk is large) and handed to rotating-file-stream, which appends
+// One user's open log file: chunks of lines (coalesced by the writer, one
+// per user per event-loop turn) go to rotating-file-stream, which appends
 // them and rotates the file by size and at each UTC day. The rotation itself
 // is the library's; this file only names the rotated files (files.ts) and
 // keeps the modes private.
@@ -10,8 +10,6 @@ import { ARCHIVE_DIR, archiveName, LOG_EXT } from './files';
 
 const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;
-/** A coalesced chunk is written once it reaches this size: files overshoot maxBytes by at most this. */
-const CHUNK_BYTES = 64 * 1024;
 /**
  * Bytes queued toward the disk for one file beyond which records are dropped
  * and counted: a stalled disk must not grow the concentrator without bound.
@@ -27,16 +25,14 @@ export interface RotationOptions {
 export interface UserFileEvents {
   onError(err: Error): void;
   onDropped(records: number): void;
-  /** Called once a turn's lines should be written (the owner batches this over files). */
-  onDirty(file: UserFile): void;
 }
 
 export class UserFile {
   /** Null until the user's previous file (evicted a moment ago) has closed: two writers never share a file. */
   private stream: RotatingFileStream | null = null;
   private readonly started: Promise<void>;
-  private pending = '';
-  private pendingRecords = 0;
+  /** Chunks given before the stream started (the user's previous file still closing). */
+  private waiting: Array<{ chunk: string; records: number }> = [];
   private closed: Promise<void> | null = null;
 
   constructor(
@@ -52,7 +48,7 @@ export class UserFile {
     } else {
       this.started = previous.then(() => {
         this.start();
-        this.flush();
+        for (const w of this.waiting.splice(0)) this.write(w.chunk, w.records);
       });
     }
   }
@@ -84,21 +80,13 @@ export class UserFile {
     return this.stream !== null && this.stream.destroyed && this.closed === null;
   }
 
-  append(line: string): void {
-    if (this.pending.length === 0) this.events.onDirty(this);
-    this.pending += line;
-    this.pendingRecords++;
-    if (this.pending.length >= CHUNK_BYTES) this.flush();
-  }
-
-  /** Hands the coalesced lines to the stream (it writes them in order, asynchronously). */
-  flush(): void {
+  /** Hands a chunk of whole lines to the stream (written in order, asynchronously). */
+  write(chunk: string, records: number): void {
     const stream = this.stream;
-    if (this.pending.length === 0 || stream === null) return;
-    const chunk = this.pending;
-    const records = this.pendingRecords;
-    this.pending = '';
-    this.pendingRecords = 0;
+    if (stream === null) {
+      this.waiting.push({ chunk, records });
+      return;
+    }
     if (stream.destroyed || stream.writableEnded || stream.writableLength > MAX_QUEUED_BYTES) {
       this.events.onDropped(records);
       return;
@@ -106,11 +94,10 @@ export class UserFile {
     stream.write(chunk);
   }
 
-  /** Flushes, then ends the stream; resolves once the file is closed (or failed). */
+  /** Ends the stream after what it was given; resolves once the file is closed (or failed). */
   close(): Promise<void> {
     if (this.closed) return this.closed;
     this.closed = this.started.then(() => new Promise<void>((resolve) => {
-      this.flush();
       const stream = this.stream;
       if (stream === null || stream.destroyed) return resolve();
       stream.once('close', () => resolve());

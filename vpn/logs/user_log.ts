@@ -20,10 +20,12 @@ export const SECRET_KEYS: ReadonlySet<string> = new Set([
 
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
-export const DEFAULT_MAX_OPEN = 64;
+/** Open log files at most (one fd each); beyond this the least recently written is closed. */
+export const DEFAULT_MAX_OPEN = 256;
 export const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_RETENTION_DAYS = 30;
 const SWEEP_EVERY_MS = 60 * 60 * 1000;
+const CHUNK_BYTES = 64 * 1024;
 /** Records are small; anything deeper than this is not a record we produce. */
 const MAX_DEPTH = 8;
 
@@ -78,7 +80,8 @@ export interface UserLogOptions {
 export class UserLog {
   readonly dir: string;
   private readonly open = new Map<string, UserFile>();
-  private readonly dirty = new Set<UserFile>();
+  /** Lines accepted this event-loop turn, per user: one write per user per turn, whatever the count. */
+  private readonly pending = new Map<string, { chunk: string; records: number }>();
   private flushScheduled = false;
   private readonly maxOpen: number;
   private readonly rotation: RotationOptions;
@@ -163,7 +166,24 @@ export class UserLog {
       appendFileSync(this.pathFor(user), line, { mode: FILE_MODE });
       return;
     }
-    this.file(user).append(line);
+    const p = this.pending.get(user);
+    if (p === undefined) {
+      // Checked here, so a name that cannot be a file fails this write, not the whole turn's flush.
+      encodeUser(user);
+      this.pending.set(user, { chunk: line, records: 1 });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flushPending());
+      }
+      return;
+    }
+    p.chunk += line;
+    p.records++;
+    // Files overshoot log.rotate.maxBytes by at most one chunk.
+    if (p.chunk.length >= CHUNK_BYTES) {
+      this.pending.delete(user);
+      this.file(user).write(p.chunk, p.records);
+    }
   }
 
   get openCount(): number {
@@ -181,7 +201,7 @@ export class UserLog {
     await new Promise((resolve) => setImmediate(resolve));
     this.closed = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
-    this.flushDirty();
+    this.flushPending();
     for (const user of [...this.open.keys()]) this.evict(user);
     await Promise.all([...this.closing.values()]);
   }
@@ -204,7 +224,6 @@ export class UserLog {
     const f = new UserFile(this.dir, encodeUser(user), this.rotation, {
       onError: () => this.writeErrors++,
       onDropped: (n) => (this.recordsDropped += n),
-      onDirty: (file) => this.markDirty(file),
     }, this.closing.get(user));
     this.open.set(user, f);
     while (this.open.size > this.maxOpen) {
@@ -231,25 +250,23 @@ export class UserLog {
     this.sweepTimer.unref();
   }
 
-  /** One write per file per event-loop turn, whatever the number of records. */
-  private markDirty(file: UserFile): void {
-    this.dirty.add(file);
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => this.flushDirty());
-  }
-
-  private flushDirty(): void {
+  private flushPending(): void {
     this.flushScheduled = false;
-    for (const f of this.dirty) f.flush();
-    this.dirty.clear();
+    for (const [user, p] of this.pending) {
+      try {
+        this.file(user).write(p.chunk, p.records);
+      } catch {
+        this.writeErrors++;
+        this.recordsDropped += p.records;
+      }
+    }
+    this.pending.clear();
   }
 
   private evict(user: string): void {
     const f = this.open.get(user);
     if (!f) return;
     this.open.delete(user);
-    this.dirty.delete(f);
     const done = f.close();
     this.closing.set(user, done);
     void done.then(() => {
