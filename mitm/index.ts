@@ -18,8 +18,6 @@ export { guessProtocol } from './protocol_guess';
 export type { ProtocolGuess } from './protocol_guess';
 export { PinningError, PinningTracker, isCertificateRejection } from './pinning';
 export type { ClientHandshakeEnd, FailureOutcome, PinnedHost, PinningOptions } from './pinning';
-export { UserLog, UserLogError, userFileName } from './user_log';
-export type { UserLogOptions } from './user_log';
 export { ALERT_ACCESS_DENIED, ALERT_HANDSHAKE_FAILURE, ALERT_INTERNAL_ERROR, alertRecord } from './terminate';
 export { createHttpLogger } from './http_log';
 export type { HttpRequestRecord, HttpLoggerOptions } from './http_log';

@@ -18,6 +18,8 @@ import { IncidentLog } from './incident_log';
 import { ProcessGuard } from './process_guard';
 import { EgressBoundary } from './egress';
 import { RoutedEgress, cleanUpRoutedLeftovers, type EgressStatus } from './routed';
+import { TunnelRecords } from './logs/tunnel_records';
+import { HttpServices, PORTAL_PORT } from './http';
 
 const TICK_MS = 100;
 const PEER_SYNC_MS = 200;
@@ -31,6 +33,10 @@ const IP_UDP_OVERHEAD = 48;
 
 export class Concentrator {
   readonly counters: Record<string, number> = Object.create(null) as Record<string, number>;
+  /** Drops the WireGuard device reported, by reason, and bytes on the UDP socket (for /metrics). */
+  readonly wireguardDrops: Record<string, number> = Object.create(null) as Record<string, number>;
+  bytesIn = 0;
+  bytesOut = 0;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly startedAt = Date.now();
   /** Set once a fatal fault was reported: no more packets through a device that may be broken. */
@@ -47,6 +53,8 @@ export class Concentrator {
     readonly dns: DnsForwarder,
     readonly inspection: Inspection,
     readonly egress: EgressBoundary,
+    readonly records: TunnelRecords,
+    readonly http: HttpServices,
     private edge: UdpEdge | null,
     readonly guard: ProcessGuard,
     private readonly incidents: IncidentLog,
@@ -59,14 +67,15 @@ export class Concentrator {
     // What a killed routed-mode run left on the host goes first (routed mode does it once its TUN is open).
     if (d.config.egress.mode === 'socket') cleanUpRoutedLeftovers(d.dataDir, log);
     const serverAddrs = [IpAddress.parse(d.layout.serverV4), IpAddress.parse(d.layout.serverV6)];
-    // The trust boundary: every outbound path asks it (refusals go to the user's log, late-bound below).
-    let records: Inspection['userLog'] | null = null;
+    // Per-user logs (vpn/logs): session, dns and every other record, with the device named.
+    const records = new TunnelRecords(d.dataDir, d.config);
+    // The trust boundary: every outbound path asks it (refusals go to the user's log).
     const egress = new EgressBoundary({
       config: d.config,
       tunnelAddresses: serverAddrs,
       // Peers never reach each other's tunnel addresses through us.
       tunnelPools: [IpCidr.parse(d.ipv4Pool), IpCidr.parse(d.ipv6Pool)],
-      records: { write: (user, peer, type, fields) => records?.write(user, peer, type, fields) },
+      records: records.userLog,
       log,
     });
     // An explicit dns.upstream is the admin's word; the host's own resolvers pass the guard.
@@ -77,15 +86,20 @@ export class Concentrator {
     const inspection = new Inspection(d.dataDir, d.config, loadInspectionCa(d.dataDir, opts.caPassphrase), log, {
       forFlow: (user, peer) => egress.fetcherFor(user, peer),
       shared: egress.sharedFetcher,
-    });
-    records = inspection.userLog;
+    }, records.userLog);
+    // The employee portal (tunnel addresses, TCP 80) and /metrics, /healthz (admin.listen).
+    const http = new HttpServices({ dataDir: d.dataDir, config: d.config, ca: inspection.ca, userLog: records.userLog, localAddresses: serverAddrs.map(String) }, () => self);
     // Late-bound: the device, stack and edge refer to each other through the concentrator.
     let self: Concentrator | null = null;
     const device = new WgDevice<PeerTag>({
       privateKey: d.serverKey,
       acceptEndpoint: egress.acceptsEndpoint,
       sink: {
-        sendDatagram: (data, to) => self?.edge?.send(data, to),
+        sendDatagram: (data, to) => {
+          if (self === null) return;
+          self.bytesOut += data.length;
+          self.edge?.send(data, to);
+        },
         deliverPacket: (peer, packet) => self?.fromTunnel(peer, packet),
         event: (e) => self?.onDeviceEvent(e),
       },
@@ -104,6 +118,7 @@ export class Concentrator {
       },
       tcpHandler: (flow) => {
         if (!flow.local) return inspection.handlerFor(flow);
+        if (flow.dstPort === PORTAL_PORT) return http.portal.handlerFor(flow);
         // DNS over TCP to the concentrator (RFC 7766) is relayed to the first upstream.
         if (flow.dstPort !== DNS_PORT || upstreams.length === 0) return null;
         return () => socketEgress(upstreams[0].host, upstreams[0].port, DNS_TCP_TIMEOUT_MS);
@@ -123,10 +138,11 @@ export class Concentrator {
       onError: (what, err) => log.debug({ err: err.message }, `${what} failed`),
     });
     const tunnelLimit = d.config.mtu - IP_UDP_OVERHEAD;
-    stack.udpService(DNS_PORT, (req, reply) => dns.handle(req.payload, maxUdpAnswerSize(req.payload, tunnelLimit), reply, req.owner.user));
+    stack.udpService(DNS_PORT, (req, reply) =>
+      dns.handle(req.payload, maxUdpAnswerSize(req.payload, tunnelLimit), reply, req.owner.user, records.dnsQuery(req.owner, req.payload, () => performance.now())));
 
     const registry = new PeerRegistry(storeSource(d.store), device, (tag, why) => self?.tunnelCut(tag, why));
-    const c = new Concentrator(d, log, device, registry, stack, dns, inspection, egress, null, guard, incidents);
+    const c = new Concentrator(d, log, device, registry, stack, dns, inspection, egress, records, http, null, guard, incidents);
     self = c;
     guard.beforeExit(() => c.lastWords());
     registry.sync();
@@ -136,6 +152,7 @@ export class Concentrator {
         guard: egress.guard, toClient: (p) => c.toTunnel(p), toPeer: (p) => c.toTunnel(p), onBlocked: egress.onPolicyBlock, log,
       });
     }
+    records.peersChanged(device.peers(), registry.size);
 
     c.edge = await UdpEdge.listen({
       port: d.config.listenPort,
@@ -144,6 +161,12 @@ export class Concentrator {
       onError: (err) => c.incident('udp_edge_error', 'warn', err),
       onFallback: (why) => log.warn(why),
     });
+    try {
+      await http.startAdmin();
+    } catch (err) {
+      await c.stop();
+      throw err;
+    }
     c.every(TICK_MS, () => {
       const now = performance.now();
       if (!c.dying) {
@@ -193,6 +216,12 @@ export class Concentrator {
     return this.edge?.port ?? 0;
   }
 
+  /** The WireGuard UDP socket is open (/healthz). */
+  get udpUp(): boolean {
+    return this.edge !== null;
+  }
+
+
   /** A periodic job with an error boundary: a failing run is counted and logged, the next run comes. */
   private every(ms: number, fn: () => void): void {
     this.timers.push(
@@ -208,6 +237,7 @@ export class Concentrator {
 
   private fromUdp(data: Buffer, from: Endpoint): void {
     if (this.dying) return;
+    this.bytesIn += data.length;
     try {
       this.device.receive(data, from, performance.now());
     } catch (err) {
@@ -268,6 +298,8 @@ export class Concentrator {
   }
 
   private onDeviceEvent(e: DeviceEvent<PeerTag>): void {
+    this.records.deviceEvent(e);
+    if (e.type === 'drop') this.wireguardDrops[e.reason] = (this.wireguardDrops[e.reason] ?? 0) + 1;
     if (e.type === 'handshake_complete') {
       const tag = e.peer.tag;
       this.log.info({ user: tag.user, device: tag.device, peer: tag.name, endpoint: e.peer.endpoint }, 'handshake complete');
@@ -283,6 +315,7 @@ export class Concentrator {
 
   /** A device was disabled, expired or removed while active: its flows end with it. */
   private tunnelCut(tag: PeerTag, why: CutReason): void {
+    this.records.tunnelCut(tag, why);
     const closed = this.stack.closeFlowsOf(tag.owner.id, `tunnel_${why}`);
     this.log.info({ user: tag.user, device: tag.device, peer: tag.name, reason: why, tcpFlows: closed.tcp, udpFlows: closed.udp }, 'tunnel cut');
   }
@@ -290,7 +323,10 @@ export class Concentrator {
   private syncPeers(): void {
     try {
       const changed = this.registry.syncIfChanged();
-      if (changed) this.log.info(changed, 'peers reloaded');
+      if (changed) {
+        this.records.peersChanged(this.device.peers(), this.registry.size);
+        this.log.info(changed, 'peers reloaded');
+      }
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'peer reload failed; keeping the current peers');
     }
@@ -361,11 +397,14 @@ export class Concentrator {
     if (this.stackTimer !== null) clearTimeout(this.stackTimer);
     await this.edge?.close();
     this.edge = null;
+    await this.http.close();
     this.stack.close();
     await this.routed?.close();
     this.egress.stop();
     this.dns.close();
     await this.inspection.close();
+    // Every record accepted so far reaches the disk before the process exits (SIGTERM).
+    await this.records.close(this.device.peers());
     this.d.store.close();
   }
 }

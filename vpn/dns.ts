@@ -53,6 +53,12 @@ export interface DnsBudget {
   unreserve(user: string, bytes: number): void;
 }
 
+/** How a forwarded query ended: the answer sent to the client (null: none) and the upstream that gave it. */
+export interface DnsOutcome {
+  answer: Buffer | null;
+  upstream: DnsServer | null;
+}
+
 export interface DnsForwarderOptions {
   upstreams: DnsServer[];
   timeoutMs?: number;
@@ -72,6 +78,8 @@ interface QueryCtx {
   reply: (answer: Buffer) => void;
   charge: number;
   tcp: TcpSocket | null;
+  /** Told once how the query ended (the per-user `dns` record). */
+  onDone?: (outcome: DnsOutcome) => void;
 }
 
 const REFUSAL_COUNTER: Record<RefusalReason, keyof DnsCounters> = {
@@ -142,16 +150,18 @@ export class DnsForwarder {
   /**
    * Forwards one query of `user`; `reply` is called at most once, with an
    * answer that fits maxAnswer, or a SERVFAIL when a limit refused the query.
+   * `onDone` is called once when the forwarder is done with an answerable
+   * query, with the answer sent (or null) and the upstream that gave it.
    * Queries without a user share one account (tests, local tools).
    */
-  handle(query: Buffer, maxAnswer: number, reply: (answer: Buffer) => void, user = ''): void {
+  handle(query: Buffer, maxAnswer: number, reply: (answer: Buffer) => void, user = '', onDone?: (outcome: DnsOutcome) => void): void {
     const charge = query.length + QUERY_OVERHEAD_BYTES;
-    const r = this.table.begin(user, query, { maxAnswer, reply, charge, tcp: null });
-    if (r.kind === 'refused') return this.refuse(r.reason, r.answer, reply);
+    const r = this.table.begin(user, query, { maxAnswer, reply, charge, tcp: null, onDone });
+    if (r.kind === 'refused') return this.refuse(r.reason, r.answer, reply, onDone);
     this.c.queries++;
     if (this.opts.budget && !this.opts.budget.reserve(user, charge)) {
       this.table.finish(r.query);
-      return this.refuse('budget', servfailFor(withId(r.query.wire, r.query.clientId)), reply);
+      return this.refuse('budget', servfailFor(withId(r.query.wire, r.query.clientId)), reply, onDone);
     }
     this.sendUdp(r.query);
   }
@@ -164,9 +174,11 @@ export class DnsForwarder {
   }
 
   /** A refused query gets its SERVFAIL at once (null: garbage, no answer). */
-  private refuse(reason: RefusalReason, answer: Buffer | null, reply: (a: Buffer) => void): void {
+  private refuse(reason: RefusalReason, answer: Buffer | null, reply: (a: Buffer) => void, onDone?: (outcome: DnsOutcome) => void): void {
     this.c[REFUSAL_COUNTER[reason]]++;
-    if (answer !== null) this.deliverTo(reply, answer);
+    if (answer === null) return;
+    this.deliverTo(reply, answer);
+    if (onDone) this.guard('DNS record', () => onDone({ answer, upstream: null }));
   }
 
   private sendUdp(q: PendingQuery<QueryCtx>): void {
@@ -255,6 +267,12 @@ export class DnsForwarder {
     this.sockets.closeIfIdle(socket, this.table.waitingOn(socket));
     this.c.answers++;
     this.deliverTo(q.ctx.reply, answer);
+    this.done(q, answer);
+  }
+
+  private done(q: PendingQuery<QueryCtx>, answer: Buffer | null): void {
+    const onDone = q.ctx.onDone;
+    if (onDone) this.guard('DNS record', () => onDone({ answer, upstream: answer === null ? null : this.opts.upstreams[q.upstream] }));
   }
 
   private deliverTo(reply: (a: Buffer) => void, answer: Buffer): void {
@@ -283,6 +301,7 @@ export class DnsForwarder {
     for (const q of failed) {
       this.c.timeouts++;
       this.released(q);
+      this.done(q, null);
     }
     this.sockets.closeIdle((id) => this.table.waitingOn(id));
     if (this.table.size === 0 && this.sweepTimer !== null) {

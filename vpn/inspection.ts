@@ -6,7 +6,8 @@ import type { Config } from './config';
 import type { Logger } from './log';
 import { PinnedSync } from './pinned_sync';
 import { connectUpstream as connectTcp, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo } from '../netstack';
-import { AiaFetcher, createHttpLogger, ensureCa, InspectionEngine, PinningTracker, TrustStore, UserLog, type Dialer, type EnsuredCa, type HttpFetcher } from '../mitm';
+import { AiaFetcher, createHttpLogger, ensureCa, InspectionEngine, LeafMinter, PinningTracker, TrustStore, type Dialer, type EnsuredCa, type HttpFetcher, type HttpLoggerFactory } from '../mitm';
+import { UserLog } from './logs';
 
 const CONNECT_TIMEOUT_MS = 10_000;
 
@@ -14,8 +15,11 @@ export class Inspection {
   readonly userLog: UserLog;
   readonly engine: InspectionEngine;
   readonly pinning: PinningTracker;
+  /** The company CA's leaf minter and its cache (sightline_certificate_cache_* metrics). */
+  readonly minter: LeafMinter;
   private readonly inspectPorts: Set<number>;
   private readonly pinnedSync: PinnedSync;
+  private readonly ownsLog: boolean;
   /** The one way this concentrator opens TCP toward a destination: flows and bypass probes alike. */
   private readonly dial: Dialer = (host, port, timeoutMs) => connectTcp(host, port, timeoutMs);
 
@@ -26,15 +30,20 @@ export class Inspection {
     log: Logger,
     /** The egress guard's fetchers for AIA and OCSP: per user's flow, and for fetches shared by all. */
     egressFetch?: { forFlow: (user: string, peer: string) => HttpFetcher; shared: HttpFetcher },
+    /** The concentrator's per-user log (vpn/logs); one of its own, closed with it, when not given. */
+    userLog?: UserLog,
   ) {
-    this.userLog = new UserLog({ dataDir });
+    this.userLog = userLog ?? new UserLog({ dataDir });
+    this.ownsLog = userLog === undefined;
     this.inspectPorts = new Set(config.tls.inspectPorts);
     const trust = config.tls.upstreamCaFile ? TrustStore.fromPemFile(config.tls.upstreamCaFile) : TrustStore.system();
     const p = config.tls.pinning;
     this.pinning = new PinningTracker({ threshold: p.threshold, windowMs: p.windowSeconds * 1000, ttlMs: p.bypassSeconds * 1000 });
     this.pinnedSync = new PinnedSync(dataDir, this.pinning, log);
+    this.minter = new LeafMinter(ca.ca);
     this.engine = new InspectionEngine({
       ca: ca.ca,
+      minter: this.minter,
       untrustedCa: ca.untrusted,
       trust,
       tls: { onUpstreamError: config.tls.onUpstreamError, revocation: config.tls.revocation },
@@ -46,8 +55,7 @@ export class Inspection {
       aia: new AiaFetcher(),
       fetch: egressFetch?.shared,
       fetchFor: egressFetch && ((flow) => egressFetch.forFlow(flow.user, flow.peer)),
-      httpLogger: (flow, alpn, ctx) =>
-        createHttpLogger({ alpn, sniHost: ctx.sni, now: () => performance.now(), emit: (r) => this.userLog.write(flow.user, flow.peer, 'http', { ...r }) }),
+      httpLogger: httpRecords(this.userLog),
     });
   }
 
@@ -76,11 +84,17 @@ export class Inspection {
     this.userLog.write(user, peer, type, fields);
   }
 
-  /** Saves the pinned hosts and flushes every user's log. */
+  /** Saves the pinned hosts and flushes every user's log (when it is this object's own). */
   async close(): Promise<void> {
     this.pinnedSync.close();
-    await this.userLog.close();
+    if (this.ownsLog) await this.userLog.close();
   }
+}
+
+/** `http` records of inspected flows, in the flow's user's log. */
+export function httpRecords(userLog: UserLog): HttpLoggerFactory {
+  return (flow, alpn, ctx) =>
+    createHttpLogger({ alpn, sniHost: ctx.sni, now: () => performance.now(), emit: (r) => userLog.write(flow.user, flow.peer, 'http', { ...r }) });
 }
 
 export function loadInspectionCa(dataDir: string, passphrase: string | undefined): EnsuredCa {

@@ -10,6 +10,7 @@ import { benchUdpIo } from './udp_io';
 import { benchTun } from './tun';
 import { benchPolicy } from './policy';
 import { benchReassembly } from './reassembly';
+import { benchControl } from './control';
 import { printTable, type BenchRow } from './table';
 
 const groups: Record<string, { title: string; run: () => Promise<BenchRow[]> }> = {
@@ -20,6 +21,7 @@ const groups: Record<string, { title: string; run: () => Promise<BenchRow[]> }> 
   routed: { title: 'Pass-through TCP (iperf3) through the tunnel: Sightline routed vs socket egress vs wireguard-go + kernel forwarding (namespaces, needs root)', run: benchRouted },
   inspect: { title: 'Inspected HTTPS through the tunnel: Sightline vs Squid ssl-bump and mitmproxy behind wireguard-go (namespaces, needs root)', run: benchInspect },
   tcp_reassembly: { title: 'TCP receive path with out-of-order data (one flow, no I/O)', run: benchReassembly },
+  control: { title: 'Control plane: memory per peer (in the concentrator, after GC), per-user log writes, SIGKILL loss, sightline logs over 1 GiB', run: benchControl },
   udp_io: { title: 'UDP I/O on loopback: node:dgram vs batched addon (sendmmsg/recvmmsg, GSO/GRO)', run: benchUdpIo },
   tun: { title: 'TUN device I/O in a namespace: one packet per call vs batches (netstack/tun, needs root)', run: benchTun },
   policy: { title: 'Policy: decision per flow, 10,000 rules and 100,000 category domains; compile time; memory', run: benchPolicy },

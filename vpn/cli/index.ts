@@ -12,6 +12,7 @@ import { statusCommand } from './status';
 import { caCommand } from './ca';
 import { pinnedCommand } from './pinned';
 import { policyCommand } from './policy';
+import { logsCommand } from './logs';
 import { CaError } from '../../mitm';
 
 export function buildProgram(): Command {
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   program.addCommand(caCommand());
   program.addCommand(pinnedCommand());
   program.addCommand(policyCommand());
+  program.addCommand(logsCommand());
   return program;
 }
 

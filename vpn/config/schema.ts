@@ -122,6 +122,21 @@ export const configSchema = z
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+        // Per-user tunnel logs (vpn/logs): rotated by size and at each UTC day, deleted after retentionDays.
+        rotate: z
+          .object({ maxBytes: z.number().int().min(4096).max(2 ** 40).default(64 * 1024 * 1024) })
+          .strict()
+          .prefault({}),
+        retentionDays: z.number().int().min(1).max(3650).default(30),
+      })
+      .strict()
+      .prefault({}),
+    admin: z
+      .object({
+        // /metrics and /healthz (vpn/http); loopback unless an admin configures otherwise.
+        listen: z.string().refine((s) => s === 'off' || parseHostPort(s, true) !== null, {
+          message: 'IP:PORT (IPv6 as [ADDR]:PORT), e.g. 127.0.0.1:9810, or "off"',
+        }).default('127.0.0.1:9810'),
       })
       .strict()
       .prefault({}),

@@ -11,7 +11,7 @@ import * as tls from 'node:tls';
 import { join } from 'node:path';
 import { HttpLoggerFactory } from '../../../mitm/engine';
 import { createHttpLogger } from '../../../mitm/http_log';
-import { UserLog } from '../../../mitm/user_log';
+import { UserLog } from '../../../vpn/logs/user_log';
 import { removeTempDirs } from './ca_helpers';
 import { EngineUnderTest, Pki, close, listen, makePki, originCert } from './engine_harness';
 

@@ -4,8 +4,8 @@
 
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserLog, UserLogError, userFileName } from '../../../mitm/user_log';
-import { removeTempDirs, tempDir } from './ca_helpers';
+import { UserLog, UserLogError, userFileName } from '../../../../vpn/logs/user_log';
+import { removeTempDirs, tempDir } from '../../mitm/ca_helpers';
 
 afterAll(removeTempDirs);
 
@@ -19,14 +19,23 @@ test('a record is one JSON line with type, ISO time, user, peer and the fields',
   const log = new UserLog({ dataDir: tempDir('sightline-ulog-'), now: () => T0 });
   log.write('alice', 'peerA', 'tls_pinned', { host: 'bank.test', failures: 3 });
   await log.close();
-  expect(lines(log.pathFor('alice'))).toEqual([{ level: 'info', time: '2026-01-02T03:04:05.678Z', type: 'tls_pinned', user: 'alice', peer: 'peerA', host: 'bank.test', failures: 3 }]);
+  expect(lines(log.pathFor('alice'))).toEqual([{ level: 'info', time: '2026-01-02T03:04:05.678Z', type: 'tls_pinned', user: 'alice', peer: 'peerA', device: null, host: 'bank.test', failures: 3 }]);
 });
 
-test('fields cannot forge type, user, peer or time', async () => {
-  const log = new UserLog({ dataDir: tempDir('sightline-ulog-'), now: () => T0 });
-  log.write('alice', 'peerA', 'http', { type: 'tls_pinned', user: 'bob', peer: 'x', time: 'yesterday', level: 'fatal' });
+test('fields cannot forge type, user, peer, device or time', async () => {
+  const log = new UserLog({ dataDir: tempDir('sightline-ulog-'), now: () => T0, deviceOf: () => 'laptop' });
+  log.write('alice', 'peerA', 'http', { type: 'tls_pinned', user: 'bob', peer: 'x', device: 'phone', time: 'yesterday', level: 'fatal' });
   await log.close();
-  expect(lines(log.pathFor('alice'))[0]).toMatchObject({ type: 'http', user: 'alice', peer: 'peerA', time: '2026-01-02T03:04:05.678Z', level: 'info' });
+  expect(lines(log.pathFor('alice'))[0]).toMatchObject({ type: 'http', user: 'alice', peer: 'peerA', device: 'laptop', time: '2026-01-02T03:04:05.678Z', level: 'info' });
+});
+
+test("every record names its device: the writer's, else the peer's current device, else null", async () => {
+  const log = new UserLog({ dataDir: tempDir('sightline-ulog-'), deviceOf: (peer) => (peer === 'keyA' ? 'laptop' : undefined) });
+  log.write('alice', 'keyA', 'flow');
+  log.write('alice', 'keyB', 'session', {}, 'phone');
+  log.write('alice', 'keyC', 'flow');
+  await log.close();
+  expect(lines(log.pathFor('alice')).map((r) => r.device)).toEqual(['laptop', 'phone', null]);
 });
 
 test('the logs directory is 0700 and files are 0600, even a file that existed with a looser mode', async () => {

@@ -1,0 +1,63 @@
+// N WireGuard clients in one process (one key pair, one UDP socket and one
+// WgDevice each), for the memory-per-connected-peer measurement: each pings
+// the concentrator's tunnel address once, so its session is up, then stays
+// idle. Handshakes are paced so the concentrator is not put under load.
+// Input (stdin, JSON): { server: PUBLIC_KEY, endpoint: "HOST:PORT", serverIp, clients: [{ key, ip }] }
+// Prints {"connected": N} once every client got its echo reply (or the deadline passed).
+import { createSocket } from 'node:dgram';
+import { performance } from 'node:perf_hooks';
+import { buildIcmpEcho, IpAddress } from '../../netstack/wire';
+import { PrivateKey, PublicKey, WgDevice } from '../../vpn/protocol';
+
+interface Input {
+  server: string;
+  endpoint: string;
+  serverIp: string;
+  clients: Array<{ key: string; ip: string }>;
+}
+
+const PER_SECOND = 200;
+const DEADLINE_MS = 60_000;
+
+async function main(): Promise<void> {
+  let text = '';
+  for await (const c of process.stdin) text += String(c);
+  const input = JSON.parse(text) as Input;
+  const colon = input.endpoint.lastIndexOf(':');
+  const endpoint = { address: input.endpoint.slice(0, colon), port: Number(input.endpoint.slice(colon + 1)) };
+  let connected = 0;
+  const devices: WgDevice[] = [];
+  const started = Date.now();
+  for (const [i, c] of input.clients.entries()) {
+    const sock = createSocket('udp4');
+    let got = false;
+    const device = new WgDevice({
+      privateKey: PrivateKey.fromBase64(c.key),
+      sink: {
+        sendDatagram: (data, to) => sock.send(data, to.port, to.address),
+        deliverPacket: () => {
+          if (got) return;
+          got = true;
+          if (++connected === input.clients.length) process.stdout.write(`${JSON.stringify({ connected, ms: Date.now() - started })}\n`);
+        },
+      },
+    });
+    sock.on('message', (m, r) => device.receive(m, { address: r.address, port: r.port }, performance.now()));
+    await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
+    const peer = device.addPeer({ publicKey: PublicKey.fromBase64(input.server), endpoint });
+    device.send(peer, buildIcmpEcho(IpAddress.parse(c.ip), IpAddress.parse(input.serverIp), 'echo_request', 1, 1, Buffer.from('idle')), performance.now());
+    devices.push(device);
+    if (i % 10 === 9) await new Promise((r) => setTimeout(r, (10 * 1000) / PER_SECOND));
+  }
+  setInterval(() => {
+    for (const d of devices) d.tick(performance.now());
+  }, 200);
+  setTimeout(() => {
+    if (connected < input.clients.length) process.stdout.write(`${JSON.stringify({ connected, ms: Date.now() - started })}\n`);
+  }, DEADLINE_MS);
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`${err.stack ?? err.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,9 @@
+// Per-user tunnel logs: the writer (one file per user, rotated), and what
+// reads them back.
+export { UserLog, UserLogError, userFileName, stripSecrets, SECRET_KEYS, DEFAULT_MAX_BYTES, DEFAULT_RETENTION_DAYS } from './user_log';
+export type { LogFields, UserLogOptions, WrittenRecord } from './user_log';
+export { userLogFiles, type LogFile } from './files';
+export { readUserLog, lineTime, type LogLine, type LogQuery, type ReadEnd } from './reader';
+export { followUserLog } from './follow';
+export { formatRecord, LogQueryError, parseTime, parseTypes } from './query';
+export { RECORD_TYPES, type RecordType } from './record_types';
