@@ -9,10 +9,13 @@ export { ClientHelloReader, checkHostName, isGrease } from './client_hello';
 export type { ClientHelloInfo, ClientHelloResult } from './client_hello';
 export { InspectionEngine, DEFAULT_CLIENT_HANDSHAKE_TIMEOUT_MS, DEFAULT_CLIENT_HELLO_TIMEOUT_MS, DEFAULT_UPSTREAM_HANDSHAKE_TIMEOUT_MS } from './engine';
 export type {
-  FlowDecision, HttpLogContext, HttpLoggerFactory, HttpStreamLogger, InspectedFlow, InspectionEngineOptions, NonTlsAction, OnUpstreamError, PinApprovals,
+  HttpLogContext, HttpLoggerFactory, HttpStreamLogger, InspectedFlow, InspectionEngineOptions, NonTlsAction, OnUpstreamError, PinApprovals,
   PinningMode, RecordSink,
 } from './engine';
 export { BypassVerifier, tlsProbe } from './bypass';
+export { MtlsHosts } from './exemptions';
+export { UNDECRYPTED_REASONS, upstreamCertError } from './flow_policy';
+export type { FlowPolicyHook, NonTlsDecision, TlsDecision, UndecryptedReason } from './flow_policy';
 export type { BypassProbe, BypassTarget, BypassVerdict, BypassVerifierOptions, ProbeResult } from './bypass';
 export { guessProtocol } from './protocol_guess';
 export type { ProtocolGuess } from './protocol_guess';
