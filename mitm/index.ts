@@ -23,7 +23,11 @@ export { PinningError, PinningTracker, isCertificateRejection } from './pinning'
 export type { ClientHandshakeEnd, FailureOutcome, PinnedHost, PinningOptions } from './pinning';
 export { UserLog, UserLogError, userFileName } from './user_log';
 export type { UserLogOptions } from './user_log';
-export { ALERT_ACCESS_DENIED, ALERT_HANDSHAKE_FAILURE, ALERT_INTERNAL_ERROR, alertRecord } from './terminate';
+export { ALERT_ACCESS_DENIED, ALERT_HANDSHAKE_FAILURE, ALERT_INTERNAL_ERROR, alertRecord, refuseWith, refuseWithAlert } from './terminate';
+export { readFirstBytes } from './first_bytes';
+export type { FirstBytes } from './first_bytes';
+export { DEFAULT_MAX_REQUEST_HEAD_BYTES, RequestHostReader, requestHost } from './http_host';
+export type { RequestHostResult } from './http_host';
 export { createHttpLogger } from './http_log';
 export type { HttpRequestRecord, HttpLoggerOptions } from './http_log';
 export { AiaFetcher, TrustStore, connectUpstream, netDialer, validateChain, checkRevocation, createHttpFetch } from './upstream';

@@ -17,6 +17,8 @@ import { Inspection, loadInspectionCa } from './inspection';
 import { IncidentLog } from './incident_log';
 import { ProcessGuard } from './process_guard';
 import { EgressBoundary } from './egress';
+import { compilePolicy, PolicyHolder } from '../policy';
+import { FlowPolicy, PolicyReloader, TcpPolicy, type PolicyReloadStatus } from './flow_policy';
 
 const TICK_MS = 100;
 const PEER_SYNC_MS = 200;
@@ -47,6 +49,8 @@ export class Concentrator {
     private edge: UdpEdge | null,
     readonly guard: ProcessGuard,
     private readonly incidents: IncidentLog,
+    /** Policy on the data path: decisions per flow, and its hot reload. */
+    readonly policy: { flows: FlowPolicy; reloader: PolicyReloader },
   ) {}
 
   /** `guard` receives faults of the WireGuard core (default: one that exits, not installed on the process). */
@@ -74,6 +78,11 @@ export class Concentrator {
       shared: egress.sharedFetcher,
     });
     records = inspection.userLog;
+    // One decision per flow, by the function `sightline policy explain` calls (DNS to the concentrator is no flow of policy's).
+    const holder = new PolicyHolder(compilePolicy(d.config));
+    const flows = new FlowPolicy({ holder, inspectPorts: d.config.tls.inspectPorts, records: inspection.userLog, now: () => performance.now() });
+    const tcpPolicy = new TcpPolicy({ fp: flows, engine: inspection.engine, dial: inspection.dial, nonTls: d.config.tls.nonTls });
+    const reloader = new PolicyReloader({ holder, configPath: d.configSource, running: d.config, log });
     // Late-bound: the device, stack and edge refer to each other through the concentrator.
     let self: Concentrator | null = null;
     const device = new WgDevice<PeerTag>({
@@ -98,11 +107,12 @@ export class Concentrator {
         maxSynPerSecond: d.config.tcp.maxSynPerSecond,
       },
       tcpHandler: (flow) => {
-        if (!flow.local) return inspection.handlerFor(flow);
+        if (!flow.local) return tcpPolicy.handlerFor(flow);
         // DNS over TCP to the concentrator (RFC 7766) is relayed to the first upstream.
         if (flow.dstPort !== DNS_PORT || upstreams.length === 0) return null;
         return () => socketEgress(upstreams[0].host, upstreams[0].port, DNS_TCP_TIMEOUT_MS);
       },
+      admit: (owner, protocol, dst, dstPort) => flows.admitDatagram(owner, protocol, dst, dstPort),
       onFlowEnd: (r) => inspection.flowEnded(r),
       blockedUdpPorts: d.config.tls.blockQuic ? d.config.tls.inspectPorts : [],
       onWake: (at) => self?.armStackTimer(at),
@@ -113,7 +123,8 @@ export class Concentrator {
     stack.udpService(DNS_PORT, (req, reply) => dns.handle(req.payload, maxUdpAnswerSize(req.payload, tunnelLimit), reply));
 
     const registry = new PeerRegistry(storeSource(d.store), device, (tag, why) => self?.tunnelCut(tag, why));
-    const c = new Concentrator(d, log, device, registry, stack, dns, inspection, egress, null, guard, incidents);
+    const c = new Concentrator(d, log, device, registry, stack, dns, inspection, egress, null, guard, incidents, { flows, reloader });
+    reloader.start();
     self = c;
     guard.beforeExit(() => c.lastWords());
     registry.sync();
@@ -168,6 +179,11 @@ export class Concentrator {
       this.log.warn({ err: (err as Error).message }, 'cannot write the last status.json');
     }
     await this.stop();
+  }
+
+  /** SIGHUP: the config is read again; a valid policy applies to new flows, an invalid one is logged and the running one stays. */
+  reloadPolicy(trigger: string): void {
+    this.policy.reloader.reload(trigger);
   }
 
   get listenPort(): number {
@@ -299,7 +315,9 @@ export class Concentrator {
         process: { ...this.guard.counters },
         fds: { ...processFds.snapshot() },
         egress: { ...this.egress.counters },
+        policy: { ...this.policy.flows.counters },
       },
+      policy: this.policy.reloader.status,
     };
   }
 
@@ -310,7 +328,7 @@ export class Concentrator {
     this.statusFile ??= new StatusFile(join(this.d.dataDir, 'status.json'), STATUS_MS);
     const now = performance.now();
     const peers = peersFingerprint(this.device.peers(), now);
-    const counters = [this.counters, this.device.counters, this.stack.counters, this.dns.counters, this.inspection.engine.counters, this.egress.counters, this.guard.counters, processFds.snapshot()];
+    const counters = [this.counters, this.device.counters, this.stack.counters, this.dns.counters, this.inspection.engine.counters, this.egress.counters, this.guard.counters, processFds.snapshot(), this.policy.flows.counters, this.policy.reloader.status];
     const fingerprint = `${this.listenPort}|${this.registry.generation}|${peers}|${JSON.stringify(counters)}`;
     try {
       this.statusFile.update(now, this.registry.size, fingerprint, () => JSON.stringify(this.status(), null, 2) + '\n');
@@ -334,6 +352,7 @@ export class Concentrator {
     this.edge = null;
     this.stack.close();
     this.egress.stop();
+    this.policy.reloader.stop();
     await this.inspection.close();
     this.d.store.close();
   }
@@ -349,5 +368,7 @@ export interface StatusSnapshot {
   dnsUpstream: string[];
   peers: PeerStatus[];
   counters: Record<string, Record<string, number>>;
+  /** The running policy and its last reload. */
+  policy: PolicyReloadStatus;
 }
 

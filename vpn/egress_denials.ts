@@ -1,37 +1,30 @@
 // Every egress refusal, counted by reason and written to the user's log as an
-// `egress_denied` record. A user can send refused packets as fast as the
-// tunnel carries them, so records are rate-limited per user (a token bucket);
-// what a bucket suppresses is counted and named in that user's next record.
+// `egress_denied` record, at most as fast as record_limit.ts lets a user.
 import { IpAddress } from '../netstack/wire';
 import type { EgressVerdict } from '../netstack';
 import type { RecordSink } from '../mitm';
+import { PerUserRecordLimit, RECORDS_BURST, RECORDS_PER_SECOND } from './record_limit';
 
-/** Records per second per user, and the burst allowed after a quiet spell. */
-export const DENIAL_RECORDS_PER_SECOND = 10;
-export const DENIAL_RECORDS_BURST = 20;
+export { RECORDS_BURST as DENIAL_RECORDS_BURST, RECORDS_PER_SECOND as DENIAL_RECORDS_PER_SECOND } from './record_limit';
 
 const PROTOCOL_NAMES: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6' };
 
 /** Who refused: the stack (a packet from the tunnel) or the concentrator's own fetch for a flow (AIA, OCSP). */
 export type DenialPath = 'tunnel' | 'fetch';
 
-interface Bucket {
-  tokens: number;
-  at: number;
-  suppressed: number;
-}
-
 export class EgressDenials {
   readonly counters: Record<string, number> = Object.create(null) as Record<string, number>;
-  private readonly buckets = new Map<string, Bucket>();
+  private readonly limit: PerUserRecordLimit;
 
   constructor(
     private readonly records: RecordSink,
     /** Monotonic ms. */
-    private readonly now: () => number,
-    private readonly perSecond = DENIAL_RECORDS_PER_SECOND,
-    private readonly burst = DENIAL_RECORDS_BURST,
-  ) {}
+    now: () => number,
+    perSecond = RECORDS_PER_SECOND,
+    burst = RECORDS_BURST,
+  ) {
+    this.limit = new PerUserRecordLimit(now, perSecond, burst);
+  }
 
   /**
    * Counts one refusal and logs it unless the user's bucket is empty.
@@ -39,13 +32,11 @@ export class EgressDenials {
    */
   record(user: string, peer: string, path: DenialPath, protocol: number, dst: Buffer | string, dstPort: number, verdict: EgressVerdict): void {
     this.count(verdict);
-    const b = this.bucket(user);
-    if (b.tokens < 1) {
-      b.suppressed++;
+    const suppressed = this.limit.take(user);
+    if (suppressed === null) {
       this.inc('records_suppressed');
       return;
     }
-    b.tokens -= 1;
     const fields: Record<string, unknown> = {
       proto: PROTOCOL_NAMES[protocol] ?? `ip_${protocol}`,
       dst: typeof dst === 'string' ? dst : IpAddress.fromBytes(dst).toString(),
@@ -54,29 +45,13 @@ export class EgressDenials {
       path,
     };
     if (verdict.via !== null) fields.via = verdict.via;
-    if (b.suppressed > 0) {
-      fields.suppressed = b.suppressed;
-      b.suppressed = 0;
-    }
+    if (suppressed > 0) fields.suppressed = suppressed;
     this.records.write(user, peer, 'egress_denied', fields);
   }
 
   /** Counts a refusal that belongs to no user (a fetch shared by all, such as a bypass probe's). */
   count(verdict: EgressVerdict): void {
     this.inc(`denied_${verdict.reason}`);
-  }
-
-  private bucket(user: string): Bucket {
-    const now = this.now();
-    let b = this.buckets.get(user);
-    if (b === undefined) {
-      b = { tokens: this.burst, at: now, suppressed: 0 };
-      this.buckets.set(user, b);
-    } else {
-      b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.perSecond);
-      b.at = now;
-    }
-    return b;
   }
 
   private inc(key: string): void {
