@@ -233,8 +233,13 @@ export class InspectionEngine {
       onSoftFail: (detail) => run.record('tls_revocation_soft_fail', { host: run.host, detail }),
     });
     let issuer: 'company' | 'untrusted' = 'company';
-    if (!up.ok && (up.error === 'client_certificate_required' || (up.code === HANDSHAKE_FAILURE_CODE && await this.demandsClientCertificate(run, hello)))) {
+    // TLS 1.3 says so with certificate_required (before or after validation finished), TLS 1.2 with handshake_failure.
+    const mtls = up.ok
+      ? up.demandedClientCertificate()
+      : up.error === 'client_certificate_required' || (up.code === HANDSHAKE_FAILURE_CODE && await this.demandsClientCertificate(run, hello));
+    if (mtls) {
       this.learnMtls(run);
+      up.socket?.destroy();
       run.upstream.destroy();
       refuseWithAlert(run.client, ALERT_HANDSHAKE_FAILURE);
       run.finish('mtls_required');
@@ -255,6 +260,7 @@ export class InspectionEngine {
       issuer = 'untrusted';
     }
     const upstreamTls = up.socket as tls.TLSSocket;
+    const demanded = up.ok ? up.demandedClientCertificate : () => false;
     run.alpn = up.alpn ?? null;
     const leaf = this.mintFor(run, up.ok ? up.leaf : up.chain?.[0], issuer);
     if (!leaf) {
@@ -269,6 +275,7 @@ export class InspectionEngine {
       upstreamTls.destroy();
       run.upstream.destroy();
       run.client.destroy();
+      if (demanded()) this.learnMtls(run);
       if (issuer === 'company' && isCertificateRejection(term.end)) this.pinFailure(run, term.end.alert);
       // An ECH client that sees our certificate for the outer (public) name takes ECH as rejected without
       // retry configs and retries with a plain ClientHello; a GREASE ECH client just finishes the handshake.
@@ -277,7 +284,7 @@ export class InspectionEngine {
       run.finish(issuer === 'company' ? 'client_handshake_failed' : 'client_refused_untrusted_leaf', { clientEnd: term.end });
       return;
     }
-    this.relayInspected(run, term.socket, upstreamTls, issuer);
+    this.relayInspected(run, term.socket, upstreamTls, issuer, demanded);
   }
   private mintFor(run: FlowRun, upstreamLeaf: X509Certificate | undefined, issuer: 'company' | 'untrusted'): MintedLeaf | null {
     const minter = issuer === 'company' ? this.minter : this.untrustedMinter;
@@ -301,7 +308,7 @@ export class InspectionEngine {
     }
   }
 
-  private relayInspected(run: FlowRun, clientTls: tls.TLSSocket, upstreamTls: tls.TLSSocket, issuer: 'company' | 'untrusted'): void {
+  private relayInspected(run: FlowRun, clientTls: tls.TLSSocket, upstreamTls: tls.TLSSocket, issuer: 'company' | 'untrusted', demanded: () => boolean): void {
     const { user } = run.flow;
     let tap: RelayTap | undefined;
     try {
@@ -319,7 +326,7 @@ export class InspectionEngine {
         closeRaw(run.client, r.end === 'closed');
         closeRaw(run.upstream, r.end === 'closed');
         // TLS 1.3: the server's certificate_required can arrive after the session was handed over.
-        if (r.end === 'server_error' && r.detail === CERTIFICATE_REQUIRED_CODE) this.learnMtls(run);
+        if (demanded() || (r.end === 'server_error' && r.detail === CERTIFICATE_REQUIRED_CODE)) this.learnMtls(run);
         run.finish(r.end, { issuer, bytesFromClient: r.fromClient, bytesFromServer: r.fromServer, detail: r.detail });
       },
     });

@@ -71,6 +71,8 @@ export type UpstreamConnection = {
   path: X509Certificate[];
   leaf: X509Certificate;
   revocation: RevocationResult;
+  /** The server sent certificate_required, possibly after this result was handed over (TLS 1.3 sends it after our Finished). */
+  demandedClientCertificate(): boolean;
 };
 
 /** `code`: the TLS error code when the handshake failed (tls_handshake_failed). */
@@ -126,7 +128,12 @@ export function secureUpstream(raw: Socket, opts: SecureUpstreamOptions): Promis
     socket.on('error', (err: NodeJS.ErrnoException) => {
       const code = err.code ?? '';
       if (code === CERTIFICATE_REQUIRED_CODE) state.clientCertificateRequired = true;
-      if (state.secured) return;
+      // node emits an error after the handshake without closing the socket; nobody may be reading it yet
+      // (the client's handshake is still under way), so close it here: whoever takes it sees a closed socket.
+      if (state.secured) {
+        socket.destroy();
+        return;
+      }
       if (OLD_PROTOCOL_CODES.has(code)) settle({ ok: false, error: 'protocol_too_old', detail: `${where} offers no TLS 1.2 or later (${code})` });
       else settle({ ok: false, error: 'tls_handshake_failed', detail: `TLS handshake with ${where} failed: ${code || err.message}`, code });
     });
@@ -166,7 +173,10 @@ async function verify(socket: tls.TLSSocket, stapled: Buffer | null, state: Hand
     return { ok: false, error: 'client_certificate_required', detail: `${upstreamLabel(opts)} requires a client certificate (certificate_required alert)`, chain };
   }
   if (socket.destroyed) return { ok: false, error: 'connect_failed', detail: 'upstream closed during validation', chain };
-  return { ok: true, socket, alpn, protocol, chain, path: checked.path, leaf: checked.leaf, revocation: checked.revocation };
+  return {
+    ok: true, socket, alpn, protocol, chain, path: checked.path, leaf: checked.leaf, revocation: checked.revocation,
+    demandedClientCertificate: () => state.clientCertificateRequired,
+  };
 }
 
 export type PresentedVerdict =

@@ -53,6 +53,50 @@ describe.each(['TLSv1.3', 'TLSv1.2'] as const)('a server demanding a client cert
   });
 });
 
+/**
+ * A TCP proxy to `port` that holds every client flight after the first back
+ * by `delayMs` (a slow path for the second half of a handshake). With
+ * `quietClose` the far side closing is not passed on: the connection just
+ * goes silent, as one whose FIN is still on its way.
+ */
+function slowProxy(port: number, delayMs: number, quietClose = false): net.Server {
+  return net.createServer((inbound) => {
+    const out = net.connect(port, '127.0.0.1');
+    let flights = 0;
+    inbound.on('data', (d: Buffer) => void setTimeout(() => out.write(d), flights++ === 0 ? 0 : delayMs));
+    out.on('data', (d: Buffer) => inbound.write(d));
+    inbound.on('error', () => undefined).on('close', () => out.destroy());
+    out.on('error', () => undefined).on('close', () => {
+      if (!quietClose) inbound.destroy();
+    });
+  });
+}
+
+describe.each([
+  ['after the session was handed to the client (a slow server)', 0],
+  ['while the client is still finishing its handshake with us', 800],
+])('a demand that arrives %s', (_when, clientDelayMs) => {
+  test('is learned all the same, and the flow ends', async () => {
+    const origin = mtlsOrigin('TLSv1.3');
+    const originPort = await listen(origin);
+    try {
+      await withEngine(pki, slowProxy(originPort, 400, true), async (eut) => {
+        const front = slowProxy(eut.port, clientDelayMs);
+        const port = await listen(front);
+        try {
+          await expect(get(port, '/', { servername: HOST, ca: pki.ca.certPem })).rejects.toThrow();
+          await eut.ended(1);
+          expect(eut.records.ofType('tls_mtls_learned')).toHaveLength(1);
+        } finally {
+          await close(front);
+        }
+      });
+    } finally {
+      await close(origin);
+    }
+  });
+});
+
 test('another user is not exempted by what one user\'s flow learned', async () => {
   await withEngine(pki, mtlsOrigin('TLSv1.3'), async (eut) => {
     await expect(get(eut.port, '/', { servername: HOST, ca: pki.ca.certPem })).rejects.toThrow();
