@@ -102,6 +102,9 @@ describeE2E('policy through the tunnel: categories, groups, spoofed SNI, QUIC, m
     expect(refused.stderr).toMatch(/access denied/i);
     const rec = await waitForRecord(t.dataDir, 'alice', 'policy block', (x) => x.type === 'policy' && x.host === APP_SITE.host);
     expect(rec).toMatchObject({ rule: 'app-not-for-staff', action: 'block', reason: 'policy-block' });
+    // `policy explain` with the recorded user, destination and name says the same.
+    const explained = t.sightline(['policy', 'explain', '--user', 'alice', '--dst', `${String(rec.dst)}:${String(rec.dstPort)}`, '--sni', String(rec.host), '--json']);
+    expect(JSON.parse(explained.stdout)).toMatchObject({ rule: rec.rule, action: rec.action });
     const reached = curl(bob, APP_SITE, { cacert: rig.companyCa });
     expect(reached.code).toBe(0);
     expect(reached.stdout).toBe(`hello from ${APP_SITE.host} over HTTP/1.1\n`);

@@ -185,6 +185,8 @@ export interface StatusJson {
     endpoint: string | null; session: boolean; lastHandshakeSecondsAgo: number | null; rxBytes: number; txBytes: number; refusedHandshakes: number;
   }>;
   counters: Record<string, Record<string, number>>;
+  /** The running policy and its last reload (vpn/flow_policy/reload.ts). */
+  policy?: { generation: number; rules: number; reloads: number; errors: number; lastError: { message: string; at: string } | null; restartNeeded: string[] };
 }
 
 /** A peer name (user/device) as a wg-quick config file name. */
