@@ -17,6 +17,10 @@
 // negativeTtlMs; the cache is bounded; concurrent flows to one destination
 // share one probe.
 //
+// A server that demands a client certificate (mutual TLS) proves the name
+// too: its chain is validated before it asks (TLS 1.3: certificate_required
+// after our side finished; TLS 1.2: the chain read in clear, mtls_scan.ts).
+//
 // Limit: a destination that relays TLS for the name to the genuine server
 // (an SNI proxy) proves the name; what it does with the flow that follows is
 // beyond what a handshake can show. Every bypass is logged (tls_bypass).
@@ -24,7 +28,8 @@
 import type { X509Certificate } from 'node:crypto';
 import { ExpiringLru } from './expiring_lru';
 import {
-  type AiaFetcher, type Dialer, type HttpFetcher, type OcspCache, type RevocationMode, type TrustStore, type UpstreamError, connectUpstream,
+  type AiaFetcher, type ConnectUpstreamOptions, type Dialer, type HttpFetcher, type OcspCache, type RevocationMode, type TrustStore, type UpstreamError,
+  HANDSHAKE_FAILURE_CODE, connectUpstream, probeClientCertificateDemand,
 } from './upstream';
 
 export interface BypassTarget {
@@ -127,7 +132,7 @@ export interface TlsProbeOptions {
 /** A probe that completes a TLS handshake with the target and validates it as inspection would. */
 export function tlsProbe(opts: TlsProbeOptions): BypassProbe {
   return async (target) => {
-    const up = await connectUpstream({
+    const connect: ConnectUpstreamOptions = {
       host: target.address,
       port: target.port,
       servername: target.name ?? undefined,
@@ -141,7 +146,15 @@ export function tlsProbe(opts: TlsProbeOptions): BypassProbe {
       ocspCache: opts.ocspCache,
       now: opts.now ? () => new Date((opts.now as () => number)()) : undefined,
       onSoftFail: (detail) => opts.onSoftFail?.(target, detail),
-    });
+    };
+    const up = await connectUpstream(connect);
+    // Validated before the server asked for a client certificate: the name is proven all the same.
+    if (!up.ok && up.error === 'client_certificate_required' && up.chain?.[0]) return { ok: true, notAfter: notAfterOf(up.chain[0]) };
+    if (!up.ok && up.code === HANDSHAKE_FAILURE_CODE) {
+      const mtls = await probeClientCertificateDemand(connect);
+      if (mtls?.ok) return { ok: true, notAfter: notAfterOf(mtls.leaf) };
+      if (mtls) return { ok: false, reason: mtls.error, detail: mtls.detail };
+    }
     if (!up.ok) return { ok: false, reason: up.error, detail: up.detail };
     // A clean close_notify: the probe is an ordinary, short TLS connection for the origin.
     up.socket.end();

@@ -1,109 +1,38 @@
-// The inspection engine: one call per port-443 flow that the TCP stack has
+// The inspection engine: one call per TLS-port flow that the TCP stack has
 // terminated, with the upstream TCP connection already open. It reads the
-// ClientHello, decides (policy hook, learned or approved pins), validates the
-// upstream strictly, and then either relays decrypted bytes under a minted
-// leaf, splices raw bytes (only once the destination proved the name:
+// ClientHello, asks the flow's policy hook (flow_policy.ts) what to do, and
+// then either relays decrypted bytes under a minted leaf, splices raw bytes
+// (a name-based bypass only once the destination proved the name:
 // bypass.ts), or refuses, and writes one record per ending. A flow that is
-// not TLS is blocked unless `nonTls` allows it.
+// not TLS is blocked unless policy or `nonTls` allows it. A flow that ends
+// undecrypted carries its reason from the fixed list (flow_policy.ts).
 
 import type { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
-import type { LoadedCa } from './ca';
 import { BypassVerifier, tlsProbe } from './bypass';
 import { ClientHelloInfo, ClientHelloReader } from './client_hello';
 import { type FirstBytes, readFirstBytes } from './first_bytes';
 import { FlowRun } from './flow_run';
+import { MtlsHosts } from './exemptions';
+import { type TlsDecision, type UndecryptedReason, upstreamCertError } from './flow_policy';
+import {
+  DEFAULT_CLIENT_HANDSHAKE_TIMEOUT_MS, DEFAULT_CLIENT_HELLO_TIMEOUT_MS, DEFAULT_UPSTREAM_HANDSHAKE_TIMEOUT_MS,
+  type InspectedFlow, type InspectionEngineOptions, type NonTlsAction, type OnUpstreamError, type PinningMode,
+} from './engine_types';
 import { LeafMinter, MintedLeaf } from './mint';
 import { PinningTracker, alertName, isCertificateRejection } from './pinning';
 import { RelayResult, RelayTap, closeRaw, relay } from './relay';
 import { ALERT_ACCESS_DENIED, ALERT_HANDSHAKE_FAILURE, ALERT_INTERNAL_ERROR, refuseWithAlert, terminateClientTls } from './terminate';
 import {
-  type AiaFetcher, type Dialer, type HttpFetcher, type OcspCache, type RevocationMode, type TrustStore, type UpstreamError, secureUpstream,
+  type RevocationMode, type UpstreamError, CERTIFICATE_REQUIRED_CODE, HANDSHAKE_FAILURE_CODE, probeClientCertificateDemand, secureUpstream,
 } from './upstream';
 
-export interface InspectedFlow {
-  user: string;
-  peer: string;
-  clientAddress: string;
-  clientPort: number;
-  dstAddress: string;
-  dstPort: number;
-  startedAt: number;
-}
-
-export type FlowDecision = 'inspect' | 'bypass' | 'block';
-export type OnUpstreamError = 'block' | 'untrusted-ca';
-/** What to do with a stream on an inspect port that is not TLS (`tls.nonTls`). */
-export type NonTlsAction = 'block' | 'allow';
-/**
- * `tls.pinning.mode`: learn (a learned pin is a bypass candidate at once),
- * approve (a learned pin waits for an admin's approval), off (nothing is
- * learned, and pins bypass nothing; rejections are still logged).
- */
-export type PinningMode = 'learn' | 'approve' | 'off';
-
-/** Admin-approved (user, host) bypasses; consulted per flow, so it may change while running. */
-export interface PinApprovals {
-  isApproved(user: string, host: string): boolean;
-}
-
-/** Where records go; UserLog implements it. */
-export interface RecordSink {
-  write(user: string, peer: string, type: string, fields?: Record<string, unknown>): void;
-}
-
-/** Receives the decrypted bytes of one inspected flow, for mitm/http_log. */
-export interface HttpStreamLogger {
-  clientToServer(chunk: Buffer): void;
-  serverToClient(chunk: Buffer): void;
-  end(): void;
-}
-
-export interface HttpLogContext {
-  /** The client's SNI, or null. */
-  sni: string | null;
-}
-
-export type HttpLoggerFactory = (flow: InspectedFlow, alpn: string | null, ctx: HttpLogContext) => HttpStreamLogger | null;
-
-export interface InspectionEngineOptions {
-  ca: LoadedCa;
-  /** Signs leaves for upstreams that failed validation in 'untrusted-ca' mode; never given to clients. */
-  untrustedCa: LoadedCa;
-  trust: TrustStore;
-  tls?: { onUpstreamError?: OnUpstreamError; revocation?: RevocationMode };
-  pinning?: {
-    tracker?: PinningTracker;
-    /** Default 'learn'. */
-    mode?: PinningMode;
-    approvals?: PinApprovals;
-  };
-  /** Gate for every bypass; default: a probe with this engine's trust, revocation, dialer and upstream timeout. */
-  bypass?: BypassVerifier;
-  /** How probes reach a destination: the dialer the flows use. Default: a plain TCP connect. */
-  dial?: Dialer;
-  records: RecordSink;
-  httpLogger?: HttpLoggerFactory;
-  /** Policy hook, consulted once the ClientHello is read; default 'inspect'. A 'bypass' still goes through `bypass`. */
-  decide?: (flow: InspectedFlow, hello: ClientHelloInfo) => FlowDecision;
-  /** Default 'block'. */
-  nonTls?: NonTlsAction;
-  timeouts?: { clientHelloMs?: number; upstreamHandshakeMs?: number; clientHandshakeMs?: number };
-  minter?: LeafMinter;
-  untrustedMinter?: LeafMinter;
-  aia?: AiaFetcher;
-  fetch?: HttpFetcher;
-  /** The fetcher for AIA and OCSP on behalf of one flow (the egress guard's, which logs refusals for its user); overrides `fetch`. */
-  fetchFor?: (flow: InspectedFlow) => HttpFetcher;
-  ocspCache?: OcspCache;
-  now?: () => number;
-}
-
-export const DEFAULT_CLIENT_HELLO_TIMEOUT_MS = 10_000;
-export const DEFAULT_UPSTREAM_HANDSHAKE_TIMEOUT_MS = 15_000;
-export const DEFAULT_CLIENT_HANDSHAKE_TIMEOUT_MS = 15_000;
+export type {
+  HttpLogContext, HttpLoggerFactory, HttpStreamLogger, InspectedFlow, InspectionEngineOptions, NonTlsAction, OnUpstreamError, PinApprovals, PinningMode, RecordSink,
+} from './engine_types';
+export { DEFAULT_CLIENT_HANDSHAKE_TIMEOUT_MS, DEFAULT_CLIENT_HELLO_TIMEOUT_MS, DEFAULT_UPSTREAM_HANDSHAKE_TIMEOUT_MS } from './engine_types';
 
 /**
  * Upstream failures that are not a verdict on the upstream's security but on
@@ -116,6 +45,7 @@ const TRANSPORT_FAILURES: ReadonlySet<UpstreamError> = new Set(['connect_failed'
 export class InspectionEngine {
   readonly counters: Record<string, number> = {};
   readonly pinning: PinningTracker;
+  readonly mtls: MtlsHosts;
   readonly bypass: BypassVerifier;
   readonly now: () => number;
   private readonly minter: LeafMinter;
@@ -135,6 +65,7 @@ export class InspectionEngine {
     this.revocation = opts.tls?.revocation ?? 'soft';
     this.pinning = opts.pinning?.tracker ?? new PinningTracker();
     this.pinningMode = opts.pinning?.mode ?? 'learn';
+    this.mtls = opts.mtls ?? new MtlsHosts(this.pinning.ttlMs);
     this.nonTls = opts.nonTls ?? 'block';
     this.timeouts = {
       clientHelloMs: opts.timeouts?.clientHelloMs ?? DEFAULT_CLIENT_HELLO_TIMEOUT_MS,
@@ -173,7 +104,7 @@ export class InspectionEngine {
 
   record(flow: InspectedFlow, type: string, fields: Record<string, unknown>): void {
     try {
-      this.opts.records.write(flow.user, flow.peer, type, fields);
+      this.opts.records.write(flow.user, flow.peer, type, flow.rule === undefined ? fields : { ...fields, rule: flow.rule, action: flow.action });
     } catch {
       this.count('record_errors');
     }
@@ -188,66 +119,97 @@ export class InspectionEngine {
     const reader = new ClientHelloReader();
     const first = await readFirstBytes(run.client, run.upstream, reader, this.timeouts.clientHelloMs);
     const replay = reader.buffered();
+    const hook = run.flow.policy;
     if (first.kind === 'not_tls') {
-      this.notTls(run, first, replay);
+      this.notTls(run, first, replay, hook?.nonTls() ?? 'nonTls');
       return;
     }
     if (first.kind !== 'done') {
       this.count(`client_hello.${first.reason}`);
+      run.undecrypted = 'protocol-error';
       run.abort('client_hello_failed', { reason: first.reason, detail: first.detail });
       return;
     }
     const hello = first.hello;
     run.sni = hello.sni;
     run.host = hello.sni ?? run.flow.dstAddress;
-    const decision = this.opts.decide?.(run.flow, hello) ?? 'inspect';
-    if (decision === 'block') {
-      run.record('tls_blocked', { host: run.host, reason: 'policy' });
-      run.upstream.destroy();
-      refuseWithAlert(run.client, ALERT_ACCESS_DENIED);
-      run.finish('blocked_by_policy');
+    if (hello.hasEch) this.count('ech_client_hello');
+    const decision: TlsDecision = hook?.tls(hello) ?? { action: 'inspect' };
+    if (decision.action === 'block') {
+      this.refuse(run, 'policy');
       return;
     }
-    const reason = decision === 'bypass' ? 'policy' : this.pinnedBypass(run.flow.user, run.host);
-    if (reason !== null) await this.bypassOrInspect(run, hello, replay, reason);
+    if (decision.action === 'bypass') {
+      if (decision.verify) await this.bypassOrElse(run, hello, replay, decision.reason, decision.unverified);
+      else this.relayRaw(run, replay, decision.reason, 'none');
+      return;
+    }
+    const exempt = this.exemption(run.flow.user, run.host);
+    if (exempt !== null) await this.bypassOrElse(run, hello, replay, exempt, 'inspect');
     else await this.inspect(run, hello, replay);
   }
 
-  /** Why a pin asks for a bypass of (user, host) under the pinning mode, or null. */
-  private pinnedBypass(user: string, host: string): 'pinned' | 'pinned_approved' | null {
-    if (this.pinningMode === 'off') return null;
-    if (this.opts.pinning?.approvals?.isApproved(user, host)) return 'pinned_approved';
-    if (this.pinningMode === 'learn' && this.pinning.isPinned(user, host, this.now())) return 'pinned';
-    return null;
+  /** Refused by policy, or by a name the destination could not prove: access_denied (RFC 8446 §6.2). */
+  private refuse(run: FlowRun, reason: string): void {
+    run.record('tls_blocked', { host: run.host, reason });
+    run.upstream.destroy();
+    refuseWithAlert(run.client, ALERT_ACCESS_DENIED);
+    run.finish('blocked_by_policy');
+  }
+
+  /** A learned or approved exemption of (user, host) from inspection, under the pinning mode; mTLS hosts in every mode. */
+  private exemption(user: string, host: string): UndecryptedReason | null {
+    const now = this.now();
+    if (this.pinningMode !== 'off') {
+      if (this.opts.pinning?.approvals?.isApproved(user, host)) return 'pinned-learned';
+      if (this.pinningMode === 'learn' && this.pinning.isPinned(user, host, now)) return 'pinned-learned';
+    }
+    return this.mtls.has(user, host, now) ? 'mtls' : null;
   }
 
   /**
-   * The only way a TLS flow is relayed undecrypted: the destination must
-   * first prove the name (bypass.ts). One that cannot is inspected instead,
-   * where its certificate meets `tls.onUpstreamError` like any other.
+   * The only way a TLS flow is relayed undecrypted on the strength of a
+   * name: the destination must first prove it (bypass.ts). One that cannot
+   * gets what the flow would get without the name: inspected, where its
+   * certificate meets `tls.onUpstreamError` like any other, or blocked.
    */
-  private async bypassOrInspect(run: FlowRun, hello: ClientHelloInfo, replay: Buffer, reason: string): Promise<void> {
+  private async bypassOrElse(run: FlowRun, hello: ClientHelloInfo, replay: Buffer, reason: UndecryptedReason, otherwise: 'inspect' | 'block'): Promise<void> {
     const { dstAddress, dstPort } = run.flow;
     const verdict = await this.bypass.verify({ address: dstAddress, port: dstPort, name: hello.sni, alpn: hello.alpn });
     if (verdict.ok) {
       this.count('bypass.verified');
-      run.mode = 'bypass';
-      run.record('tls_bypass', { host: run.host, reason, verified: verdict.cached ? 'cache' : 'probe' });
-      this.splice(run, replay, Buffer.alloc(0));
+      this.relayRaw(run, replay, reason, verdict.cached ? 'cache' : 'probe');
       return;
     }
     this.count(`bypass_refused.${verdict.reason}`);
     run.record('tls_bypass_refused', { host: run.host, dst: `${dstAddress}:${dstPort}`, bypass: reason, reason: verdict.reason, detail: verdict.detail });
+    if (otherwise === 'block') {
+      run.undecrypted = upstreamCertError(verdict.reason);
+      this.refuse(run, 'unverified_name');
+      return;
+    }
     await this.inspect(run, hello, replay);
   }
 
-  /** Not TLS: blocked, or relayed raw (server's greeting first, if it spoke) when `nonTls` allows. Only the guess is logged. */
-  private notTls(run: FlowRun, first: Extract<FirstBytes, { kind: 'not_tls' }>, replay: Buffer): void {
+  /** Relays the TLS flow undecrypted; `verified` says how the name was proven (`none`: no name decided it). */
+  private relayRaw(run: FlowRun, replay: Buffer, reason: UndecryptedReason, verified: 'probe' | 'cache' | 'none'): void {
+    run.mode = 'bypass';
+    run.undecrypted = reason;
+    run.record('tls_bypass', { host: run.host, reason, verified });
+    this.splice(run, replay, Buffer.alloc(0));
+  }
+
+  /**
+   * Not TLS: blocked, or relayed raw (server's greeting first, if it spoke)
+   * when policy (an allow) or `nonTls` allows. Only the guess is logged.
+   */
+  private notTls(run: FlowRun, first: Extract<FirstBytes, { kind: 'not_tls' }>, replay: Buffer, decision: 'block' | 'allow' | 'nonTls'): void {
     run.mode = 'non_tls';
-    const action = this.nonTls;
-    this.count(`non_tls.${action}.${first.guess}`);
-    run.record('non_tls', { dst: `${run.flow.dstAddress}:${run.flow.dstPort}`, guess: first.guess, from: first.from, action });
-    if (action === 'block') {
+    run.undecrypted = 'non-tls';
+    const outcome = decision === 'nonTls' ? this.nonTls : decision;
+    this.count(`non_tls.${outcome}.${first.guess}`);
+    run.record('non_tls', { dst: `${run.flow.dstAddress}:${run.flow.dstPort}`, guess: first.guess, from: first.from, outcome });
+    if (outcome === 'block') {
       run.abort('non_tls_blocked', { guess: first.guess });
       return;
     }
@@ -271,13 +233,26 @@ export class InspectionEngine {
       onSoftFail: (detail) => run.record('tls_revocation_soft_fail', { host: run.host, detail }),
     });
     let issuer: 'company' | 'untrusted' = 'company';
+    // TLS 1.3 says so with certificate_required (before or after validation finished), TLS 1.2 with handshake_failure.
+    const mtls = up.ok
+      ? up.demandedClientCertificate()
+      : up.error === 'client_certificate_required' || (up.code === HANDSHAKE_FAILURE_CODE && await this.demandsClientCertificate(run, hello));
+    if (mtls) {
+      this.learnMtls(run);
+      up.socket?.destroy();
+      run.upstream.destroy();
+      refuseWithAlert(run.client, ALERT_HANDSHAKE_FAILURE);
+      run.finish('mtls_required');
+      return;
+    }
     if (!up.ok) {
-      const action = up.socket && this.onUpstreamError === 'untrusted-ca' ? 'untrusted-ca' : 'block';
+      const outcome = up.socket && this.onUpstreamError === 'untrusted-ca' ? 'untrusted-ca' : 'block';
       this.count(`upstream_rejected.${up.error}`);
-      run.record('tls_upstream_rejected', { host: run.host, reason: up.error, detail: up.detail, action });
-      if (action === 'block') {
+      run.record('tls_upstream_rejected', { host: run.host, reason: up.error, detail: up.detail, outcome });
+      if (outcome === 'block') {
         up.socket?.destroy();
         run.upstream.destroy();
+        run.undecrypted = upstreamCertError(up.error);
         refuseWithAlert(run.client, TRANSPORT_FAILURES.has(up.error) ? ALERT_INTERNAL_ERROR : ALERT_HANDSHAKE_FAILURE);
         run.finish('upstream_rejected', { reason: up.error });
         return;
@@ -285,10 +260,12 @@ export class InspectionEngine {
       issuer = 'untrusted';
     }
     const upstreamTls = up.socket as tls.TLSSocket;
+    const demanded = up.ok ? up.demandedClientCertificate : () => false;
     run.alpn = up.alpn ?? null;
     const leaf = this.mintFor(run, up.ok ? up.leaf : up.chain?.[0], issuer);
     if (!leaf) {
       upstreamTls.destroy();
+      run.undecrypted = upstreamCertError('mint_failed');
       refuseWithAlert(run.client, ALERT_INTERNAL_ERROR);
       run.finish('mint_failed');
       return;
@@ -298,11 +275,16 @@ export class InspectionEngine {
       upstreamTls.destroy();
       run.upstream.destroy();
       run.client.destroy();
+      if (demanded()) this.learnMtls(run);
       if (issuer === 'company' && isCertificateRejection(term.end)) this.pinFailure(run, term.end.alert);
+      // An ECH client that sees our certificate for the outer (public) name takes ECH as rejected without
+      // retry configs and retries with a plain ClientHello; a GREASE ECH client just finishes the handshake.
+      if (hello.hasEch) this.count('ech_rejected');
+      run.undecrypted = hello.hasEch ? 'ech' : 'protocol-error';
       run.finish(issuer === 'company' ? 'client_handshake_failed' : 'client_refused_untrusted_leaf', { clientEnd: term.end });
       return;
     }
-    this.relayInspected(run, term.socket, upstreamTls, issuer);
+    this.relayInspected(run, term.socket, upstreamTls, issuer, demanded);
   }
   private mintFor(run: FlowRun, upstreamLeaf: X509Certificate | undefined, issuer: 'company' | 'untrusted'): MintedLeaf | null {
     const minter = issuer === 'company' ? this.minter : this.untrustedMinter;
@@ -326,7 +308,7 @@ export class InspectionEngine {
     }
   }
 
-  private relayInspected(run: FlowRun, clientTls: tls.TLSSocket, upstreamTls: tls.TLSSocket, issuer: 'company' | 'untrusted'): void {
+  private relayInspected(run: FlowRun, clientTls: tls.TLSSocket, upstreamTls: tls.TLSSocket, issuer: 'company' | 'untrusted', demanded: () => boolean): void {
     const { user } = run.flow;
     let tap: RelayTap | undefined;
     try {
@@ -343,9 +325,32 @@ export class InspectionEngine {
       onEnd: (r: RelayResult) => {
         closeRaw(run.client, r.end === 'closed');
         closeRaw(run.upstream, r.end === 'closed');
+        // TLS 1.3: the server's certificate_required can arrive after the session was handed over.
+        if (demanded() || (r.end === 'server_error' && r.detail === CERTIFICATE_REQUIRED_CODE)) this.learnMtls(run);
         run.finish(r.end, { issuer, bytesFromClient: r.fromClient, bytesFromServer: r.fromServer, detail: r.detail });
       },
     });
+  }
+
+  /** A TLS 1.2 handshake_failure: the server may have asked for a client certificate (mtls_scan.ts). */
+  private async demandsClientCertificate(run: FlowRun, hello: ClientHelloInfo): Promise<boolean> {
+    const demand = await probeClientCertificateDemand({
+      host: run.flow.dstAddress, port: run.flow.dstPort, servername: hello.sni ?? undefined, alpn: hello.alpn, trust: this.opts.trust,
+      revocation: 'off', timeoutMs: this.timeouts.upstreamHandshakeMs, dial: this.opts.dial, aia: this.opts.aia, fetch: this.opts.fetchFor?.(run.flow) ?? this.opts.fetch,
+    });
+    return demand !== null;
+  }
+
+  /**
+   * The server demands a client certificate, which the concentrator cannot
+   * present: (user, host) is relayed undecrypted from now on (verified, like
+   * every bypass), for tls.pinning.bypassSeconds.
+   */
+  private learnMtls(run: FlowRun): void {
+    this.count('mtls_required');
+    run.undecrypted = 'mtls';
+    const learned = this.mtls.learn(run.flow.user, run.host, this.now());
+    if (learned) run.record('tls_mtls_learned', { host: run.host, ttlSeconds: Math.round(this.mtls.ttlMs / 1000) });
   }
 
   /** The client refused our certificate with an alert (pinning.ts): evidence, learned unless the mode is off. */

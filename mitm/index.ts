@@ -9,16 +9,23 @@ export { ClientHelloReader, checkHostName, isGrease } from './client_hello';
 export type { ClientHelloInfo, ClientHelloResult } from './client_hello';
 export { InspectionEngine, DEFAULT_CLIENT_HANDSHAKE_TIMEOUT_MS, DEFAULT_CLIENT_HELLO_TIMEOUT_MS, DEFAULT_UPSTREAM_HANDSHAKE_TIMEOUT_MS } from './engine';
 export type {
-  FlowDecision, HttpLogContext, HttpLoggerFactory, HttpStreamLogger, InspectedFlow, InspectionEngineOptions, NonTlsAction, OnUpstreamError, PinApprovals,
+  HttpLogContext, HttpLoggerFactory, HttpStreamLogger, InspectedFlow, InspectionEngineOptions, NonTlsAction, OnUpstreamError, PinApprovals,
   PinningMode, RecordSink,
 } from './engine';
 export { BypassVerifier, tlsProbe } from './bypass';
+export { MtlsHosts } from './exemptions';
+export { UNDECRYPTED_REASONS, upstreamCertError } from './flow_policy';
+export type { FlowPolicyHook, NonTlsDecision, TlsDecision, UndecryptedReason } from './flow_policy';
 export type { BypassProbe, BypassTarget, BypassVerdict, BypassVerifierOptions, ProbeResult } from './bypass';
 export { guessProtocol } from './protocol_guess';
 export type { ProtocolGuess } from './protocol_guess';
 export { PinningError, PinningTracker, isCertificateRejection } from './pinning';
 export type { ClientHandshakeEnd, FailureOutcome, PinnedHost, PinningOptions } from './pinning';
-export { ALERT_ACCESS_DENIED, ALERT_HANDSHAKE_FAILURE, ALERT_INTERNAL_ERROR, alertRecord } from './terminate';
+export { ALERT_ACCESS_DENIED, ALERT_HANDSHAKE_FAILURE, ALERT_INTERNAL_ERROR, alertRecord, refuseWith, refuseWithAlert } from './terminate';
+export { readFirstBytes } from './first_bytes';
+export type { FirstBytes } from './first_bytes';
+export { DEFAULT_MAX_REQUEST_HEAD_BYTES, RequestHostReader, requestHost } from './http_host';
+export type { RequestHostResult } from './http_host';
 export { createHttpLogger } from './http_log';
 export type { HttpRequestRecord, HttpLoggerOptions } from './http_log';
 export { AiaFetcher, TrustStore, connectUpstream, netDialer, validateChain, checkRevocation, createHttpFetch } from './upstream';

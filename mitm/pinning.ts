@@ -18,7 +18,8 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 
 export const DEFAULT_PIN_THRESHOLD = 3;
 export const DEFAULT_PIN_WINDOW_MS = 5 * 60_000;
-export const DEFAULT_PIN_TTL_MS = 24 * 60 * 60_000;
+/** Learned exclusions age out after 12 h (tls.pinning.bypassSeconds). */
+export const DEFAULT_PIN_TTL_MS = 12 * 60 * 60_000;
 /** Bounds memory against a client that fails for endless distinct hosts. */
 export const DEFAULT_MAX_ENTRIES = 100_000;
 

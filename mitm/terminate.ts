@@ -33,17 +33,22 @@ export function alertRecord(description: number): Buffer {
   return b;
 }
 
-/** How long a refused client gets to read the alert before the socket is destroyed. */
-const ALERT_LINGER_MS = 1_000;
+/** How long a refused client gets to read the refusal before the socket is destroyed. */
+const REFUSAL_LINGER_MS = 1_000;
 
 /** Writes a fatal alert in cleartext (no ServerHello was sent) and closes. */
 export function refuseWithAlert(client: Duplex, description: number): void {
+  refuseWith(client, alertRecord(description));
+}
+
+/** Sends `last` (an alert, an HTTP 403) and closes; the client's remaining bytes are read and dropped. */
+export function refuseWith(client: Duplex, last: Buffer): void {
   if (client.destroyed) return;
-  const timer = setTimeout(() => client.destroy(), ALERT_LINGER_MS);
+  const timer = setTimeout(() => client.destroy(), REFUSAL_LINGER_MS);
   timer.unref();
   client.once('close', () => clearTimeout(timer));
-  client.end(alertRecord(description));
-  // The client's remaining bytes are of no use; drain them so end() can complete.
+  client.end(last);
+  // Drained so that end() can complete.
   client.resume();
 }
 

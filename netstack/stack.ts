@@ -90,6 +90,13 @@ export interface NetStackOptions {
    * fall back at once (QUIC on the inspected ports falls back to TCP).
    */
   blockedUdpPorts?: number[];
+  /**
+   * Policy for flows without a handshake, asked at the first datagram of a
+   * UDP flow and for each ICMP echo request leaving the concentrator (never
+   * for its own services, DNS included): false refuses it with ICMP
+   * administratively prohibited. `dst` is a view into the packet.
+   */
+  admit?: (owner: FlowOwner, protocol: 'udp' | 'icmp', dst: Buffer, dstPort: number) => boolean;
   /** Every ended flow, for the per-user logs. */
   onFlowEnd?: (r: FlowRecord) => void;
   /** Monotonic clock in ms (performance.now by default). */
@@ -131,7 +138,9 @@ export class NetStack {
     this.icmpSource = { 4: opts.localAddresses.find((a) => a.family === 4), 6: opts.localAddresses.find((a) => a.family === 6) };
     this.budgets = opts.bufferLimits ? new BufferBudgets(opts.bufferLimits, this.counterSet, opts.onBudgetRefusal) : null;
     const budget = this.budgets ? { budgets: this.budgets } : {};
-    this.udp = new UdpFlowTable({ ...opts.udp, ...budget }, opts.udpEgress ?? osUdpEgress, opts.toClient, this.counterSet, fds, this.report);
+    const admit = opts.admit;
+    const admitUdp = admit && ((owner: FlowOwner, pkt: IpPacket, dstPort: number): boolean => admit(owner, 'udp', pkt.dst, dstPort) || this.prohibit(pkt, 'udp_policy_block'));
+    this.udp = new UdpFlowTable({ ...opts.udp, ...budget }, opts.udpEgress ?? osUdpEgress, opts.toClient, this.counterSet, fds, this.report, admitUdp);
     const clock = opts.clock ?? (() => performance.now());
     this.tcp = new TcpFlowTable({ ...opts.tcp, ...budget }, (info) => this.tcpHandlerFor(info), opts.toClient, this.counterSet, opts.onFlowEnd ?? (() => undefined), clock, opts.onWake, fds, this.report);
   }
@@ -220,9 +229,21 @@ export class NetStack {
         this.tcpPacket(pkt, owner, false, now);
         return;
       default:
+        if (this.opts.admit && isEchoRequest(pkt) && !this.opts.admit(owner, 'icmp', pkt.dst, 0)) {
+          this.prohibit(pkt, 'icmp_policy_block');
+          return;
+        }
         // Unprivileged sockets cannot originate ICMP or other protocols.
         this.counterSet.inc(`drop_egress_protocol_${pkt.protocol}`);
     }
+  }
+
+  /** A packet policy refused: counted, answered with admin-prohibited from the concentrator (as a filtering router). Returns false. */
+  private prohibit(pkt: IpPacket, reason: string): false {
+    this.counterSet.inc(reason);
+    const from = this.icmpSource[pkt.family];
+    if (from !== undefined) this.opts.toClient(buildIcmpUnreachable(from, IpAddress.fromBytes(pkt.src), 'admin_prohibited', pkt.view.buf));
+    return false;
   }
 
   private tcpPacket(pkt: IpPacket, owner: FlowOwner, local: boolean, now: number): void {
@@ -351,11 +372,14 @@ function answersRefusal(pkt: IpPacket): boolean {
       return true;
     case IP_PROTOCOL_TCP:
       return p.length > TCP_FLAGS_BYTE && (p[TCP_FLAGS_BYTE] & RST) === 0;
-    case IP_PROTOCOL_ICMP:
-      return pkt.family === 4 && p.length > 0 && p[0] === ICMPV4_ECHO_REQUEST;
-    case IP_PROTOCOL_ICMPV6:
-      return pkt.family === 6 && p.length > 0 && p[0] === ICMPV6_ECHO_REQUEST;
     default:
-      return false;
+      return isEchoRequest(pkt);
   }
+}
+
+function isEchoRequest(pkt: IpPacket): boolean {
+  const p = pkt.payload;
+  if (pkt.protocol === IP_PROTOCOL_ICMP) return pkt.family === 4 && p.length > 0 && p[0] === ICMPV4_ECHO_REQUEST;
+  if (pkt.protocol === IP_PROTOCOL_ICMPV6) return pkt.family === 6 && p.length > 0 && p[0] === ICMPV6_ECHO_REQUEST;
+  return false;
 }

@@ -34,6 +34,8 @@ export interface TcpFlowInfo {
   dstPort: number;
   /** The destination is one of the concentrator's own addresses. */
   local: boolean;
+  /** The policy verdict the flow's record carries (set by whoever chooses its handler; read when it ends). */
+  decision?: { readonly rule: string; readonly action: string };
 }
 
 /** Opens the upstream for a new flow; rejects with TcpOpenError to refuse it. */
@@ -55,6 +57,9 @@ export interface FlowRecord {
   end: string;
   retransmits: number;
   rtoExpirations: number;
+  /** The deciding policy rule and its action. */
+  rule?: string;
+  action?: string;
 }
 
 export interface TcpFlowOptions {
@@ -426,6 +431,7 @@ export class TcpFlowTable {
       end: reason,
       retransmits: ep.stats.retransmits,
       rtoExpirations: ep.stats.rtoExpirations,
+      ...(info.decision && { rule: info.decision.rule, action: info.decision.action }),
     });
   }
 

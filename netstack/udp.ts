@@ -64,6 +64,8 @@ export class UdpFlowTable {
     private readonly counters: Counters,
     private readonly fds: FdGate,
     private readonly report: IncidentSink,
+    /** Policy at a flow's first datagram; false refuses it (the caller answers and counts). */
+    private readonly admit?: (owner: FlowOwner, pkt: IpPacket, dstPort: number) => boolean,
   ) {}
 
   get size(): number {
@@ -77,6 +79,7 @@ export class UdpFlowTable {
     if (flow === undefined) {
       // RFC 768 reserves port 0: no socket can send to it.
       if (udp.dstPort === 0) return this.refuse(pkt, udp, owner, 'udp_port_zero', 'info');
+      if (this.admit !== undefined && !this.admit(owner, pkt, udp.dstPort)) return;
       const count = this.perUser.get(owner.user) ?? 0;
       if (count >= this.opts.maxFlowsPerUser) {
         this.counters.inc('udp_flow_limit');

@@ -63,13 +63,13 @@ export class Extra {
 }
 
 /**
- * Index of the lowest rule in a & u & (dstBase | dstExtra) & (nameBase | nameExtra),
- * or -1: the first rule every field lets through.
+ * Index of the lowest rule in a & u & (dstBase | dstExtra) & (hostBase | hostExtra)
+ * & (categoryBase | categoryExtra), or -1: the first rule every field lets through.
  */
-export function firstCommon(a: Bitset, u: Bitset, dB: Bitset, dX: Bitset, nB: Bitset, nX: Bitset): number {
+export function firstCommon(a: Bitset, u: Bitset, dB: Bitset, dX: Bitset, hB: Bitset, hX: Bitset, cB: Bitset, cX: Bitset): number {
   const n = a.length;
   for (let w = 0; w < n; w++) {
-    const x = a[w] & u[w] & (dB[w] | dX[w]) & (nB[w] | nX[w]);
+    const x = a[w] & u[w] & (dB[w] | dX[w]) & (hB[w] | hX[w]) & (cB[w] | cX[w]);
     // x & -x isolates the lowest set bit; clz32 turns it into its index.
     if (x !== 0) return (w << 5) + 31 - Math.clz32(x & -x);
   }

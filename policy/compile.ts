@@ -140,7 +140,8 @@ function buildTables(
   const v4 = new PrefixIndex(32);
   const v6 = new PrefixIndex(128);
   const portEntries: { lo: number; hi: number; rule: number }[] = [];
-  const userPos = new Map<string, number[]>();
+  const byUsers = new Map<string, number[]>();
+  const byGroups = new Map<string, number[]>();
   const userNeg = new Map<string, number[]>();
   const exactRules = new Map<number, number[]>();
   const wildRules = new Map<number, number[]>();
@@ -155,8 +156,8 @@ function buildTables(
     const i = r.verdict.index;
     for (const c of r.dst ?? []) (c.family === 4 ? v4 : v6).insert(c, i);
     for (const [lo, hi] of r.ports ?? []) portEntries.push({ lo, hi, rule: i });
-    for (const u of r.users ?? []) push(userPos, u, i);
-    for (const g of r.groups ?? []) for (const u of groups[g]) push(userPos, u, i);
+    for (const u of r.users ?? []) push(byUsers, u, i);
+    for (const g of r.groups ?? []) for (const u of groups[g]) push(byGroups, u, i);
     for (const u of r.notUsers ?? []) push(userNeg, u, i);
     for (const g of r.notGroups ?? []) for (const u of groups[g]) push(userNeg, u, i);
     for (const h of r.hosts ?? []) push(h.wildcard ? wildRules : exactRules, domains.add(h.domain), i);
@@ -168,14 +169,18 @@ function buildTables(
   v4.freeze(words, noDst);
   v6.freeze(words, noDst);
   const noName = where((r) => r.hosts === null && r.categories === null);
+  const noHosts = where((r) => r.hosts === null);
+  const noCats = where((r) => r.categories === null);
 
   return {
     words,
     tcp: where((r) => r.protocol === 'any' || r.protocol === 'tcp'),
     udp: where((r) => r.protocol === 'any' || r.protocol === 'udp'),
     icmp: where((r) => r.protocol === 'any' || r.protocol === 'icmp'),
-    noWho: where((r) => r.users === null && r.groups === null),
-    userPos,
+    noUsers: where((r) => r.users === null),
+    noGroups: where((r) => r.groups === null),
+    byUsers,
+    byGroups,
     userNeg,
     noPorts: where((r) => r.ports === null),
     ports: new PortIndex(portEntries, words),
@@ -183,7 +188,9 @@ function buildTables(
     v4,
     v6,
     noName,
-    names: new NameIndex(domains, nodeCat, nodeMoreCats, catRules, exactRules, wildRules, words, noName),
+    noHosts,
+    noCats,
+    names: new NameIndex(domains, nodeCat, nodeMoreCats, catRules, exactRules, wildRules, words, noHosts, noCats),
     catNames: [...catIds.keys()],
     pinnedCat: catIds.get(PINNED_APPS_CATEGORY) ?? -1,
   };

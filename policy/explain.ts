@@ -8,7 +8,8 @@ import { queryHost } from './domains';
 import { isV4Mapped, type FlowQuery, type Policy } from './match';
 import type { Action } from './schema';
 
-export type RuleField = 'protocol' | 'dst' | 'ports' | 'users/groups' | 'notUsers/notGroups' | 'hosts/categories';
+/** A rule's conditions as explained: each set field is one (users and groups, hosts and categories each on their own). */
+export type RuleField = 'protocol' | 'dst' | 'ports' | 'users' | 'groups' | 'notUsers/notGroups' | 'hosts' | 'categories';
 
 export interface FieldCheck {
   field: RuleField;
@@ -84,11 +85,13 @@ export function checkRule(policy: Policy, rule: CompiledRule, q: FlowQuery): Fie
     if (q.protocol === 'icmp') add('ports', false, 'ICMP has no port');
     else add('ports', hit !== undefined, hit ? `${text[rule.ports.indexOf(hit)]} contains ${q.dstPort}` : `${q.dstPort} is in none of ${listed(text)}`);
   }
-  if (rule.users !== null || rule.groups !== null) {
-    const direct = rule.users?.includes(q.user) ?? false;
-    const via = (rule.groups ?? []).filter((g) => policy.groups[g]?.includes(q.user));
-    const detail = direct ? `${q.user} is listed in users` : via.length > 0 ? `${q.user} is a member of group ${via[0]}` : `${q.user} is in neither users ${listed(rule.users ?? [])} nor groups ${listed(rule.groups ?? [])}`;
-    add('users/groups', direct || via.length > 0, detail);
+  if (rule.users !== null) {
+    const hit = rule.users.includes(q.user);
+    add('users', hit, hit ? `${q.user} is listed in users` : `${q.user} is not in users ${listed(rule.users)}`);
+  }
+  if (rule.groups !== null) {
+    const via = rule.groups.filter((g) => policy.groups[g]?.includes(q.user));
+    add('groups', via.length > 0, via.length > 0 ? `${q.user} is a member of group ${via[0]}` : `${q.user} is a member of none of groups ${listed(rule.groups)}`);
   }
   if (rule.notUsers !== null || rule.notGroups !== null) {
     const direct = rule.notUsers?.includes(q.user) ?? false;
@@ -96,20 +99,19 @@ export function checkRule(policy: Policy, rule: CompiledRule, q: FlowQuery): Fie
     const detail = direct ? `${q.user} is listed in notUsers` : via.length > 0 ? `${q.user} is a member of notGroups ${via[0]}` : `${q.user} is in neither notUsers nor notGroups`;
     add('notUsers/notGroups', !direct && via.length === 0, detail);
   }
-  if (rule.hosts !== null || rule.categories !== null) add('hosts/categories', ...nameCheck(policy, rule, queryHost(q.host)));
+  const host = queryHost(q.host);
+  const noName = 'the flow has no SNI/Host, and a rule with hosts or categories needs one';
+  if (rule.hosts !== null) {
+    const pattern = host === null ? undefined : rule.hosts.find((p) => (p.wildcard ? host.endsWith(`.${p.domain}`) : host === p.domain));
+    const detail = host === null ? noName : pattern ? `${host} matches host ${pattern.wildcard ? '*.' : ''}${pattern.domain}` : `${host} matches none of hosts ${listed(rule.hosts.map((p) => `${p.wildcard ? '*.' : ''}${p.domain}`))}`;
+    add('hosts', pattern !== undefined, detail);
+  }
+  if (rule.categories !== null) {
+    const cat = host === null ? undefined : policy.categoriesOf(host).find(([name]) => rule.categories?.includes(name));
+    const detail = host === null ? noName : cat ? `${host} is in category ${cat[0]} (listed as ${cat[1]})` : `${host} is in none of categories ${listed(rule.categories)}`;
+    add('categories', cat !== undefined, detail);
+  }
   return out;
-}
-
-function nameCheck(policy: Policy, rule: CompiledRule, host: string | null): [boolean, string] {
-  if (host === null) return [false, 'the flow has no SNI/Host, and a rule with hosts or categories needs one'];
-  const pattern = (rule.hosts ?? []).find((p) => (p.wildcard ? host.endsWith(`.${p.domain}`) : host === p.domain));
-  if (pattern) return [true, `${host} matches host ${pattern.wildcard ? '*.' : ''}${pattern.domain}`];
-  const cat = policy.categoriesOf(host).find(([name]) => rule.categories?.includes(name));
-  if (cat) return [true, `${host} is in category ${cat[0]} (listed as ${cat[1]})`];
-  const why: string[] = [];
-  if (rule.hosts !== null) why.push(`matches none of hosts ${listed(rule.hosts.map((p) => `${p.wildcard ? '*.' : ''}${p.domain}`))}`);
-  if (rule.categories !== null) why.push(`is in none of categories ${listed(rule.categories)}`);
-  return [false, `${host} ${why.join(' and ')}`];
 }
 
 function groupsOf(policy: Policy, user: string): string[] {

@@ -2,7 +2,8 @@
 // the decision (the one function the data path and `policy explain` call),
 // explanations, hot reload, and routing.exclude as AllowedIPs.
 //
-// How the data path uses it (sans-IO: no sockets, no timers, no logging):
+// How the data path uses it (sans-IO: no sockets, no timers, no logging;
+// vpn/flow_policy is that wiring in the concentrator):
 //   holder = new PolicyHolder(compilePolicy(config))
 //   new TCP flow (SYN), before any byte:
 //     { verdict, hostMayMatter } = holder.current.decideBeforeHost(query with host null)

@@ -2,7 +2,8 @@
 // packet) and again once the flow's name (SNI, HTTP Host) is read. Each
 // field of the query selects the set of rules that field lets through, as
 // bitsets in rule order; the lowest bit common to all of them is the first
-// matching rule. Protocol+port and user sets are cached per key (few keys);
+// matching rule (every field a rule sets must match: users and groups,
+// hosts and categories are separate fields, each a condition of its own). Protocol+port and user sets are cached per key (few keys);
 // destination and name sets are a shared precomputed base plus a few rules
 // added for this query, so nothing is allocated per decision.
 import { BitsetCache, Extra, firstCommon, hasBit, setBit, clearBit, type Bitset } from './bitset';
@@ -39,15 +40,23 @@ export interface PolicyTables {
   tcp: Bitset;
   udp: Bitset;
   icmp: Bitset;
-  noWho: Bitset;
-  userPos: Map<string, number[]>;
+  noUsers: Bitset;
+  noGroups: Bitset;
+  /** User -> rules listing the user in `users`. */
+  byUsers: Map<string, number[]>;
+  /** User -> rules naming a group the user is a member of in `groups`. */
+  byGroups: Map<string, number[]>;
+  /** User -> rules whose notUsers/notGroups exclude the user. */
   userNeg: Map<string, number[]>;
   noPorts: Bitset;
   ports: PortIndex;
   noDst: Bitset;
   v4: PrefixIndex;
   v6: PrefixIndex;
+  /** Rules with neither hosts nor categories: all a flow without a name can match. */
   noName: Bitset;
+  noHosts: Bitset;
+  noCats: Bitset;
   names: NameIndex;
   /** Category id -> name, for the categories loaded into `names`. */
   catNames: string[];
@@ -65,7 +74,8 @@ export class Policy {
   private readonly icmpNoPorts: Bitset;
   private readonly everything: Bitset;
   private readonly dstExtra: Extra;
-  private readonly nameExtra: Extra;
+  private readonly hostExtra: Extra;
+  private readonly catExtra: Extra;
 
   constructor(
     private readonly t: PolicyTables,
@@ -82,7 +92,8 @@ export class Policy {
     this.icmpNoPorts = t.icmp.map((w, i) => w & t.noPorts[i]);
     this.everything = new Uint32Array(t.words).fill(0xffffffff);
     this.dstExtra = new Extra(t.words);
-    this.nameExtra = new Extra(t.words);
+    this.hostExtra = new Extra(t.words);
+    this.catExtra = new Extra(t.words);
   }
 
   /** The verdict for a flow; `host` null means the flow has no name and only rules without hosts/categories apply. */
@@ -125,15 +136,21 @@ export class Policy {
     const prefixes = this.prefixesFor(q.dst);
     try {
       const dB = prefixes.select(prefixes.lookup(q.dst, this.offset), t.noDst, this.dstExtra);
-      let nB = mode === NameMode.Any ? this.everything : t.noName;
+      let hB = mode === NameMode.Any ? this.everything : t.noHosts;
+      let cB = mode === NameMode.Any ? this.everything : t.noCats;
       if (mode === NameMode.Known) {
         const h = queryHost(q.host);
-        if (h !== null) nB = t.names.select(t.names.domains.locate(h), this.nameExtra);
+        if (h !== null) {
+          t.names.select(t.names.domains.locate(h), this.hostExtra, this.catExtra);
+          hB = t.names.hosts.base;
+          cB = t.names.cats.base;
+        }
       }
-      return firstCommon(a, u, dB, this.dstExtra.bits, nB, this.nameExtra.bits);
+      return firstCommon(a, u, dB, this.dstExtra.bits, hB, this.hostExtra.bits, cB, this.catExtra.bits);
     } finally {
       this.dstExtra.clear();
-      this.nameExtra.clear();
+      this.hostExtra.clear();
+      this.catExtra.clear();
     }
   }
 
@@ -151,11 +168,16 @@ export class Policy {
   }
 
   // Cache fillers, bound once (no closure per decision).
+  /** (no users, or listed) and (no groups, or a member of one), minus the excluded. */
   private readonly userBits = (user: string): Bitset => {
-    const b = this.t.noWho.slice();
-    for (const i of this.t.userPos.get(user) ?? []) setBit(b, i);
-    for (const i of this.t.userNeg.get(user) ?? []) clearBit(b, i);
-    return b;
+    const t = this.t;
+    const listed = t.noUsers.slice();
+    for (const i of t.byUsers.get(user) ?? []) setBit(listed, i);
+    const member = t.noGroups.slice();
+    for (const i of t.byGroups.get(user) ?? []) setBit(member, i);
+    for (let w = 0; w < listed.length; w++) listed[w] &= member[w];
+    for (const i of t.userNeg.get(user) ?? []) clearBit(listed, i);
+    return listed;
   };
 
   /** key = port interval * 2 + (1 for UDP, 0 for TCP): the protocol folded into the port's set. */

@@ -20,6 +20,8 @@ import { EgressBoundary } from './egress';
 import { RoutedEgress, cleanUpRoutedLeftovers, type EgressStatus } from './routed';
 import { TunnelRecords } from './logs/tunnel_records';
 import { HttpServices, PORTAL_PORT } from './http';
+import { compilePolicy, PolicyHolder } from '../policy';
+import { FlowPolicy, PolicyReloader, TcpPolicy, type PolicyReloadStatus } from './flow_policy';
 
 const TICK_MS = 100;
 const PEER_SYNC_MS = 200;
@@ -58,6 +60,8 @@ export class Concentrator {
     private edge: UdpEdge | null,
     readonly guard: ProcessGuard,
     private readonly incidents: IncidentLog,
+    /** Policy on the data path: decisions per flow, and its hot reload. */
+    readonly policy: { flows: FlowPolicy; reloader: PolicyReloader },
   ) {}
 
   /** `guard` receives faults of the WireGuard core (default: one that exits, not installed on the process). */
@@ -89,6 +93,11 @@ export class Concentrator {
     }, records.userLog);
     // The employee portal (tunnel addresses, TCP 80) and /metrics, /healthz (admin.listen).
     const http = new HttpServices({ dataDir: d.dataDir, config: d.config, ca: inspection.ca, userLog: records.userLog, localAddresses: serverAddrs.map(String) }, () => self);
+    // One decision per flow, by the function `sightline policy explain` calls (DNS to the concentrator is no flow of policy's).
+    const holder = new PolicyHolder(compilePolicy(d.config));
+    const flows = new FlowPolicy({ holder, inspectPorts: d.config.tls.inspectPorts, records: records.userLog, now: () => performance.now() });
+    const tcpPolicy = new TcpPolicy({ fp: flows, engine: inspection.engine, dial: inspection.dial, nonTls: d.config.tls.nonTls });
+    const reloader = new PolicyReloader({ holder, configPath: d.configSource, running: d.config, log });
     // Late-bound: the device, stack and edge refer to each other through the concentrator.
     let self: Concentrator | null = null;
     const device = new WgDevice<PeerTag>({
@@ -117,12 +126,13 @@ export class Concentrator {
         maxSynPerSecond: d.config.tcp.maxSynPerSecond,
       },
       tcpHandler: (flow) => {
-        if (!flow.local) return inspection.handlerFor(flow);
+        if (!flow.local) return tcpPolicy.handlerFor(flow);
         if (flow.dstPort === PORTAL_PORT) return http.portal.handlerFor(flow);
         // DNS over TCP to the concentrator (RFC 7766) is relayed to the first upstream.
         if (flow.dstPort !== DNS_PORT || upstreams.length === 0) return null;
         return () => socketEgress(upstreams[0].host, upstreams[0].port, DNS_TCP_TIMEOUT_MS);
       },
+      admit: (owner, protocol, dst, dstPort) => flows.admitDatagram(owner, protocol, dst, dstPort),
       onFlowEnd: (r) => inspection.flowEnded(r),
       blockedUdpPorts: d.config.tls.blockQuic ? d.config.tls.inspectPorts : [],
       onWake: (at) => self?.armStackTimer(at),
@@ -142,14 +152,17 @@ export class Concentrator {
       dns.handle(req.payload, maxUdpAnswerSize(req.payload, tunnelLimit), reply, req.owner.user, records.dnsQuery(req.owner, req.payload, () => performance.now())));
 
     const registry = new PeerRegistry(storeSource(d.store), device, (tag, why) => self?.tunnelCut(tag, why));
-    const c = new Concentrator(d, log, device, registry, stack, dns, inspection, egress, records, http, null, guard, incidents);
+    const c = new Concentrator(d, log, device, registry, stack, dns, inspection, egress, records, http, null, guard, incidents, { flows, reloader });
+    reloader.start();
     self = c;
     guard.beforeExit(() => c.lastWords());
     registry.sync();
     if (d.config.egress.mode === 'routed') {
       c.routed = RoutedEgress.start({
         dataDir: d.dataDir, config: d.config, serverV4: d.layout.serverV4, serverV6: d.layout.serverV6, ipv4Pool: d.ipv4Pool, ipv6Pool: d.ipv6Pool,
-        guard: egress.guard, toClient: (p) => c.toTunnel(p), toPeer: (p) => c.toTunnel(p), onBlocked: egress.onPolicyBlock, log,
+        guard: egress.guard, toClient: (p) => c.toTunnel(p), toPeer: (p) => c.toTunnel(p), log,
+        // One policy for both modes: a reload applies to routed packets too, and blocks are the same `policy` records.
+        policy: () => holder.current, onBlocked: (b) => flows.routedBlock(b),
       });
     }
     records.peersChanged(device.peers(), registry.size);
@@ -210,6 +223,11 @@ export class Concentrator {
       this.log.warn({ err: (err as Error).message }, 'cannot write the last status.json');
     }
     await this.stop();
+  }
+
+  /** SIGHUP: the config is read again; a valid policy applies to new flows, an invalid one is logged and the running one stays. */
+  reloadPolicy(trigger: string): void {
+    this.policy.reloader.reload(trigger);
   }
 
   get listenPort(): number {
@@ -357,6 +375,7 @@ export class Concentrator {
         process: { ...this.guard.counters },
         fds: { ...processFds.snapshot() },
         egress: { ...this.egress.counters },
+        policy: { ...this.policy.flows.counters },
         ...(this.routed && { routed: { ...this.routed.counters }, tun: { ...this.routed.tunCounters } }),
       },
       buffers: {
@@ -365,6 +384,7 @@ export class Concentrator {
         perUserLimitBytes: this.d.config.limits.maxBufferedBytesPerUser,
         users: this.stack.budgets?.usage() ?? {},
       },
+      policy: this.policy.reloader.status,
     };
   }
 
@@ -375,7 +395,7 @@ export class Concentrator {
     this.statusFile ??= new StatusFile(join(this.d.dataDir, 'status.json'), STATUS_MS);
     const now = performance.now();
     const peers = peersFingerprint(this.device.peers(), now);
-    const counters = [this.counters, this.device.counters, this.stack.counters, this.dns.counters, this.inspection.engine.counters, this.egress.counters, this.guard.counters, processFds.snapshot(), this.routed?.counters];
+    const counters = [this.counters, this.device.counters, this.stack.counters, this.dns.counters, this.inspection.engine.counters, this.egress.counters, this.guard.counters, processFds.snapshot(), this.routed?.counters, this.policy.flows.counters, this.policy.reloader.status];
     const fingerprint = `${this.listenPort}|${this.registry.generation}|${peers}|${JSON.stringify(counters)}`;
     try {
       this.statusFile.update(now, this.registry.size, fingerprint, () => JSON.stringify(this.status(), null, 2) + '\n');
@@ -402,6 +422,7 @@ export class Concentrator {
     await this.routed?.close();
     this.egress.stop();
     this.dns.close();
+    this.policy.reloader.stop();
     await this.inspection.close();
     // Every record accepted so far reaches the disk before the process exits (SIGTERM).
     await this.records.close(this.device.peers());
@@ -422,5 +443,7 @@ export interface StatusSnapshot {
   counters: Record<string, Record<string, number>>;
   /** Bytes buffered for flows (buffer budgets): in all, and per user holding any. */
   buffers: { usedBytes: number; limitBytes: number; perUserLimitBytes: number; users: Record<string, number> };
+  /** The running policy and its last reload. */
+  policy: PolicyReloadStatus;
 }
 

@@ -8,7 +8,7 @@ import type { DnsServer } from './dns';
 import type { Logger } from './log';
 import type { Endpoint } from './protocol';
 import { EgressDenials } from './egress_denials';
-import { EgressGuard, describeVerdict, watchHostAddresses, type EgressDenial, type HostAddressWatcher, type InterfaceReader, type PolicyBlock } from '../netstack';
+import { EgressGuard, describeVerdict, watchHostAddresses, type EgressDenial, type HostAddressWatcher, type InterfaceReader } from '../netstack';
 import { IpAddress, IpCidr, IP_PROTOCOL_TCP, IP_PROTOCOL_UDP } from '../netstack/wire';
 import { createHttpFetch, type HttpFetcher, type RecordSink } from '../mitm';
 import type { EgressVerdict } from '../netstack';
@@ -56,11 +56,6 @@ export class EgressBoundary {
   /** For NetStackOptions.onEgressDenied. */
   readonly onStackDenial = (d: EgressDenial): void => {
     this.denials.record(d.owner.user, d.owner.id, 'tunnel', d.protocol, d.dst, d.dstPort, d.verdict);
-  };
-
-  /** For routed mode's policy blocks (RoutedEgressOptions.onBlocked). */
-  readonly onPolicyBlock = (b: PolicyBlock): void => {
-    this.denials.policyBlock(b.owner.user, b.owner.id, b.protocol, b.dst, b.dstPort, b.rule);
   };
 
   /**

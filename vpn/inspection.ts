@@ -1,15 +1,14 @@
-// TLS inspection wired into the concentrator: TCP flows to tls.inspectPorts
-// get their upstream TCP connection opened first (so the client's SYN is
-// answered only when the origin answered), then the inspection engine takes
-// both streams. Records go to each user's log.
+// TLS inspection wired into the concentrator: the engine, its CA, trust,
+// pinning and records. Which flows it takes is policy's call
+// (vpn/flow_policy): their upstream TCP connection is opened first (so the
+// client's SYN is answered only when the origin answered), then the engine
+// takes both streams. Records go to each user's log.
 import type { Config } from './config';
 import type { Logger } from './log';
 import { PinnedSync } from './pinned_sync';
-import { connectUpstream as connectTcp, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo } from '../netstack';
+import { connectUpstream as connectTcp, type FlowRecord } from '../netstack';
 import { AiaFetcher, createHttpLogger, ensureCa, InspectionEngine, LeafMinter, PinningTracker, TrustStore, type Dialer, type EnsuredCa, type HttpFetcher, type HttpLoggerFactory } from '../mitm';
 import { UserLog } from './logs';
-
-const CONNECT_TIMEOUT_MS = 10_000;
 
 export class Inspection {
   readonly userLog: UserLog;
@@ -17,11 +16,10 @@ export class Inspection {
   readonly pinning: PinningTracker;
   /** The company CA's leaf minter and its cache (sightline_certificate_cache_* metrics). */
   readonly minter: LeafMinter;
-  private readonly inspectPorts: Set<number>;
   private readonly pinnedSync: PinnedSync;
   private readonly ownsLog: boolean;
   /** The one way this concentrator opens TCP toward a destination: flows and bypass probes alike. */
-  private readonly dial: Dialer = (host, port, timeoutMs) => connectTcp(host, port, timeoutMs);
+  readonly dial: Dialer = (host, port, timeoutMs) => connectTcp(host, port, timeoutMs);
 
   constructor(
     dataDir: string,
@@ -35,7 +33,6 @@ export class Inspection {
   ) {
     this.userLog = userLog ?? new UserLog({ dataDir });
     this.ownsLog = userLog === undefined;
-    this.inspectPorts = new Set(config.tls.inspectPorts);
     const trust = config.tls.upstreamCaFile ? TrustStore.fromPemFile(config.tls.upstreamCaFile) : TrustStore.system();
     const p = config.tls.pinning;
     this.pinning = new PinningTracker({ threshold: p.threshold, windowMs: p.windowSeconds * 1000, ttlMs: p.bypassSeconds * 1000 });
@@ -59,25 +56,6 @@ export class Inspection {
     });
   }
 
-  /** The handler for flows this engine inspects, or undefined for the default path. */
-  handlerFor(flow: TcpFlowInfo): TcpFlowHandler | undefined {
-    if (flow.local || !this.inspectPorts.has(flow.dstPort)) return undefined;
-    return (f) =>
-      this.dial(f.dst.toString(), f.dstPort, CONNECT_TIMEOUT_MS).then((sock) => ({
-        attach: (client) =>
-          this.engine.handle(client, sock, {
-            user: f.owner.user,
-            peer: f.owner.id,
-            clientAddress: f.client.toString(),
-            clientPort: f.clientPort,
-            dstAddress: f.dst.toString(),
-            dstPort: f.dstPort,
-            startedAt: Date.now(),
-          }),
-        abort: () => sock.resetAndDestroy(),
-      }));
-  }
-
   /** Every TCP flow's end record goes to its user's log. */
   flowEnded(r: FlowRecord): void {
     const { user, peer, type, ...fields } = r;
@@ -94,7 +72,7 @@ export class Inspection {
 /** `http` records of inspected flows, in the flow's user's log. */
 export function httpRecords(userLog: UserLog): HttpLoggerFactory {
   return (flow, alpn, ctx) =>
-    createHttpLogger({ alpn, sniHost: ctx.sni, now: () => performance.now(), emit: (r) => userLog.write(flow.user, flow.peer, 'http', { ...r }) });
+    createHttpLogger({ alpn, sniHost: ctx.sni, now: () => performance.now(), emit: (r) => userLog.write(flow.user, flow.peer, 'http', { ...r, rule: flow.rule, action: flow.action }) });
 }
 
 export function loadInspectionCa(dataDir: string, passphrase: string | undefined): EnsuredCa {

@@ -31,7 +31,7 @@ export async function connectUpstream(opts: ConnectUpstreamOptions): Promise<Ups
   if (result.ok) return result;
   result.socket?.destroy();
   raw.destroy();
-  return { ok: false, error: result.error, detail: result.detail, chain: result.chain };
+  return { ok: false, error: result.error, detail: result.detail, chain: result.chain, code: result.code };
 }
 
 /** A plain TCP connect. */
@@ -51,7 +51,7 @@ export const netDialer: Dialer = (host, port, timeoutMs) =>
   });
 
 /** The dialer's socket, or the failure; our own deadline bounds a dialer that never settles. */
-function dialWithin(opts: ConnectUpstreamOptions): Promise<net.Socket | UpstreamFailure> {
+export function dialWithin(opts: Pick<ConnectUpstreamOptions, 'host' | 'port' | 'timeoutMs' | 'dial'>): Promise<net.Socket | UpstreamFailure> {
   const where = upstreamLabel({ host: opts.host, port: opts.port });
   return new Promise((resolve) => {
     let settled = false;

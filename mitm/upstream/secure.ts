@@ -27,7 +27,18 @@ import { OcspCache, RevocationMode, RevocationResult, checkRevocation } from './
 import type { TrustStore } from './trust_store';
 import type { ValidationFailure } from './validate';
 
-export type UpstreamError = ValidationFailure | 'connect_failed' | 'tls_handshake_failed' | 'timeout';
+export type UpstreamError = ValidationFailure | 'connect_failed' | 'tls_handshake_failed' | 'timeout' | 'client_certificate_required';
+
+/**
+ * The server's certificate_required alert (116, RFC 8446 §4.4.2.4): a TLS 1.3
+ * server that asked for a client certificate and got none. It arrives after
+ * our side of the handshake completed, so the server's chain was already
+ * seen and is still validated: the result is then
+ * `client_certificate_required`, never a verdict on that chain.
+ */
+export const CERTIFICATE_REQUIRED_CODE = 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED';
+/** A handshake_failure alert (40): what a TLS 1.2 server that requires a client certificate sends (among other causes; server_flight.ts tells). */
+export const HANDSHAKE_FAILURE_CODE = 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE';
 
 export interface SecureUpstreamOptions {
   /** The flow's original destination address: matched against IP SANs when there is no SNI. */
@@ -60,9 +71,12 @@ export type UpstreamConnection = {
   path: X509Certificate[];
   leaf: X509Certificate;
   revocation: RevocationResult;
+  /** The server sent certificate_required, possibly after this result was handed over (TLS 1.3 sends it after our Finished). */
+  demandedClientCertificate(): boolean;
 };
 
-export type UpstreamFailure = { ok: false; error: UpstreamError; detail: string; chain?: X509Certificate[] };
+/** `code`: the TLS error code when the handshake failed (tls_handshake_failed). */
+export type UpstreamFailure = { ok: false; error: UpstreamError; detail: string; chain?: X509Certificate[]; code?: string };
 
 /** `socket` is set (and open) only when the handshake completed and the certificate was refused. */
 export type SecureUpstreamFailure = UpstreamFailure & { socket?: tls.TLSSocket; alpn?: string | null };
@@ -108,13 +122,24 @@ export function secureUpstream(raw: Socket, opts: SecureUpstreamOptions): Promis
       resolve(result);
     };
     const where = upstreamLabel(opts);
+    // Once our side of the handshake completed, verify() alone settles: an alert or close meanwhile is noted for it.
+    const state: HandshakeState = { secured: false, clientCertificateRequired: false };
     // Stays attached: until the caller pipes the socket, a reset must not become an uncaught 'error'.
     socket.on('error', (err: NodeJS.ErrnoException) => {
       const code = err.code ?? '';
+      if (code === CERTIFICATE_REQUIRED_CODE) state.clientCertificateRequired = true;
+      // node emits an error after the handshake without closing the socket; nobody may be reading it yet
+      // (the client's handshake is still under way), so close it here: whoever takes it sees a closed socket.
+      if (state.secured) {
+        socket.destroy();
+        return;
+      }
       if (OLD_PROTOCOL_CODES.has(code)) settle({ ok: false, error: 'protocol_too_old', detail: `${where} offers no TLS 1.2 or later (${code})` });
-      else settle({ ok: false, error: 'tls_handshake_failed', detail: `TLS handshake with ${where} failed: ${code || err.message}` });
+      else settle({ ok: false, error: 'tls_handshake_failed', detail: `TLS handshake with ${where} failed: ${code || err.message}`, code });
     });
-    const closed = (): void => settle({ ok: false, error: 'connect_failed', detail: `${where} closed the connection during the TLS handshake` });
+    const closed = (): void => {
+      if (!state.secured) settle({ ok: false, error: 'connect_failed', detail: `${where} closed the connection during the TLS handshake` });
+    };
     socket.once('close', closed);
     // With allowHalfOpen a FIN ends reading without closing the socket.
     socket.once('end', closed);
@@ -123,23 +148,54 @@ export function secureUpstream(raw: Socket, opts: SecureUpstreamOptions): Promis
     }, opts.timeoutMs);
     socket.once('OCSPResponse', (response: Buffer) => (stapled = response));
     socket.once('secureConnect', () => {
+      state.secured = true;
       // verify returns failures as values; a rejection here is a bug, still never an open socket behind it.
-      verify(socket, stapled, opts).then(settle, (err: Error) => settle({ ok: false, error: 'tls_handshake_failed', detail: `validation of ${where} failed: ${err.message}` }));
+      verify(socket, stapled, state, opts).then(settle, (err: Error) => settle({ ok: false, error: 'tls_handshake_failed', detail: `validation of ${where} failed: ${err.message}` }));
     });
   });
 }
 
-async function verify(socket: tls.TLSSocket, stapled: Buffer | null, opts: SecureUpstreamOptions): Promise<UpstreamConnection | SecureUpstreamFailure> {
+interface HandshakeState {
+  /** secureConnect fired: our side of the handshake is complete. */
+  secured: boolean;
+  /** The server sent certificate_required. */
+  clientCertificateRequired: boolean;
+}
+
+async function verify(socket: tls.TLSSocket, stapled: Buffer | null, state: HandshakeState, opts: SecureUpstreamOptions): Promise<UpstreamConnection | SecureUpstreamFailure> {
+  // Read at once: the chain must be taken before an alert (certificate_required) tears the session down.
   const chain = presentedChain(socket);
   const protocol = socket.getProtocol() ?? 'unknown';
   const alpn = socket.alpnProtocol || null;
+  const checked = await validatePresented(chain, stapled, protocol, opts);
+  if (!checked.ok) return { ...checked, socket: socket.destroyed ? undefined : socket, alpn };
+  if (state.clientCertificateRequired) {
+    return { ok: false, error: 'client_certificate_required', detail: `${upstreamLabel(opts)} requires a client certificate (certificate_required alert)`, chain };
+  }
+  if (socket.destroyed) return { ok: false, error: 'connect_failed', detail: 'upstream closed during validation', chain };
+  return {
+    ok: true, socket, alpn, protocol, chain, path: checked.path, leaf: checked.leaf, revocation: checked.revocation,
+    demandedClientCertificate: () => state.clientCertificateRequired,
+  };
+}
+
+export type PresentedVerdict =
+  | { ok: true; path: X509Certificate[]; leaf: X509Certificate; revocation: RevocationResult }
+  | { ok: false; error: UpstreamError; detail: string; chain: X509Certificate[] };
+
+/**
+ * The rules of inspection for a chain as a server presented it: path (with
+ * AIA completion), validity, algorithms, name, then revocation. Also used
+ * for a chain read off a failed TLS 1.2 handshake (server_flight.ts).
+ */
+export async function validatePresented(chain: X509Certificate[], stapled: Buffer | null, protocol: string, opts: SecureUpstreamOptions): Promise<PresentedVerdict> {
   const now = opts.now?.() ?? new Date();
   const verdict = await validateWithAia(
     { chain, hostname: opts.servername ?? null, ip: opts.host, now, trust: opts.trust, negotiatedProtocol: protocol },
     opts.aia ?? (opts.fetch ? new AiaFetcher({ fetch: opts.fetch }) : sharedAia),
     opts.fetch,
   );
-  if (!verdict.ok) return { ok: false, error: verdict.reason, detail: verdict.detail, chain, socket, alpn };
+  if (!verdict.ok) return { ok: false, error: verdict.reason, detail: verdict.detail, chain };
   const [leaf, issuer] = verdict.path;
   // A leaf that is itself a configured anchor has no issuer to ask: trusted by configuration.
   const revocation: RevocationResult = issuer
@@ -154,10 +210,9 @@ async function verify(socket: tls.TLSSocket, stapled: Buffer | null, opts: Secur
     : { status: 'not_checked', allow: true };
   if (!revocation.allow) {
     const why = revocation.status === 'error' ? `${revocation.error}: ${revocation.detail}` : revocation.status;
-    return { ok: false, error: revocation.failure ?? 'revocation_unknown', detail: `revocation check for "${certLabel(leaf)}": ${why}`, chain, socket, alpn };
+    return { ok: false, error: revocation.failure ?? 'revocation_unknown', detail: `revocation check for "${certLabel(leaf)}": ${why}`, chain };
   }
-  if (socket.destroyed) return { ok: false, error: 'connect_failed', detail: 'upstream closed during validation', chain };
-  return { ok: true, socket, alpn, protocol, chain, path: verdict.path, leaf, revocation };
+  return { ok: true, path: verdict.path, leaf, revocation };
 }
 
 /** The chain as the server sent it; stops where a self-signed certificate links to itself. */

@@ -63,12 +63,26 @@ export function makeWorkload(shape: WorkloadShape): Workload {
   // Every rule is narrow in at least two ways, as admins write them: a
   // network (prefixes), a service (ports), people (users/groups) or names.
   const who = (r: RuleConfig) => {
-    if (rnd() < 0.6) r.users = some(users, 3);
-    else r.groups = some(groupNames, 2);
+    const w = rnd();
+    if (w < 0.55) r.users = some(users, 3);
+    else if (w < 0.9) r.groups = some(groupNames, 2);
+    else {
+      // Both fields: listed users who are members (a match) or not (none).
+      r.groups = some(groupNames, 2);
+      r.users = some([...r.groups.flatMap((g) => groups[g]), pick(users)], 3);
+    }
   };
+  const wildOrExact = (h: string): string => (rnd() < 0.5 && h.includes('.') ? `*.${h.slice(h.indexOf('.') + 1)}` : h);
   const names = (r: RuleConfig) => {
-    if (shape.categories > 0 && rnd() < 0.3) r.categories = some(Object.keys(categories), 2);
-    else r.hosts = some(hostPool, 3).map((h) => (rnd() < 0.5 ? `*.${h.slice(h.indexOf('.') + 1)}` : h));
+    const n = rnd();
+    if (shape.categories > 0 && n < 0.2) r.categories = some(Object.keys(categories), 2);
+    else if (shape.categories > 0 && n < 0.3) {
+      // Both fields: host patterns over the categories' own domains, and one from elsewhere.
+      const cats = some(Object.keys(categories), 2);
+      r.categories = cats;
+      const listed = some(cats.flatMap((c) => categoryDomains[Number(c.slice(3))]), 2).map((d) => (rnd() < 0.5 ? `*.${d}` : d));
+      r.hosts = [...listed, wildOrExact(pick(hostPool))];
+    } else r.hosts = some(hostPool, 3).map(wildOrExact);
   };
   const ports = (r: RuleConfig) => {
     r.ports = some([...PORTS.map(String), `${1000 + int(1000)}-${2000 + int(8000)}`], 2);

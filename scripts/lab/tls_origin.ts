@@ -2,7 +2,8 @@
 // namespace. One JSON file (written by the test) describes:
 //   - HTTPS listeners that pick a certificate chain per SNI (exact name, then
 //     "*.parent" for a wildcard), speaking HTTP/2 and HTTP/1.1; a listener
-//     with tlsVersion 'TLSv1' is a legacy TLS 1.0-only server instead;
+//     with tlsVersion 'TLSv1' is a legacy TLS 1.0-only server instead, one
+//     with clientCaFile accepts only clients with a certificate (mutual TLS);
 //   - plain HTTP listeners serving files by path (AIA caIssuers intermediates);
 //   - banner listeners: a server that speaks first (an SSH or SMTP greeting),
 //     then echoes what it reads, prefixed "echo:".
@@ -37,6 +38,8 @@ export interface HttpsListener {
   sites: Record<string, TlsSite>;
   /** 'TLSv1': a legacy server that offers TLS 1.0 only (RFC 8996 deprecated it). */
   tlsVersion?: 'TLSv1';
+  /** Mutual TLS: only clients with a certificate from this CA (PEM file) are accepted. */
+  clientCaFile?: string;
 }
 
 export interface HttpListener {
@@ -75,7 +78,9 @@ const digest = (s: string | undefined): string | null => (s === undefined ? null
 function sniContexts(listener: HttpsListener): { first: TlsSite; pick: (name: string) => SecureContext | undefined } {
   const contexts = new Map<string, SecureContext>();
   for (const [name, site] of Object.entries(listener.sites)) {
-    contexts.set(name.toLowerCase(), createSecureContext(secureOptions(site, listener.tlsVersion)));
+    // The client CA must be in every SNI context: the one a ClientHello selects is what verifies the client's certificate.
+    const clientCa = listener.clientCaFile ? { ca: readFileSync(listener.clientCaFile) } : {};
+    contexts.set(name.toLowerCase(), createSecureContext({ ...secureOptions(site, listener.tlsVersion), ...clientCa }));
   }
   const first = Object.values(listener.sites)[0];
   if (!first) throw new Error(`tls_origin: listener ${listener.address}:${listener.port} has no sites`);
@@ -187,8 +192,9 @@ async function main(configFile: string): Promise<void> {
       server.listen(l.port, l.address);
       continue;
     }
+    const mutual = l.clientCaFile ? { requestCert: true, rejectUnauthorized: true, ca: readFileSync(l.clientCaFile) } : {};
     const server = createSecureServer(
-      { ...secureOptions(first, undefined), allowHTTP1: true, SNICallback: (name, cb) => cb(null, pick(name)) },
+      { ...secureOptions(first, undefined), ...mutual, allowHTTP1: true, SNICallback: (name, cb) => cb(null, pick(name)) },
       (req, res) => handleRequest(config, req, res),
     );
     // allowHTTP1 hands HTTP/1.1 connections to node:http, which emits 'upgrade' here.

@@ -67,7 +67,7 @@ describeE2E('port 443 is no way around inspection (tls.pinning.mode learn, tls.n
       expect(r.stdout.startsWith(`hello from ${PINNED_SITE.host} over HTTP/1.1\n`)).toBe(true);
       expect(firstCertIn(r.stdout)?.fingerprint256).toBe(originLeafFingerprint(rig.origins, PINNED_SITE.host));
       const bypass = await waitForRecord(t.dataDir, 'alice', 'tls_bypass record', (x) => x.type === 'tls_bypass');
-      expect(bypass).toMatchObject({ host: PINNED_SITE.host, reason: 'pinned', verified: 'probe' });
+      expect(bypass).toMatchObject({ host: PINNED_SITE.host, reason: 'pinned-learned', verified: 'probe' });
       ordinaryTrafficWorks();
     });
   });
@@ -84,9 +84,9 @@ describeE2E('port 443 is no way around inspection (tls.pinning.mode learn, tls.n
       const insecure = curl(rig.alice, impostor, { cacert: null, args: ['--insecure'] });
       expect(insecure.code).toBe(CURL_SSL_CONNECT_ERROR);
       const refused = await waitForRecord(t.dataDir, 'alice', 'tls_bypass_refused record', (x) => x.type === 'tls_bypass_refused' && x.dst === `${address}:443`);
-      expect(refused).toMatchObject({ host: PINNED_SITE.host, bypass: 'pinned', reason });
+      expect(refused).toMatchObject({ host: PINNED_SITE.host, bypass: 'pinned-learned', reason });
       const rejected = await waitForRecord(t.dataDir, 'alice', 'tls_upstream_rejected record', (x) => x.type === 'tls_upstream_rejected' && x.reason === reason);
-      expect(rejected).toMatchObject({ host: PINNED_SITE.host, action: 'block' });
+      expect(rejected).toMatchObject({ host: PINNED_SITE.host, outcome: 'block' });
       expect(records('flow_end').filter((x) => x.dst === `${address}:443` && x.mode === 'bypass')).toEqual([]);
       ordinaryTrafficWorks();
     });
@@ -102,7 +102,7 @@ describeE2E('port 443 is no way around inspection (tls.pinning.mode learn, tls.n
       const r = rig.alice.ns.exec('curl', ['-sS', '--max-time', '10', `http://${PLAIN_HTTP_V4}:443${PLAIN_HTTP_PATH}?secret=hunter2`], { timeoutMs: 15_000 });
       expect(r.code).not.toBe(0);
       const rec = await waitForRecord(t.dataDir, 'alice', 'non_tls record', (x) => x.type === 'non_tls' && x.dst === `${PLAIN_HTTP_V4}:443`);
-      expect(rec).toMatchObject({ guess: 'http', from: 'client', action: 'block' });
+      expect(rec).toMatchObject({ guess: 'http', from: 'client', outcome: 'block' });
       expect(JSON.stringify(userRecords(t.dataDir, 'alice'))).not.toContain('hunter2');
       ordinaryTrafficWorks();
     });
@@ -113,7 +113,7 @@ describeE2E('port 443 is no way around inspection (tls.pinning.mode learn, tls.n
       expect(r.closed).toBe(true);
       expect(r.received).toBe('');
       const rec = await waitForRecord(t.dataDir, 'alice', 'non_tls ssh record', (x) => x.type === 'non_tls' && x.guess === 'ssh');
-      expect(rec).toMatchObject({ dst: `${PLAIN_HTTP_V4}:443`, from: 'client', action: 'block' });
+      expect(rec).toMatchObject({ dst: `${PLAIN_HTTP_V4}:443`, from: 'client', outcome: 'block' });
     });
 
     test('a server that speaks first while the client waits (SSH greeting) is recognised at once, blocked, and logged with from "server"', async () => {
@@ -123,7 +123,7 @@ describeE2E('port 443 is no way around inspection (tls.pinning.mode learn, tls.n
       expect(r.closed).toBe(true);
       expect(r.received).not.toContain(SSH_GREETING.trim());
       await waitForRecord(t.dataDir, 'alice', 'second non_tls record', () => records('non_tls').length > before);
-      expect(records('non_tls')[before]).toMatchObject({ dst: `${SSH_BANNER_V4}:443`, guess: 'ssh', from: 'server', action: 'block' });
+      expect(records('non_tls')[before]).toMatchObject({ dst: `${SSH_BANNER_V4}:443`, guess: 'ssh', from: 'server', outcome: 'block' });
       ordinaryTrafficWorks();
     });
   });

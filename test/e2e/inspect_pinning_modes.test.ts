@@ -68,7 +68,7 @@ describeE2E('tls.pinning.mode approve: a learned host waits for an admin', TOOLS
     }, APPLY_WAIT_MS, 500);
     expect(firstCertIn(ok.stdout)?.fingerprint256).toBe(originLeafFingerprint(rig.origins, PINNED_SITE.host));
     const bypass = await waitForRecord(t.dataDir, 'alice', 'tls_bypass record', (x) => x.type === 'tls_bypass');
-    expect(bypass).toMatchObject({ host: PINNED_SITE.host, reason: 'pinned_approved' });
+    expect(bypass).toMatchObject({ host: PINNED_SITE.host, reason: 'pinned-learned' });
     expect(pinnedLine()).toContain('APPROVED');
     ordinaryTrafficWorks(rig);
   });
@@ -76,7 +76,7 @@ describeE2E('tls.pinning.mode approve: a learned host waits for an admin', TOOLS
   test('an approved name sent to a server that cannot prove it is still inspected and refused', async () => {
     expect(curl(rig.alice, spoofed(PINNED_SITE, IMPOSTOR_SELF_SIGNED_V4), { cacert: rig.origins.rootFile }).code).toBe(CURL_SSL_CONNECT_ERROR);
     const refused = await waitForRecord(t.dataDir, 'alice', 'tls_bypass_refused record', (x) => x.type === 'tls_bypass_refused');
-    expect(refused).toMatchObject({ bypass: 'pinned_approved', reason: 'self_signed', dst: `${IMPOSTOR_SELF_SIGNED_V4}:443` });
+    expect(refused).toMatchObject({ bypass: 'pinned-learned', reason: 'self_signed', dst: `${IMPOSTOR_SELF_SIGNED_V4}:443` });
   });
 
   test('`sightline pinned remove` makes the host inspected again without a restart', async () => {
@@ -122,14 +122,14 @@ describeE2E('tls.pinning.mode off and tls.nonTls allow', TOOLS, () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(readFileSync(rig.origins.rootFile, 'utf8'));
     const rec = await waitForRecord(t.dataDir, 'alice', 'non_tls record', (x) => x.type === 'non_tls' && x.dst === `${PLAIN_HTTP_V4}:443`);
-    expect(rec).toMatchObject({ guess: 'http', from: 'client', action: 'allow' });
+    expect(rec).toMatchObject({ guess: 'http', from: 'client', outcome: 'allow' });
   });
 
   test('nonTls allow: a server-speaks-first protocol (SSH greeting) works both ways and is logged as "ssh" from the server', async () => {
     const r = rawTcp(rig.alice, SSH_BANNER_V4, 443, null, 3_000, 'hello');
     expect(r.received).toBe(`${SSH_GREETING}echo:hello`);
     const rec = await waitForRecord(t.dataDir, 'alice', 'non_tls ssh record', (x) => x.type === 'non_tls' && x.dst === `${SSH_BANNER_V4}:443`);
-    expect(rec).toMatchObject({ guess: 'ssh', from: 'server', action: 'allow' });
+    expect(rec).toMatchObject({ guess: 'ssh', from: 'server', outcome: 'allow' });
     ordinaryTrafficWorks(rig);
   });
 });

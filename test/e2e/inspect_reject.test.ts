@@ -39,7 +39,7 @@ describeE2E('TLS inspection through the tunnel: bad upstreams, tls.onUpstreamErr
     const r = curl(rig.alice, site, { cacert: rig.companyCa });
     expect(r.code).toBe(CURL_SSL_CONNECT_ERROR);
     expect(r.stderr).toMatch(/alert/i);
-    expect(await rejection(t, site)).toMatchObject({ user: 'alice', reason: site.reason, action: 'block' });
+    expect(await rejection(t, site)).toMatchObject({ user: 'alice', reason: site.reason, outcome: 'block' });
   });
 
   test('no refused upstream ever got an http record (nothing was relayed)', () => {
@@ -76,8 +76,8 @@ describeE2E('TLS inspection through the tunnel: bad upstreams, tls.onUpstreamErr
   test.each(cases(BAD_SITES))('%s: the client cannot verify what it is shown and the log names the reason', async (_name, site) => {
     const r = curl(rig.alice, site, { cacert: rig.companyCa });
     expect(r.code).toBe(site.upstreamSession ? CURL_PEER_FAILED_VERIFICATION : CURL_SSL_CONNECT_ERROR);
-    const action = site.upstreamSession ? 'untrusted-ca' : 'block';
-    expect(await rejection(t, site)).toMatchObject({ user: 'alice', reason: site.reason, action });
+    const outcome = site.upstreamSession ? 'untrusted-ca' : 'block';
+    expect(await rejection(t, site)).toMatchObject({ user: 'alice', reason: site.reason, outcome });
   });
 
   test.each(cases(BAD_SITES.filter((s) => s.upstreamSession)))('%s: a client overriding the warning sees a leaf from the untrusted CA, never the company CA', (_name, site) => {

@@ -80,6 +80,8 @@ export const BAD_SITES: readonly BadSite[] = [
 /** Good sites for traffic tests: secrets and WebSocket (app), pinned-client detection (pinned). */
 export const APP_SITE = site('app', 'app.test');
 export const PINNED_SITE = site('pinned', 'pinned.test');
+/** Served on the main listener too; a test that wants client certificates demanded serves it from its own listener (clientCaFile). */
+export const MTLS_HOST = 'mtls.test';
 
 /** openssl's index.txt time: YYMMDDHHMMSSZ. */
 const indexTime = (d: Date): string => d.toISOString().replace(/^\d\d(\d\d)-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d).*$/, '$1$2$3$4$5$6Z');
@@ -113,6 +115,7 @@ export function makeInspectOrigins(dir: string): InspectOrigins {
     'aia.test': [leaf('aia.test', { caIssuersUrl: `http://${ORIGIN_V4}:${AIA_PORT}${aiaPath}` }, aiaInter)],
     'app.test': [leaf('app.test'), inter],
     'pinned.test': [leaf('pinned.test'), inter],
+    'mtls.test': [leaf('mtls.test'), inter],
     'expired.test': [leaf('expired.test', { notBefore: daysFromNow(-30), notAfter: daysFromNow(-1) }), inter],
     'notyet.test': [leaf('notyet.test', { notBefore: daysFromNow(1), notAfter: daysFromNow(30) }), inter],
     'selfsigned.test': [issueCert({ cn: 'selfsigned.test', dns: ['selfsigned.test'] })],
@@ -202,16 +205,17 @@ export interface InspectRig {
 
 /**
  * The whole inspection lab on `t`: certificates, concentrator config (the
- * test root as tls.upstreamCaFile, plus `tlsLines` under `tls:`), origins,
- * the running concentrator, the exported company CA and one employee.
- * `originExtra` (or what it returns for the generated origins) is merged
- * into the origin's config (e.g. setCookie, extra listeners).
+ * test root as tls.upstreamCaFile, plus `tlsLines` under `tls:`, then
+ * `extraConfig` as top-level YAML), origins, the running concentrator, the
+ * exported company CA and one employee. `originExtra` (or what it returns
+ * for the generated origins) is merged into the origin's config (e.g.
+ * setCookie, extra listeners).
  */
 export async function setUpInspection(
-  t: Topology, tlsLines: string[] = [], originExtra: Partial<TlsOriginConfig> | ((o: InspectOrigins) => Partial<TlsOriginConfig>) = {},
+  t: Topology, tlsLines: string[] = [], originExtra: Partial<TlsOriginConfig> | ((o: InspectOrigins) => Partial<TlsOriginConfig>) = {}, extraConfig = '',
 ): Promise<InspectRig> {
   const origins = makeInspectOrigins(join(t.dataDir, 'pki'));
-  t.setup(['tls:', `  upstreamCaFile: ${origins.rootFile}`, ...tlsLines.map((l) => `  ${l}`)].join('\n'));
+  t.setup(['tls:', `  upstreamCaFile: ${origins.rootFile}`, ...tlsLines.map((l) => `  ${l}`), extraConfig].join('\n'));
   const origin = await startInspectOrigins(t, origins, typeof originExtra === 'function' ? originExtra(origins) : originExtra);
   await t.startConcentrator();
   const exported = t.sightline(['ca', 'export']);

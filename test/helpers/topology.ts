@@ -203,6 +203,8 @@ export interface StatusJson {
   counters: Record<string, Record<string, number>>;
   /** How traffic leaves (vpn/routed/describe.ts EgressStatus). */
   egress?: { mode: 'socket' | 'routed'; interface?: string; nat?: string; nftTable?: string | null };
+  /** The running policy and its last reload (vpn/flow_policy/reload.ts). */
+  policy?: { generation: number; rules: number; reloads: number; errors: number; lastError: { message: string; at: string } | null; restartNeeded: string[] };
 }
 
 /** A peer name (user/device) as a wg-quick config file name. */

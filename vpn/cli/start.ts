@@ -40,6 +40,7 @@ export function startCommand(): Command {
           `  inspection CA:    SHA-256 ${c.inspection.ca.ca.fingerprint}${c.inspection.ca.created ? ' (created now)' : ''} — export it with: npx sightline ca export${dirFlag}`,
           `  inspected ports:  TCP ${d.config.tls.inspectPorts.join(', ')} (upstream errors: ${d.config.tls.onUpstreamError}, revocation: ${d.config.tls.revocation})`,
           `  egress:           ${describeEgress(status.egress)}`,
+          `  policy:           ${status.policy.rules} rules${d.config.policy.rules === undefined ? ' (built-in defaults)' : ''}; reloaded on SIGHUP or when the config changes (sightline policy show)`,
           '',
           "Add an employee's device (prints a WireGuard client config, --qr for phones; picked up without restart):",
           `  npx sightline device add alice${d.config.endpoint ? '' : ` --endpoint HOST:${c.listenPort}`}${dirFlag} > alice.conf`,
@@ -58,6 +59,8 @@ export function startCommand(): Command {
         };
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));
+        // Hot reload of the policy (groups, policy.*); new flows use it, running ones keep theirs.
+        process.on('SIGHUP', () => c.reloadPolicy('SIGHUP'));
       });
     });
 }

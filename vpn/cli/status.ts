@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { join } from 'node:path';
 import { resolveDataDir } from '../data_dir';
+import type { StatusSnapshot } from '../concentrator';
 import { readLiveStatus, STALE_MS } from './live_status';
 import { describeEgress } from '../routed/describe';
 
@@ -23,6 +24,13 @@ export function statusCommand(): Command {
         const hs = p.lastHandshakeSecondsAgo === null ? 'never' : `${p.lastHandshakeSecondsAgo}s ago`;
         const state = p.state !== 'active' ? `\t${p.state} (refused handshakes: ${p.refusedHandshakes})` : '';
         out.push(`  ${p.name}\t${p.ipv4}\t${p.endpoint ?? '-'}\thandshake ${hs}\trx ${p.rxBytes} tx ${p.txBytes}${state}`);
+      }
+      // An older concentrator's status.json has no policy block.
+      const pol = s.policy as StatusSnapshot['policy'] | undefined;
+      if (pol) {
+        out.push('', `policy: generation ${pol.generation}, ${pol.rules} rules, loaded ${pol.loadedAt} (${pol.reloads} reloads, ${pol.errors} failed)`);
+        if (pol.lastError) out.push(`  last reload FAILED at ${pol.lastError.at}; the policy above still runs:`, ...pol.lastError.message.split('\n').map((l) => `    ${l}`));
+        if (pol.restartNeeded.length > 0) out.push(`  changed keys that apply at the next start: ${pol.restartNeeded.join(', ')}`);
       }
       out.push('', 'counters:');
       for (const [group, counters] of Object.entries(s.counters)) {

@@ -85,7 +85,7 @@ export const configSchema = z
             windowSeconds: z.number().int().min(1).max(86_400).default(300),
             // Replaced by `mode`; named in the error so an old config says how to migrate.
             bypass: z.unknown().optional().refine((v) => v === undefined, { message: PINNING_BYPASS_MIGRATION }).transform(() => undefined),
-            bypassSeconds: z.number().int().min(60).max(86_400 * 90).default(86_400),
+            bypassSeconds: z.number().int().min(60).max(86_400 * 90).default(43_200),
           })
           .strict()
           .prefault({}),

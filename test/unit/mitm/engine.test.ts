@@ -10,7 +10,7 @@ import type { Server } from 'node:net';
 import * as tls from 'node:tls';
 import { HttpStreamLogger } from '../../../mitm/engine';
 import { removeTempDirs } from './ca_helpers';
-import { EngineUnderTest, Pki, close, get, handshake, listen, makePki, originCert } from './engine_harness';
+import { EngineUnderTest, Pki, close, fixedPolicy, get, handshake, listen, makePki, originCert } from './engine_harness';
 
 let pki: Pki;
 beforeAll(() => {
@@ -170,7 +170,9 @@ test('the policy hook can block a flow: the client gets an access_denied alert a
   const { key, cert } = originCert(pki, 'blocked.test');
   const origin = https.createServer({ key, cert }, (_q, s) => s.end('x'));
   origin.on('secureConnection', () => originHandshakes++);
-  const eut = await new EngineUnderTest(pki, { decide: () => 'block' }).start(await listen(origin));
+  const eut = new EngineUnderTest(pki, {});
+  eut.policy = fixedPolicy({ action: 'block' });
+  await eut.start(await listen(origin));
   try {
     const r = await handshake(eut.port, { servername: 'blocked.test', ca: [pki.ca.certPem] });
     expect(r).toEqual({ ok: false, code: 'ERR_SSL_TLSV1_ALERT_ACCESS_DENIED' });

@@ -13,6 +13,7 @@ import { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import { LoadedCa, ensureCa } from '../../../mitm/ca';
 import { InspectedFlow, InspectionEngine, InspectionEngineOptions } from '../../../mitm/engine';
+import type { FlowPolicyHook, NonTlsDecision, TlsDecision } from '../../../mitm/flow_policy';
 import { TrustStore } from '../../../mitm/upstream';
 import { TestCert, makeIntermediate, makeLeaf, makeRoot } from '../../helpers/pki';
 import { tempDir } from './ca_helpers';
@@ -80,6 +81,8 @@ export class EngineUnderTest {
 
   /** Hand the engine a plain Duplex instead of the net.Socket, as the userspace TCP stack does. */
   genericDuplex = false;
+  /** Given to every flow, or made per flow (the concentrator's wiring builds one per flow from the policy). */
+  policy: FlowPolicyHook | ((flow: InspectedFlow) => FlowPolicyHook) | undefined = undefined;
 
   constructor(pki: Pki, opts: Partial<InspectionEngineOptions> = {}, readonly user = 'alice') {
     const extra = opts.records;
@@ -108,6 +111,7 @@ export class EngineUnderTest {
         user: this.user, peer: 'peer-key-alice', clientAddress: client.remoteAddress ?? '', clientPort: client.remotePort ?? 0,
         dstAddress: '127.0.0.1', dstPort: this.originPort, startedAt: Date.now(),
       };
+      flow.policy = typeof this.policy === 'function' ? this.policy(flow) : this.policy;
       this.engine.handle(this.genericDuplex ? asGenericDuplex(client) : client, upstream, flow);
     });
   }
@@ -128,14 +132,21 @@ export class EngineUnderTest {
   }
 }
 
-/** Engine options, plus how the harness hands the client stream to the engine. */
-export type EngineSetup = Partial<InspectionEngineOptions> & { genericDuplex?: boolean };
+/** Engine options, plus how the harness hands the client stream to the engine and the flows' policy. */
+export type EngineSetup = Partial<InspectionEngineOptions> & { genericDuplex?: boolean; policy?: EngineUnderTest['policy'] };
+
+/** A hook that gives every flow the same decision, recording what it is told. */
+export function fixedPolicy(tls: TlsDecision, nonTls: NonTlsDecision = 'nonTls'): FlowPolicyHook & { undecryptedSeen: string[] } {
+  const undecryptedSeen: string[] = [];
+  return { tls: () => tls, nonTls: () => nonTls, undecrypted: (reason) => void undecryptedSeen.push(reason), undecryptedSeen };
+}
 
 /** Runs `run` against an engine whose flows go to `origin`, then stops both. */
 export async function withEngine<T>(pki: Pki, origin: net.Server, run: (eut: EngineUnderTest) => Promise<T>, setup: EngineSetup = {}): Promise<T> {
-  const { genericDuplex = false, ...opts } = setup;
+  const { genericDuplex = false, policy, ...opts } = setup;
   const eut = new EngineUnderTest(pki, opts);
   eut.genericDuplex = genericDuplex;
+  eut.policy = policy;
   await eut.start(await listen(origin));
   try {
     return await run(eut);

@@ -73,7 +73,7 @@ describe('blocked by default', () => {
       await rawExchange(eut.port, Buffer.from(secret));
       const [end] = await eut.ended(1);
       expect(end).toMatchObject({ mode: 'non_tls', result: 'non_tls_blocked', guess: 'http' });
-      expect(eut.records.ofType('non_tls')).toEqual([expect.objectContaining({ guess: 'http', from: 'client', action: 'block', user: 'alice' })]);
+      expect(eut.records.ofType('non_tls')).toEqual([expect.objectContaining({ guess: 'http', from: 'client', outcome: 'block', user: 'alice' })]);
       expect(JSON.stringify(eut.records.all)).not.toContain('exfil');
       expect(origin.bytes()).toBe(0);
       await inspectedGetWorks(eut, tlsPort);
@@ -85,7 +85,7 @@ describe('blocked by default', () => {
     await withEngine(pki, origin.server, async (eut) => {
       await rawExchange(eut.port, Buffer.from(SSH_GREETING));
       await eut.ended(1);
-      expect(eut.records.ofType('non_tls')).toEqual([expect.objectContaining({ guess: 'ssh', from: 'client', action: 'block' })]);
+      expect(eut.records.ofType('non_tls')).toEqual([expect.objectContaining({ guess: 'ssh', from: 'client', outcome: 'block' })]);
       expect(origin.bytes()).toBe(0);
     });
   });
@@ -115,7 +115,7 @@ describe('blocked by default', () => {
       const got = await rawExchange(eut.port, null);
       const [end] = await eut.ended(1);
       expect(end).toMatchObject({ mode: 'non_tls', result: 'non_tls_blocked', guess });
-      expect(eut.records.ofType('non_tls')).toEqual([expect.objectContaining({ guess, from: 'server', action: 'block' })]);
+      expect(eut.records.ofType('non_tls')).toEqual([expect.objectContaining({ guess, from: 'server', outcome: 'block' })]);
       expect(got).toBe('');
     }, { timeouts: { clientHelloMs: NEVER_MS } });
   });
@@ -135,7 +135,7 @@ describe('with nonTls "allow"', () => {
       expect(body).toBe('plain GET /x');
       const [end] = await eut.ended(1);
       expect(end.mode).toBe('non_tls');
-      expect(eut.records.ofType('non_tls')).toEqual([expect.objectContaining({ guess: 'http', action: 'allow' })]);
+      expect(eut.records.ofType('non_tls')).toEqual([expect.objectContaining({ guess: 'http', outcome: 'allow' })]);
     }, { nonTls: 'allow' });
   });
 
@@ -181,7 +181,7 @@ describe('with nonTls "allow"', () => {
       });
       expect(got).toBe(`${SSH_GREETING}echo:hello`);
       await eut.ended(1);
-      expect(eut.records.ofType('non_tls')).toEqual([expect.objectContaining({ guess: 'ssh', from: 'server', action: 'allow' })]);
+      expect(eut.records.ofType('non_tls')).toEqual([expect.objectContaining({ guess: 'ssh', from: 'server', outcome: 'allow' })]);
     }, { nonTls: 'allow', timeouts: { clientHelloMs: NEVER_MS } });
   });
 });

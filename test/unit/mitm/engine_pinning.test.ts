@@ -11,11 +11,10 @@ import * as https from 'node:https';
 import type * as net from 'node:net';
 import { PinningTracker } from '../../../mitm/pinning';
 import { BypassVerifier, tlsProbe } from '../../../mitm/bypass';
-import type { InspectionEngineOptions } from '../../../mitm/engine';
 import { netDialer } from '../../../mitm/upstream';
 import { issueCert, makeLeaf } from '../../helpers/pki';
 import { removeTempDirs } from './ca_helpers';
-import { EngineUnderTest, Pki, close, get, handshake, listen, makePki, originCert, subjectCN } from './engine_harness';
+import { EngineUnderTest, type EngineSetup, Pki, close, fixedPolicy, get, handshake, listen, makePki, originCert, subjectCN } from './engine_harness';
 import { abortHandshake, clientHelloBytes, sClient } from './tls_clients';
 
 let pki: Pki;
@@ -39,8 +38,14 @@ afterAll(async () => {
 /** A pinned app: trusts only the origin's test root, never the company CA, and says so with an alert. */
 const pinnedApp = (port: number): ReturnType<typeof sClient> => sClient(port, HOST, pki.root.pem);
 
-async function withEngine<T>(opts: Partial<InspectionEngineOptions>, originPort: number, run: (eut: EngineUnderTest) => Promise<T>, user = 'alice'): Promise<T> {
-  const eut = await new EngineUnderTest(pki, opts, user).start(originPort);
+/** A policy bypass by name: relayed raw only once the destination proved the name, inspected otherwise. */
+const BYPASS_BY_NAME = { action: 'bypass', reason: 'policy-bypass', verify: true, unverified: 'inspect' } as const;
+
+async function withEngine<T>(setup: EngineSetup, originPort: number, run: (eut: EngineUnderTest) => Promise<T>, user = 'alice'): Promise<T> {
+  const { policy, ...opts } = setup;
+  const eut = new EngineUnderTest(pki, opts, user);
+  eut.policy = policy;
+  await eut.start(originPort);
   try {
     return await run(eut);
   } finally {
@@ -101,7 +106,7 @@ describe('what is learned as pinned', () => {
       expect(r.verified).toBe(true);
       expect(r.leaf?.fingerprint256).toBe(genuineLeafFingerprint);
       await eut.ended(4);
-      expect(eut.records.ofType('tls_bypass')).toEqual([expect.objectContaining({ host: HOST, reason: 'pinned', verified: 'probe' })]);
+      expect(eut.records.ofType('tls_bypass')).toEqual([expect.objectContaining({ host: HOST, reason: 'pinned-learned', verified: 'probe' })]);
 
       // A second bypassed flow is answered from the verdict cache: one probe in all.
       expect((await pinnedApp(eut.port)).verified).toBe(true);
@@ -163,7 +168,7 @@ describe('a learned name is not a bypass for any server', () => {
           expect(r.output).toMatch(/alert handshake failure/);
           await spoof.ended(1);
           expect(spoof.records.ofType('tls_bypass')).toEqual([]);
-          expect(spoof.records.ofType('tls_bypass_refused')).toEqual([expect.objectContaining({ host: HOST, bypass: 'pinned', reason, dst: `127.0.0.1:${impostorPort}` })]);
+          expect(spoof.records.ofType('tls_bypass_refused')).toEqual([expect.objectContaining({ host: HOST, bypass: 'pinned-learned', reason, dst: `127.0.0.1:${impostorPort}` })]);
           expect(spoof.records.ofType('flow_end')[0]).toMatchObject({ mode: 'inspect', result: 'upstream_rejected', reason });
         });
       } finally {
@@ -201,18 +206,18 @@ describe('a learned name is not a bypass for any server', () => {
     const impostor = https.createServer({ key: c.keyPem, cert: c.pem }, (_q, s) => s.end('impostor'));
     const port = await listen(impostor);
     try {
-      await withEngine({ decide: () => 'bypass' }, port, async (spoof) => {
+      await withEngine({ policy: fixedPolicy(BYPASS_BY_NAME) }, port, async (spoof) => {
         expect((await pinnedApp(spoof.port)).verified).toBe(false);
         await spoof.ended(1);
-        expect(spoof.records.ofType('tls_bypass_refused')).toEqual([expect.objectContaining({ bypass: 'policy', reason: 'self_signed' })]);
+        expect(spoof.records.ofType('tls_bypass_refused')).toEqual([expect.objectContaining({ bypass: 'policy-bypass', reason: 'self_signed' })]);
       });
     } finally {
       await close(impostor);
     }
-    await withEngine({ decide: () => 'bypass' }, genuinePort, async (eut) => {
+    await withEngine({ policy: fixedPolicy(BYPASS_BY_NAME) }, genuinePort, async (eut) => {
       expect((await pinnedApp(eut.port)).leaf?.fingerprint256).toBe(genuineLeafFingerprint);
       await eut.ended(1);
-      expect(eut.records.ofType('tls_bypass')).toEqual([expect.objectContaining({ reason: 'policy', verified: 'probe' })]);
+      expect(eut.records.ofType('tls_bypass')).toEqual([expect.objectContaining({ reason: 'policy-bypass', verified: 'probe' })]);
     });
   });
 
@@ -246,7 +251,7 @@ describe('tls.pinning.mode', () => {
       const r = await pinnedApp(eut.port);
       expect(r.leaf?.fingerprint256).toBe(genuineLeafFingerprint);
       await eut.ended(5);
-      expect(eut.records.ofType('tls_bypass')).toEqual([expect.objectContaining({ reason: 'pinned_approved' })]);
+      expect(eut.records.ofType('tls_bypass')).toEqual([expect.objectContaining({ reason: 'pinned-learned' })]);
     });
   });
 
@@ -271,7 +276,7 @@ test('a shared verifier caches per destination: the same name at another port is
   const otherPort = await listen(other);
   try {
     for (const port of [genuinePort, otherPort]) {
-      await withEngine({ decide: () => 'bypass', bypass }, port, async (eut) => {
+      await withEngine({ policy: fixedPolicy(BYPASS_BY_NAME), bypass }, port, async (eut) => {
         expect((await pinnedApp(eut.port)).verified).toBe(true);
         await eut.ended(1);
       });

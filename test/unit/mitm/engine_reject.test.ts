@@ -79,7 +79,7 @@ describe.each(BAD_ORIGINS)('upstream with $name', (bad) => {
       const [end] = await eut.ended(1);
       expect(end).toMatchObject({ result: 'upstream_rejected', reason: bad.reason });
       const [rejected] = eut.records.ofType('tls_upstream_rejected');
-      expect(rejected).toMatchObject({ reason: bad.reason, host: bad.servername, action: 'block', user: 'alice' });
+      expect(rejected).toMatchObject({ reason: bad.reason, host: bad.servername, outcome: 'block', user: 'alice' });
       expect(String(rejected.detail).length).toBeGreaterThan(0);
     });
   });
@@ -90,7 +90,7 @@ describe.each(BAD_ORIGINS)('upstream with $name', (bad) => {
       expect(r.ok).toBe(false);
       if (!r.ok) expect(r.code).toMatch(/SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY/);
       await eut.ended(1);
-      expect(eut.records.ofType('tls_upstream_rejected')[0]).toMatchObject({ reason: bad.reason, action: 'untrusted-ca' });
+      expect(eut.records.ofType('tls_upstream_rejected')[0]).toMatchObject({ reason: bad.reason, outcome: 'untrusted-ca' });
       // Our certificate being refused is expected here, not a sign of pinning.
       expect(eut.records.ofType('tls_client_rejected')).toHaveLength(0);
     });
@@ -132,6 +132,6 @@ test('an upstream that is not TLS at all is refused with an internal_error alert
     const r = await handshake(eut.port, { servername: 'plain.test', ca: [pki.untrusted.certPem] });
     expect(r).toEqual({ ok: false, code: 'ERR_SSL_TLSV1_ALERT_INTERNAL_ERROR' });
     await eut.ended(1);
-    expect(eut.records.ofType('tls_upstream_rejected')[0]).toMatchObject({ reason: 'tls_handshake_failed', action: 'block' });
+    expect(eut.records.ofType('tls_upstream_rejected')[0]).toMatchObject({ reason: 'tls_handshake_failed', outcome: 'block' });
   }, { tls: { onUpstreamError: 'untrusted-ca', revocation: 'off' } });
 });

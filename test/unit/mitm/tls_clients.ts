@@ -48,8 +48,8 @@ export function sClient(port: number, servername: string, caPem: string): Promis
   });
 }
 
-/** The ClientHello node:tls sends for `servername`, captured from a throwaway listener. */
-export async function clientHelloBytes(servername: string): Promise<Buffer> {
+/** The ClientHello node:tls sends for `servername` (with `opts`, e.g. maxVersion), captured from a throwaway listener. */
+export async function clientHelloBytes(servername: string, opts: tls.ConnectionOptions = {}): Promise<Buffer> {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as net.AddressInfo).port;
@@ -59,7 +59,7 @@ export async function clientHelloBytes(servername: string): Promise<Buffer> {
         resolve(b);
         s.destroy();
       }));
-      const c = tls.connect({ host: '127.0.0.1', port, servername });
+      const c = tls.connect({ host: '127.0.0.1', port, servername, ...opts });
       c.on('error', () => c.destroy());
     });
   } finally {
@@ -75,4 +75,29 @@ export function abortHandshake(port: number, hello: Buffer, how: 'close' | 'rese
     c.on('error', () => resolve());
     c.on('close', () => resolve());
   });
+}
+
+/**
+ * `hello` (one record holding one ClientHello, as node sends it) with one more
+ * extension appended; record, handshake and extensions lengths fixed up.
+ */
+export function withExtension(hello: Buffer, type: number, data: Buffer): Buffer {
+  const body = hello.subarray(9);
+  let p = 2 + 32;
+  p += 1 + body[p];
+  p += 2 + body.readUInt16BE(p);
+  p += 1 + body[p];
+  const ext = Buffer.alloc(4 + data.length);
+  ext.writeUInt16BE(type, 0);
+  ext.writeUInt16BE(data.length, 2);
+  data.copy(ext, 4);
+  const newBody = Buffer.concat([body.subarray(0, p), Buffer.alloc(2), body.subarray(p + 2), ext]);
+  newBody.writeUInt16BE(body.readUInt16BE(p) + ext.length, p);
+  const head = Buffer.alloc(9);
+  head[0] = 22;
+  hello.copy(head, 1, 1, 3);
+  head.writeUInt16BE(newBody.length + 4, 3);
+  head[5] = 1;
+  head.writeUIntBE(newBody.length, 6, 3);
+  return Buffer.concat([head, newBody]);
 }

@@ -25,6 +25,13 @@ describe.each([1, 2, 3])('indexed decisions equal first-match by definition (see
     expect(decided.size).toBeGreaterThan(50);
   });
 
+  test('the workload has queries meeting both conditions of rules that set users and groups, or hosts and categories', () => {
+    const meets = (pred: (r: (typeof p.rules)[number]) => boolean) =>
+      p.rules.filter(pred).some((r) => w.queries.some((q) => checkRule(p, r, q).every((c) => c.matched)));
+    expect(meets((r) => r.users !== null && r.groups !== null)).toBe(true);
+    expect(meets((r) => r.hosts !== null && r.categories !== null)).toBe(true);
+  });
+
   test('deciding twice (cached bitsets) gives the same verdicts', () => {
     const first = w.queries.map((q) => p.decide(q).rule);
     expect(w.queries.map((q) => p.decide(q).rule)).toEqual(first);

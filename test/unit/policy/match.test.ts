@@ -35,13 +35,24 @@ describe('rule order and fields', () => {
     expect(ruleFor(p, query('alice', '10.20.0.5'))).toBe('db-closed');
   });
 
-  test('users and groups together are who the rule is for: listed users or members', () => {
+  test('users and groups in one rule are two conditions: a listed user who is also a member', () => {
     const p = policyFrom(`${base}policy:
   rules:
-    - { id: who, action: block, users: [erin], groups: [finance] }
+    - { id: who, action: block, users: [carol, erin], groups: [finance] }
 `);
-    expect(ruleFor(p, query('erin', '192.0.2.1'))).toBe('who');
-    expect(ruleFor(p, query('bob', '192.0.2.1'))).toBe('who');
+    expect(ruleFor(p, query('carol', '192.0.2.1'))).toBe('who');
+    // Listed but no member (erin), member but not listed (bob), neither (alice).
+    expect(ruleFor(p, query('erin', '192.0.2.1'))).toBe('no-match');
+    expect(ruleFor(p, query('bob', '192.0.2.1'))).toBe('no-match');
+    expect(ruleFor(p, query('alice', '192.0.2.1'))).toBe('no-match');
+  });
+
+  test('several groups in one rule: a member of any of them', () => {
+    const p = policyFrom(`${base}policy:
+  rules:
+    - { id: either, action: block, groups: [finance, contractors] }
+`);
+    for (const u of ['bob', 'carol', 'dave']) expect(ruleFor(p, query(u, '192.0.2.1'))).toBe('either');
     expect(ruleFor(p, query('alice', '192.0.2.1'))).toBe('no-match');
   });
 
@@ -180,15 +191,17 @@ describe('names: hosts and categories', () => {
       }
     });
 
-    test('hosts and categories in one rule: the name matches either', () => {
+    test('hosts and categories in one rule are two conditions: the name must match a host and be in a category', () => {
       const p = policyFrom(`policy:
   categories:
     my-banks: banks.txt
   rules:
-    - { id: names, action: bypass, hosts: [intranet.corp.test], categories: [my-banks] }
+    - { id: names, action: bypass, hosts: ["*.example.com", intranet.corp.test], categories: [my-banks] }
 `, dir);
-      expect(ruleFor(p, query('a', '192.0.2.1', 443, 'intranet.corp.test'))).toBe('names');
       expect(ruleFor(p, query('a', '192.0.2.1', 443, 'www.example.com'))).toBe('names');
+      // In the category but no host pattern matches (example.com itself), a host outside the category, neither.
+      expect(ruleFor(p, query('a', '192.0.2.1', 443, 'example.com'))).toBe('no-match');
+      expect(ruleFor(p, query('a', '192.0.2.1', 443, 'intranet.corp.test'))).toBe('no-match');
       expect(ruleFor(p, query('a', '192.0.2.1', 443, 'corp.test'))).toBe('no-match');
     });
 

@@ -78,20 +78,20 @@ describe('sightline policy', () => {
     expect(r.stdout).toContain('action   allow\n');
     expect(r.stdout).toContain('rule     finance-db (policy.rules.0)\n');
     expect(r.stdout).toContain('matched  dst: 10.20.0.0/16 contains 10.20.3.4\n');
-    expect(r.stdout).toContain('         users/groups: bob is a member of group finance\n');
+    expect(r.stdout).toContain('         groups: bob is a member of group finance\n');
   });
 
   test('explain says why earlier rules were passed over', async () => {
     const r = await run(['policy', 'explain', '--user', 'alice', '--dst', '10.20.3.4:443', '--sni', 'www.bank.example', '--json', ...cfg]);
     const e = JSON.parse(r.stdout) as { action: string; rule: string; skipped: { rule: string; field: string }[] };
     expect(e).toMatchObject({ action: 'block', rule: 'db-closed' });
-    expect(e.skipped).toEqual([expect.objectContaining({ rule: 'finance-db', field: 'users/groups' })]);
+    expect(e.skipped).toEqual([expect.objectContaining({ rule: 'finance-db', field: 'groups' })]);
   });
 
   test('explain with an SNI matches categories; without, it says the name could matter', async () => {
     const withName = await run(['policy', 'explain', '--user', 'alice', '--dst', '192.0.2.1:443', '--sni', 'WWW.Bank.Example.', ...cfg]);
     expect(withName.stdout).toContain('rule     banks (policy.rules.2)');
-    expect(withName.stdout).toContain('hosts/categories: www.bank.example is in category my-banks (listed as bank.example)');
+    expect(withName.stdout).toContain('categories: www.bank.example is in category my-banks (listed as bank.example)');
     const without = await run(['policy', 'explain', '--user', 'alice', '--dst', '192.0.2.1:443', ...cfg]);
     expect(without.stdout).toContain('rule     tls (policy.rules.3)');
     expect(without.stdout).toMatch(/note +with an SNI\/Host an earlier rule/);

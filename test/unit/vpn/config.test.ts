@@ -17,7 +17,7 @@ describe('config loader', () => {
     expect(c.mtu).toBe(1420);
     expect(c.tunnel.ipv4Pool).toBe('10.77.0.0/16');
     expect(c.tls).toMatchObject({ inspectPorts: [443], onUpstreamError: 'block', revocation: 'soft', blockQuic: true });
-    expect(c.tls.pinning).toEqual({ mode: 'learn', threshold: 3, windowSeconds: 300, bypassSeconds: 86_400 });
+    expect(c.tls.pinning).toEqual({ mode: 'learn', threshold: 3, windowSeconds: 300, bypassSeconds: 43_200 });
     expect(c.tls.nonTls).toBe('block');
     expect(c.tcp).toEqual({ idleTimeoutSeconds: 3600, maxFlowsPerUser: 4096, maxSynPerSecond: 200 });
   });

@@ -24,7 +24,7 @@ import { DnsLog, dnsQuestion } from '../../../../vpn/logs/dns_log';
 import { SessionLog } from '../../../../vpn/logs/session_log';
 import { makeLeaf, makeRoot } from '../../../helpers/pki';
 import { removeTempDirs, tempDir } from '../../mitm/ca_helpers';
-import { close, get, handshake, listen, makePki, originCert, type EngineSetup, type Pki, withEngine } from '../../mitm/engine_harness';
+import { close, fixedPolicy, get, handshake, listen, makePki, originCert, type EngineSetup, type Pki, withEngine } from '../../mitm/engine_harness';
 import { sClient } from '../../mitm/tls_clients';
 
 jest.setTimeout(60_000);
@@ -67,7 +67,7 @@ async function inspectionRecords(): Promise<void> {
   const self = makeLeaf(makeRoot({ cn: 'Nobody' }), { dns: ['bad.test'] });
   await scenario(https.createServer({ key: self.keyPem, cert: self.pem }), {}, (port) => handshake(port, { servername: 'bad.test', ca: [pki.ca.certPem] }));
   // Policy block: tls_blocked.
-  await scenario(good(), { decide: () => 'block' }, (port) => handshake(port, { servername: 'good.test', ca: [pki.ca.certPem] }));
+  await scenario(good(), { policy: fixedPolicy({ action: 'block' }) }, (port) => handshake(port, { servername: 'good.test', ca: [pki.ca.certPem] }));
   // Not TLS on an inspected port: non_tls.
   await scenario(net.createServer((s) => s.destroy()), {}, (port) => plainHttp(port));
   // A pinned app refuses our leaf (tls_client_rejected, tls_pinned), then is bypassed (tls_bypass).

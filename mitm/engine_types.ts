@@ -1,0 +1,96 @@
+// The inspection engine's public types: the flow it is handed, its options,
+// and the sinks it writes to (engine.ts).
+
+import type { LoadedCa } from './ca';
+import type { BypassVerifier } from './bypass';
+import type { MtlsHosts } from './exemptions';
+import type { FlowPolicyHook } from './flow_policy';
+import type { LeafMinter } from './mint';
+import type { PinningTracker } from './pinning';
+import type { AiaFetcher, Dialer, HttpFetcher, OcspCache, RevocationMode, TrustStore } from './upstream';
+
+export interface InspectedFlow {
+  user: string;
+  peer: string;
+  clientAddress: string;
+  clientPort: number;
+  dstAddress: string;
+  dstPort: number;
+  startedAt: number;
+  /** This flow's policy; without one the flow is inspected (and non-TLS follows `nonTls`). */
+  policy?: FlowPolicyHook;
+  /** The deciding rule and its action, carried by every record of the flow (the hook sets them as it decides). */
+  rule?: string;
+  action?: string;
+}
+
+export type OnUpstreamError = 'block' | 'untrusted-ca';
+/** What to do with a stream on an inspect port that is not TLS (`tls.nonTls`). */
+export type NonTlsAction = 'block' | 'allow';
+/**
+ * `tls.pinning.mode`: learn (a learned pin is a bypass candidate at once),
+ * approve (a learned pin waits for an admin's approval), off (nothing is
+ * learned, and pins bypass nothing; rejections are still logged).
+ */
+export type PinningMode = 'learn' | 'approve' | 'off';
+
+/** Admin-approved (user, host) bypasses; consulted per flow, so it may change while running. */
+export interface PinApprovals {
+  isApproved(user: string, host: string): boolean;
+}
+
+/** Where records go; UserLog implements it. */
+export interface RecordSink {
+  write(user: string, peer: string, type: string, fields?: Record<string, unknown>): void;
+}
+
+/** Receives the decrypted bytes of one inspected flow, for mitm/http_log. */
+export interface HttpStreamLogger {
+  clientToServer(chunk: Buffer): void;
+  serverToClient(chunk: Buffer): void;
+  end(): void;
+}
+
+export interface HttpLogContext {
+  /** The client's SNI, or null. */
+  sni: string | null;
+}
+
+export type HttpLoggerFactory = (flow: InspectedFlow, alpn: string | null, ctx: HttpLogContext) => HttpStreamLogger | null;
+
+export interface InspectionEngineOptions {
+  ca: LoadedCa;
+  /** Signs leaves for upstreams that failed validation in 'untrusted-ca' mode; never given to clients. */
+  untrustedCa: LoadedCa;
+  trust: TrustStore;
+  tls?: { onUpstreamError?: OnUpstreamError; revocation?: RevocationMode };
+  pinning?: {
+    tracker?: PinningTracker;
+    /** Default 'learn'. */
+    mode?: PinningMode;
+    approvals?: PinApprovals;
+  };
+  /** Gate for every bypass; default: a probe with this engine's trust, revocation, dialer and upstream timeout. */
+  bypass?: BypassVerifier;
+  /** How probes reach a destination: the dialer the flows use. Default: a plain TCP connect. */
+  dial?: Dialer;
+  records: RecordSink;
+  httpLogger?: HttpLoggerFactory;
+  /** Servers learned to demand client certificates (default: a table with the pinning tracker's TTL). */
+  mtls?: MtlsHosts;
+  /** Default 'block'. */
+  nonTls?: NonTlsAction;
+  timeouts?: { clientHelloMs?: number; upstreamHandshakeMs?: number; clientHandshakeMs?: number };
+  minter?: LeafMinter;
+  untrustedMinter?: LeafMinter;
+  aia?: AiaFetcher;
+  fetch?: HttpFetcher;
+  /** The fetcher for AIA and OCSP on behalf of one flow (the egress guard's, which logs refusals for its user); overrides `fetch`. */
+  fetchFor?: (flow: InspectedFlow) => HttpFetcher;
+  ocspCache?: OcspCache;
+  now?: () => number;
+}
+
+export const DEFAULT_CLIENT_HELLO_TIMEOUT_MS = 10_000;
+export const DEFAULT_UPSTREAM_HANDSHAKE_TIMEOUT_MS = 15_000;
+export const DEFAULT_CLIENT_HANDSHAKE_TIMEOUT_MS = 15_000;
