@@ -6,27 +6,13 @@
 
 import { KeyObject, createHash, createPublicKey, randomBytes, sign } from 'node:crypto';
 import forge from 'node-forge';
+import { OID, TAG_BIT_STRING, TAG_SEQUENCE, encode } from './x509';
 
 export type Asn1 = forge.asn1.Asn1;
 const asn1 = forge.asn1;
 const UNIVERSAL = asn1.Class.UNIVERSAL;
 const CONTEXT = asn1.Class.CONTEXT_SPECIFIC;
 const T = asn1.Type;
-
-export const OID = {
-  commonName: '2.5.4.3',
-  organizationName: '2.5.4.10',
-  basicConstraints: '2.5.29.19',
-  keyUsage: '2.5.29.15',
-  extKeyUsage: '2.5.29.37',
-  subjectAltName: '2.5.29.17',
-  subjectKeyIdentifier: '2.5.29.14',
-  authorityKeyIdentifier: '2.5.29.35',
-  kpServerAuth: '1.3.6.1.5.5.7.3.1',
-  ecdsaWithSha256: '1.2.840.10045.4.3.2',
-  ecdsaWithSha384: '1.2.840.10045.4.3.3',
-  sha256WithRsa: '1.2.840.113549.1.1.11',
-} as const;
 
 /** RFC 5280 4.2.1.3 KeyUsage bit numbers. */
 export const KU = {
@@ -202,23 +188,6 @@ export function signerFor(key: KeyObject): Signer {
   return { key, hash, algorithm, algorithmDer: fromBin(derBin(algorithm)) };
 }
 
-/** DER tag-length header (X.690 8.1.3, definite form). */
-function derHeader(tag: number, len: number): Buffer {
-  if (len < 0x80) return Buffer.from([tag, len]);
-  const lenBytes: number[] = [];
-  for (let n = len; n > 0; n = Math.floor(n / 256)) lenBytes.unshift(n & 0xff);
-  return Buffer.from([tag, 0x80 | lenBytes.length, ...lenBytes]);
-}
-
-/** Wraps already-encoded DER elements in one constructed element (tag 0x30 SEQUENCE, 0xa3 [3]...). */
-export function derWrap(tag: number, parts: Buffer[]): Buffer {
-  let len = 0;
-  for (const p of parts) len += p.length;
-  return Buffer.concat([derHeader(tag, len), ...parts]);
-}
-export const TAG_SEQUENCE = 0x30;
-export const TAG_EXTENSIONS = 0xa3;
-
 export const derOf = (node: Asn1): Buffer => fromBin(derBin(node));
 
 /**
@@ -229,8 +198,8 @@ export const derOf = (node: Asn1): Buffer => fromBin(derBin(node));
 export function signCertificate(tbs: Asn1 | Buffer, signer: Signer): Buffer {
   const tbsDer = Buffer.isBuffer(tbs) ? tbs : derOf(tbs);
   const signature = sign(signer.hash, tbsDer, signer.key);
-  const sigBits = derWrap(0x03, [Buffer.from([0]), signature]);
-  return derWrap(TAG_SEQUENCE, [tbsDer, signer.algorithmDer, sigBits]);
+  const sigBits = encode(TAG_BIT_STRING, [Buffer.from([0]), signature]);
+  return encode(TAG_SEQUENCE, [tbsDer, signer.algorithmDer, sigBits]);
 }
 
 /**

@@ -5,7 +5,8 @@
 
 import { Address6 } from 'ip-address';
 import forge from 'node-forge';
-import { Asn1, OID, SanEntry, fromBin, parseDer } from './ca_der';
+import { Asn1, SanEntry, fromBin, parseDer } from './ca_der';
+import { OID } from './x509';
 
 const asn1 = forge.asn1;
 const T = asn1.Type;

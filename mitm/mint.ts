@@ -11,12 +11,13 @@
 import { KeyObject, X509Certificate } from 'node:crypto';
 import { CLOCK_SKEW_MS, KeyType, LoadedCa, generatePrivateKey } from './ca';
 import {
-  KU, OID, SanEntry, Signer, TAG_EXTENSIONS, TAG_SEQUENCE, VERSION_V3, authorityKeyIdExt, basicConstraintsExt,
-  buildName, buildTime, derOf, derWrap, extKeyUsageExt, keyUsageExt, publicKeyInfo, randomSerial, seq,
-  signCertificate, signerFor, subjectAltNameExt, subjectKeyIdExt, toPem,
+  KU, SanEntry, Signer, VERSION_V3, authorityKeyIdExt, basicConstraintsExt, buildName, buildTime, derOf,
+  extKeyUsageExt, keyUsageExt, publicKeyInfo, randomSerial, seq, signCertificate, signerFor, subjectAltNameExt,
+  subjectKeyIdExt, toPem,
 } from './ca_der';
 import { CertParseError, readCertificate } from './ca_parse';
 import { MintError, SanInput, chooseCommonName, normalizeSans, sanSetKey } from './mint_names';
+import { OID, TAG_SEQUENCE, ctx, encode } from './x509';
 
 export { MintError } from './mint_names';
 export type { SanInput } from './mint_names';
@@ -160,14 +161,14 @@ export class LeafMinter {
 
   private build(sans: SanEntry[], commonName: string | null, now: number, notAfterMs: number): MintedLeaf {
     // RFC 5280 4.1: version, serial, signature, issuer, validity, subject, SPKI, extensions.
-    const tbs = derWrap(TAG_SEQUENCE, [
+    const tbs = encode(TAG_SEQUENCE, [
       this.versionDer,
       derOf(randomSerial()),
       this.algorithmAndIssuerDer,
       derOf(seq([buildTime(now - CLOCK_SKEW_MS), buildTime(notAfterMs)])),
       derOf(buildName(commonName)),
       this.spkiDer,
-      derWrap(TAG_EXTENSIONS, [derWrap(TAG_SEQUENCE, [
+      encode(ctx(3), [encode(TAG_SEQUENCE, [
         this.fixedExtensionsDer,
         // RFC 5280 4.2.1.6: with an empty subject the SAN extension must be critical.
         derOf(subjectAltNameExt(sans, commonName === null)),

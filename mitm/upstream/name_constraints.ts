@@ -4,7 +4,8 @@
 // a TLS server is named by; constraints of other forms do not restrict these.
 
 import type { X509Certificate } from 'node:crypto';
-import { Subtree, certInfo, certLabel } from './cert_info';
+import { Subtree, certInfo } from '../x509';
+import { certLabel } from './cert_info';
 
 /** A description of the first violation in `path` (leaf first, anchor last), or null. */
 export function nameConstraintsViolation(path: readonly X509Certificate[]): string | null {
