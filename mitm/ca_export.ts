@@ -7,9 +7,8 @@ import { X509Certificate, createHmac, randomBytes } from 'node:crypto';
 import forge from 'node-forge';
 import { splitPemCertificates } from './ca';
 import { fromBin, oid, seq, toBin, derBin } from './ca_der';
-import { readCertificate } from './ca_parse';
 import { CaError, caPaths, readTextFile } from './ca_store';
-import { OID } from './x509';
+import { OID, certInfo, subjectCommonName } from './x509';
 
 export type CaExportFormat = 'pem' | 'der' | 'p12';
 
@@ -42,7 +41,7 @@ const dataContentInfo = (contentDer: string) => seq([oid(OID.pkcs7Data), explici
  */
 function certOnlyPkcs12(cert: X509Certificate, password: string, mac: 'sha256' | 'sha1'): Buffer {
   // forge encodes BMPSTRING values from JS strings (UTF-16 code units), as RFC 7292 wants.
-  const friendlyName = asn1.create(UNIVERSAL, T.BMPSTRING, false, readCertificate(cert.raw).commonName ?? 'Sightline CA');
+  const friendlyName = asn1.create(UNIVERSAL, T.BMPSTRING, false, subjectCommonName(certInfo(cert)) ?? 'Sightline CA');
   const certBag = seq([
     oid(OID.pkcs12CertBag),
     explicit0(seq([oid(OID.pkcs9X509Certificate), explicit0(octets(toBin(cert.raw)))])),

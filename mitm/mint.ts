@@ -11,13 +11,12 @@
 import { KeyObject, X509Certificate } from 'node:crypto';
 import { CLOCK_SKEW_MS, KeyType, LoadedCa, generatePrivateKey } from './ca';
 import {
-  KU, SanEntry, Signer, VERSION_V3, authorityKeyIdExt, basicConstraintsExt, buildName, buildTime, derOf,
+  SanEntry, Signer, VERSION_V3, authorityKeyIdExt, basicConstraintsExt, buildName, buildTime, derOf,
   extKeyUsageExt, keyUsageExt, publicKeyInfo, randomSerial, seq, signCertificate, signerFor, subjectAltNameExt,
   subjectKeyIdExt, toPem,
 } from './ca_der';
-import { CertParseError, readCertificate } from './ca_parse';
-import { MintError, SanInput, chooseCommonName, normalizeSans, sanSetKey } from './mint_names';
-import { OID, TAG_SEQUENCE, ctx, encode } from './x509';
+import { MintError, SanInput, chooseCommonName, ipBytesToString, normalizeSans, sanSetKey } from './mint_names';
+import { KU, OID, TAG_SEQUENCE, certInfo, ctx, encode, parseCertificate, subjectCommonName } from './x509';
 
 export { MintError } from './mint_names';
 export type { SanInput } from './mint_names';
@@ -102,10 +101,11 @@ export class LeafMinter {
     this.leafKey = generatePrivateKey(keyType);
     this.keyPem = this.leafKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     this.chainSuffix = (issuer.selfSigned ? '' : issuer.certPem) + issuer.chainPem.join('');
-    const { spki, keyId } = publicKeyInfo(this.leafKey);
+    const { spkiDer, keyId } = publicKeyInfo(this.leafKey);
     this.versionDer = derOf(VERSION_V3);
-    this.algorithmAndIssuerDer = Buffer.concat([this.signer.algorithmDer, derOf(issuer.fields.subject)]);
-    this.spkiDer = derOf(spki);
+    // The CA's subject bytes as they are: the leaf's issuer must match them exactly (RFC 5280 7.1).
+    this.algorithmAndIssuerDer = Buffer.concat([this.signer.algorithmDer, issuer.fields.subjectName]);
+    this.spkiDer = spkiDer;
     // RFC 5280 4.2.1.3: keyEncipherment only where TLS 1.2 RSA key transport can use it.
     const usage = keyType === 'ecdsa-p256' ? [KU.digitalSignature] : [KU.digitalSignature, KU.keyEncipherment];
     const fixed = [
@@ -187,14 +187,18 @@ export class LeafMinter {
   }
 }
 
+/** An upstream certificate object was usually read already by validation; certInfo reuses that. */
 function describe(upstream: UpstreamLeaf): { subjectCN?: string; sans: ReadonlyArray<SanInput | SanEntry>; notAfter?: Date } {
   if (!(upstream instanceof X509Certificate) && !Buffer.isBuffer(upstream)) return upstream;
-  const der = upstream instanceof X509Certificate ? upstream.raw : upstream;
   try {
-    const f = readCertificate(der);
-    return { subjectCN: f.commonName ?? undefined, sans: f.sans, notAfter: f.notAfter };
+    const info = upstream instanceof X509Certificate ? certInfo(upstream) : parseCertificate(upstream);
+    const sans: SanInput[] = info.sanDns.map((value) => ({ type: 'dns', value }));
+    for (const bytes of info.sanIps) {
+      const value = ipBytesToString(bytes);
+      if (value !== null) sans.push({ type: 'ip', value });
+    }
+    return { subjectCN: subjectCommonName(info) ?? undefined, sans, notAfter: info.notAfter };
   } catch (e) {
-    if (e instanceof CertParseError) throw new MintError(`cannot read upstream certificate: ${e.message}`);
-    throw e;
+    throw new MintError(`cannot read upstream certificate: ${(e as Error).message}`);
   }
 }

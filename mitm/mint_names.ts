@@ -5,7 +5,6 @@
 
 import { Address4, Address6 } from 'ip-address';
 import { SanEntry, UB_COMMON_NAME } from './ca_der';
-import { ipBytesToString } from './ca_parse';
 
 export class MintError extends Error {}
 
@@ -32,6 +31,12 @@ function normalizeDns(raw: string): string {
     if (!LABEL.test(label)) throw new MintError(`invalid DNS name "${raw}"`);
   }
   return name;
+}
+
+export function ipBytesToString(bytes: Buffer): string | null {
+  if (bytes.length === 4) return Array.from(bytes).join('.');
+  if (bytes.length === 16) return Address6.fromUnsignedByteArray(Array.from(bytes)).correctForm();
+  return null;
 }
 
 function normalizeIp(raw: string): SanEntry {

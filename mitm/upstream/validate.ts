@@ -5,7 +5,7 @@
 
 import type { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import { OID, SignatureHash, certInfo } from '../x509';
+import { KU, OID, SignatureHash, certInfo } from '../x509';
 import { certLabel, namesMatch } from './cert_info';
 import { nameConstraintsViolation } from './name_constraints';
 import type { TrustStore } from './trust_store';
@@ -241,7 +241,7 @@ function checkIssuers(path: X509Certificate[]): Failure | null {
     // v1 roots carry no extensions; an anchor is trusted by configuration, not by its flags.
     if (k !== anchorIndex) {
       if (info.basicConstraints?.ca !== true) return fail('not_a_ca', `"${certLabel(cert)}" issued a certificate but is not a CA (basicConstraints cA is not true)`);
-      if (info.keyCertSign === false) return fail('not_a_ca', `"${certLabel(cert)}" issued a certificate but its keyUsage lacks keyCertSign`);
+      if (info.keyUsage !== null && !info.keyUsage.has(KU.keyCertSign)) return fail('not_a_ca', `"${certLabel(cert)}" issued a certificate but its keyUsage lacks keyCertSign`);
     }
     const pathLen = info.basicConstraints?.pathLen;
     if (pathLen !== null && pathLen !== undefined) {

@@ -6,10 +6,13 @@
 
 import type { X509Certificate } from 'node:crypto';
 import {
+  DerError,
   TAG_BOOLEAN,
   TAG_INTEGER,
   TAG_OCTET_STRING,
+  TAG_OID,
   TAG_SEQUENCE,
+  TAG_SET,
   Tlv,
   bitStringBytes,
   children,
@@ -21,8 +24,13 @@ import {
 } from './der';
 import { OID } from './oid';
 
-/** keyUsage bit 5 (RFC 5280 4.2.1.3), counted from the MSB of the first byte. */
-const KU_KEY_CERT_SIGN_MASK = 0x04;
+/** RFC 5280 4.2.1.3 KeyUsage bit numbers, counted from the MSB of the first byte. */
+export const KU = {
+  digitalSignature: 0,
+  keyEncipherment: 2,
+  keyCertSign: 5,
+  cRLSign: 6,
+} as const;
 /** GeneralName choices (RFC 5280 4.2.1.6), IMPLICIT context tags. */
 const GN_DNS = 0x82;
 const GN_URI = 0x86;
@@ -94,9 +102,9 @@ export interface CertInfo {
   /** subjectPublicKey BIT STRING value: what OCSP's issuerKeyHash hashes (RFC 6960 4.1.1). */
   readonly publicKeyBits: Buffer;
   /** null when the extension is absent. */
-  readonly basicConstraints: { ca: boolean; pathLen: number | null } | null;
-  /** null when keyUsage is absent (no restriction). */
-  readonly keyCertSign: boolean | null;
+  readonly basicConstraints: { ca: boolean; pathLen?: number } | null;
+  /** KeyUsage bit numbers (KU); null when keyUsage is absent (no restriction). */
+  readonly keyUsage: ReadonlySet<number> | null;
   /** null when extKeyUsage is absent. */
   readonly extKeyUsage: readonly string[] | null;
   readonly subjectKeyId: Buffer | null;
@@ -143,7 +151,7 @@ export function parseCertificate(der: Buffer): CertInfo {
     signatureHash: algorithm.hash,
     publicKeyBits: bitStringBytes(spki[1]),
     basicConstraints: null,
-    keyCertSign: null,
+    keyUsage: null,
     extKeyUsage: null,
     subjectKeyId: null,
     authorityKeyId: null,
@@ -175,13 +183,18 @@ function applyExtension(info: Mutable<CertInfo>, oid: string, value: Tlv): void 
       const parts = children(value);
       let k = 0;
       const ca = parts[k]?.tag === TAG_BOOLEAN ? parts[k++].content[0] !== 0 : false;
-      const pathLen = parts[k]?.tag === TAG_INTEGER ? parts[k].content.readUIntBE(0, Math.min(parts[k].content.length, 6)) : null;
-      info.basicConstraints = { ca, pathLen };
+      info.basicConstraints = parts[k]?.tag === TAG_INTEGER
+        ? { ca, pathLen: parts[k].content.readUIntBE(0, Math.min(parts[k].content.length, 6)) }
+        : { ca };
       break;
     }
     case OID.keyUsage: {
       const bits = bitStringBytes(value);
-      info.keyCertSign = bits.length > 0 && (bits[0] & KU_KEY_CERT_SIGN_MASK) !== 0;
+      const set = new Set<number>();
+      for (let i = 0; i < bits.length; i++) {
+        for (let b = 0; b < 8; b++) if (bits[i] & (0x80 >> b)) set.add(i * 8 + b);
+      }
+      info.keyUsage = set;
       break;
     }
     case OID.extKeyUsage:
@@ -245,4 +258,50 @@ export function signatureAlgorithmOf(algId: Tlv): { oid: string; hash: Signature
   if (!hashField) return { oid, hash: 'sha1' };
   const hashAlg = children(readTlv(hashField.content))[0];
   return { oid, hash: HASH_OIDS[decodeOid(hashAlg.content)] ?? 'unknown' };
+}
+
+/** X.680 string types a DirectoryString (RFC 5280 4.1.2.4) appears in. */
+const TAG_UTF8_STRING = 0x0c;
+const TAG_PRINTABLE_STRING = 0x13;
+const TAG_TELETEX_STRING = 0x14;
+const TAG_IA5_STRING = 0x16;
+const TAG_BMP_STRING = 0x1e;
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** TeletexString is read as latin1, as browsers do in practice; unknown string types give null. */
+function directoryString(value: Tlv): string | null {
+  switch (value.tag) {
+    case TAG_UTF8_STRING:
+      try {
+        return strictUtf8.decode(value.content);
+      } catch {
+        throw new DerError('name attribute: invalid UTF-8');
+      }
+    case TAG_PRINTABLE_STRING: case TAG_IA5_STRING: case TAG_TELETEX_STRING:
+      return value.content.toString('latin1');
+    case TAG_BMP_STRING:
+      if (value.content.length % 2 !== 0) throw new DerError('name attribute: BMPString of odd length');
+      return Buffer.from(value.content).swap16().toString('utf16le');
+    default:
+      return null;
+  }
+}
+
+/**
+ * The subject's CN (RFC 5280 4.1.2.6): the last one in the Name, the one
+ * clients treat as most specific. Decoded only when asked for (the minter and
+ * the CA export want it; path validation never does), and strictly: a CN that
+ * is not valid UTF-8 is an error, not replacement characters.
+ */
+export function subjectCommonName(info: CertInfo): string | null {
+  let cn: string | null = null;
+  for (const rdn of children(expectTag(readTlv(info.subjectName), TAG_SEQUENCE, 'subject'))) {
+    for (const attr of children(expectTag(rdn, TAG_SET, 'subject RDN'))) {
+      const [type, value] = children(expectTag(attr, TAG_SEQUENCE, 'subject attribute'));
+      if (decodeOid(expectTag(type, TAG_OID, 'attribute type').content) === OID.commonName && value !== undefined) {
+        cn = directoryString(value) ?? cn;
+      }
+    }
+  }
+  return cn;
 }

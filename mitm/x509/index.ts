@@ -8,5 +8,5 @@ export {
   encodeOid, expectTag, readTlv,
 } from './der';
 export type { Tlv } from './der';
-export { certInfo, parseCertificate, signatureAlgorithmOf } from './certificate';
+export { KU, certInfo, parseCertificate, signatureAlgorithmOf, subjectCommonName } from './certificate';
 export type { CertInfo, SignatureHash, Subtree } from './certificate';
