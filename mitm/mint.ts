@@ -15,7 +15,8 @@ import {
   extKeyUsageExt, keyUsageExt, publicKeyInfo, randomSerial, seq, signCertificate, signerFor, subjectAltNameExt,
   subjectKeyIdExt, toPem,
 } from './ca_der';
-import { MintError, SanInput, chooseCommonName, ipBytesToString, normalizeSans, sanSetKey } from './mint_names';
+import { MintError, SanInput, chooseCommonName, normalizeSans, sanSetKey } from './mint_names';
+import { IpAddress } from '../netstack/wire';
 import { KU, OID, TAG_SEQUENCE, certInfo, ctx, encode, parseCertificate, subjectCommonName } from './x509';
 
 export { MintError } from './mint_names';
@@ -193,9 +194,9 @@ function describe(upstream: UpstreamLeaf): { subjectCN?: string; sans: ReadonlyA
   try {
     const info = upstream instanceof X509Certificate ? certInfo(upstream) : parseCertificate(upstream);
     const sans: SanInput[] = info.sanDns.map((value) => ({ type: 'dns', value }));
+    // RFC 5280 4.2.1.6: an iPAddress SAN is 4 or 16 octets; anything else is malformed and not mirrored.
     for (const bytes of info.sanIps) {
-      const value = ipBytesToString(bytes);
-      if (value !== null) sans.push({ type: 'ip', value });
+      if (bytes.length === 4 || bytes.length === 16) sans.push({ type: 'ip', value: IpAddress.fromBytes(bytes).toString() });
     }
     return { subjectCN: subjectCommonName(info) ?? undefined, sans, notAfter: info.notAfter };
   } catch (e) {

@@ -4,6 +4,7 @@
 // a TLS server is named by; constraints of other forms do not restrict these.
 
 import type { X509Certificate } from 'node:crypto';
+import { IpAddress } from '../../netstack/wire';
 import { Subtree, certInfo } from '../x509';
 import { certLabel } from './cert_info';
 
@@ -47,9 +48,8 @@ function ipWithin(ip: Buffer, addr: Buffer, mask: Buffer): boolean {
   return true;
 }
 
+/** A SAN of another length is not an IP address; it is shown as hex. */
 function formatIp(ip: Buffer): string {
-  if (ip.length === 4) return [...ip].join('.');
-  const groups: string[] = [];
-  for (let i = 0; i + 1 < ip.length; i += 2) groups.push(ip.readUInt16BE(i).toString(16));
-  return groups.join(':');
+  if (ip.length === 4 || ip.length === 16) return IpAddress.fromBytes(ip).toString();
+  return ip.toString('hex');
 }
