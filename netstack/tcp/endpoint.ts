@@ -393,8 +393,8 @@ export class TcpEndpoint implements SegmentSink {
     // RFC 7323 §2.2: the window in a SYN is never scaled.
     const window = Math.min(this.rcv.capacity, MAX_WINDOW_FIELD);
     this.rcv.rcvAdvRight = seqAdd(this.rcv.rcvNxt, window);
-    this.out.push({ srcPort: this.srcPort, dstPort: this.dstPort, seq: this.iss, ack: this.rcv.rcvNxt,
-      flags: SYN | ACK, window, urgent: 0, options, payload: NO_DATA });
+    this.out.push(new TcpRepr({ srcPort: this.srcPort, dstPort: this.dstPort, seq: this.iss, ack: this.rcv.rcvNxt,
+      flags: SYN | ACK, window, urgent: 0, options, payload: NO_DATA }));
     this.stats.segmentsOut++;
     if (this.snd.rtoAt === null) this.snd.rtoAt = now + this.snd.rtt.rto;
   }
@@ -404,8 +404,8 @@ export class TcpEndpoint implements SegmentSink {
     if (this.neg.tsOk) options.timestamp = { value: this.tsNow(now), echo: this.tsRecent };
     if (this.neg.sackOk && !this.rcv.ooo.isEmpty) options.sack = this.rcv.ooo.sackBlocks(this.neg.tsOk ? 3 : 4);
     const window = this.rcv.advertise();
-    this.out.push({ srcPort: this.srcPort, dstPort: this.dstPort, seq, ack: this.rcv.rcvNxt, flags, window,
-      urgent: 0, options, payload });
+    this.out.push(new TcpRepr({ srcPort: this.srcPort, dstPort: this.dstPort, seq, ack: this.rcv.rcvNxt, flags, window,
+      urgent: 0, options, payload }));
     this.stats.segmentsOut++;
     this.lastAckSent = this.rcv.rcvNxt;
     this.ackPending = false;
@@ -414,8 +414,8 @@ export class TcpEndpoint implements SegmentSink {
   }
 
   private pushRst(seq: Seq, ack: Seq, withAck: boolean): void {
-    this.out.push({ srcPort: this.srcPort, dstPort: this.dstPort, seq, ack: withAck ? ack : 0,
-      flags: withAck ? RST | ACK : RST, window: 0, urgent: 0, options: {}, payload: NO_DATA });
+    this.out.push(new TcpRepr({ srcPort: this.srcPort, dstPort: this.dstPort, seq, ack: withAck ? ack : 0,
+      flags: withAck ? RST | ACK : RST, window: 0, urgent: 0, options: {}, payload: NO_DATA }));
     this.stats.segmentsOut++;
   }
 
