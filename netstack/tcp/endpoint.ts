@@ -10,7 +10,8 @@ import { MAX_WINDOW_FIELD, Negotiated, negotiate, rstForUnknownSegment, segmentL
 import { DATA_DUPLICATE, DATA_FILLED_HOLE, DATA_FIN, DATA_NEW, DATA_OUT_OF_ORDER, DATA_REFUSED, Receiver } from './receiver';
 import { INITIAL_RTO_MS, RttEstimator } from './retransmit';
 import { DEFAULT_SEND_BUFFER_BYTES, SendBuffer } from './send_buffer';
-import { Sender, SegmentSink } from './sender';
+import { SegmentSink } from './send_queue';
+import { Sender } from './sender';
 import { Seq, asSeq, seqAdd, seqGeq, seqGt, seqInRange, seqLeq, seqLt } from './seq';
 import { TcpEvent, TcpState, TcpStats, TimerSet, closeReason, newStats } from './timers';
 
@@ -90,7 +91,7 @@ export class TcpEndpoint implements SegmentSink {
 
   /** Bytes this flow holds: in-order and out-of-order received data, and the send queue (buffer budgets). */
   get heldBytes(): number {
-    return this.rcv.buffered + this.rcv.ooo.memory + this.snd.buf.length;
+    return this.rcv.buffered + this.rcv.ooo.memory + this.snd.queue.buf.length;
   }
 
   /** Bytes of client data not taken for lack of buffer room or reassembly space, by reason. */
@@ -144,9 +145,9 @@ export class TcpEndpoint implements SegmentSink {
   }
 
   write(data: Buffer, now: number): number {
-    if (this.snd.finQueued || !this.canSend()) return 0;
+    if (this.snd.queue.finQueued || !this.canSend()) return 0;
     this.lastNow = now;
-    const n = this.snd.buf.push(data);
+    const n = this.snd.queue.buf.push(data);
     if (n < data.length) this.writeBlocked = true;
     this.timers.activity(now);
     if (n > 0 && this.synchronized()) this.flush(now);
@@ -167,9 +168,9 @@ export class TcpEndpoint implements SegmentSink {
   }
 
   shutdownWrite(now: number): void {
-    if (this.snd.finQueued || !this.canSend()) return;
+    if (this.snd.queue.finQueued || !this.canSend()) return;
     this.lastNow = now;
-    this.snd.queueFin();
+    this.snd.queue.queueFin();
     if (this.st === 'ESTABLISHED') this.st = 'FIN-WAIT-1';
     else if (this.st === 'CLOSE-WAIT') this.st = 'LAST-ACK';
     if (this.synchronized()) this.flush(now);
@@ -300,7 +301,7 @@ export class TcpEndpoint implements SegmentSink {
       }
       this.st = 'ESTABLISHED';
       this.events.push({ type: 'established' });
-      if (this.snd.finQueued) this.st = 'FIN-WAIT-1';
+      if (this.snd.queue.finQueued) this.st = 'FIN-WAIT-1';
     }
     // RFC 5961 §5.2: ACKs older than one max window are injected, drop them.
     if (seqLt(ack, seqAdd(this.snd.sndUna, -Math.max(this.snd.sndWnd, 65535)))) {
@@ -310,13 +311,13 @@ export class TcpEndpoint implements SegmentSink {
     const ts = this.neg.tsOk ? seg.options.timestamp : undefined;
     const rtt = ts !== undefined && ts.echo !== 0 ? (this.tsNow(now) - ts.echo) >>> 0 : null;
     const dupCandidate = seg.payload.length === 0 && !(seg.flags & FIN);
-    const freeBefore = this.snd.buf.free;
+    const freeBefore = this.snd.queue.buf.free;
     const acked = this.snd.onAck(seq, ack, seg.window, seg.options.sack, dupCandidate, rtt !== null && rtt < 0x7fffffff ? rtt : null, now);
     if (acked < 0) {
       this.sendAck(now); // acknowledges something not yet sent
       return false;
     }
-    if (this.writeBlocked && this.snd.buf.free > freeBefore && this.snd.buf.free >= this.snd.buf.capacity / 4) {
+    if (this.writeBlocked && this.snd.queue.buf.free > freeBefore && this.snd.queue.buf.free >= this.snd.queue.buf.capacity / 4) {
       this.writeBlocked = false;
       this.events.push({ type: 'writable' });
     }
