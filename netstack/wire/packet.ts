@@ -138,57 +138,32 @@ export function buildIpPacket(spec: IpPacketSpec): Buffer {
   return buf;
 }
 
-export function buildUdpPacket(
-  src: IpAddress,
-  srcPort: number,
-  dst: IpAddress,
-  dstPort: number,
-  payload: Buffer,
-): Buffer {
+// The builders below are thin: a Repr of the upper layer, emitted into the
+// payload of buildIpPacket, which fills the checksums.
+
+export function buildUdpPacket(src: IpAddress, srcPort: number, dst: IpAddress, dstPort: number, payload: Buffer): Buffer {
   const repr = new UdpRepr({ srcPort, dstPort, payload });
-  return buildIpPacket({
-    src,
-    dst,
-    protocol: IP_PROTOCOL_UDP,
-    payloadLen: repr.bufferLen(),
-    writePayload: (b) => repr.emit(UdpView.unchecked(b)),
-  });
+  const writePayload = (b: Buffer): void => repr.emit(UdpView.unchecked(b));
+  return buildIpPacket({ src, dst, protocol: IP_PROTOCOL_UDP, payloadLen: repr.bufferLen(), writePayload });
 }
 
-/** Takes a TcpRepr, or the plain fields of one. */
+/** Takes a TcpRepr (what the endpoint emits), or the plain fields of one. */
 export function buildTcpPacket(src: IpAddress, dst: IpAddress, segment: TcpRepr | TcpReprInit): Buffer {
   const repr = segment instanceof TcpRepr ? segment : new TcpRepr(segment);
-  return buildIpPacket({
-    src,
-    dst,
-    protocol: IP_PROTOCOL_TCP,
-    payloadLen: repr.bufferLen(),
-    writePayload: (b) => repr.emit(TcpView.unchecked(b)),
-  });
+  const writePayload = (b: Buffer): void => repr.emit(TcpView.unchecked(b));
+  return buildIpPacket({ src, dst, protocol: IP_PROTOCOL_TCP, payloadLen: repr.bufferLen(), writePayload });
 }
 
-/** Takes an Icmpv4Repr, or the message it describes. */
-export function buildIcmpv4Packet(src: IpAddress, dst: IpAddress, message: icmp4.Icmpv4Repr | icmp4.Icmpv4Message): Buffer {
-  const repr = message instanceof icmp4.Icmpv4Repr ? message : new icmp4.Icmpv4Repr(message);
-  return buildIpPacket({
-    src,
-    dst,
-    protocol: icmp4.IP_PROTOCOL_ICMP,
-    payloadLen: repr.bufferLen(),
-    writePayload: (b) => repr.emit(icmp4.Icmpv4View.unchecked(b)),
-  });
+export function buildIcmpv4Packet(src: IpAddress, dst: IpAddress, message: icmp4.Icmpv4Message): Buffer {
+  const repr = new icmp4.Icmpv4Repr(message);
+  const writePayload = (b: Buffer): void => repr.emit(icmp4.Icmpv4View.unchecked(b));
+  return buildIpPacket({ src, dst, protocol: icmp4.IP_PROTOCOL_ICMP, payloadLen: repr.bufferLen(), writePayload });
 }
 
-/** Takes an Icmpv6Repr, or the message it describes. */
-export function buildIcmpv6Packet(src: IpAddress, dst: IpAddress, message: icmp6.Icmpv6Repr | icmp6.Icmpv6Message): Buffer {
-  const repr = message instanceof icmp6.Icmpv6Repr ? message : new icmp6.Icmpv6Repr(message);
-  return buildIpPacket({
-    src,
-    dst,
-    protocol: icmp6.IP_PROTOCOL_ICMPV6,
-    payloadLen: repr.bufferLen(),
-    writePayload: (b) => repr.emit(icmp6.Icmpv6View.unchecked(b)),
-  });
+export function buildIcmpv6Packet(src: IpAddress, dst: IpAddress, message: icmp6.Icmpv6Message): Buffer {
+  const repr = new icmp6.Icmpv6Repr(message);
+  const writePayload = (b: Buffer): void => repr.emit(icmp6.Icmpv6View.unchecked(b));
+  return buildIpPacket({ src, dst, protocol: icmp6.IP_PROTOCOL_ICMPV6, payloadLen: repr.bufferLen(), writePayload });
 }
 
 /** Echo request or reply (ping) in the family of `src`. */
