@@ -13,14 +13,14 @@
 
 import { KeyObject, X509Certificate, generateKeyPairSync, randomBytes } from 'node:crypto';
 import {
-  KU, VERSION_V3, authorityKeyIdExt, basicConstraintsExt, buildName, buildTime, extensionsBlock,
+  VERSION_V3, authorityKeyIdExt, basicConstraintsExt, buildName, buildTime, derOf, extensionsBlock,
   keyUsageExt, publicKeyInfo, randomSerial, seq, signCertificate, signerFor, subjectKeyIdExt, toPem,
 } from './ca_der';
-import { CertFields, CertParseError, readCertificate } from './ca_parse';
 import {
   CERT_MODE, CaError, CaPaths, KEY_MODE, caPaths, exists, exportPrivateKey, parsePrivateKey,
   prepareCaDir, readPrivateKeyFile, readTextFile, writeFileAtomic,
 } from './ca_store';
+import { CertInfo, KU, TAG_SEQUENCE, certInfo, encode } from './x509';
 
 export { CaError, caPaths } from './ca_store';
 export type { CaPaths } from './ca_store';
@@ -72,7 +72,7 @@ export interface LoadedCa {
   chainPem: string[];
   key: KeyObject;
   x509: X509Certificate;
-  fields: CertFields;
+  fields: CertInfo;
   fingerprint: string;
   selfSigned: boolean;
 }
@@ -101,23 +101,23 @@ function createSelfSignedCa(
   key: KeyObject, commonName: string, organization: string | undefined, validityMs: number, now: number,
 ): Buffer {
   const signer = signerFor(key);
-  const { spki, keyId } = publicKeyInfo(key);
-  const name = buildName(commonName, organization);
-  const tbs = seq([
-    VERSION_V3,
-    randomSerial(),
-    signer.algorithm,
+  const { spkiDer, keyId } = publicKeyInfo(key);
+  const name = derOf(buildName(commonName, organization));
+  const tbs = encode(TAG_SEQUENCE, [
+    derOf(VERSION_V3),
+    derOf(randomSerial()),
+    signer.algorithmDer,
     name,
-    seq([buildTime(now - CLOCK_SKEW_MS), buildTime(now + validityMs)]),
+    derOf(seq([buildTime(now - CLOCK_SKEW_MS), buildTime(now + validityMs)])),
     name,
-    spki,
-    extensionsBlock([
+    spkiDer,
+    derOf(extensionsBlock([
       // pathlen:0 -- this CA signs leaves only; a stolen leaf key cannot become a CA.
       basicConstraintsExt(true, 0),
       keyUsageExt([KU.keyCertSign, KU.cRLSign]),
       subjectKeyIdExt(keyId),
       authorityKeyIdExt(keyId),
-    ]),
+    ])),
   ]);
   return signCertificate(tbs, signer);
 }
@@ -185,17 +185,16 @@ export function splitPemCertificates(pem: string): string[] {
   return blocks.map((b) => `${b}\n`);
 }
 
-function readFields(x509: X509Certificate, source: string): CertFields {
+function readFields(x509: X509Certificate, source: string): CertInfo {
   try {
-    return readCertificate(x509.raw);
+    return certInfo(x509);
   } catch (e) {
-    if (e instanceof CertParseError) throw new CaError(`${source}: ${e.message}`);
-    throw e;
+    throw new CaError(`${source}: malformed certificate: ${(e as Error).message}`);
   }
 }
 
 /** The checks that make a certificate+key usable as an issuing CA (RFC 5280 4.2.1.3, 4.2.1.9). */
-function checkIssuingCa(x509: X509Certificate, fields: CertFields, key: KeyObject, source: string, now: number): void {
+function checkIssuingCa(x509: X509Certificate, fields: CertInfo, key: KeyObject, source: string, now: number): void {
   if (fields.basicConstraints?.ca !== true) {
     throw new CaError(`${source} is not a CA certificate (basicConstraints CA:TRUE missing); leaves it signs would be rejected`);
   }

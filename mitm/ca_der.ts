@@ -1,40 +1,19 @@
 // Building blocks for X.509 certificates (RFC 5280 4.1) on top of node-forge's
 // ASN.1 encoder. forge cannot sign with ECDSA keys and its pure-JS RSA is
 // about 60x slower than OpenSSL (DESIGN.md), so forge only lays out the
-// TBSCertificate and node:crypto signs it. forge's byte strings are latin1
-// ("binary") strings; Buffers are converted at the edges of this file.
+// TBSCertificate and node:crypto signs it. Certificates are read with
+// mitm/x509, never with forge. forge's byte strings are latin1 ("binary")
+// strings; Buffers are converted at the edges of this file.
 
 import { KeyObject, createHash, createPublicKey, randomBytes, sign } from 'node:crypto';
 import forge from 'node-forge';
+import { OID, TAG_BIT_STRING, TAG_SEQUENCE, bitStringBytes, children, encode, readTlv } from './x509';
 
 export type Asn1 = forge.asn1.Asn1;
 const asn1 = forge.asn1;
 const UNIVERSAL = asn1.Class.UNIVERSAL;
 const CONTEXT = asn1.Class.CONTEXT_SPECIFIC;
 const T = asn1.Type;
-
-export const OID = {
-  commonName: '2.5.4.3',
-  organizationName: '2.5.4.10',
-  basicConstraints: '2.5.29.19',
-  keyUsage: '2.5.29.15',
-  extKeyUsage: '2.5.29.37',
-  subjectAltName: '2.5.29.17',
-  subjectKeyIdentifier: '2.5.29.14',
-  authorityKeyIdentifier: '2.5.29.35',
-  kpServerAuth: '1.3.6.1.5.5.7.3.1',
-  ecdsaWithSha256: '1.2.840.10045.4.3.2',
-  ecdsaWithSha384: '1.2.840.10045.4.3.3',
-  sha256WithRsa: '1.2.840.113549.1.1.11',
-} as const;
-
-/** RFC 5280 4.2.1.3 KeyUsage bit numbers. */
-export const KU = {
-  digitalSignature: 0,
-  keyEncipherment: 2,
-  keyCertSign: 5,
-  cRLSign: 6,
-} as const;
 
 /** RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050 on. */
 const UTC_TIME_LIMIT_MS = Date.UTC(2050, 0, 1);
@@ -64,14 +43,6 @@ export function oid(dotted: string): Asn1 {
 }
 
 export const derBin = (node: Asn1): string => asn1.toDer(node).getBytes();
-
-// forge's runtime accepts an options object here; its type declarations only know `strict`.
-const fromDerWithOptions = asn1.fromDer as unknown as (
-  bytes: string, options: { strict: boolean; parseAllBytes: boolean; decodeBitStrings: boolean }) => Asn1;
-
-/** Keeps BIT STRINGs opaque so a re-encoded subtree is byte-identical to the input. */
-export const parseDer = (der: Buffer): Asn1 =>
-  fromDerWithOptions(toBin(der), { strict: true, parseAllBytes: true, decodeBitStrings: false });
 
 /** Name (RFC 5280 4.1.2.4) with a CN and optional O, both UTF8String. */
 export function buildName(commonName: string | null, organization?: string): Asn1 {
@@ -176,7 +147,6 @@ export interface Signer {
   key: KeyObject;
   hash: 'sha256' | 'sha384';
   /** AlgorithmIdentifier DER, used both inside the TBS and after it (RFC 5280 4.1.1.2). */
-  algorithm: Asn1;
   algorithmDer: Buffer;
 }
 
@@ -199,25 +169,8 @@ export function signerFor(key: KeyObject): Signer {
   } else {
     throw new Error(`unsupported CA key type ${String(type)} (use RSA or ECDSA P-256/P-384)`);
   }
-  return { key, hash, algorithm, algorithmDer: fromBin(derBin(algorithm)) };
+  return { key, hash, algorithmDer: fromBin(derBin(algorithm)) };
 }
-
-/** DER tag-length header (X.690 8.1.3, definite form). */
-function derHeader(tag: number, len: number): Buffer {
-  if (len < 0x80) return Buffer.from([tag, len]);
-  const lenBytes: number[] = [];
-  for (let n = len; n > 0; n = Math.floor(n / 256)) lenBytes.unshift(n & 0xff);
-  return Buffer.from([tag, 0x80 | lenBytes.length, ...lenBytes]);
-}
-
-/** Wraps already-encoded DER elements in one constructed element (tag 0x30 SEQUENCE, 0xa3 [3]...). */
-export function derWrap(tag: number, parts: Buffer[]): Buffer {
-  let len = 0;
-  for (const p of parts) len += p.length;
-  return Buffer.concat([derHeader(tag, len), ...parts]);
-}
-export const TAG_SEQUENCE = 0x30;
-export const TAG_EXTENSIONS = 0xa3;
 
 export const derOf = (node: Asn1): Buffer => fromBin(derBin(node));
 
@@ -226,23 +179,21 @@ export const derOf = (node: Asn1): Buffer => fromBin(derBin(node));
  * (RFC 5280 4.1.1). Framing by hand lets the minter keep the parts that never
  * change (issuer, SPKI, fixed extensions) pre-encoded instead of re-encoding them.
  */
-export function signCertificate(tbs: Asn1 | Buffer, signer: Signer): Buffer {
-  const tbsDer = Buffer.isBuffer(tbs) ? tbs : derOf(tbs);
+export function signCertificate(tbsDer: Buffer, signer: Signer): Buffer {
   const signature = sign(signer.hash, tbsDer, signer.key);
-  const sigBits = derWrap(0x03, [Buffer.from([0]), signature]);
-  return derWrap(TAG_SEQUENCE, [tbsDer, signer.algorithmDer, sigBits]);
+  const sigBits = encode(TAG_BIT_STRING, [Buffer.from([0]), signature]);
+  return encode(TAG_SEQUENCE, [tbsDer, signer.algorithmDer, sigBits]);
 }
 
 /**
- * SubjectPublicKeyInfo as a forge node, and its key identifier per RFC 7093
- * section 2 method 1: leftmost 160 bits of SHA-256 over the subjectPublicKey bits.
+ * SubjectPublicKeyInfo DER, and its key identifier per RFC 7093 section 2
+ * method 1: leftmost 160 bits of SHA-256 over the subjectPublicKey bits.
  */
-export function publicKeyInfo(key: KeyObject): { spki: Asn1; keyId: Buffer } {
+export function publicKeyInfo(key: KeyObject): { spkiDer: Buffer; keyId: Buffer } {
   const spkiDer = createPublicKey(key).export({ type: 'spki', format: 'der' });
-  const spki = parseDer(spkiDer);
-  const bits = (spki.value as Asn1[])[1].value as string;
-  const keyId = createHash('sha256').update(fromBin(bits.slice(1))).digest().subarray(0, 20);
-  return { spki, keyId };
+  const bits = bitStringBytes(children(readTlv(spkiDer))[1]);
+  const keyId = createHash('sha256').update(bits).digest().subarray(0, 20);
+  return { spkiDer, keyId };
 }
 
 /** RFC 7468 PEM, 64-character lines. */

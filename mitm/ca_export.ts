@@ -7,8 +7,8 @@ import { X509Certificate, createHmac, randomBytes } from 'node:crypto';
 import forge from 'node-forge';
 import { splitPemCertificates } from './ca';
 import { fromBin, oid, seq, toBin, derBin } from './ca_der';
-import { readCertificate } from './ca_parse';
 import { CaError, caPaths, readTextFile } from './ca_store';
+import { OID, certInfo, subjectCommonName } from './x509';
 
 export type CaExportFormat = 'pem' | 'der' | 'p12';
 
@@ -24,13 +24,6 @@ const UNIVERSAL = asn1.Class.UNIVERSAL;
 const CONTEXT = asn1.Class.CONTEXT_SPECIFIC;
 const T = asn1.Type;
 
-/** RFC 7292 appendix D / PKCS#7 OIDs. */
-const OID_DATA = '1.2.840.113549.1.7.1';
-const OID_CERT_BAG = '1.2.840.113549.1.12.10.1.3';
-const OID_X509_CERTIFICATE = '1.2.840.113549.1.9.22.1';
-const OID_FRIENDLY_NAME = '1.2.840.113549.1.9.20';
-const OID_SHA256 = '2.16.840.1.101.3.4.2.1';
-const OID_SHA1 = '1.3.14.3.2.26';
 /** RFC 7292 B.3 ID byte for MAC key material. */
 const PKCS12_ID_MAC = 3;
 /** OpenSSL's default MAC iteration count; the MAC guards integrity of public data only. */
@@ -39,7 +32,7 @@ const MAC_SALT_LEN = 16;
 
 const octets = (bin: string) => asn1.create(UNIVERSAL, T.OCTETSTRING, false, bin);
 const explicit0 = (inner: forge.asn1.Asn1) => asn1.create(CONTEXT, 0, true, [inner]);
-const dataContentInfo = (contentDer: string) => seq([oid(OID_DATA), explicit0(octets(contentDer))]);
+const dataContentInfo = (contentDer: string) => seq([oid(OID.pkcs7Data), explicit0(octets(contentDer))]);
 
 /**
  * A PFX (RFC 7292) holding one CertBag and no key bag. forge's own builder
@@ -48,11 +41,11 @@ const dataContentInfo = (contentDer: string) => seq([oid(OID_DATA), explicit0(oc
  */
 function certOnlyPkcs12(cert: X509Certificate, password: string, mac: 'sha256' | 'sha1'): Buffer {
   // forge encodes BMPSTRING values from JS strings (UTF-16 code units), as RFC 7292 wants.
-  const friendlyName = asn1.create(UNIVERSAL, T.BMPSTRING, false, readCertificate(cert.raw).commonName ?? 'Sightline CA');
+  const friendlyName = asn1.create(UNIVERSAL, T.BMPSTRING, false, subjectCommonName(certInfo(cert)) ?? 'Sightline CA');
   const certBag = seq([
-    oid(OID_CERT_BAG),
-    explicit0(seq([oid(OID_X509_CERTIFICATE), explicit0(octets(toBin(cert.raw)))])),
-    asn1.create(UNIVERSAL, T.SET, true, [seq([oid(OID_FRIENDLY_NAME), asn1.create(UNIVERSAL, T.SET, true, [friendlyName])])]),
+    oid(OID.pkcs12CertBag),
+    explicit0(seq([oid(OID.pkcs9X509Certificate), explicit0(octets(toBin(cert.raw)))])),
+    asn1.create(UNIVERSAL, T.SET, true, [seq([oid(OID.pkcs9FriendlyName), asn1.create(UNIVERSAL, T.SET, true, [friendlyName])])]),
   ]);
   const authSafeDer = derBin(seq([dataContentInfo(derBin(seq([certBag])))]));
 
@@ -61,7 +54,7 @@ function certOnlyPkcs12(cert: X509Certificate, password: string, mac: 'sha256' |
   const keyLen = mac === 'sha256' ? 32 : 20;
   const macKey = forge.pkcs12.generateKey(password, forge.util.createBuffer(toBin(salt)), PKCS12_ID_MAC, MAC_ITERATIONS, keyLen, md);
   const digest = createHmac(mac, fromBin(macKey.getBytes())).update(fromBin(authSafeDer)).digest();
-  const digestAlg = seq([oid(mac === 'sha256' ? OID_SHA256 : OID_SHA1), asn1.create(UNIVERSAL, T.NULL, false, '')]);
+  const digestAlg = seq([oid(mac === 'sha256' ? OID.sha256 : OID.sha1), asn1.create(UNIVERSAL, T.NULL, false, '')]);
   const macData = seq([
     seq([digestAlg, octets(toBin(digest))]),
     octets(toBin(salt)),

@@ -11,12 +11,13 @@
 import { KeyObject, X509Certificate } from 'node:crypto';
 import { CLOCK_SKEW_MS, KeyType, LoadedCa, generatePrivateKey } from './ca';
 import {
-  KU, OID, SanEntry, Signer, TAG_EXTENSIONS, TAG_SEQUENCE, VERSION_V3, authorityKeyIdExt, basicConstraintsExt,
-  buildName, buildTime, derOf, derWrap, extKeyUsageExt, keyUsageExt, publicKeyInfo, randomSerial, seq,
-  signCertificate, signerFor, subjectAltNameExt, subjectKeyIdExt, toPem,
+  SanEntry, Signer, VERSION_V3, authorityKeyIdExt, basicConstraintsExt, buildName, buildTime, derOf,
+  extKeyUsageExt, keyUsageExt, publicKeyInfo, randomSerial, seq, signCertificate, signerFor, subjectAltNameExt,
+  subjectKeyIdExt, toPem,
 } from './ca_der';
-import { CertParseError, readCertificate } from './ca_parse';
 import { MintError, SanInput, chooseCommonName, normalizeSans, sanSetKey } from './mint_names';
+import { IpAddress } from '../netstack/wire';
+import { KU, OID, TAG_SEQUENCE, certInfo, ctx, encode, parseCertificate, subjectCommonName } from './x509';
 
 export { MintError } from './mint_names';
 export type { SanInput } from './mint_names';
@@ -101,10 +102,11 @@ export class LeafMinter {
     this.leafKey = generatePrivateKey(keyType);
     this.keyPem = this.leafKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     this.chainSuffix = (issuer.selfSigned ? '' : issuer.certPem) + issuer.chainPem.join('');
-    const { spki, keyId } = publicKeyInfo(this.leafKey);
+    const { spkiDer, keyId } = publicKeyInfo(this.leafKey);
     this.versionDer = derOf(VERSION_V3);
-    this.algorithmAndIssuerDer = Buffer.concat([this.signer.algorithmDer, derOf(issuer.fields.subject)]);
-    this.spkiDer = derOf(spki);
+    // The CA's subject bytes as they are: the leaf's issuer must match them exactly (RFC 5280 7.1).
+    this.algorithmAndIssuerDer = Buffer.concat([this.signer.algorithmDer, issuer.fields.subjectName]);
+    this.spkiDer = spkiDer;
     // RFC 5280 4.2.1.3: keyEncipherment only where TLS 1.2 RSA key transport can use it.
     const usage = keyType === 'ecdsa-p256' ? [KU.digitalSignature] : [KU.digitalSignature, KU.keyEncipherment];
     const fixed = [
@@ -160,14 +162,14 @@ export class LeafMinter {
 
   private build(sans: SanEntry[], commonName: string | null, now: number, notAfterMs: number): MintedLeaf {
     // RFC 5280 4.1: version, serial, signature, issuer, validity, subject, SPKI, extensions.
-    const tbs = derWrap(TAG_SEQUENCE, [
+    const tbs = encode(TAG_SEQUENCE, [
       this.versionDer,
       derOf(randomSerial()),
       this.algorithmAndIssuerDer,
       derOf(seq([buildTime(now - CLOCK_SKEW_MS), buildTime(notAfterMs)])),
       derOf(buildName(commonName)),
       this.spkiDer,
-      derWrap(TAG_EXTENSIONS, [derWrap(TAG_SEQUENCE, [
+      encode(ctx(3), [encode(TAG_SEQUENCE, [
         this.fixedExtensionsDer,
         // RFC 5280 4.2.1.6: with an empty subject the SAN extension must be critical.
         derOf(subjectAltNameExt(sans, commonName === null)),
@@ -186,14 +188,18 @@ export class LeafMinter {
   }
 }
 
+/** An upstream certificate object was usually read already by validation; certInfo reuses that. */
 function describe(upstream: UpstreamLeaf): { subjectCN?: string; sans: ReadonlyArray<SanInput | SanEntry>; notAfter?: Date } {
   if (!(upstream instanceof X509Certificate) && !Buffer.isBuffer(upstream)) return upstream;
-  const der = upstream instanceof X509Certificate ? upstream.raw : upstream;
   try {
-    const f = readCertificate(der);
-    return { subjectCN: f.commonName ?? undefined, sans: f.sans, notAfter: f.notAfter };
+    const info = upstream instanceof X509Certificate ? certInfo(upstream) : parseCertificate(upstream);
+    const sans: SanInput[] = info.sanDns.map((value) => ({ type: 'dns', value }));
+    // RFC 5280 4.2.1.6: an iPAddress SAN is 4 or 16 octets; anything else is malformed and not mirrored.
+    for (const bytes of info.sanIps) {
+      if (bytes.length === 4 || bytes.length === 16) sans.push({ type: 'ip', value: IpAddress.fromBytes(bytes).toString() });
+    }
+    return { subjectCN: subjectCommonName(info) ?? undefined, sans, notAfter: info.notAfter };
   } catch (e) {
-    if (e instanceof CertParseError) throw new MintError(`cannot read upstream certificate: ${e.message}`);
-    throw e;
+    throw new MintError(`cannot read upstream certificate: ${(e as Error).message}`);
   }
 }

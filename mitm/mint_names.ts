@@ -3,9 +3,8 @@
 // sorted so that the same name set always maps to the same cache entry.
 // Names are mirrored, never widened: the SNI only fills an absent CN.
 
-import { Address4, Address6 } from 'ip-address';
+import { IpAddress } from '../netstack/wire';
 import { SanEntry, UB_COMMON_NAME } from './ca_der';
-import { ipBytesToString } from './ca_parse';
 
 export class MintError extends Error {}
 
@@ -35,17 +34,9 @@ function normalizeDns(raw: string): string {
 }
 
 function normalizeIp(raw: string): SanEntry {
-  if (Address4.isValid(raw) && !raw.includes('/')) {
-    const bytes = Buffer.from(new Address4(raw).toArray());
-    return { type: 'ip', value: ipBytesToString(bytes) ?? raw, bytes };
-  }
-  if (Address6.isValid(raw) && !raw.includes('/') && !raw.includes('%')) {
-    const bytes = Buffer.from(new Address6(raw).toUnsignedByteArray());
-    const full = Buffer.alloc(16);
-    bytes.copy(full, 16 - bytes.length);
-    return { type: 'ip', value: ipBytesToString(full) ?? raw, bytes: full };
-  }
-  throw new MintError(`invalid IP address "${raw}"`);
+  const addr = IpAddress.tryParse(raw);
+  if (addr === null) throw new MintError(`invalid IP address "${raw}"`);
+  return { type: 'ip', value: addr.toString(), bytes: addr.bytes };
 }
 
 /** Validated, de-duplicated, sorted SANs (DNS first, then IPs). */

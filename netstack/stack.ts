@@ -22,8 +22,8 @@ import {
   IP_PROTOCOL_ICMPV6,
   IP_PROTOCOL_TCP,
   IP_PROTOCOL_UDP,
-  parseTcpRepr,
   RST,
+  TcpRepr,
   TcpView,
   UdpView,
   type AddressKey,
@@ -248,7 +248,7 @@ export class NetStack {
 
   private tcpPacket(pkt: IpPacket, owner: FlowOwner, local: boolean, now: number): void {
     const view = TcpView.parse(pkt.payload);
-    const seg = isWireError(view) ? view : parseTcpRepr(view);
+    const seg = isWireError(view) ? view : TcpRepr.parse(view);
     if (isWireError(seg)) {
       this.counterSet.inc(`drop_tcp_${seg.reason}`);
       return;
@@ -311,12 +311,13 @@ export class NetStack {
       this.counterSet.inc(`drop_icmp_${repr.reason}`);
       return;
     }
-    if (repr.kind !== 'echo_request') {
+    const msg = repr.message;
+    if (msg.kind !== 'echo_request') {
       this.counterSet.inc('drop_icmp_not_echo');
       return;
     }
     this.counterSet.inc('icmp_echo_replied');
-    this.opts.toClient(buildIcmpEcho(localAddr, IpAddress.fromBytes(pkt.src), 'echo_reply', repr.identifier, repr.sequence, repr.data));
+    this.opts.toClient(buildIcmpEcho(localAddr, IpAddress.fromBytes(pkt.src), 'echo_reply', msg.identifier, msg.sequence, msg.data));
   }
 
   private echo6(pkt: IpPacket, localAddr: IpAddress): void {
@@ -326,12 +327,13 @@ export class NetStack {
       return;
     }
     const repr = Icmpv6Repr.parse(view);
-    if (repr.kind !== 'echo_request') {
+    const msg = repr.message;
+    if (msg.kind !== 'echo_request') {
       this.counterSet.inc('drop_icmp_not_echo');
       return;
     }
     this.counterSet.inc('icmp_echo_replied');
-    this.opts.toClient(buildIcmpEcho(localAddr, IpAddress.fromBytes(pkt.src), 'echo_reply', repr.identifier, repr.sequence, repr.data));
+    this.opts.toClient(buildIcmpEcho(localAddr, IpAddress.fromBytes(pkt.src), 'echo_reply', msg.identifier, msg.sequence, msg.data));
   }
 
   /** Runs flow timers. Never throws. */

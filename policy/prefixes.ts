@@ -46,7 +46,7 @@ export class PrefixIndex {
     const net = cidr.network;
     const key = `${net.toString()}/${cidr.prefixLength}`;
     const p = this.byText.get(key);
-    if (p === undefined) this.byText.set(key, { start: BigInt(`0x${net.bytes.toString('hex')}`), len: cidr.prefixLength, rules: [rule] });
+    if (p === undefined) this.byText.set(key, { start: net.toBigInt(), len: cidr.prefixLength, rules: [rule] });
     else if (p.rules[p.rules.length - 1] !== rule) p.rules.push(rule);
   }
 

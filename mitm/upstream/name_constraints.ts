@@ -4,7 +4,9 @@
 // a TLS server is named by; constraints of other forms do not restrict these.
 
 import type { X509Certificate } from 'node:crypto';
-import { Subtree, certInfo, certLabel } from './cert_info';
+import { IpAddress } from '../../netstack/wire';
+import { Subtree, certInfo } from '../x509';
+import { certLabel } from './cert_info';
 
 /** A description of the first violation in `path` (leaf first, anchor last), or null. */
 export function nameConstraintsViolation(path: readonly X509Certificate[]): string | null {
@@ -46,9 +48,8 @@ function ipWithin(ip: Buffer, addr: Buffer, mask: Buffer): boolean {
   return true;
 }
 
+/** A SAN of another length is not an IP address; it is shown as hex. */
 function formatIp(ip: Buffer): string {
-  if (ip.length === 4) return [...ip].join('.');
-  const groups: string[] = [];
-  for (let i = 0; i + 1 < ip.length; i += 2) groups.push(ip.readUInt16BE(i).toString(16));
-  return groups.join(':');
+  if (ip.length === 4 || ip.length === 16) return IpAddress.fromBytes(ip).toString();
+  return ip.toString('hex');
 }

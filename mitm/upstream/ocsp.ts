@@ -2,15 +2,18 @@
 // parsing and full verification of a response, fetched or stapled.
 
 import { X509Certificate, createHash, constants as cryptoConstants, verify as cryptoVerify } from 'node:crypto';
-import { certInfo, certLabel, namesMatch, OID_KP_OCSP_SIGNING, signatureAlgorithmOf } from './cert_info';
 import {
+  OID,
   TAG_ENUMERATED,
   TAG_GENERALIZED_TIME,
+  TAG_INTEGER,
+  TAG_NULL,
   TAG_OCTET_STRING,
   TAG_OID,
   TAG_SEQUENCE,
   Tlv,
   bitStringBytes,
+  certInfo,
   children,
   ctx,
   ctxPrim,
@@ -20,13 +23,10 @@ import {
   encodeOid,
   expectTag,
   readTlv,
-  TAG_NULL,
-  TAG_INTEGER,
-} from './der';
+  signatureAlgorithmOf,
+} from '../x509';
+import { certLabel, namesMatch } from './cert_info';
 
-const OID_SHA1 = '1.3.14.3.2.26';
-const OID_PKIX_OCSP_BASIC = '1.3.6.1.5.5.7.48.1.1';
-const OID_RSASSA_PSS = '1.2.840.113549.1.1.10';
 /** OCSPResponseStatus successful (RFC 6960 4.2.1). */
 const RESPONSE_STATUS_SUCCESSFUL = 0;
 const RESPONSE_STATUS_NAMES = ['successful', 'malformedRequest', 'internalError', 'tryLater', '(4)', 'sigRequired', 'unauthorized'];
@@ -83,7 +83,7 @@ export type OcspParseResult = { ok: true; response: OcspVerified } | { ok: false
 export function certIdFor(leaf: X509Certificate, issuer: X509Certificate): CertId {
   const sha1 = (b: Buffer): Buffer => createHash('sha1').update(b).digest();
   return {
-    hashAlgorithm: OID_SHA1,
+    hashAlgorithm: OID.sha1,
     issuerNameHash: sha1(certInfo(leaf).issuerName),
     issuerKeyHash: sha1(certInfo(issuer).publicKeyBits),
     serial: certInfo(leaf).serial,
@@ -136,7 +136,7 @@ function verifyOrThrow(der: Buffer, leaf: X509Certificate, issuer: X509Certifica
   }
   const responseBytes = children(readTlv(expectTag(outer[1], ctx(0), 'responseBytes').content));
   const type = decodeOid(expectTag(responseBytes[0], TAG_OID, 'responseType').content);
-  if (type !== OID_PKIX_OCSP_BASIC) throw new OcspFailure('unsupported_response_type', `response type ${type}`);
+  if (type !== OID.pkixOcspBasic) throw new OcspFailure('unsupported_response_type', `response type ${type}`);
   const basic = children(readTlv(expectTag(responseBytes[1], TAG_OCTET_STRING, 'response').content));
   const [tbs, sigAlg, sigBits, certsField] = basic;
   const fields = children(expectTag(tbs, TAG_SEQUENCE, 'ResponseData'));
@@ -164,7 +164,7 @@ function checkSignature(tbs: Tlv, sigAlg: Tlv, signature: Buffer, responderId: T
   for (const signer of candidates) {
     if (!isAuthorisedResponder(signer, issuer, now)) continue;
     authorised++;
-    const key = oid === OID_RSASSA_PSS ? { key: signer.publicKey, padding: cryptoConstants.RSA_PKCS1_PSS_PADDING, saltLength: cryptoConstants.RSA_PSS_SALTLEN_AUTO } : signer.publicKey;
+    const key = oid === OID.rsassaPss ? { key: signer.publicKey, padding: cryptoConstants.RSA_PKCS1_PSS_PADDING, saltLength: cryptoConstants.RSA_PSS_SALTLEN_AUTO } : signer.publicKey;
     let valid = false;
     try {
       valid = cryptoVerify(hash === 'none' ? null : hash, tbs.raw, key, signature);
@@ -191,7 +191,7 @@ function responderMatches(responderId: Tlv, cert: X509Certificate): boolean {
 function isAuthorisedResponder(signer: X509Certificate, issuer: X509Certificate, now: Date): boolean {
   if (signer.fingerprint256 === issuer.fingerprint256 || certInfo(signer).publicKeyBits.equals(certInfo(issuer).publicKeyBits)) return true;
   const info = certInfo(signer);
-  if (!info.extKeyUsage?.includes(OID_KP_OCSP_SIGNING)) return false;
+  if (!info.extKeyUsage?.includes(OID.kpOcspSigning)) return false;
   if (now < info.notBefore || now > info.notAfter) return false;
   if (!namesMatch(signer, issuer)) return false;
   try {

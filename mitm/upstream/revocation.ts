@@ -13,7 +13,8 @@
 
 import type { X509Certificate } from 'node:crypto';
 import { ExpiringLru } from '../expiring_lru';
-import { certInfo, certLabel } from './cert_info';
+import { certInfo } from '../x509';
+import { certLabel } from './cert_info';
 import { HttpError, HttpFetcher, fetchAsValue, httpFetch } from './http_fetch';
 import { CertId, CrlReason, OcspError, OcspVerified, certIdFor, certIdKey, encodeOcspRequest, verifyOcspResponse } from './ocsp';
 

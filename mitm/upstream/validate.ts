@@ -5,7 +5,8 @@
 
 import type { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import { OID_ANY_EXTENDED_KEY_USAGE, OID_KP_SERVER_AUTH, SignatureHash, certInfo, certLabel, namesMatch } from './cert_info';
+import { KU, OID, SignatureHash, certInfo } from '../x509';
+import { certLabel, namesMatch } from './cert_info';
 import { nameConstraintsViolation } from './name_constraints';
 import type { TrustStore } from './trust_store';
 
@@ -240,7 +241,7 @@ function checkIssuers(path: X509Certificate[]): Failure | null {
     // v1 roots carry no extensions; an anchor is trusted by configuration, not by its flags.
     if (k !== anchorIndex) {
       if (info.basicConstraints?.ca !== true) return fail('not_a_ca', `"${certLabel(cert)}" issued a certificate but is not a CA (basicConstraints cA is not true)`);
-      if (info.keyCertSign === false) return fail('not_a_ca', `"${certLabel(cert)}" issued a certificate but its keyUsage lacks keyCertSign`);
+      if (info.keyUsage !== null && !info.keyUsage.has(KU.keyCertSign)) return fail('not_a_ca', `"${certLabel(cert)}" issued a certificate but its keyUsage lacks keyCertSign`);
     }
     const pathLen = info.basicConstraints?.pathLen;
     if (pathLen !== null && pathLen !== undefined) {
@@ -263,12 +264,12 @@ function checkIssuers(path: X509Certificate[]): Failure | null {
  */
 function checkEku(path: X509Certificate[]): Failure | null {
   const leafEku = certInfo(path[0]).extKeyUsage;
-  if (leafEku && !leafEku.includes(OID_KP_SERVER_AUTH)) {
+  if (leafEku && !leafEku.includes(OID.kpServerAuth)) {
     return fail('missing_server_auth_eku', `"${certLabel(path[0])}" extKeyUsage [${leafEku.join(', ')}] does not include serverAuth`);
   }
   for (const cert of path.slice(1, -1)) {
     const eku = certInfo(cert).extKeyUsage;
-    if (eku && !eku.includes(OID_KP_SERVER_AUTH) && !eku.includes(OID_ANY_EXTENDED_KEY_USAGE)) {
+    if (eku && !eku.includes(OID.kpServerAuth) && !eku.includes(OID.anyExtendedKeyUsage)) {
       return fail('missing_server_auth_eku', `intermediate "${certLabel(cert)}" extKeyUsage does not allow serverAuth`);
     }
   }

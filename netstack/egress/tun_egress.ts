@@ -17,7 +17,7 @@
 // WireGuard server. A policy block is answered here: a TCP reset, or ICMP
 // administratively prohibited.
 import {
-  buildIcmpUnreachable, buildTcpPacket, IpAddress, isWireError, parseIpPacket, parseTcpRepr, TcpView,
+  buildIcmpUnreachable, buildTcpPacket, IpAddress, isWireError, parseIpPacket, TcpRepr, TcpView,
   IP_PROTOCOL_ICMP, IP_PROTOCOL_ICMPV6, IP_PROTOCOL_TCP, IP_PROTOCOL_UDP, type AddressKey, type IpPacket,
 } from '../wire';
 import { rstForUnknownSegment } from '../tcp';
@@ -171,7 +171,7 @@ function blockAnswer(pkt: IpPacket, from: IpAddress | undefined): Buffer | null 
   const client = IpAddress.fromBytes(pkt.src);
   if (pkt.protocol === IP_PROTOCOL_TCP) {
     const view = TcpView.parse(pkt.payload);
-    const seg = isWireError(view) ? view : parseTcpRepr(view);
+    const seg = isWireError(view) ? view : TcpRepr.parse(view);
     const rst = isWireError(seg) ? null : rstForUnknownSegment(seg);
     return rst === null ? null : buildTcpPacket(IpAddress.fromBytes(pkt.dst), client, rst);
   }

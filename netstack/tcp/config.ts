@@ -38,6 +38,8 @@ export const DEFAULT_RECV_BUFFER_BYTES = 1024 * 1024;
 export const DEFAULT_MSL_MS = 30_000;
 /** Delayed ACK timeout (RFC 9293 §3.8.6.3: under 0.5 s; Linux uses 40 ms). */
 export const DELAYED_ACK_MS = 40;
+/** Retransmissions of one segment, or unanswered window probes, before giving up (Linux tcp_retries2). */
+export const MAX_RETRANSMITS = 15;
 /** SYN-ACK retransmissions before giving up (Linux tcp_synack_retries). */
 export const SYNACK_RETRIES = 5;
 /** RFC 5961 §7 challenge ACK rate limit, per flow. */

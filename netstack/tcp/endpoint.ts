@@ -2,22 +2,28 @@
 // SYN is held until the edge knows whether the upstream connect succeeded:
 // accept() answers SYN-ACK, refuse() answers RST, so a client never sees an
 // open connection to a destination that is down.
+// Beside it: which segments are acceptable (acceptance.ts), RFC 7323
+// timestamps (timestamps.ts), what is sent (transmit.ts), the send side
+// (sender.ts) and the receive side (receiver.ts).
 import { randomBytes } from 'node:crypto';
-import { ACK, FIN, PSH, RST, SYN, TcpOptions, TcpRepr } from '../wire/tcp';
+import { ACK, FIN, PSH, RST, SYN, TcpRepr } from '../wire/tcp';
+import { ChallengeAckLimiter, ackTooOld, rstAction, segmentAcceptable } from './acceptance';
 import { NewReno } from './congestion';
-import { CHALLENGE_ACK_LIMIT, DEFAULT_RECV_BUFFER_BYTES, DELAYED_ACK_MS, SYNACK_RETRIES, TcpEndpointOptions } from './config';
+import { DEFAULT_RECV_BUFFER_BYTES, DELAYED_ACK_MS, SYNACK_RETRIES, TcpEndpointOptions } from './config';
 import { MAX_WINDOW_FIELD, Negotiated, negotiate, rstForUnknownSegment, segmentLength } from './options';
 import { DATA_DUPLICATE, DATA_FILLED_HOLE, DATA_FIN, DATA_NEW, DATA_OUT_OF_ORDER, DATA_REFUSED, Receiver } from './receiver';
 import { INITIAL_RTO_MS, RttEstimator } from './retransmit';
 import { DEFAULT_SEND_BUFFER_BYTES, SendBuffer } from './send_buffer';
-import { Sender, SegmentSink } from './sender';
-import { Seq, asSeq, seqAdd, seqGeq, seqGt, seqInRange, seqLeq, seqLt } from './seq';
+import { SegmentSink } from './send_queue';
+import { Sender } from './sender';
+import { Seq, asSeq, seqAdd, seqGt } from './seq';
 import { TcpEvent, TcpState, TcpStats, TimerSet, closeReason, newStats } from './timers';
+import { Timestamps } from './timestamps';
+import { Transmitter } from './transmit';
 
 export type { TcpEvent, TcpState, TcpStats } from './timers';
 export type { TcpEndpointOptions, TcpOutput } from './config';
 
-const CHALLENGE_ACK_WINDOW_MS = 1000;
 const NO_DATA = Buffer.alloc(0);
 
 export class TcpEndpoint implements SegmentSink {
@@ -27,32 +33,24 @@ export class TcpEndpoint implements SegmentSink {
   private readonly rcv: Receiver;
   private readonly snd: Sender;
   private readonly timers: TimerSet;
-  private readonly srcPort: number;
-  private readonly dstPort: number;
   private readonly iss: Seq;
   private readonly irs: Seq;
-  private readonly tsOffset: number;
-  private tsRecent = 0;
-  private lastAckSent: Seq;
-  private out: TcpRepr[] = [];
+  private readonly ts: Timestamps;
+  private readonly tx: Transmitter;
   private events: TcpEvent[] = [];
   private readablePending = false;
   private writeBlocked = false;
-  private ackPending = false;
-  private unackedSegments = 0;
   private lastNow: number;
   private synAckRetries = 0;
-  private challengeWindowStart = -Infinity;
-  private challengeCount = 0;
+  private readonly challenges = new ChallengeAckLimiter();
 
   private constructor(syn: TcpRepr, now: number, private readonly opts: TcpEndpointOptions) {
-    this.srcPort = syn.dstPort;
-    this.dstPort = syn.srcPort;
     this.irs = asSeq(syn.seq);
     this.iss = asSeq(opts.isn ?? randomBytes(4).readUInt32BE(0));
-    this.tsOffset = opts.tsOffset ?? randomBytes(4).readUInt32BE(0);
+    const tsOffset = opts.tsOffset ?? randomBytes(4).readUInt32BE(0);
     const recvBytes = opts.recvBufferBytes ?? DEFAULT_RECV_BUFFER_BYTES;
     this.neg = negotiate(syn.options, opts.mss, recvBytes);
+    this.ts = new Timestamps(this.neg.tsOk, tsOffset);
     const maxWindow = this.neg.wsOk ? MAX_WINDOW_FIELD * 2 ** this.neg.rcvWscale : MAX_WINDOW_FIELD;
     this.rcv = new Receiver(this.irs, recvBytes, this.neg.rcvWscale, this.neg.recvMss, maxWindow, opts.room);
     const rtt = new RttEstimator(opts.initialRtoMs ?? INITIAL_RTO_MS);
@@ -60,10 +58,10 @@ export class TcpEndpoint implements SegmentSink {
     const buf = new SendBuffer(opts.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES);
     this.snd = new Sender(this.iss, buf, this.neg.sendMss, this.neg.sndWscale, this.neg.sackOk, rtt, cc, this.stats);
     this.snd.initWindow(syn.window, this.irs, this.iss);
-    if (syn.options.timestamp !== undefined) this.tsRecent = syn.options.timestamp.value;
-    this.lastAckSent = this.rcv.rcvNxt;
+    if (syn.options.timestamp !== undefined) this.ts.recent = syn.options.timestamp.value;
     this.lastNow = now;
     this.timers = new TimerSet(opts, now);
+    this.tx = new Transmitter(syn.dstPort, syn.srcPort, this.neg, this.rcv, this.ts, this.timers, this.stats);
   }
 
   /** A flow from the client's SYN, waiting for accept()/refuse(); emits nothing yet. */
@@ -90,7 +88,7 @@ export class TcpEndpoint implements SegmentSink {
 
   /** Bytes this flow holds: in-order and out-of-order received data, and the send queue (buffer budgets). */
   get heldBytes(): number {
-    return this.rcv.buffered + this.rcv.ooo.memory + this.snd.buf.length;
+    return this.rcv.buffered + this.rcv.ooo.memory + this.snd.queue.buf.length;
   }
 
   /** Bytes of client data not taken for lack of buffer room or reassembly space, by reason. */
@@ -116,7 +114,7 @@ export class TcpEndpoint implements SegmentSink {
     if (this.st === 'CLOSED') return true;
     if (this.st !== 'TIME-WAIT' || !seqGt(asSeq(syn.seq), this.rcv.rcvNxt)) return false;
     const ts = syn.options.timestamp;
-    return !this.neg.tsOk || ts === undefined || seqGt(asSeq(ts.value), asSeq(this.tsRecent));
+    return !this.ts.enabled || ts === undefined || this.ts.isNewer(ts);
   }
 
   /** Upstream connect succeeded: answer the SYN. */
@@ -131,22 +129,22 @@ export class TcpEndpoint implements SegmentSink {
   refuse(now: number): void {
     if (this.st !== 'PENDING') return;
     this.lastNow = now;
-    this.pushRst(0 as Seq, seqAdd(this.irs, 1), true);
+    this.tx.rst(0 as Seq, seqAdd(this.irs, 1), true);
     this.close('refused');
   }
 
   abort(now: number): void {
     if (this.st === 'CLOSED') return;
     this.lastNow = now;
-    if (this.st === 'PENDING') this.pushRst(0 as Seq, seqAdd(this.irs, 1), true);
-    else if (this.st !== 'TIME-WAIT') this.pushRst(this.snd.sndNxt, this.rcv.rcvNxt, true);
+    if (this.st === 'PENDING') this.tx.rst(0 as Seq, seqAdd(this.irs, 1), true);
+    else if (this.st !== 'TIME-WAIT') this.tx.rst(this.snd.sndNxt, this.rcv.rcvNxt, true);
     this.close('aborted');
   }
 
   write(data: Buffer, now: number): number {
-    if (this.snd.finQueued || !this.canSend()) return 0;
+    if (this.snd.queue.finQueued || !this.canSend()) return 0;
     this.lastNow = now;
-    const n = this.snd.buf.push(data);
+    const n = this.snd.queue.buf.push(data);
     if (n < data.length) this.writeBlocked = true;
     this.timers.activity(now);
     if (n > 0 && this.synchronized()) this.flush(now);
@@ -167,18 +165,16 @@ export class TcpEndpoint implements SegmentSink {
   }
 
   shutdownWrite(now: number): void {
-    if (this.snd.finQueued || !this.canSend()) return;
+    if (this.snd.queue.finQueued || !this.canSend()) return;
     this.lastNow = now;
-    this.snd.queueFin();
+    this.snd.queue.queueFin();
     if (this.st === 'ESTABLISHED') this.st = 'FIN-WAIT-1';
     else if (this.st === 'CLOSE-WAIT') this.st = 'LAST-ACK';
     if (this.synchronized()) this.flush(now);
   }
 
   drainOutput(): TcpRepr[] {
-    const o = this.out;
-    this.out = [];
-    return o;
+    return this.tx.drain();
   }
 
   drainEvents(): TcpEvent[] {
@@ -222,7 +218,7 @@ export class TcpEndpoint implements SegmentSink {
     this.stats.segmentsIn++;
     if (this.st === 'CLOSED') {
       const rst = rstForUnknownSegment(seg);
-      if (rst !== null) this.out.push(rst);
+      if (rst !== null) this.tx.queue(rst);
       return;
     }
     const seq = asSeq(seg.seq);
@@ -230,21 +226,17 @@ export class TcpEndpoint implements SegmentSink {
     if (seg.flags & SYN && seq === this.irs && this.st === 'SYN-RECEIVED') {
       return this.sendSynAck(now); // our SYN-ACK was lost: the client repeats its SYN
     }
-    // RFC 7323 §5.3 PAWS: a timestamp older than TS.Recent marks an old duplicate.
-    const ts = this.neg.tsOk ? seg.options.timestamp : undefined;
-    if (ts !== undefined && !(seg.flags & RST) && seqLt(asSeq(ts.value), asSeq(this.tsRecent))) {
-      return this.sendAck(now);
-    }
+    const ts = this.ts.of(seg.options);
+    if (ts !== undefined && !(seg.flags & RST) && this.ts.isOld(ts)) return this.sendAck(now); // PAWS
     const len = segmentLength(seg);
     if (seg.flags & RST) return this.onRst(seq, now);
-    if (!this.acceptable(seq, len)) {
+    if (!segmentAcceptable(seq, len, this.rcv.rcvNxt, this.rcv.window)) {
       // A repeated FIN in TIME-WAIT means our last ACK was lost (RFC 9293 §3.10.7.4 eighth).
       if (this.st === 'TIME-WAIT' && seg.flags & FIN) this.timers.restartTimeWait(now);
       return this.sendAck(now);
     }
     this.timers.received(now);
-    // RFC 7323 §4.3 TS.Recent update rule.
-    if (ts !== undefined && seqLeq(seq, this.lastAckSent)) this.tsRecent = ts.value;
+    this.ts.update(ts, seq, this.tx.lastAckSent);
     if (seg.flags & SYN) return this.challengeAck(now); // RFC 5961 §4
     if (!(seg.flags & ACK)) return;
     if (!this.processAck(seg, seq, now)) return;
@@ -257,35 +249,14 @@ export class TcpEndpoint implements SegmentSink {
     if (seg.flags & RST && seq === this.rcv.rcvNxt) this.close('rst_received');
   }
 
-  /** RFC 9293 §3.10.7.4 first check, in the permissive form that accepts a
-   *  segment starting at RCV.NXT even in a zero window so its ACK is processed. */
-  private acceptable(seq: Seq, len: number): boolean {
-    const nxt = this.rcv.rcvNxt;
-    const wnd = this.rcv.window;
-    if (len === 0) return wnd === 0 ? seq === nxt : seqInRange(seq, nxt, seqAdd(nxt, wnd));
-    const last = seqAdd(seq, len - 1);
-    if (wnd === 0) return seq === nxt;
-    return seqInRange(seq, nxt, seqAdd(nxt, wnd)) || seqInRange(last, nxt, seqAdd(nxt, wnd))
-      || (seqLt(seq, nxt) && seqGeq(last, nxt));
-  }
-
-  /** RFC 5961 §3.2: reset only on an exact match, challenge anything else in window. */
   private onRst(seq: Seq, now: number): void {
-    const nxt = this.rcv.rcvNxt;
-    if (seq === nxt) return this.close('rst_received');
-    if (seqInRange(seq, nxt, seqAdd(nxt, Math.max(1, this.rcv.window)))) this.challengeAck(now);
+    const action = rstAction(seq, this.rcv.rcvNxt, this.rcv.window);
+    if (action === 'reset') this.close('rst_received');
+    else if (action === 'challenge') this.challengeAck(now);
   }
 
-  /**
-   * RFC 5961 §7 asks to rate-limit challenge ACKs. The limit is per flow: a
-   * global counter is itself a side channel (CVE-2016-5696).
-   */
   private challengeAck(now: number): void {
-    if (now - this.challengeWindowStart >= CHALLENGE_ACK_WINDOW_MS) {
-      this.challengeWindowStart = now;
-      this.challengeCount = 0;
-    }
-    if (++this.challengeCount > CHALLENGE_ACK_LIMIT) return;
+    if (!this.challenges.allow(now)) return;
     this.stats.challengeAcks++;
     this.sendAck(now);
   }
@@ -295,28 +266,26 @@ export class TcpEndpoint implements SegmentSink {
     const ack = asSeq(seg.ack);
     if (this.st === 'SYN-RECEIVED') {
       if (ack !== this.snd.sndNxt) {
-        this.pushRst(ack, 0 as Seq, false);
+        this.tx.rst(ack, 0 as Seq, false);
         return false;
       }
       this.st = 'ESTABLISHED';
       this.events.push({ type: 'established' });
-      if (this.snd.finQueued) this.st = 'FIN-WAIT-1';
+      if (this.snd.queue.finQueued) this.st = 'FIN-WAIT-1';
     }
-    // RFC 5961 §5.2: ACKs older than one max window are injected, drop them.
-    if (seqLt(ack, seqAdd(this.snd.sndUna, -Math.max(this.snd.sndWnd, 65535)))) {
+    if (ackTooOld(ack, this.snd.sndUna, this.snd.sndWnd)) {
       this.challengeAck(now);
       return false;
     }
-    const ts = this.neg.tsOk ? seg.options.timestamp : undefined;
-    const rtt = ts !== undefined && ts.echo !== 0 ? (this.tsNow(now) - ts.echo) >>> 0 : null;
+    const rtt = this.ts.rttSample(this.ts.of(seg.options), now);
     const dupCandidate = seg.payload.length === 0 && !(seg.flags & FIN);
-    const freeBefore = this.snd.buf.free;
-    const acked = this.snd.onAck(seq, ack, seg.window, seg.options.sack, dupCandidate, rtt !== null && rtt < 0x7fffffff ? rtt : null, now);
+    const freeBefore = this.snd.queue.buf.free;
+    const acked = this.snd.onAck(seq, ack, seg.window, seg.options.sack, dupCandidate, rtt, now);
     if (acked < 0) {
       this.sendAck(now); // acknowledges something not yet sent
       return false;
     }
-    if (this.writeBlocked && this.snd.buf.free > freeBefore && this.snd.buf.free >= this.snd.buf.capacity / 4) {
+    if (this.writeBlocked && this.snd.queue.buf.free > freeBefore && this.snd.queue.buf.free >= this.snd.queue.buf.capacity / 4) {
       this.writeBlocked = false;
       this.events.push({ type: 'writable' });
     }
@@ -344,7 +313,7 @@ export class TcpEndpoint implements SegmentSink {
     const r = this.rcv.onData(seq, seg.payload, fin);
     if (r & DATA_NEW) {
       this.stats.bytesIn += this.rcv.buffered - queuedBefore;
-      this.unackedSegments++;
+      this.tx.unackedSegments++;
       if (!this.readablePending) {
         this.readablePending = true;
         this.events.push({ type: 'readable' });
@@ -359,68 +328,35 @@ export class TcpEndpoint implements SegmentSink {
     // RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK out-of-order, duplicate, hole-filling
     // data and FIN at once; otherwise every second full segment or after 40 ms.
     const immediate = (r & (DATA_OUT_OF_ORDER | DATA_DUPLICATE | DATA_FIN | DATA_FILLED_HOLE | DATA_REFUSED)) !== 0
-      || this.unackedSegments >= 2 || (r & DATA_NEW) === 0;
+      || this.tx.unackedSegments >= 2 || (r & DATA_NEW) === 0;
     // The ACK rides on data if flush() sends any; otherwise flush() sends it alone.
-    if (immediate) this.ackPending = true;
+    if (immediate) this.tx.ackPending = true;
     else this.timers.delackAt(now + DELAYED_ACK_MS);
   }
 
   private flush(now: number): void {
     if (this.st !== 'TIME-WAIT') this.snd.output(now, this);
-    if (this.ackPending) this.sendAck(now);
+    if (this.tx.ackPending) this.sendAck(now);
   }
 
   /** SegmentSink: called by the Sender for every data/FIN segment. */
   emitData(seq: Seq, payload: Buffer, fin: boolean, push: boolean): void {
     const flags = ACK | (fin ? FIN : 0) | (push ? PSH : 0);
-    this.pushSegment(seq, flags, payload, this.lastNow);
+    this.tx.segment(seq, flags, payload, this.lastNow);
   }
 
   private sendAck(now: number): void {
-    this.pushSegment(this.snd.sndNxt, ACK, NO_DATA, now);
+    this.tx.segment(this.snd.sndNxt, ACK, NO_DATA, now);
   }
 
   /** Keepalive or zero-window probe: SEG.SEQ = SND.UNA - 1 draws an ACK (RFC 9293 §3.8.4). */
   private sendProbe(now: number): void {
-    this.pushSegment(seqAdd(this.snd.sndUna, -1), ACK, NO_DATA, now);
+    this.tx.segment(seqAdd(this.snd.sndUna, -1), ACK, NO_DATA, now);
   }
 
   private sendSynAck(now: number): void {
-    const options: TcpOptions = { mss: this.opts.mss };
-    if (this.neg.wsOk) options.windowScale = this.neg.rcvWscale;
-    if (this.neg.sackOk) options.sackPermitted = true;
-    if (this.neg.tsOk) options.timestamp = { value: this.tsNow(now), echo: this.tsRecent };
-    // RFC 7323 §2.2: the window in a SYN is never scaled.
-    const window = Math.min(this.rcv.capacity, MAX_WINDOW_FIELD);
-    this.rcv.rcvAdvRight = seqAdd(this.rcv.rcvNxt, window);
-    this.out.push({ srcPort: this.srcPort, dstPort: this.dstPort, seq: this.iss, ack: this.rcv.rcvNxt,
-      flags: SYN | ACK, window, urgent: 0, options, payload: NO_DATA });
-    this.stats.segmentsOut++;
+    this.tx.synAck(this.iss, this.opts.mss, now);
     if (this.snd.rtoAt === null) this.snd.rtoAt = now + this.snd.rtt.rto;
-  }
-
-  private pushSegment(seq: Seq, flags: number, payload: Buffer, now: number): void {
-    const options: TcpOptions = {};
-    if (this.neg.tsOk) options.timestamp = { value: this.tsNow(now), echo: this.tsRecent };
-    if (this.neg.sackOk && !this.rcv.ooo.isEmpty) options.sack = this.rcv.ooo.sackBlocks(this.neg.tsOk ? 3 : 4);
-    const window = this.rcv.advertise();
-    this.out.push({ srcPort: this.srcPort, dstPort: this.dstPort, seq, ack: this.rcv.rcvNxt, flags, window,
-      urgent: 0, options, payload });
-    this.stats.segmentsOut++;
-    this.lastAckSent = this.rcv.rcvNxt;
-    this.ackPending = false;
-    this.unackedSegments = 0;
-    this.timers.delackAt(null);
-  }
-
-  private pushRst(seq: Seq, ack: Seq, withAck: boolean): void {
-    this.out.push({ srcPort: this.srcPort, dstPort: this.dstPort, seq, ack: withAck ? ack : 0,
-      flags: withAck ? RST | ACK : RST, window: 0, urgent: 0, options: {}, payload: NO_DATA });
-    this.stats.segmentsOut++;
-  }
-
-  private tsNow(now: number): number {
-    return (Math.floor(now) + this.tsOffset) >>> 0;
   }
 
   private enterTimeWait(now: number): void {
@@ -430,7 +366,7 @@ export class TcpEndpoint implements SegmentSink {
   }
 
   private timeout(): void {
-    if (this.st !== 'SYN-RECEIVED') this.pushRst(this.snd.sndNxt, this.rcv.rcvNxt, true);
+    if (this.st !== 'SYN-RECEIVED') this.tx.rst(this.snd.sndNxt, this.rcv.rcvNxt, true);
     this.close('timeout');
   }
 

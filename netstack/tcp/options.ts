@@ -69,8 +69,8 @@ export function rstForUnknownSegment(seg: TcpRepr): TcpRepr | null {
   const base = { srcPort: seg.dstPort, dstPort: seg.srcPort, window: 0, urgent: 0, options: {}, payload: Buffer.alloc(0) };
   if (seg.flags & ACK) {
     // <SEQ=SEG.ACK><CTL=RST>
-    return { ...base, seq: seg.ack >>> 0, ack: 0, flags: RST };
+    return new TcpRepr({ ...base, seq: seg.ack >>> 0, ack: 0, flags: RST });
   }
   // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
-  return { ...base, seq: 0, ack: (seg.seq + segmentLength(seg)) >>> 0, flags: RST | ACK };
+  return new TcpRepr({ ...base, seq: 0, ack: (seg.seq + segmentLength(seg)) >>> 0, flags: RST | ACK });
 }

@@ -211,3 +211,12 @@ export class SackScoreboard {
     if (seqLt(cursor, end)) sink.onNewlySacked(cursor, end, s, e);
   }
 }
+
+/** RFC 2883 §4: the first block reports a duplicate if it lies below the ACK or inside the second block. */
+export function dsackOf(sack: ReadonlyArray<readonly [number, number]>, ack: Seq): Seq | null {
+  const l = sack[0][0] as Seq;
+  const r = sack[0][1] as Seq;
+  if (seqLeq(r, ack)) return l;
+  if (sack.length > 1 && seqGeq(l, sack[1][0] as Seq) && seqLeq(r, sack[1][1] as Seq)) return l;
+  return null;
+}

@@ -1,23 +1,21 @@
-// Send side of one flow: SND.UNA/SND.NXT/SND.WND, the send queue, loss
-// detection (RACK-TLP, RFC 8985, with SACK; NewReno, RFC 6582, without),
-// cwnd during recovery (PRR, RFC 6937), RTO as the last resort (RFC 6298),
-// and the persist timer for zero windows (RFC 9293 §3.8.6.1).
+// Send side of one flow: SND.UNA/SND.NXT/SND.WND, what to send next from
+// the send queue (send_queue.ts), loss detection (RACK-TLP, RFC 8985, with
+// SACK; NewReno, RFC 6582, without), cwnd during recovery (PRR, RFC 6937),
+// RTO as the last resort (RFC 6298), and the persist timer for zero windows
+// (persist.ts).
+import { MAX_RETRANSMITS } from './config';
 import { CongestionControl } from './congestion';
+import { PersistTimer } from './persist';
 import { Prr } from './prr';
 import { DUP_THRESH, Rack, TailLossProbe } from './rack';
-import { MAX_RTO_MS, RttEstimator, SackScoreboard, SackSink } from './retransmit';
+import { RttEstimator, SackScoreboard, SackSink, dsackOf } from './retransmit';
 import { SEG_RTX, SegmentLog } from './segment_log';
 import { SendBuffer } from './send_buffer';
+import { SegmentSink, SendQueue } from './send_queue';
 import { Seq, seqAdd, seqGeq, seqGt, seqLeq, seqLt, seqSub } from './seq';
+import { minOf } from './timers';
 
 export { DUP_THRESH } from './rack';
-/** Retransmissions of one segment before giving up (Linux tcp_retries2). */
-export const MAX_RETRANSMITS = 15;
-
-export interface SegmentSink {
-  /** Emit a data/FIN segment at `seq` carrying the current ACK and window. */
-  emitData(seq: Seq, payload: Buffer, fin: boolean, push: boolean): void;
-}
 
 export interface SenderStats {
   bytesOut: number;
@@ -33,10 +31,7 @@ export class Sender implements SackSink {
   sndWnd = 0;
   private sndWl1: Seq;
   private sndWl2: Seq;
-  /** sequence number of the first byte in `buf` */
-  private bufSeq: Seq;
-  finQueued = false;
-  finSeq = 0 as Seq;
+  readonly queue: SendQueue;
   dupAcks = 0;
   inRecovery = false;
   private rtoRecovery = false;
@@ -55,9 +50,7 @@ export class Sender implements SackSink {
   private ptoRestart = false;
   /** FlightSize when the last probe was sent: the window in which its loss happened */
   private probeFlight = 0;
-  persistDeadline: number | null = null;
-  private persistBackoff = 0;
-  private persistUnanswered = 0;
+  readonly persist = new PersistTimer();
   /** consecutive timeouts without progress */
   retries = 0;
   private lastSendAt = 0;
@@ -70,7 +63,7 @@ export class Sender implements SackSink {
 
   constructor(
     iss: Seq,
-    readonly buf: SendBuffer,
+    buf: SendBuffer,
     readonly smss: number,
     readonly sndWscale: number,
     readonly sackOk: boolean,
@@ -80,16 +73,10 @@ export class Sender implements SackSink {
   ) {
     this.sndUna = iss;
     this.sndNxt = seqAdd(iss, 1); // the SYN
-    this.bufSeq = seqAdd(iss, 1);
+    this.queue = new SendQueue(buf, seqAdd(iss, 1));
     this.recoverPoint = iss;
     this.sndWl1 = iss;
     this.sndWl2 = iss;
-  }
-
-  /** Sequence number just past everything queued (data, then FIN). */
-  get sndEnd(): Seq {
-    const dataEnd = seqAdd(this.bufSeq, this.buf.length);
-    return this.finQueued ? seqAdd(dataEnd, 1) : dataEnd;
   }
 
   get flightSize(): number {
@@ -97,7 +84,11 @@ export class Sender implements SackSink {
   }
 
   get finAcked(): boolean {
-    return this.finQueued && seqGt(this.sndUna, this.finSeq);
+    return this.queue.finQueued && seqGt(this.sndUna, this.queue.finSeq);
+  }
+
+  get persistDeadline(): number | null {
+    return this.persist.deadline;
   }
 
   /** The congestion window in force: PRR's during fast recovery, else the algorithm's. */
@@ -112,13 +103,7 @@ export class Sender implements SackSink {
 
   stopTimers(): void {
     this.rtoAt = this.reoAt = this.ptoAt = null;
-    this.persistDeadline = null;
-  }
-
-  queueFin(): void {
-    if (this.finQueued) return;
-    this.finSeq = seqAdd(this.bufSeq, this.buf.length);
-    this.finQueued = true;
+    this.persist.deadline = null;
   }
 
   /** Window from the SYN (never scaled, RFC 7323 §2.2). */
@@ -160,8 +145,7 @@ export class Sender implements SackSink {
       this.dupAcks++;
       dup = true;
     }
-    if (this.sndWnd > 0) this.persistBackoff = 0;
-    this.persistUnanswered = 0; // the client is alive: never give up on a zero window it keeps answering
+    this.persist.onAck(this.sndWnd);
     // RFC 6937 DeliveredData; without SACK each duplicate ACK stands for one segment.
     const sackedDelta = this.log.sackedBytes - sackedBefore;
     const delivered = this.sackOk ? acked + sackedDelta : acked > 0 ? acked : dup ? this.smss : 0;
@@ -185,11 +169,7 @@ export class Sender implements SackSink {
   private advance(ack: Seq, rttSample: number | null, now: number): number {
     const acked = seqSub(ack, this.sndUna);
     const flightBefore = this.flightSize;
-    if (seqGt(ack, this.bufSeq)) {
-      const n = Math.min(seqSub(ack, this.bufSeq), this.buf.length);
-      this.buf.consume(n);
-      this.bufSeq = seqAdd(this.bufSeq, n);
-    }
+    this.queue.ackTo(ack);
     this.sndUna = ack;
     this.log.ackTo(ack, this.rack, now);
     this.scoreboard.ackTo(ack);
@@ -271,13 +251,14 @@ export class Sender implements SackSink {
       if (!this.sendNew(now, cwnd - pipe, sink)) break;
     }
     this.armTimers(now);
-    this.updatePersist(now);
+    const zeroWindowBlocked = this.sndWnd === 0 && this.flightSize === 0 && seqLt(this.sndNxt, this.queue.end);
+    this.persist.update(zeroWindowBlocked, now, this.rtt.rto);
   }
 
   private retransmit(id: number, repair: boolean, now: number, sink: SegmentSink): void {
     const i = id & this.log.mask;
     const s = this.log.start[i] as Seq;
-    const used = this.sendAt(s, seqSub(this.log.end[i] as Seq, s), sink);
+    const used = this.queue.emitAt(s, seqSub(this.log.end[i] as Seq, s), sink);
     this.log.retransmitted(id, now, repair);
     this.stats.retransmits++;
     this.timing = false; // Karn: no samples across a retransmission
@@ -287,10 +268,8 @@ export class Sender implements SackSink {
 
   /** Sends one new segment if `room` (cwnd - pipe, or unlimited for a probe) and the window allow. */
   private sendNew(now: number, room: number, sink: SegmentSink): boolean {
-    const end = this.sndEnd;
-    if (!seqLt(this.sndNxt, end)) return false;
-    const dataEnd = seqAdd(this.bufSeq, this.buf.length);
-    const availData = Math.max(0, seqSub(dataEnd, this.sndNxt));
+    if (!seqLt(this.sndNxt, this.queue.end)) return false;
+    const availData = Math.max(0, seqSub(this.queue.dataEnd, this.sndNxt));
     const wndRoom = seqSub(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
     const usable = Math.min(wndRoom, room);
     let len = Math.min(this.smss, availData, Math.max(0, usable));
@@ -304,7 +283,7 @@ export class Sender implements SackSink {
       len = 0;
     }
     const s = this.sndNxt;
-    const used = this.sendAt(s, len, sink);
+    const used = this.queue.emitAt(s, len, sink);
     if (!this.timing) {
       this.timing = true;
       this.timedSeq = s;
@@ -317,18 +296,6 @@ export class Sender implements SackSink {
     this.ptoRestart = true;
     this.afterSend(now);
     return true;
-  }
-
-  /** Emits [s, s+len) plus the FIN if it directly follows; returns sequence space used. */
-  private sendAt(s: Seq, len: number, sink: SegmentSink): number {
-    const off = seqSub(s, this.bufSeq);
-    const dataLen = Math.max(0, Math.min(len, this.buf.length - off));
-    const payload = this.buf.slice(off, dataLen);
-    const dataEnd = seqAdd(s, dataLen);
-    const fin = this.finQueued && dataEnd === this.finSeq;
-    const push = dataLen > 0 && dataEnd === seqAdd(this.bufSeq, this.buf.length);
-    sink.emitData(s, payload, fin, push);
-    return dataLen + (fin ? 1 : 0);
   }
 
   private afterSend(now: number): void {
@@ -422,42 +389,8 @@ export class Sender implements SackSink {
     return true;
   }
 
-  private updatePersist(now: number): void {
-    const blocked = this.sndWnd === 0 && this.flightSize === 0 && seqLt(this.sndNxt, this.sndEnd);
-    if (!blocked) {
-      this.persistDeadline = null;
-      return;
-    }
-    if (this.persistDeadline === null) this.persistDeadline = now + this.persistInterval();
-  }
-
-  private persistInterval(): number {
-    return Math.min(this.rtt.rto * 2 ** this.persistBackoff, MAX_RTO_MS);
-  }
-
-  /**
-   * Persist timer expired: the caller sends a window probe. Returns false
-   * when too many probes went unanswered.
-   */
+  /** Persist timer expired (persist.ts): the caller sends a window probe. False after too many unanswered. */
   onPersistExpired(now: number): boolean {
-    if (++this.persistUnanswered > MAX_RETRANSMITS) return false;
-    if (this.rtt.rto * 2 ** this.persistBackoff < MAX_RTO_MS) this.persistBackoff++;
-    this.persistDeadline = now + this.persistInterval();
-    return true;
+    return this.persist.expired(now, this.rtt.rto);
   }
-}
-
-/** RFC 2883 §4: the first block reports a duplicate if it lies below the ACK or inside the second block. */
-function dsackOf(sack: ReadonlyArray<readonly [number, number]>, ack: Seq): Seq | null {
-  const l = sack[0][0] as Seq;
-  const r = sack[0][1] as Seq;
-  if (seqLeq(r, ack)) return l;
-  if (sack.length > 1 && seqGeq(l, sack[1][0] as Seq) && seqLeq(r, sack[1][1] as Seq)) return l;
-  return null;
-}
-
-function minOf(a: number | null, b: number | null): number | null {
-  if (a === null) return b;
-  if (b === null) return a;
-  return a < b ? a : b;
 }

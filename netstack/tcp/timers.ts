@@ -152,7 +152,8 @@ export class TimerSet {
   }
 }
 
-function minOf(a: number | null, b: number | null): number | null {
+/** The earlier of two optional deadlines. */
+export function minOf(a: number | null, b: number | null): number | null {
   if (a === null) return b;
   if (b === null) return a;
   return a < b ? a : b;

@@ -27,11 +27,11 @@ function formatV4(b: Buffer, off: number): string {
 
 // RFC 5952 §4: lowercase hex, no leading zeros, the longest run (first on a
 // tie) of two or more zero groups becomes "::"; §5: IPv4-mapped keeps dotted form.
-function formatV6(b: Buffer): string {
+function formatV6(b: Buffer, off: number): string {
   const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i));
+  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(off + i));
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return `::ffff:${formatV4(b, 12)}`;
+    return `::ffff:${formatV4(b, off + 12)}`;
   }
   let bestStart = -1;
   let bestLen = 0;
@@ -53,6 +53,14 @@ function formatV6(b: Buffer): string {
   const head = hex.slice(0, bestStart).join(':');
   const tail = hex.slice(bestStart + bestLen).join(':');
   return `${head}::${tail}`;
+}
+
+/**
+ * The one text form of an address (dotted IPv4, RFC 5952 IPv6), read straight
+ * from bytes at `offset` so a packet or an addon table needs no IpAddress.
+ */
+export function formatAddress(buf: Buffer, offset: number, family: IpFamily): string {
+  return family === 4 ? formatV4(buf, offset) : formatV6(buf, offset);
 }
 
 export class IpAddress {
@@ -98,12 +106,30 @@ export class IpAddress {
     }
   }
 
+  /** The address as an unsigned integer: pool arithmetic (a lease's host index). Not for the packet path. */
+  static fromBigInt(family: IpFamily, value: bigint): IpAddress {
+    const out = Buffer.alloc(addressLength(family));
+    let v = value;
+    for (let i = out.length - 1; i >= 0; i--) {
+      out[i] = Number(v & 0xffn);
+      v >>= 8n;
+    }
+    if (v !== 0n) throw new RangeError(`IpAddress.fromBigInt: ${value} is not an IPv${family} address`);
+    return new IpAddress(family, out);
+  }
+
+  toBigInt(): bigint {
+    let v = 0n;
+    for (const byte of this.bytes) v = (v << 8n) | BigInt(byte);
+    return v;
+  }
+
   equals(other: IpAddress): boolean {
     return this.key === other.key;
   }
 
   toString(): string {
-    return this.family === 4 ? formatV4(this.bytes, 0) : formatV6(this.bytes);
+    return formatAddress(this.bytes, 0, this.family);
   }
 }
 

@@ -58,9 +58,9 @@ export abstract class IcmpHeaderView {
   }
 }
 
-/** What follows the header in a Repr: echo and unknown messages carry `data`, errors a `quote`. */
-export function icmpBody(repr: { data: Buffer } | { quote: Buffer }): Buffer {
-  return 'data' in repr ? repr.data : repr.quote;
+/** What follows the header of a message: echo and unknown messages carry `data`, errors a `quote`. */
+export function icmpBody(message: { data: Buffer } | { quote: Buffer }): Buffer {
+  return 'data' in message ? message.data : message.quote;
 }
 
 /** Writes header and body into buf[0, ICMP_HEADER_LEN + body.length) with the checksum field zeroed. */

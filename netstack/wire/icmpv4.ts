@@ -54,7 +54,8 @@ export class Icmpv4View extends IcmpHeaderView {
   }
 }
 
-export type Icmpv4Repr =
+/** The ICMPv4 messages the stack tells apart. */
+export type Icmpv4Message =
   | { kind: 'echo_request' | 'echo_reply'; identifier: number; sequence: number; data: Buffer }
   /** `quote`: the original IP header and the start of its payload (RFC 792). */
   | { kind: 'dst_unreachable'; code: number; nextHopMtu: number; quote: Buffer }
@@ -62,9 +63,7 @@ export type Icmpv4Repr =
   /** Any other message, kept whole so it can be re-emitted unchanged. */
   | { kind: 'other'; type: number; code: number; rest: number; data: Buffer };
 
-function parse(view: Icmpv4View): Icmpv4Repr | WireError {
-  // The ICMPv4 checksum covers only the message, so it is checked here.
-  if (!view.verifyChecksum()) return wireError('bad_checksum');
+function message(view: Icmpv4View): Icmpv4Message {
   const { type, code } = view;
   if ((type === ICMPV4_ECHO_REQUEST || type === ICMPV4_ECHO_REPLY) && code === 0) {
     return {
@@ -74,38 +73,43 @@ function parse(view: Icmpv4View): Icmpv4Repr | WireError {
       data: view.data,
     };
   }
-  if (type === ICMPV4_DST_UNREACHABLE) {
-    return { kind: 'dst_unreachable', code, nextHopMtu: view.nextHopMtu, quote: view.data };
-  }
+  if (type === ICMPV4_DST_UNREACHABLE) return { kind: 'dst_unreachable', code, nextHopMtu: view.nextHopMtu, quote: view.data };
   if (type === ICMPV4_TIME_EXCEEDED) return { kind: 'time_exceeded', code, quote: view.data };
   return { kind: 'other', type, code, rest: view.rest, data: view.data };
 }
 
-function bufferLen(repr: Icmpv4Repr): number {
-  return ICMPV4_HEADER_LEN + icmpBody(repr).length;
-}
-
-function header(repr: Icmpv4Repr): [type: number, code: number, rest: number] {
-  switch (repr.kind) {
+function header(m: Icmpv4Message): [type: number, code: number, rest: number] {
+  switch (m.kind) {
     case 'echo_request':
     case 'echo_reply':
-      return [repr.kind === 'echo_request' ? ICMPV4_ECHO_REQUEST : ICMPV4_ECHO_REPLY, 0, echoRest(repr.identifier, repr.sequence)];
+      return [m.kind === 'echo_request' ? ICMPV4_ECHO_REQUEST : ICMPV4_ECHO_REPLY, 0, echoRest(m.identifier, m.sequence)];
     case 'dst_unreachable':
       // RFC 1191: the MTU in the low 16 bits, the high 16 unused (zero).
-      return [ICMPV4_DST_UNREACHABLE, repr.code, repr.nextHopMtu & 0xffff];
+      return [ICMPV4_DST_UNREACHABLE, m.code, m.nextHopMtu & 0xffff];
     case 'time_exceeded':
-      return [ICMPV4_TIME_EXCEEDED, repr.code, 0];
+      return [ICMPV4_TIME_EXCEEDED, m.code, 0];
     case 'other':
-      return [repr.type, repr.code, repr.rest];
+      return [m.type, m.code, m.rest];
   }
 }
 
-/** Writes the message into buf[0, bufferLen(repr)) with the checksum filled. */
-function emit(repr: Icmpv4Repr, buf: Buffer): void {
-  const v = Icmpv4View.unchecked(buf.subarray(0, bufferLen(repr)));
-  emitIcmp(v, ...header(repr), icmpBody(repr));
-  v.fillChecksum();
-}
+/** An ICMPv4 message as a value; `message` says which one (narrow on `message.kind`). */
+export class Icmpv4Repr {
+  constructor(readonly message: Icmpv4Message) {}
 
-/** `Icmpv4Repr.parse(view)`, `.bufferLen(repr)`, `.emit(repr, buf)`. */
-export const Icmpv4Repr = { parse, bufferLen, emit };
+  static parse(view: Icmpv4View): Icmpv4Repr | WireError {
+    // The ICMPv4 checksum covers only the message, so it is checked here.
+    if (!view.verifyChecksum()) return wireError('bad_checksum');
+    return new Icmpv4Repr(message(view));
+  }
+
+  bufferLen(): number {
+    return ICMPV4_HEADER_LEN + icmpBody(this.message).length;
+  }
+
+  /** Writes the message into `view` (exactly bufferLen() bytes) with the checksum filled. */
+  emit(view: Icmpv4View): void {
+    emitIcmp(view, ...header(this.message), icmpBody(this.message));
+    view.fillChecksum();
+  }
+}

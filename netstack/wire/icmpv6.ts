@@ -55,7 +55,8 @@ export class Icmpv6View extends IcmpHeaderView {
   }
 }
 
-export type Icmpv6Repr =
+/** The ICMPv6 messages the stack tells apart. */
+export type Icmpv6Message =
   | { kind: 'echo_request' | 'echo_reply'; identifier: number; sequence: number; data: Buffer }
   /** `quote`: as much of the invoking packet as fits in the minimum MTU (RFC 4443 §2.4(c)). */
   | { kind: 'dst_unreachable'; code: number; quote: Buffer }
@@ -65,11 +66,7 @@ export type Icmpv6Repr =
   /** Any other message (e.g. NDP), kept whole so it can be re-emitted unchanged. */
   | { kind: 'other'; type: number; code: number; rest: number; data: Buffer };
 
-/**
- * Structure only: the checksum covers the pseudo-header, so the caller
- * verifies it with `view.verifyChecksum(src, dst)`.
- */
-function parse(view: Icmpv6View): Icmpv6Repr {
+function message(view: Icmpv6View): Icmpv6Message {
   const { type, code } = view;
   if ((type === ICMPV6_ECHO_REQUEST || type === ICMPV6_ECHO_REPLY) && code === 0) {
     return {
@@ -93,39 +90,48 @@ function parse(view: Icmpv6View): Icmpv6Repr {
   return { kind: 'other', type, code, rest: view.rest, data: view.data };
 }
 
-function bufferLen(repr: Icmpv6Repr): number {
-  return ICMPV6_HEADER_LEN + icmpBody(repr).length;
-}
-
-function header(repr: Icmpv6Repr): [type: number, code: number, rest: number] {
-  switch (repr.kind) {
+function header(m: Icmpv6Message): [type: number, code: number, rest: number] {
+  switch (m.kind) {
     case 'echo_request':
     case 'echo_reply': {
-      const type = repr.kind === 'echo_request' ? ICMPV6_ECHO_REQUEST : ICMPV6_ECHO_REPLY;
-      return [type, 0, echoRest(repr.identifier, repr.sequence)];
+      const type = m.kind === 'echo_request' ? ICMPV6_ECHO_REQUEST : ICMPV6_ECHO_REPLY;
+      return [type, 0, echoRest(m.identifier, m.sequence)];
     }
     case 'dst_unreachable':
-      return [ICMPV6_DST_UNREACHABLE, repr.code, 0];
+      return [ICMPV6_DST_UNREACHABLE, m.code, 0];
     case 'packet_too_big':
-      return [ICMPV6_PACKET_TOO_BIG, 0, repr.mtu];
+      return [ICMPV6_PACKET_TOO_BIG, 0, m.mtu];
     case 'time_exceeded':
-      return [ICMPV6_TIME_EXCEEDED, repr.code, 0];
+      return [ICMPV6_TIME_EXCEEDED, m.code, 0];
     case 'param_problem':
-      return [ICMPV6_PARAM_PROBLEM, repr.code, repr.pointer];
+      return [ICMPV6_PARAM_PROBLEM, m.code, m.pointer];
     case 'other':
-      return [repr.type, repr.code, repr.rest];
+      return [m.type, m.code, m.rest];
   }
 }
 
-/**
- * Writes the message into buf[0, bufferLen(repr)); with the IPv6 addresses
- * of the carrying packet, fills the checksum too.
- */
-function emit(repr: Icmpv6Repr, buf: Buffer, src?: Buffer, dst?: Buffer): void {
-  const v = Icmpv6View.unchecked(buf.subarray(0, bufferLen(repr)));
-  emitIcmp(v, ...header(repr), icmpBody(repr));
-  if (src !== undefined && dst !== undefined) v.fillChecksum(src, dst);
-}
+/** An ICMPv6 message as a value; `message` says which one (narrow on `message.kind`). */
+export class Icmpv6Repr {
+  constructor(readonly message: Icmpv6Message) {}
 
-/** `Icmpv6Repr.parse(view)`, `.bufferLen(repr)`, `.emit(repr, buf, src?, dst?)`. */
-export const Icmpv6Repr = { parse, bufferLen, emit };
+  /**
+   * Structure only: the checksum covers the pseudo-header, so the caller
+   * verifies it with `view.verifyChecksum(src, dst)`.
+   */
+  static parse(view: Icmpv6View): Icmpv6Repr {
+    return new Icmpv6Repr(message(view));
+  }
+
+  bufferLen(): number {
+    return ICMPV6_HEADER_LEN + icmpBody(this.message).length;
+  }
+
+  /**
+   * Writes the message into `view` (exactly bufferLen() bytes); with the IPv6
+   * addresses of the carrying packet, fills the checksum too.
+   */
+  emit(view: Icmpv6View, src?: Buffer, dst?: Buffer): void {
+    emitIcmp(view, ...header(this.message), icmpBody(this.message));
+    if (src !== undefined && dst !== undefined) view.fillChecksum(src, dst);
+  }
+}

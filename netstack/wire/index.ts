@@ -3,7 +3,7 @@
 // one IP address type.
 export { WireError, wireError, isWireError } from './error';
 export type { WireReason } from './error';
-export { IpAddress, IpCidr, addressKeyOf, addressLength } from './address';
+export { IpAddress, IpCidr, addressKeyOf, addressLength, formatAddress } from './address';
 export type { IpFamily, AddressKey } from './address';
 export {
   checksum,

@@ -234,18 +234,17 @@ export class Ipv4Repr {
     return IPV4_HEADER_LEN;
   }
 
-  /** Writes the header (checksum filled) into buf[0, 20). */
-  emit(buf: Buffer): void {
-    const v = Ipv4View.unchecked(buf);
-    v.ihl = 5;
-    buf[DSCP_ECN] = ((this.dscp & 0x3f) << 2) | (this.ecn & 0x03);
-    v.totalLength = IPV4_HEADER_LEN + this.payloadLen;
-    v.identification = this.identification;
-    buf.writeUInt16BE(this.dontFragment ? FLAG_DF : 0, FLAGS_FRAG_OFFSET);
-    v.ttl = this.ttl;
-    v.protocol = this.protocol;
-    v.src = this.src.bytes;
-    v.dst = this.dst.bytes;
-    v.fillChecksum();
+  /** Writes the header (checksum filled) into the first 20 bytes of `view`. */
+  emit(view: Ipv4View): void {
+    view.ihl = 5;
+    view.buf[DSCP_ECN] = ((this.dscp & 0x3f) << 2) | (this.ecn & 0x03);
+    view.totalLength = IPV4_HEADER_LEN + this.payloadLen;
+    view.identification = this.identification;
+    view.buf.writeUInt16BE(this.dontFragment ? FLAG_DF : 0, FLAGS_FRAG_OFFSET);
+    view.ttl = this.ttl;
+    view.protocol = this.protocol;
+    view.src = this.src.bytes;
+    view.dst = this.dst.bytes;
+    view.fillChecksum();
   }
 }

@@ -236,14 +236,13 @@ export class Ipv6Repr {
     return IPV6_HEADER_LEN;
   }
 
-  /** Writes the fixed header into buf[0, 40). */
-  emit(buf: Buffer): void {
-    buf.writeUInt32BE(((6 << 28) | ((this.trafficClass & 0xff) << 20) | (this.flowLabel & 0xfffff)) >>> 0, VER_TC_FLOW);
-    const v = Ipv6View.unchecked(buf);
-    v.payloadLength = this.payloadLen;
-    v.nextHeader = this.nextHeader;
-    v.hopLimit = this.hopLimit;
-    v.src = this.src.bytes;
-    v.dst = this.dst.bytes;
+  /** Writes the fixed header into the first 40 bytes of `view`. */
+  emit(view: Ipv6View): void {
+    view.buf.writeUInt32BE(((6 << 28) | ((this.trafficClass & 0xff) << 20) | (this.flowLabel & 0xfffff)) >>> 0, VER_TC_FLOW);
+    view.payloadLength = this.payloadLen;
+    view.nextHeader = this.nextHeader;
+    view.hopLimit = this.hopLimit;
+    view.src = this.src.bytes;
+    view.dst = this.dst.bytes;
   }
 }

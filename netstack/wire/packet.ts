@@ -7,7 +7,7 @@ import * as icmp4 from './icmpv4';
 import * as icmp6 from './icmpv6';
 import { Ipv4Repr, Ipv4View, IPV4_HEADER_LEN } from './ipv4';
 import { Ipv6Repr, Ipv6View, IPV6_HEADER_LEN } from './ipv6';
-import { emitTcpRepr, IP_PROTOCOL_TCP, TcpRepr, tcpReprBufferLen, TcpView } from './tcp';
+import { IP_PROTOCOL_TCP, TcpRepr, TcpReprInit, TcpView } from './tcp';
 import { IP_PROTOCOL_UDP, UdpRepr, UdpView } from './udp';
 
 interface IpPacketBase {
@@ -128,9 +128,9 @@ export function buildIpPacket(spec: IpPacketSpec): Buffer {
   // Zeroed, so a writer that leaves gaps cannot leak old heap bytes onto the wire.
   const buf = Buffer.alloc(hlen + payloadLen);
   if (src.family === 4) {
-    new Ipv4Repr({ src, dst, protocol, payloadLen, ttl: spec.ttl }).emit(buf);
+    new Ipv4Repr({ src, dst, protocol, payloadLen, ttl: spec.ttl }).emit(Ipv4View.unchecked(buf));
   } else {
-    new Ipv6Repr({ src, dst, nextHeader: protocol, payloadLen, hopLimit: spec.ttl }).emit(buf);
+    new Ipv6Repr({ src, dst, nextHeader: protocol, payloadLen, hopLimit: spec.ttl }).emit(Ipv6View.unchecked(buf));
   }
   const payload = buf.subarray(hlen);
   spec.writePayload(payload);
@@ -138,51 +138,32 @@ export function buildIpPacket(spec: IpPacketSpec): Buffer {
   return buf;
 }
 
-export function buildUdpPacket(
-  src: IpAddress,
-  srcPort: number,
-  dst: IpAddress,
-  dstPort: number,
-  payload: Buffer,
-): Buffer {
+// The builders below are thin: a Repr of the upper layer, emitted into the
+// payload of buildIpPacket, which fills the checksums.
+
+export function buildUdpPacket(src: IpAddress, srcPort: number, dst: IpAddress, dstPort: number, payload: Buffer): Buffer {
   const repr = new UdpRepr({ srcPort, dstPort, payload });
-  return buildIpPacket({
-    src,
-    dst,
-    protocol: IP_PROTOCOL_UDP,
-    payloadLen: repr.bufferLen(),
-    writePayload: (b) => repr.emit(b),
-  });
+  const writePayload = (b: Buffer): void => repr.emit(UdpView.unchecked(b));
+  return buildIpPacket({ src, dst, protocol: IP_PROTOCOL_UDP, payloadLen: repr.bufferLen(), writePayload });
 }
 
-export function buildTcpPacket(src: IpAddress, dst: IpAddress, repr: TcpRepr): Buffer {
-  return buildIpPacket({
-    src,
-    dst,
-    protocol: IP_PROTOCOL_TCP,
-    payloadLen: tcpReprBufferLen(repr),
-    writePayload: (b) => emitTcpRepr(repr, b, 0),
-  });
+/** Takes a TcpRepr (what the endpoint emits), or the plain fields of one. */
+export function buildTcpPacket(src: IpAddress, dst: IpAddress, segment: TcpRepr | TcpReprInit): Buffer {
+  const repr = segment instanceof TcpRepr ? segment : new TcpRepr(segment);
+  const writePayload = (b: Buffer): void => repr.emit(TcpView.unchecked(b));
+  return buildIpPacket({ src, dst, protocol: IP_PROTOCOL_TCP, payloadLen: repr.bufferLen(), writePayload });
 }
 
-export function buildIcmpv4Packet(src: IpAddress, dst: IpAddress, repr: icmp4.Icmpv4Repr): Buffer {
-  return buildIpPacket({
-    src,
-    dst,
-    protocol: icmp4.IP_PROTOCOL_ICMP,
-    payloadLen: icmp4.Icmpv4Repr.bufferLen(repr),
-    writePayload: (b) => icmp4.Icmpv4Repr.emit(repr, b),
-  });
+export function buildIcmpv4Packet(src: IpAddress, dst: IpAddress, message: icmp4.Icmpv4Message): Buffer {
+  const repr = new icmp4.Icmpv4Repr(message);
+  const writePayload = (b: Buffer): void => repr.emit(icmp4.Icmpv4View.unchecked(b));
+  return buildIpPacket({ src, dst, protocol: icmp4.IP_PROTOCOL_ICMP, payloadLen: repr.bufferLen(), writePayload });
 }
 
-export function buildIcmpv6Packet(src: IpAddress, dst: IpAddress, repr: icmp6.Icmpv6Repr): Buffer {
-  return buildIpPacket({
-    src,
-    dst,
-    protocol: icmp6.IP_PROTOCOL_ICMPV6,
-    payloadLen: icmp6.Icmpv6Repr.bufferLen(repr),
-    writePayload: (b) => icmp6.Icmpv6Repr.emit(repr, b),
-  });
+export function buildIcmpv6Packet(src: IpAddress, dst: IpAddress, message: icmp6.Icmpv6Message): Buffer {
+  const repr = new icmp6.Icmpv6Repr(message);
+  const writePayload = (b: Buffer): void => repr.emit(icmp6.Icmpv6View.unchecked(b));
+  return buildIpPacket({ src, dst, protocol: icmp6.IP_PROTOCOL_ICMPV6, payloadLen: repr.bufferLen(), writePayload });
 }
 
 /** Echo request or reply (ping) in the family of `src`. */

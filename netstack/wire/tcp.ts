@@ -1,5 +1,5 @@
 // TCP header (RFC 9293 §3.1) — view and representation.
-// The TcpRepr/TcpOptions shapes and flag constants below are shared with
+// TcpRepr, TcpOptions and the flag constants below are shared with
 // netstack/tcp/ (the endpoint state machine): keep them stable.
 import { pseudoHeaderChecksum, updateChecksumBytes } from './checksum';
 import { WireError, wireError } from './error';
@@ -23,8 +23,8 @@ export interface TcpOptions {
   timestamp?: { value: number; echo: number };
 }
 
-/** A TCP segment as a plain value: parse from a view, emit into a buffer. */
-export interface TcpRepr {
+/** The fields of a TCP segment, as the state machine writes them down (see TcpRepr). */
+export interface TcpReprInit {
   srcPort: number;
   dstPort: number;
   /** uint32 */
@@ -212,29 +212,6 @@ export function parseTcpOptions(b: Buffer): TcpOptions | WireError {
   return opts;
 }
 
-/**
- * Structure only: the checksum covers the IP pseudo-header, so the caller
- * verifies it with `view.verifyChecksum(src, dst)`. Port 0 is reserved.
- */
-export function parseTcpRepr(view: TcpView): TcpRepr | WireError {
-  const srcPort = view.srcPort;
-  const dstPort = view.dstPort;
-  if (srcPort === 0 || dstPort === 0) return wireError('bad_port');
-  const options = parseTcpOptions(view.options);
-  if (options instanceof WireError) return options;
-  return {
-    srcPort,
-    dstPort,
-    seq: view.seq,
-    ack: view.ack,
-    flags: view.flags,
-    window: view.window,
-    urgent: view.urgent,
-    options,
-    payload: view.payload,
-  };
-}
-
 // Emitted layout is Linux's: every option 4-byte aligned with NOPs, SACK-
 // permitted packed before the timestamps when both are present (RFC 7323
 // Appendix A), so the total is a multiple of 4 with no trailing padding.
@@ -264,10 +241,6 @@ function fixedOptionsLen(o: TcpOptions): number {
 function optionsLen(o: TcpOptions): number {
   const blocks = sackBlocksThatFit(o);
   return fixedOptionsLen(o) + (blocks > 0 ? SACK_BASE_LEN + blocks * SACK_BLOCK_LEN : 0);
-}
-
-export function tcpReprBufferLen(repr: TcpRepr): number {
-  return TCP_HEADER_LEN + optionsLen(repr.options) + repr.payload.length;
 }
 
 function emitOptions(o: TcpOptions, b: Buffer, at: number): number {
@@ -316,25 +289,75 @@ function emitOptions(o: TcpOptions, b: Buffer, at: number): number {
   return i - at;
 }
 
-/**
- * Writes the segment at buf[offset, offset + tcpReprBufferLen(repr)) and
- * returns its length. With the IP addresses, the checksum is filled too.
- */
-export function emitTcpRepr(repr: TcpRepr, buf: Buffer, offset: number, src?: Buffer, dst?: Buffer): number {
-  const len = tcpReprBufferLen(repr);
-  const seg = buf.subarray(offset, offset + len);
-  const v = TcpView.unchecked(seg);
-  v.srcPort = repr.srcPort;
-  v.dstPort = repr.dstPort;
-  v.seq = repr.seq;
-  v.ack = repr.ack;
-  const optLen = emitOptions(repr.options, seg, TCP_HEADER_LEN);
-  seg[DATA_OFFSET] = ((TCP_HEADER_LEN + optLen) / 4) << 4;
-  v.flags = repr.flags;
-  v.window = repr.window;
-  v.checksum = 0;
-  v.urgent = repr.urgent;
-  repr.payload.copy(seg, TCP_HEADER_LEN + optLen);
-  if (src !== undefined && dst !== undefined) v.fillChecksum(src, dst);
-  return len;
+/** A TCP segment as a value: parsed from a view, emitted into one. */
+export class TcpRepr implements TcpReprInit {
+  readonly srcPort: number;
+  readonly dstPort: number;
+  readonly seq: number;
+  readonly ack: number;
+  readonly flags: number;
+  readonly window: number;
+  readonly urgent: number;
+  readonly options: TcpOptions;
+  /** On parse, a subarray of the segment (no copy). */
+  readonly payload: Buffer;
+
+  constructor(init: TcpReprInit) {
+    this.srcPort = init.srcPort;
+    this.dstPort = init.dstPort;
+    this.seq = init.seq;
+    this.ack = init.ack;
+    this.flags = init.flags;
+    this.window = init.window;
+    this.urgent = init.urgent;
+    this.options = init.options;
+    this.payload = init.payload;
+  }
+
+  /**
+   * Structure only: the checksum covers the IP pseudo-header, so the caller
+   * verifies it with `view.verifyChecksum(src, dst)`. Port 0 is reserved.
+   */
+  static parse(view: TcpView): TcpRepr | WireError {
+    const srcPort = view.srcPort;
+    const dstPort = view.dstPort;
+    if (srcPort === 0 || dstPort === 0) return wireError('bad_port');
+    const options = parseTcpOptions(view.options);
+    if (options instanceof WireError) return options;
+    return new TcpRepr({
+      srcPort,
+      dstPort,
+      seq: view.seq,
+      ack: view.ack,
+      flags: view.flags,
+      window: view.window,
+      urgent: view.urgent,
+      options,
+      payload: view.payload,
+    });
+  }
+
+  bufferLen(): number {
+    return TCP_HEADER_LEN + optionsLen(this.options) + this.payload.length;
+  }
+
+  /**
+   * Writes the segment into `view`, which spans exactly bufferLen() bytes.
+   * With the IP addresses, the checksum is filled too.
+   */
+  emit(view: TcpView, src?: Buffer, dst?: Buffer): void {
+    const seg = view.buf;
+    view.srcPort = this.srcPort;
+    view.dstPort = this.dstPort;
+    view.seq = this.seq;
+    view.ack = this.ack;
+    const optLen = emitOptions(this.options, seg, TCP_HEADER_LEN);
+    seg[DATA_OFFSET] = ((TCP_HEADER_LEN + optLen) / 4) << 4;
+    view.flags = this.flags;
+    view.window = this.window;
+    view.checksum = 0;
+    view.urgent = this.urgent;
+    this.payload.copy(seg, TCP_HEADER_LEN + optLen);
+    if (src !== undefined && dst !== undefined) view.fillChecksum(src, dst);
+  }
 }

@@ -113,14 +113,13 @@ export class UdpRepr {
     return UDP_HEADER_LEN + this.payload.length;
   }
 
-  /** Writes header and payload; with the IP addresses, fills the checksum too. */
-  emit(buf: Buffer, src?: Buffer, dst?: Buffer): void {
-    const v = UdpView.unchecked(buf);
-    v.srcPort = this.srcPort;
-    v.dstPort = this.dstPort;
-    v.length = this.bufferLen();
-    v.checksum = 0;
-    this.payload.copy(buf, UDP_HEADER_LEN);
-    if (src !== undefined && dst !== undefined) v.fillChecksum(src, dst);
+  /** Writes header and payload into `view`; with the IP addresses, fills the checksum too. */
+  emit(view: UdpView, src?: Buffer, dst?: Buffer): void {
+    view.srcPort = this.srcPort;
+    view.dstPort = this.dstPort;
+    view.length = this.bufferLen();
+    view.checksum = 0;
+    this.payload.copy(view.buf, UDP_HEADER_LEN);
+    if (src !== undefined && dst !== undefined) view.fillChecksum(src, dst);
   }
 }

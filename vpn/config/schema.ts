@@ -5,17 +5,20 @@ import { isIP } from 'node:net';
 import { groupsSchema, policySchema, refinePolicyReferences, routingSchema } from '../../policy';
 import { totalmem } from 'node:os';
 import { tunNameProblem, TUN_NAME_MAX_BYTES } from '../../netstack/tun';
+import { IpAddress, IpCidr } from '../../netstack/wire';
 
 const CIDR_EXAMPLE = { 4: 'an IPv4 prefix like 10.77.0.0/16', 6: 'an IPv6 prefix like fd00:1234:5678::/64', any: 'an IPv4 or IPv6 prefix like 10.20.0.0/16 or fd00::/8' };
 
-/** "ADDR/LEN" of the given family ('any': either); the address as IpCidr will read it (no zone id). */
+/** "ADDR/LEN" of the given family ('any': either), checked by IpCidr, the parser that reads it at startup. */
 const cidr = (family: 4 | 6 | 'any') =>
   z.string().refine((s) => {
-    const [addr, len, extra] = s.split('/');
-    if (extra !== undefined || len === undefined || !/^\d+$/.test(len) || addr.includes('%')) return false;
-    const found = isIP(addr);
-    if (found === 0 || (family !== 'any' && found !== family)) return false;
-    return Number(len) <= (found === 4 ? 32 : 128);
+    if (!s.includes('/')) return false;
+    try {
+      const found = IpCidr.parse(s).family;
+      return family === 'any' || found === family;
+    } catch {
+      return false;
+    }
   }, { message: CIDR_EXAMPLE[family] });
 
 const hostPort = z.string().refine((s) => parseHostPort(s) !== null, {
@@ -38,7 +41,7 @@ const PINNING_BYPASS_MIGRATION = 'tls.pinning.mode instead: tls.pinning.bypass w
 export const configSchema = z
   .object({
     listenPort: port.default(51820),
-    listenAddress: z.string().refine((s) => isIP(s) !== 0, { message: 'an IP address' }).optional(),
+    listenAddress: z.string().refine((s) => IpAddress.tryParse(s) !== null, { message: 'an IP address' }).optional(),
     endpoint: hostPort.optional(),
     mtu: z.number().int().min(1280).max(9000).default(1420),
     tunnel: z

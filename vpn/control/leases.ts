@@ -2,8 +2,8 @@
 // pool; devices are leased the following ones, one IPv4 and one IPv6 each.
 // A lease is a row in the leases table (its address is the primary key), taken
 // in the device's write transaction and freed with the device.
-import { Address4, Address6 } from 'ip-address';
 import { randomBytes } from 'node:crypto';
+import { IpAddress, IpCidr, type IpFamily } from '../../netstack/wire';
 import type { Store } from './store';
 
 export interface Pools {
@@ -29,33 +29,39 @@ export interface PoolLayout extends Pools {
   v6Capacity: bigint;
 }
 
+function pool(text: string, family: IpFamily, key: string): IpCidr {
+  const cidr = IpCidr.parse(text);
+  if (cidr.family !== family) throw new Error(`${key} ${text} is not an IPv${family} prefix`);
+  return cidr;
+}
+
 export function layoutPools(p: Pools): PoolLayout {
-  const v4 = new Address4(p.ipv4Pool);
-  const v6 = new Address6(p.ipv6Pool);
-  const v4Base = v4.startAddress().bigInt();
-  const v6Base = v6.startAddress().bigInt();
-  const v4Size = 1n << BigInt(32 - v4.subnetMask);
-  const v6Size = 1n << BigInt(128 - v6.subnetMask);
+  const v4 = pool(p.ipv4Pool, 4, 'tunnel.ipv4Pool');
+  const v6 = pool(p.ipv6Pool, 6, 'tunnel.ipv6Pool');
+  const v4Base = v4.network.toBigInt();
+  const v6Base = v6.network.toBigInt();
+  const v4Size = 1n << BigInt(32 - v4.prefixLength);
+  const v6Size = 1n << BigInt(128 - v6.prefixLength);
   // IPv4: skip the network (0), server (1) and broadcast (size-1) addresses.
   const v4Capacity = v4Size > 3n ? v4Size - 3n : 0n;
   const v6Capacity = v6Size > 2n ? v6Size - 2n : 0n;
-  const v4At = (i: bigint) => (i > 0n && i < v4Size - 1n ? Address4.fromBigInt(v4Base + i).address : null);
-  const v6At = (i: bigint) => (i > 0n && i < v6Size ? Address6.fromBigInt(v6Base + i).correctForm() : null);
+  const v4At = (i: bigint) => (i > 0n && i < v4Size - 1n ? IpAddress.fromBigInt(4, v4Base + i).toString() : null);
+  const v6At = (i: bigint) => (i > 0n && i < v6Size ? IpAddress.fromBigInt(6, v6Base + i).toString() : null);
   return {
     ipv4Pool: p.ipv4Pool,
     ipv6Pool: p.ipv6Pool,
     serverV4: v4At(1n) ?? fail(`tunnel.ipv4Pool ${p.ipv4Pool} is too small`),
     serverV6: v6At(1n) ?? fail(`tunnel.ipv6Pool ${p.ipv6Pool} is too small`),
-    v4Prefix: v4.subnetMask,
-    v6Prefix: v6.subnetMask,
+    v4Prefix: v4.prefixLength,
+    v6Prefix: v6.prefixLength,
     v4At,
     v6At,
     v4Index: (addr) => {
-      const i = new Address4(addr).bigInt() - v4Base;
+      const i = IpAddress.parse(addr).toBigInt() - v4Base;
       return i >= 0n && i < v4Size ? i : null;
     },
     v6Index: (addr) => {
-      const i = new Address6(addr).bigInt() - v6Base;
+      const i = IpAddress.parse(addr).toBigInt() - v6Base;
       return i >= 0n && i < v6Size ? i : null;
     },
     capacity: v4Capacity < v6Capacity ? v4Capacity : v6Capacity,

@@ -2,6 +2,8 @@
 // IPv6 address (IPv4 as ::ffff:a.b.c.d, RFC 4291 §2.5.5.2) then the port,
 // both in network byte order. Text is made only when asked for, and a batch
 // from one peer formats its address once.
+import { formatAddress } from '../../netstack/wire';
+
 export const ADDR_ENTRY = 18;
 const PORT_OFFSET = 16;
 
@@ -16,28 +18,7 @@ function isV4Mapped(table: Buffer, at: number): boolean {
 /** Text of entry i: dotted IPv4 for IPv4 sources (also on a dual-stack socket), RFC 5952 IPv6 otherwise. */
 export function formatEntryAddress(table: Buffer, i: number): string {
   const at = i * ADDR_ENTRY;
-  if (isV4Mapped(table, at)) return `${table[at + 12]}.${table[at + 13]}.${table[at + 14]}.${table[at + 15]}`;
-  const groups: number[] = [];
-  for (let g = 0; g < 8; g++) groups.push(table.readUInt16BE(at + 2 * g));
-  // RFC 5952 §4.2: the longest run (the first on a tie) of two or more zero groups becomes "::".
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let g = 0; g < 8; ) {
-    if (groups[g] !== 0) {
-      g++;
-      continue;
-    }
-    let end = g;
-    while (end < 8 && groups[end] === 0) end++;
-    if (end - g > bestLen) {
-      bestStart = g;
-      bestLen = end - g;
-    }
-    g = end;
-  }
-  const hex = (from: number, to: number) => groups.slice(from, to).map((v) => v.toString(16)).join(':');
-  if (bestStart < 0) return hex(0, 8);
-  return `${hex(0, bestStart)}::${hex(bestStart + bestLen, 8)}`;
+  return isV4Mapped(table, at) ? formatAddress(table, at + 12, 4) : formatAddress(table, at, 6);
 }
 
 /**

@@ -2,7 +2,7 @@ import { X509Certificate, createPublicKey } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CaError, caFingerprint, caPaths, ensureCa, initCa, loadCa, loadUntrustedCa } from '../../../mitm/ca';
-import { readCertificate } from '../../../mitm/ca_parse';
+import { parseCertificate, subjectCommonName } from '../../../mitm/x509';
 import { opensslStatus, removeTempDirs, tempDir } from './ca_helpers';
 
 afterAll(removeTempDirs);
@@ -82,7 +82,7 @@ describe('initCa: a CA unique to the deployment', () => {
     const dir = tempDir();
     initCa(dir);
     const untrusted = loadUntrustedCa(dir);
-    expect(readCertificate(untrusted.x509.raw).commonName).toMatch(/^Sightline UNTRUSTED upstream \u2014 do not trust /);
+    expect(subjectCommonName(parseCertificate(untrusted.x509.raw))).toMatch(/^Sightline UNTRUSTED upstream \u2014 do not trust /);
     expect(untrusted.x509.ca).toBe(true);
     expect(untrusted.fingerprint).not.toBe(loadCa(dir).fingerprint);
   });

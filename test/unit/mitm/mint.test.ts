@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LoadedCa, ensureCa } from '../../../mitm/ca';
-import { readCertificate } from '../../../mitm/ca_parse';
+import { parseCertificate } from '../../../mitm/x509';
 import { LeafMinter, MintError, UpstreamNames } from '../../../mitm/mint';
 import { opensslStatus, removeTempDirs, tempDir } from './ca_helpers';
 
@@ -70,7 +70,7 @@ describe('a minted leaf', () => {
     const leaf = new X509Certificate(leafPem);
     expect(leaf.ca).toBe(false);
     expect(leaf.keyUsage).toEqual(['1.3.6.1.5.5.7.3.1']);
-    const f = readCertificate(leaf.raw);
+    const f = parseCertificate(leaf.raw);
     expect(f.basicConstraints).toEqual({ ca: false });
     expect([...(f.keyUsage ?? [])]).toEqual([0]);
   });
@@ -78,7 +78,7 @@ describe('a minted leaf', () => {
   test('an RSA leaf key also gets keyEncipherment (TLS 1.2 RSA key transport)', () => {
     const leaf = new LeafMinter(ca, { keyType: 'rsa-2048' }).mint(upstream);
     expect(leaf.key.asymmetricKeyType).toBe('rsa');
-    expect([...(readCertificate(leaf.certDer).keyUsage ?? [])].sort()).toEqual([0, 2]);
+    expect([...(parseCertificate(leaf.certDer).keyUsage ?? [])].sort()).toEqual([0, 2]);
     expect(opensslVerify(ca.certPem, leaf.certPem).ok).toBe(true);
   });
 

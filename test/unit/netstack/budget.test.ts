@@ -3,7 +3,7 @@
 import type { Duplex } from 'node:stream';
 import { BufferBudgets, EgressGuard, NetStack, type BudgetRefusalRecord, type TcpFlowHandler } from '../../../netstack';
 import {
-  ACK, RST, SYN, IpAddress, IpCidr, buildTcpPacket, isWireError, parseIpPacket, parseTcpRepr, TcpView, type TcpOptions, type TcpRepr,
+  ACK, RST, SYN, IpAddress, IpCidr, buildTcpPacket, isWireError, parseIpPacket, TcpView, type TcpOptions, TcpRepr,
 } from '../../../netstack/wire';
 
 const KiB = 1024;
@@ -109,7 +109,7 @@ function tcpOf(packet: Buffer): TcpRepr {
   const pkt = parseIpPacket(packet);
   if (isWireError(pkt)) throw new Error(pkt.reason);
   const view = TcpView.parse(pkt.payload);
-  const repr = isWireError(view) ? view : parseTcpRepr(view);
+  const repr = isWireError(view) ? view : TcpRepr.parse(view);
   if (isWireError(repr)) throw new Error(repr.reason);
   return repr;
 }

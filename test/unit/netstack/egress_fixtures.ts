@@ -31,10 +31,11 @@ export function icmpOf(packet: Buffer): { src: string; dst: string; type: string
     if (isWireError(v)) throw new Error(v.reason);
     const r = Icmpv4Repr.parse(v);
     if (isWireError(r)) throw new Error(r.reason);
-    return { src, dst, type: r.kind, code: 'code' in r ? r.code : -1 };
+    const m = r.message;
+    return { src, dst, type: m.kind, code: 'code' in m ? m.code : -1 };
   }
   const v = Icmpv6View.parse(pkt.payload);
   if (isWireError(v)) throw new Error(v.reason);
-  const r = Icmpv6Repr.parse(v);
-  return { src, dst, type: r.kind, code: 'code' in r ? r.code : -1 };
+  const m = Icmpv6Repr.parse(v).message;
+  return { src, dst, type: m.kind, code: 'code' in m ? m.code : -1 };
 }

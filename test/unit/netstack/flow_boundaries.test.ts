@@ -8,7 +8,7 @@ import { EgressGuard, NetStack, TcpOpenError, type StackIncident, type TcpFlowHa
 import { TcpEndpoint } from '../../../netstack/tcp';
 import {
   ACK, RST, SYN, IpAddress, IpCidr, Icmpv4Repr, Icmpv4View, Icmpv6Repr, Icmpv6View, buildTcpPacket, buildUdpPacket, isWireError, parseIpPacket,
-  parseTcpRepr, TcpView, type TcpRepr,
+  TcpView, TcpRepr,
 } from '../../../netstack/wire';
 
 const CLIENT4 = IpAddress.parse('10.77.0.2');
@@ -76,7 +76,7 @@ function tcpOf(packet: Buffer): TcpRepr | null {
   const pkt = parseIpPacket(packet);
   if (isWireError(pkt) || pkt.protocol !== 6) return null;
   const view = TcpView.parse(pkt.payload);
-  const repr = isWireError(view) ? view : parseTcpRepr(view);
+  const repr = isWireError(view) ? view : TcpRepr.parse(view);
   return isWireError(repr) ? null : repr;
 }
 
@@ -89,12 +89,12 @@ function unreachables(out: Buffer[]): string[] {
     if (pkt.protocol === 1) {
       const v = Icmpv4View.parse(pkt.payload);
       const r = isWireError(v) ? v : Icmpv4Repr.parse(v);
-      if (!isWireError(r) && r.kind === 'dst_unreachable') found.push(`v4:3/${r.code}`);
+      if (!isWireError(r) && r.message.kind === 'dst_unreachable') found.push(`v4:3/${r.message.code}`);
     } else if (pkt.protocol === 58) {
       const v = Icmpv6View.parse(pkt.payload);
       if (isWireError(v)) continue;
       const r = Icmpv6Repr.parse(v);
-      if (r.kind === 'dst_unreachable') found.push(`v6:1/${r.code}`);
+      if (r.message.kind === 'dst_unreachable') found.push(`v6:1/${r.message.code}`);
     }
   }
   return found;

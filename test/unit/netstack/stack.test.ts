@@ -4,12 +4,11 @@ import {
   buildIcmpEcho,
   buildUdpPacket,
   buildTcpPacket,
-  parseTcpRepr,
   TcpView,
   SYN,
   ACK,
   RST,
-  type TcpRepr,
+  TcpRepr,
   Icmpv4Repr,
   Icmpv4View,
   IpAddress,
@@ -67,7 +66,7 @@ function tcpOf(packet: Buffer): TcpRepr {
   expect(verifyUpperLayerChecksum(pkt)).toBe(true);
   const view = TcpView.parse(pkt.payload);
   if (isWireError(view)) throw new Error(view.reason);
-  const repr = parseTcpRepr(view);
+  const repr = TcpRepr.parse(view);
   if (isWireError(repr)) throw new Error(repr.reason);
   return repr;
 }
@@ -85,7 +84,7 @@ describe('NetStack', () => {
     expect(IpAddress.fromBytes(pkt.dst).toString()).toBe('10.77.0.2');
     const view = Icmpv4View.parse(pkt.payload);
     if (isWireError(view)) throw new Error(view.reason);
-    expect(Icmpv4Repr.parse(view)).toMatchObject({ kind: 'echo_reply', identifier: 7, sequence: 1, data: Buffer.from('ping') });
+    expect(Icmpv4Repr.parse(view)).toMatchObject({ message: { kind: 'echo_reply', identifier: 7, sequence: 1, data: Buffer.from('ping') } });
   });
 
   test('answers ICMPv6 echo to its own IPv6 address', () => {
@@ -138,7 +137,7 @@ describe('NetStack', () => {
     if (isWireError(pkt)) throw new Error(pkt.reason);
     const view = Icmpv4View.parse(pkt.payload);
     if (isWireError(view)) throw new Error(view.reason);
-    expect(Icmpv4Repr.parse(view)).toMatchObject({ kind: 'dst_unreachable', code: 3 });
+    expect(Icmpv4Repr.parse(view)).toMatchObject({ message: { kind: 'dst_unreachable', code: 3 } });
   });
 
   test("refuses packets to other peers' tunnel addresses (no peer-to-peer)", () => {
@@ -217,7 +216,7 @@ describe('NetStack', () => {
     if (isWireError(pkt)) throw new Error(pkt.reason);
     const view = Icmpv4View.parse(pkt.payload);
     if (isWireError(view)) throw new Error(view.reason);
-    expect(Icmpv4Repr.parse(view)).toMatchObject({ kind: 'dst_unreachable', code: 1 });
+    expect(Icmpv4Repr.parse(view)).toMatchObject({ message: { kind: 'dst_unreachable', code: 1 } });
   });
 
   test('a segment of an unknown flow is answered with RST (RFC 9293 §3.10.7.1)', () => {

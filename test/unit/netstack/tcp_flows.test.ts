@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { EgressGuard, NetStack, type FlowRecord, type TcpFlowHandler } from '../../../netstack';
 import { WakeQueue, type Wakeable } from '../../../netstack/wake_queue';
 import {
-  ACK, FIN, RST, SYN, IpAddress, IpCidr, buildTcpPacket, isWireError, parseIpPacket, parseTcpRepr, TcpView, type TcpRepr,
+  ACK, FIN, RST, SYN, IpAddress, IpCidr, buildTcpPacket, isWireError, parseIpPacket, TcpView, TcpRepr,
 } from '../../../netstack/wire';
 
 const CLIENT = IpAddress.parse('10.77.0.2');
@@ -51,7 +51,7 @@ function tcpOf(packet: Buffer): TcpRepr {
   if (isWireError(pkt)) throw new Error(pkt.reason);
   const view = TcpView.parse(pkt.payload);
   if (isWireError(view)) throw new Error(view.reason);
-  const repr = parseTcpRepr(view);
+  const repr = TcpRepr.parse(view);
   if (isWireError(repr)) throw new Error(repr.reason);
   return repr;
 }

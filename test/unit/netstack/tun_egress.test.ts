@@ -5,7 +5,7 @@
 // and packets from the TUN going only to the peer that owns their destination.
 import { TunEgress, type FlowOwner, type PolicyBlock, type RoutedVerdict } from '../../../netstack';
 import {
-  buildIcmpEcho, buildIcmpUnreachable, buildIpPacket, buildTcpPacket, buildUdpPacket, IpAddress, Ipv4View, isWireError, parseIpPacket, parseTcpRepr,
+  buildIcmpEcho, buildIcmpUnreachable, buildIpPacket, buildTcpPacket, buildUdpPacket, IpAddress, Ipv4View, isWireError, parseIpPacket, TcpRepr,
   TcpView, ACK, RST, SYN,
 } from '../../../netstack/wire';
 import { ALICE4, ALICE6, icmpOf, SERVER4, SERVER6, testGuard } from './egress_fixtures';
@@ -166,7 +166,7 @@ describe('routed mode: a policy block', () => {
     if (isWireError(pkt)) throw new Error(pkt.reason);
     expect(IpAddress.fromBytes(pkt.src).toString()).toBe('10.20.0.5');
     const view = TcpView.parse(pkt.payload);
-    const seg = isWireError(view) ? view : parseTcpRepr(view);
+    const seg = isWireError(view) ? view : TcpRepr.parse(view);
     if (isWireError(seg)) throw new Error(seg.reason);
     expect(seg).toMatchObject({ srcPort: 23, dstPort: 40000, flags: RST | ACK, ack: 101 });
     expect(h.blocks).toEqual([{ protocol: 6, dst: '10.20.0.5', dstPort: 23, rule: 'no-telnet' }]);

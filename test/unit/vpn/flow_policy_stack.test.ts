@@ -80,7 +80,7 @@ function icmpOf(packet: Buffer): { src: string; type: string; code: number } {
   if (isWireError(v)) throw new Error(v.reason);
   const r = Icmpv4Repr.parse(v);
   if (isWireError(r)) throw new Error(r.reason);
-  return { src: IpAddress.fromBytes(pkt.src).toString(), type: r.kind, code: 'code' in r ? r.code : -1 };
+  return { src: IpAddress.fromBytes(pkt.src).toString(), type: r.message.kind, code: 'code' in r.message ? r.message.code : -1 };
 }
 
 function isRst(packet: Buffer): boolean {

@@ -1,5 +1,5 @@
 // Builders for packet-by-packet endpoint tests.
-import { ACK, SYN, TcpOptions, TcpRepr } from '../../../../netstack/wire/tcp';
+import { ACK, SYN, TcpOptions, TcpRepr, TcpReprInit } from '../../../../netstack/wire/tcp';
 import { TcpEndpoint, TcpEndpointOptions } from '../../../../netstack/tcp/endpoint';
 
 export const CLIENT_PORT = 40000;
@@ -7,8 +7,8 @@ export const SERVER_PORT = 443;
 export const CLIENT_ISN = 1000;
 export const SERVER_ISN = 5000;
 
-export function seg(fields: Partial<TcpRepr> & { seq: number }): TcpRepr {
-  return {
+export function seg(fields: Partial<TcpReprInit> & { seq: number }): TcpRepr {
+  return new TcpRepr({
     srcPort: CLIENT_PORT,
     dstPort: SERVER_PORT,
     ack: 0,
@@ -19,7 +19,7 @@ export function seg(fields: Partial<TcpRepr> & { seq: number }): TcpRepr {
     payload: Buffer.alloc(0),
     ...fields,
     seq: fields.seq >>> 0,
-  };
+  });
 }
 
 export function synSeg(options: TcpOptions = {}, seq = CLIENT_ISN, window = 65535): TcpRepr {

@@ -47,7 +47,7 @@ class Link {
     this.busyUntil = start + wire * this.msPerByte;
     let at = this.busyUntil + this.delay;
     // Copy: the sender may reuse the payload view after the call.
-    const copy = { ...seg, options: { ...seg.options }, payload: Buffer.from(seg.payload) };
+    const copy = new TcpRepr({ ...seg, options: { ...seg.options }, payload: Buffer.from(seg.payload) });
     if (this.cfg.relayReorder) {
       const h = this.held;
       if (h === null && this.rand() < this.cfg.reorder) {
@@ -68,7 +68,7 @@ class Link {
       at += 1 + this.rand() * 3;
     }
     this.insert(at, copy);
-    if (this.rand() < this.cfg.dup) this.insert(at + (this.cfg.dupGapMs ?? 0.5), { ...copy, payload: Buffer.from(copy.payload) });
+    if (this.rand() < this.cfg.dup) this.insert(at + (this.cfg.dupGapMs ?? 0.5), new TcpRepr({ ...copy, payload: Buffer.from(copy.payload) }));
   }
 
   private insert(at: number, seg: TcpRepr): void {
@@ -173,7 +173,7 @@ function run(seed: number, size: number, link: LinkConfig, opts: RunOptions): Ru
       // Deliver through a reused scratch buffer to check the endpoint copies what it keeps.
       const view = scratch.subarray(0, s.payload.length);
       s.payload.copy(view);
-      ep.onSegment({ ...s, payload: view }, now);
+      ep.onSegment(new TcpRepr({ ...s, payload: view }), now);
       scratch.fill(0xa5);
     }
     for (let s = s2c.take(now); s !== null; s = s2c.take(now)) client.onSegment(s, now);

@@ -58,8 +58,8 @@ export class SimClient {
     if (this.cfg.windowScale) options.windowScale = RCV_WS;
     if (this.cfg.sack) options.sackPermitted = true;
     if (this.cfg.timestamps) options.timestamp = { value: this.synAt >>> 0, echo: 0 };
-    this.out.push({ srcPort: 40000, dstPort: 443, seq: this.cfg.isn >>> 0, ack: 0, flags: SYN, window: 65535,
-      urgent: 0, options, payload: Buffer.alloc(0) });
+    this.out.push(new TcpRepr({ srcPort: 40000, dstPort: 443, seq: this.cfg.isn >>> 0, ack: 0, flags: SYN, window: 65535,
+      urgent: 0, options, payload: Buffer.alloc(0) }));
   }
 
   nextWakeAt(): number | null {
@@ -229,7 +229,7 @@ export class SimClient {
     if (this.tsOk) options.timestamp = { value: now >>> 0, echo: this.tsRecent };
     if (this.sackOk && (this.ooo.length > 0 || this.dsack !== null)) options.sack = this.sackBlocks();
     this.dsack = null;
-    this.out.push({ srcPort: 40000, dstPort: 443, seq, ack: this.rcvNxt, flags, urgent: 0, options, payload,
-      window: Math.min(65535, RCV_WINDOW >> (this.wsAgreed ? RCV_WS : 0)) });
+    this.out.push(new TcpRepr({ srcPort: 40000, dstPort: 443, seq, ack: this.rcvNxt, flags, urgent: 0, options, payload,
+      window: Math.min(65535, RCV_WINDOW >> (this.wsAgreed ? RCV_WS : 0)) }));
   }
 }

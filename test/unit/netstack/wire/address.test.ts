@@ -1,4 +1,4 @@
-import { addressKeyOf, IpAddress, IpCidr } from '../../../../netstack/wire';
+import { addressKeyOf, formatAddress, IpAddress, IpCidr } from '../../../../netstack/wire';
 import { hex, V4_ECHO_REQUEST, V6_ECHO_REQUEST } from './fixtures';
 
 describe('IpAddress', () => {
@@ -56,6 +56,22 @@ describe('IpAddress', () => {
   test('addressKeyOf on packet bytes equals IpAddress.key (IPv4 and IPv6)', () => {
     expect(addressKeyOf(V4_ECHO_REQUEST, 12, 4)).toBe(IpAddress.parse('127.0.0.1').key);
     expect(addressKeyOf(V6_ECHO_REQUEST, 8, 6)).toBe(IpAddress.parse('::1').key);
+  });
+
+  test('formatAddress prints an address straight from packet bytes, the same text as IpAddress', () => {
+    expect(formatAddress(V4_ECHO_REQUEST, 12, 4)).toBe('127.0.0.1');
+    expect(formatAddress(V6_ECHO_REQUEST, 8, 6)).toBe('::1');
+  });
+
+  test('toBigInt and fromBigInt convert both ways, for pool arithmetic', () => {
+    expect(IpAddress.parse('10.77.0.2').toBigInt()).toBe(0x0a4d0002n);
+    expect(IpAddress.fromBigInt(4, 0x0a4d0002n).toString()).toBe('10.77.0.2');
+    expect(IpAddress.fromBigInt(6, IpAddress.parse('fd77::1').toBigInt() + 1n).toString()).toBe('fd77::2');
+  });
+
+  test('fromBigInt refuses a value that is not an address of the family', () => {
+    expect(() => IpAddress.fromBigInt(4, 1n << 32n)).toThrow(RangeError);
+    expect(() => IpAddress.fromBigInt(6, -1n)).toThrow(RangeError);
   });
 
   test('keys work as Map keys', () => {

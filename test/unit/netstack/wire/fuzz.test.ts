@@ -3,7 +3,6 @@
 // parser; each either returns a WireError or a view whose getters stay
 // inside the buffer.
 import {
-  emitTcpRepr,
   Icmpv4Repr,
   Icmpv4View,
   Icmpv6Repr,
@@ -14,8 +13,7 @@ import {
   Ipv6View,
   isWireError,
   parseIpPacket,
-  parseTcpRepr,
-  tcpReprBufferLen,
+  TcpRepr,
   TcpView,
   UdpRepr,
   UdpView,
@@ -88,12 +86,12 @@ function exerciseUpper(payload: Buffer, src: Buffer, dst: Buffer): void {
   if (!isWireError(tcp)) {
     check(tcp.headerLen >= 20 && tcp.headerLen <= payload.length, 'TCP header inside the segment');
     tcp.verifyChecksum(src, dst);
-    const r = parseTcpRepr(tcp);
+    const r = TcpRepr.parse(tcp);
     if (!isWireError(r)) {
-      const out = Buffer.alloc(tcpReprBufferLen(r));
-      emitTcpRepr(r, out, 0, src, dst);
+      const out = Buffer.alloc(r.bufferLen());
+      r.emit(TcpView.unchecked(out), src, dst);
       const again = TcpView.parse(out);
-      check(!isWireError(again) && !isWireError(parseTcpRepr(again)), 'an emitted TCP Repr parses again');
+      check(!isWireError(again) && !isWireError(TcpRepr.parse(again)), 'an emitted TCP Repr parses again');
     }
   }
   const udp = UdpView.parse(payload);

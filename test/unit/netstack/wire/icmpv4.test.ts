@@ -1,11 +1,12 @@
-import { Icmpv4Repr, Icmpv4View, Ipv4View, isWireError } from '../../../../netstack/wire';
+import { Icmpv4Message, Icmpv4Repr, Icmpv4View, Ipv4View, isWireError } from '../../../../netstack/wire';
 import { hex, parsedOk, reasonOf, V4_DNS_QUERY, V4_ECHO_REPLY, V4_ECHO_REQUEST, V4_PORT_UNREACHABLE } from './fixtures';
 
 const view = (buf: Buffer): Icmpv4View => parsedOk(Icmpv4View.parse(buf));
-const repr = (buf: Buffer): Icmpv4Repr => parsedOk(Icmpv4Repr.parse(view(buf)));
-function emitted(r: Icmpv4Repr): Buffer {
-  const out = Buffer.alloc(Icmpv4Repr.bufferLen(r));
-  Icmpv4Repr.emit(r, out);
+const repr = (buf: Buffer): Icmpv4Message => parsedOk(Icmpv4Repr.parse(view(buf))).message;
+function emitted(m: Icmpv4Message): Buffer {
+  const r = new Icmpv4Repr(m);
+  const out = Buffer.alloc(r.bufferLen());
+  r.emit(Icmpv4View.unchecked(out));
   return out;
 }
 
@@ -68,7 +69,7 @@ describe('ICMPv4 errors', () => {
   });
 
   test('Fragmentation Needed carries the next-hop MTU (RFC 1191 §4)', () => {
-    const r: Icmpv4Repr = { kind: 'dst_unreachable', code: 4, nextHopMtu: 1420, quote: V4_DNS_QUERY.subarray(0, 28) };
+    const r: Icmpv4Message = { kind: 'dst_unreachable', code: 4, nextHopMtu: 1420, quote: V4_DNS_QUERY.subarray(0, 28) };
     const out = emitted(r);
     expect([out[0], out[1]]).toEqual([3, 4]);
     expect(view(out).nextHopMtu).toBe(1420);
@@ -76,14 +77,14 @@ describe('ICMPv4 errors', () => {
   });
 
   test('Time Exceeded round-trips', () => {
-    const r: Icmpv4Repr = { kind: 'time_exceeded', code: 0, quote: V4_DNS_QUERY.subarray(0, 28) };
+    const r: Icmpv4Message = { kind: 'time_exceeded', code: 0, quote: V4_DNS_QUERY.subarray(0, 28) };
     const out = emitted(r);
     expect(out[0]).toBe(11);
     expect(repr(out)).toEqual(r);
   });
 
   test('an unknown type (timestamp request) round-trips as "other" with its rest-of-header', () => {
-    const r: Icmpv4Repr = { kind: 'other', type: 13, code: 0, rest: 0x12340001, data: hex('000000000000000000000000') };
+    const r: Icmpv4Message = { kind: 'other', type: 13, code: 0, rest: 0x12340001, data: hex('000000000000000000000000') };
     expect(repr(emitted(r))).toEqual(r);
   });
 });

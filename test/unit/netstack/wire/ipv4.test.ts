@@ -50,7 +50,7 @@ describe('Ipv4Repr', () => {
     expect(repr.payloadLen).toBe(24);
     expect(repr.src.toString()).toBe('127.0.0.1');
     const out = Buffer.alloc(repr.bufferLen());
-    repr.emit(out);
+    repr.emit(Ipv4View.unchecked(out));
     expect(out).toEqual(V4_ECHO_REQUEST.subarray(0, 20));
   });
 
@@ -64,7 +64,7 @@ describe('Ipv4Repr', () => {
       dontFragment: false,
     });
     const out = Buffer.alloc(20);
-    repr.emit(out);
+    repr.emit(Ipv4View.unchecked(out));
     expect(out).toEqual(V4_ECHO_REPLY.subarray(0, 20));
     expect(Ipv4Repr.parse(view(Buffer.concat([out, Buffer.alloc(24)])))).toEqual(repr);
   });

@@ -10,7 +10,7 @@ const UDP_8 = hex('d43114e900080000'); // an empty UDP datagram
 function packet(nextHeader: number, ...parts: Buffer[]): Buffer {
   const payload = Buffer.concat(parts);
   const buf = Buffer.alloc(40 + payload.length);
-  new Ipv6Repr({ src: LO, dst: LO, nextHeader, payloadLen: payload.length }).emit(buf);
+  new Ipv6Repr({ src: LO, dst: LO, nextHeader, payloadLen: payload.length }).emit(Ipv6View.unchecked(buf));
   payload.copy(buf, 40);
   return buf;
 }
@@ -48,14 +48,14 @@ describe('Ipv6View on a captured ping', () => {
   test('Repr parses and emits the identical fixed header', () => {
     const repr = Ipv6Repr.parse(v);
     const out = Buffer.alloc(repr.bufferLen());
-    repr.emit(out);
+    repr.emit(Ipv6View.unchecked(out));
     expect(out).toEqual(V6_ECHO_REQUEST.subarray(0, 40));
   });
 
   test('a Repr with traffic class and flow label round-trips', () => {
     const repr = new Ipv6Repr({ src: LO, dst: IpAddress.parse('fd00::2'), nextHeader: 6, payloadLen: 0, hopLimit: 1, trafficClass: 0xb8, flowLabel: 0xfffff });
     const out = Buffer.alloc(40);
-    repr.emit(out);
+    repr.emit(Ipv6View.unchecked(out));
     expect(out.subarray(0, 4)).toEqual(hex('6b8fffff'));
     expect(Ipv6Repr.parse(view(out))).toEqual(repr);
   });

@@ -14,7 +14,6 @@ import {
   Ipv4View,
   isWireError,
   parseIpPacket,
-  parseTcpRepr,
   PSH,
   TcpRepr,
   TcpView,
@@ -163,8 +162,9 @@ describe('builders', () => {
 
   test('buildIcmpEcho builds the kernel reply to the captured IPv4 ping', () => {
     const req = parsed(V4_ECHO_REQUEST);
-    const echo = Icmpv4Repr.parse(Icmpv4View.unchecked(req.payload));
-    if (isWireError(echo) || echo.kind !== 'echo_request') throw new Error('fixture');
+    const parsedEcho = Icmpv4Repr.parse(Icmpv4View.unchecked(req.payload));
+    const echo = isWireError(parsedEcho) ? null : parsedEcho.message;
+    if (echo === null || echo.kind !== 'echo_request') throw new Error('fixture');
     const reply = buildIcmpEcho(LO4, LO4, 'echo_reply', echo.identifier, echo.sequence, echo.data);
     expect(reply.subarray(20)).toEqual(V4_ECHO_REPLY.subarray(20));
     const ip = parsed(reply);
@@ -177,16 +177,16 @@ describe('builders', () => {
   });
 
   test('buildTcpPacket fills IP and TCP checksums and carries the options', () => {
-    const repr: TcpRepr = {
+    const repr = new TcpRepr({
       srcPort: 443, dstPort: 50000, seq: 1, ack: 2, flags: PSH | ACK, window: 502, urgent: 0,
       options: { timestamp: { value: 10, echo: 20 } }, payload: Buffer.from('data'),
-    };
+    });
     for (const [src, dst] of [[LO4, IpAddress.parse('10.8.0.2')], [LO6, IpAddress.parse('fd00::2')]]) {
       const p = parsed(buildTcpPacket(src, dst, repr));
       expect(verifyUpperLayerChecksum(p)).toBe(true);
       const tcp = TcpView.parse(p.payload);
       if (isWireError(tcp)) throw new Error(tcp.reason);
-      expect(parseTcpRepr(tcp)).toEqual(repr);
+      expect(TcpRepr.parse(tcp)).toEqual(repr);
     }
   });
 
@@ -209,7 +209,7 @@ describe('buildIcmpUnreachable (e.g. refusing QUIC so browsers fall back to TCP)
     const b = buildIcmpUnreachable(LO4, LO4, 'admin_prohibited', V4_DNS_QUERY);
     const p = parsed(b);
     const r = Icmpv4Repr.parse(Icmpv4View.unchecked(p.payload));
-    expect(r).toMatchObject({ kind: 'dst_unreachable', code: 13, quote: V4_DNS_QUERY });
+    expect(r).toMatchObject({ message: { kind: 'dst_unreachable', code: 13, quote: V4_DNS_QUERY } });
   });
 
   test('IPv4 port unreachable equals the kernel one up to TOS and identification', () => {
@@ -224,7 +224,7 @@ describe('buildIcmpUnreachable (e.g. refusing QUIC so browsers fall back to TCP)
 
   test('IPv6 administratively prohibited is type 1 code 1 (RFC 4443 §3.1)', () => {
     const p = parsed(buildIcmpUnreachable(LO6, LO6, 'admin_prohibited', V6_DNS_QUERY));
-    expect(Icmpv6Repr.parse(Icmpv6View.unchecked(p.payload))).toMatchObject({ kind: 'dst_unreachable', code: 1 });
+    expect(Icmpv6Repr.parse(Icmpv6View.unchecked(p.payload))).toMatchObject({ message: { kind: 'dst_unreachable', code: 1 } });
     expect(verifyUpperLayerChecksum(p)).toBe(true);
   });
 

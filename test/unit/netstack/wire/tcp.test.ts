@@ -1,12 +1,9 @@
 import {
   ACK,
-  emitTcpRepr,
   parseTcpOptions,
-  parseTcpRepr,
   RST,
   SYN,
   TcpRepr,
-  tcpReprBufferLen,
   TcpView,
 } from '../../../../netstack/wire';
 import {
@@ -29,7 +26,12 @@ const SYN4 = V4_TCP_SYN.subarray(20);
 const RST4 = V4_TCP_RST.subarray(20);
 
 const view = (buf: Buffer): TcpView => parsedOk(TcpView.parse(buf));
-const repr = (buf: Buffer): TcpRepr => parsedOk(parseTcpRepr(view(buf)));
+const repr = (buf: Buffer): TcpRepr => parsedOk(TcpRepr.parse(view(buf)));
+function emitted(r: TcpRepr, src?: Buffer, dst?: Buffer): Buffer {
+  const out = Buffer.alloc(r.bufferLen());
+  r.emit(TcpView.unchecked(out), src, dst);
+  return out;
+}
 /** A bare 20-byte header followed by the given option bytes, zero-padded to 4 (Data Offset set). */
 function withOptions(opts: string): Buffer {
   const raw = hex(opts);
@@ -68,9 +70,8 @@ describe('TcpView on a captured Linux SYN', () => {
 
   test('emitting the parsed Repr reproduces the SYN byte for byte (Linux option layout)', () => {
     const r = repr(SYN4);
-    const out = Buffer.alloc(tcpReprBufferLen(r));
-    expect(emitTcpRepr(r, out, 0, LOOPBACK4, LOOPBACK4)).toBe(40);
-    expect(out).toEqual(withChecksum(SYN4, V4_TCP_SYN_FULL_CHECKSUM));
+    expect(r.bufferLen()).toBe(40);
+    expect(emitted(r, LOOPBACK4, LOOPBACK4)).toEqual(withChecksum(SYN4, V4_TCP_SYN_FULL_CHECKSUM));
   });
 
   test('IPv6 SYN: fillChecksum writes the independently computed value', () => {
@@ -97,16 +98,14 @@ describe('TcpView on the kernel RST', () => {
   });
 
   test('a Repr emits the identical RST, checksum included', () => {
-    const r: TcpRepr = { srcPort: 9, dstPort: 37144, seq: 0, ack: 0x82292d56, flags: RST | ACK, window: 0, urgent: 0, options: {}, payload: Buffer.alloc(0) };
-    const out = Buffer.alloc(tcpReprBufferLen(r));
-    emitTcpRepr(r, out, 0, LOOPBACK4, LOOPBACK4);
-    expect(out).toEqual(RST4);
+    const r = new TcpRepr({ srcPort: 9, dstPort: 37144, seq: 0, ack: 0x82292d56, flags: RST | ACK, window: 0, urgent: 0, options: {}, payload: Buffer.alloc(0) });
+    expect(emitted(r, LOOPBACK4, LOOPBACK4)).toEqual(RST4);
   });
 
   test('IPv6 RST verifies after filling, and emit at an offset writes only its range', () => {
     const r = repr(V6_TCP_RST.subarray(40));
-    const out = Buffer.alloc(4 + tcpReprBufferLen(r) + 4, 0xee);
-    emitTcpRepr(r, out, 4, LOOPBACK6, LOOPBACK6);
+    const out = Buffer.alloc(4 + r.bufferLen() + 4, 0xee);
+    r.emit(TcpView.unchecked(out.subarray(4, 4 + r.bufferLen())), LOOPBACK6, LOOPBACK6);
     expect(out.subarray(4, 24)).toEqual(withChecksum(V6_TCP_RST.subarray(40), V6_TCP_RST_FULL_CHECKSUM));
     expect(out.subarray(0, 4)).toEqual(hex('eeeeeeee'));
     expect(out.subarray(24)).toEqual(hex('eeeeeeee'));
@@ -147,22 +146,20 @@ describe('TCP options (RFC 9293 §3.2, RFC 7323, RFC 2018)', () => {
     ['timestamps with length 8', '0808 0000000100000002'],
   ])('malformed: %s -> bad_option', (_, opts) => {
     expect(reasonOf(parseTcpOptions(hex(opts)))).toBe('bad_option');
-    expect(reasonOf(parseTcpRepr(view(withOptions(opts))))).toBe('bad_option');
+    expect(reasonOf(TcpRepr.parse(view(withOptions(opts))))).toBe('bad_option');
   });
 
   test('SACK-permitted without timestamps is emitted as NOP NOP 4 2', () => {
-    const r: TcpRepr = { ...repr(RST4), options: { mss: 1460, sackPermitted: true, windowScale: 7 } };
-    const out = Buffer.alloc(tcpReprBufferLen(r));
-    emitTcpRepr(r, out, 0);
+    const r = new TcpRepr({ ...repr(RST4), options: { mss: 1460, sackPermitted: true, windowScale: 7 } });
+    const out = emitted(r);
     expect(view(out).options).toEqual(hex('020405b4 01030307 01010402'));
     expect(repr(out).options).toEqual(r.options);
   });
 
   test('emitted options are 4-byte aligned and round-trip with SACK blocks and timestamps', () => {
     const options = { timestamp: { value: 0xffffffff, echo: 1 }, sack: [[1, 2], [3, 4], [5, 6]] as Array<[number, number]> };
-    const r: TcpRepr = { ...repr(RST4), options, payload: hex('68656c6c6f') };
-    const out = Buffer.alloc(tcpReprBufferLen(r));
-    emitTcpRepr(r, out, 0);
+    const r = new TcpRepr({ ...repr(RST4), options, payload: hex('68656c6c6f') });
+    const out = emitted(r);
     expect(view(out).headerLen % 4).toBe(0);
     expect(view(out).headerLen).toBe(20 + 12 + 4 + 24);
     expect(repr(out).options).toEqual(options);
@@ -171,9 +168,8 @@ describe('TCP options (RFC 9293 §3.2, RFC 7323, RFC 2018)', () => {
 
   test('SACK blocks that do not fit in 40 bytes are dropped, keeping the first (RFC 2018 §3)', () => {
     const sack: Array<[number, number]> = [[1, 2], [3, 4], [5, 6], [7, 8]];
-    const r: TcpRepr = { ...repr(RST4), options: { timestamp: { value: 1, echo: 2 }, sack } };
-    const out = Buffer.alloc(tcpReprBufferLen(r));
-    emitTcpRepr(r, out, 0);
+    const r = new TcpRepr({ ...repr(RST4), options: { timestamp: { value: 1, echo: 2 }, sack } });
+    const out = emitted(r);
     expect(view(out).headerLen).toBe(60);
     expect(repr(out).options.sack).toEqual(sack.slice(0, 3));
   });
@@ -197,7 +193,7 @@ describe('TCP rejections', () => {
   test('port 0 is reserved: bad_port', () => {
     const b = Buffer.from(RST4);
     b.writeUInt16BE(0, 0);
-    expect(reasonOf(parseTcpRepr(view(b)))).toBe('bad_port');
+    expect(reasonOf(TcpRepr.parse(view(b)))).toBe('bad_port');
   });
 
   test('a corrupted segment fails verification', () => {

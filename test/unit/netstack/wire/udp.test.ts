@@ -97,14 +97,14 @@ describe('UdpRepr', () => {
     if (isWireError(repr)) throw new Error(repr.reason);
     expect(repr.bufferLen()).toBe(60);
     const out = Buffer.alloc(repr.bufferLen());
-    repr.emit(out, LOOPBACK4, LOOPBACK4);
+    repr.emit(UdpView.unchecked(out), LOOPBACK4, LOOPBACK4);
     expect(out).toEqual(completed(V4_UDP, V4_DNS_QUERY_FULL_UDP_CHECKSUM));
   });
 
   test('without addresses emit leaves the checksum 0', () => {
     const repr = new UdpRepr({ srcPort: 53, dstPort: 40000, payload: hex('abcd') });
     const out = Buffer.alloc(repr.bufferLen());
-    repr.emit(out);
+    repr.emit(UdpView.unchecked(out));
     expect(out).toEqual(hex('0035 9c40 000a 0000 abcd'));
   });
 

@@ -1,6 +1,6 @@
 // The DER reader/writer under X.509 and OCSP parsing (X.690), with known bytes.
 
-import { DerError, TAG_SEQUENCE, TAG_UTC_TIME, TAG_GENERALIZED_TIME, children, decodeOid, decodeTime, encode, encodeOid, readTlv } from '../../../../mitm/upstream/der';
+import { DerError, TAG_SEQUENCE, TAG_UTC_TIME, TAG_GENERALIZED_TIME, children, decodeOid, decodeTime, encode, encodeOid, readTlv } from '../../../../mitm/x509/der';
 
 const SHA256_WITH_RSA = Buffer.from('06092a864886f70d01010b', 'hex');
 

@@ -1,4 +1,4 @@
-// A minimal DER (X.690) reader and writer: just enough for X.509 extensions
+// A minimal DER (X.690) reader and writer: just enough for X.509 certificates
 // and OCSP (RFC 6960). Views are subarrays of the input, never copies, so the
 // exact signed bytes (tbsCertificate, tbsResponseData) stay available.
 
@@ -104,16 +104,24 @@ export function bitStringBytes(tlv: Tlv): Buffer {
 
 // ---- writer ----
 
-function encodeLength(len: number): Buffer {
-  if (len < 0x80) return Buffer.from([len]);
+/** Tag and definite-form length (X.690 8.1.3). */
+function header(tag: number, len: number): Buffer {
+  if (len < 0x80) return Buffer.from([tag, len]);
   const bytes: number[] = [];
   for (let v = len; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
+  return Buffer.from([tag, 0x80 | bytes.length, ...bytes]);
 }
 
+/**
+ * One element around already-encoded content. Given several parts it frames
+ * them in one copy, which lets the minter keep the parts that never change
+ * (issuer, SPKI, fixed extensions) pre-encoded.
+ */
 export function encode(tag: number, content: Buffer | Buffer[]): Buffer {
-  const body = Array.isArray(content) ? Buffer.concat(content) : content;
-  return Buffer.concat([Buffer.from([tag]), encodeLength(body.length), body]);
+  if (!Array.isArray(content)) return Buffer.concat([header(tag, content.length), content]);
+  let len = 0;
+  for (const part of content) len += part.length;
+  return Buffer.concat([header(tag, len), ...content]);
 }
 
 export function encodeOid(oid: string): Buffer {
