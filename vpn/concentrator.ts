@@ -133,12 +133,12 @@ export class Concentrator {
         return () => socketEgress(upstreams[0].host, upstreams[0].port, DNS_TCP_TIMEOUT_MS);
       },
       admit: (owner, protocol, dst, dstPort) => flows.admitDatagram(owner, protocol, dst, dstPort),
-      onFlowEnd: (r) => inspection.flowEnded(r),
+      onFlowEnd: (r) => records.userLog.writeRecord(r),
       blockedUdpPorts: d.config.tls.blockQuic ? d.config.tls.inspectPorts : [],
       onWake: (at) => self?.armStackTimer(at),
       onIncident: (i) => incidents.report(i),
       bufferLimits: { perUser: d.config.limits.maxBufferedBytesPerUser, total: d.config.limits.maxBufferedBytes },
-      onBudgetRefusal: ({ user, peer, type, ...fields }) => inspection.userLog.write(user, peer, type, fields),
+      onBudgetRefusal: (r) => records.userLog.writeRecord(r),
     });
     const dns = new DnsForwarder({
       upstreams,

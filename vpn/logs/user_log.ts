@@ -159,6 +159,12 @@ export class UserLog {
     }
   }
 
+  /** Appends a record that names its own user, peer and type (the stack's `flow` and `flow_refused`). Never throws. */
+  writeRecord(r: { type: string; user: string; peer: string }): void {
+    const { type, user, peer, ...fields } = r;
+    this.write(user, peer, type, fields);
+  }
+
   private append(user: string, line: string): void {
     if (this.closed) {
       // After close() began (a flow ending during shutdown): written at once, so nothing accepted is lost.
