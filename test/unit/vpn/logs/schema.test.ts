@@ -129,6 +129,20 @@ test("the schema's fixed lists are the code's", () => {
   expect(withSubReason.pattern).toBe(`^upstream-cert-error:(${[...UPSTREAM_ERRORS, 'mint_failed'].join('|')})$`);
 });
 
+test('the README\'s per-user log table has one row per record type, naming each of its fields', () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const table = readme.slice(readme.indexOf('Record types and their fields')).split('\n\n')[1];
+  const rows = table.split('\n').slice(2).map((line) => line.split(' | '));
+  const types = rows.map((cells) => cells[0].replace(/^\| `|`$/g, ''));
+  expect(types.sort()).toEqual([...RECORD_TYPES].sort());
+  const unnamed = rows.flatMap((cells) => {
+    const type = cells[0].replace(/^\| `|`$/g, '');
+    const named = new Set([...cells[2].matchAll(/`([a-zA-Z]+)`/g)].map((m) => m[1]));
+    return Object.keys(schema.$defs[type].properties).filter((f) => !named.has(f)).map((f) => `${type}.${f}`);
+  });
+  expect(unnamed).toEqual([]);
+});
+
 describe('the schema refuses', () => {
   const ok = { level: 'info', time: '2026-12-01T09:00:00.000Z', type: 'tls_blocked', user: 'a', peer: 'k', device: 'laptop', host: 'h', reason: 'policy', rule: 'r', action: 'block' };
   test('nothing of a valid record', () => expect(validate(ok)).toBe(true));
