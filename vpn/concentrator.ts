@@ -91,10 +91,10 @@ export class Concentrator {
       forFlow: (user, peer) => egress.fetcherFor(user, peer),
       shared: egress.sharedFetcher,
     }, records.userLog);
-    // The employee portal (tunnel addresses, TCP 80) and /metrics, /healthz (admin.listen).
-    const http = new HttpServices({ dataDir: d.dataDir, config: d.config, ca: inspection.ca, userLog: records.userLog, localAddresses: serverAddrs.map(String) }, () => self);
     // One decision per flow, by the function `sightline policy explain` calls (DNS to the concentrator is no flow of policy's).
     const holder = new PolicyHolder(compilePolicy(d.config));
+    // The employee portal (tunnel addresses, TCP 80; it says what the running policy exempts) and /metrics, /healthz (admin.listen).
+    const http = new HttpServices({ dataDir: d.dataDir, config: d.config, ca: inspection.ca, userLog: records.userLog, localAddresses: serverAddrs.map(String), policy: holder }, () => self);
     const flows = new FlowPolicy({ holder, inspectPorts: d.config.tls.inspectPorts, records: records.userLog, now: () => performance.now() });
     const tcpPolicy = new TcpPolicy({ fp: flows, engine: inspection.engine, dial: inspection.dial, nonTls: d.config.tls.nonTls });
     const reloader = new PolicyReloader({ holder, configPath: d.configSource, running: d.config, log });
