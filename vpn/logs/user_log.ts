@@ -1,5 +1,5 @@
 // Per-user records: DATA_DIR/logs/<user>.ndjson, one JSON object per line
-// (schema: vpn/logs/schema.json), serialised by pino and written through a
+// (schema: docs/log-schema.json), serialised by pino and written through a
 // rotating file per user (user_file.ts), opened lazily, a bounded number
 // kept open. These files go to auditors and SIEMs, so the writer itself
 // strips credential-bearing keys anywhere in a record: the HTTP logger is
