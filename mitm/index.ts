@@ -17,7 +17,7 @@ export { MtlsHosts } from './exemptions';
 export { UNDECRYPTED_REASONS, upstreamCertError } from './flow_policy';
 export type { FlowPolicyHook, NonTlsDecision, TlsDecision, UndecryptedReason } from './flow_policy';
 export type { BypassProbe, BypassTarget, BypassVerdict, BypassVerifierOptions, ProbeResult } from './bypass';
-export { guessProtocol } from './protocol_guess';
+export { PROTOCOL_GUESSES, guessProtocol } from './protocol_guess';
 export type { ProtocolGuess } from './protocol_guess';
 export { PinningError, PinningTracker, isCertificateRejection } from './pinning';
 export type { ClientHandshakeEnd, FailureOutcome, PinnedHost, PinningOptions } from './pinning';
@@ -28,5 +28,5 @@ export { DEFAULT_MAX_REQUEST_HEAD_BYTES, RequestHostReader, requestHost } from '
 export type { RequestHostResult } from './http_host';
 export { createHttpLogger } from './http_log';
 export type { HttpRequestRecord, HttpLoggerOptions } from './http_log';
-export { AiaFetcher, TrustStore, connectUpstream, netDialer, validateChain, checkRevocation, createHttpFetch } from './upstream';
+export { AiaFetcher, TrustStore, UPSTREAM_ERRORS, connectUpstream, netDialer, validateChain, checkRevocation, createHttpFetch } from './upstream';
 export type { Dialer, FetchAddressCheck, HttpFetcher } from './upstream';

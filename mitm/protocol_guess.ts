@@ -7,9 +7,12 @@
 // bytes may come: while the bytes are still a prefix of a known signature the
 // answer is null ("need more"), so a guess does not depend on segmentation.
 
-export type ProtocolGuess =
-  | 'http' | 'http2' | 'ssh' | 'smtp' | 'ftp' | 'pop3' | 'imap' | 'irc'
-  | 'socks4' | 'socks5' | 'bittorrent' | 'mysql' | 'sslv2' | 'text' | 'unknown';
+/** Every label a `non_tls` record can carry (docs/log-schema.json lists them). */
+export const PROTOCOL_GUESSES = [
+  'http', 'http2', 'ssh', 'smtp', 'ftp', 'pop3', 'imap', 'irc', 'socks4', 'socks5', 'bittorrent', 'mysql', 'sslv2', 'text', 'unknown',
+] as const;
+
+export type ProtocolGuess = (typeof PROTOCOL_GUESSES)[number];
 
 /** Which side's bytes are being guessed from. */
 export type Speaker = 'client' | 'server';

@@ -91,10 +91,10 @@ export class Concentrator {
       forFlow: (user, peer) => egress.fetcherFor(user, peer),
       shared: egress.sharedFetcher,
     }, records.userLog);
-    // The employee portal (tunnel addresses, TCP 80) and /metrics, /healthz (admin.listen).
-    const http = new HttpServices({ dataDir: d.dataDir, config: d.config, ca: inspection.ca, userLog: records.userLog, localAddresses: serverAddrs.map(String) }, () => self);
     // One decision per flow, by the function `sightline policy explain` calls (DNS to the concentrator is no flow of policy's).
     const holder = new PolicyHolder(compilePolicy(d.config));
+    // The employee portal (tunnel addresses, TCP 80; it says what the running policy exempts) and /metrics, /healthz (admin.listen).
+    const http = new HttpServices({ dataDir: d.dataDir, config: d.config, ca: inspection.ca, userLog: records.userLog, localAddresses: serverAddrs.map(String), policy: holder }, () => self);
     const flows = new FlowPolicy({ holder, inspectPorts: d.config.tls.inspectPorts, records: records.userLog, now: () => performance.now() });
     const tcpPolicy = new TcpPolicy({ fp: flows, engine: inspection.engine, dial: inspection.dial, nonTls: d.config.tls.nonTls });
     const reloader = new PolicyReloader({ holder, configPath: d.configSource, running: d.config, log });
@@ -133,12 +133,12 @@ export class Concentrator {
         return () => socketEgress(upstreams[0].host, upstreams[0].port, DNS_TCP_TIMEOUT_MS);
       },
       admit: (owner, protocol, dst, dstPort) => flows.admitDatagram(owner, protocol, dst, dstPort),
-      onFlowEnd: (r) => inspection.flowEnded(r),
+      onFlowEnd: (r) => records.userLog.writeRecord(r),
       blockedUdpPorts: d.config.tls.blockQuic ? d.config.tls.inspectPorts : [],
       onWake: (at) => self?.armStackTimer(at),
       onIncident: (i) => incidents.report(i),
       bufferLimits: { perUser: d.config.limits.maxBufferedBytesPerUser, total: d.config.limits.maxBufferedBytes },
-      onBudgetRefusal: ({ user, peer, type, ...fields }) => inspection.userLog.write(user, peer, type, fields),
+      onBudgetRefusal: (r) => records.userLog.writeRecord(r),
     });
     const dns = new DnsForwarder({
       upstreams,

@@ -6,7 +6,7 @@
 import type { Config } from './config';
 import type { Logger } from './log';
 import { PinnedSync } from './pinned_sync';
-import { connectUpstream as connectTcp, type FlowRecord } from '../netstack';
+import { connectUpstream as connectTcp } from '../netstack';
 import { AiaFetcher, createHttpLogger, ensureCa, InspectionEngine, LeafMinter, PinningTracker, TrustStore, type Dialer, type EnsuredCa, type HttpFetcher, type HttpLoggerFactory } from '../mitm';
 import { UserLog } from './logs';
 
@@ -54,12 +54,6 @@ export class Inspection {
       fetchFor: egressFetch && ((flow) => egressFetch.forFlow(flow.user, flow.peer)),
       httpLogger: httpRecords(this.userLog),
     });
-  }
-
-  /** Every TCP flow's end record goes to its user's log. */
-  flowEnded(r: FlowRecord): void {
-    const { user, peer, type, ...fields } = r;
-    this.userLog.write(user, peer, type, fields);
   }
 
   /** Saves the pinned hosts and flushes every user's log (when it is this object's own). */

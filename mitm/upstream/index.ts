@@ -12,7 +12,7 @@ export { CRL_REASONS, certIdFor, encodeOcspRequest, verifyOcspResponse } from '.
 export type { CertId, CrlReason, OcspError, OcspParseResult, OcspVerified } from './ocsp';
 export { OcspCache, checkRevocation, defaultOcspCache } from './revocation';
 export type { RevocationError, RevocationMode, RevocationOptions, RevocationOutcome, RevocationResult, RevocationSource } from './revocation';
-export { CERTIFICATE_REQUIRED_CODE, HANDSHAKE_FAILURE_CODE, secureUpstream, validatePresented } from './secure';
+export { CERTIFICATE_REQUIRED_CODE, HANDSHAKE_FAILURE_CODE, UPSTREAM_ERRORS, secureUpstream, validatePresented } from './secure';
 export type { PresentedVerdict, SecureUpstreamFailure, SecureUpstreamOptions, UpstreamConnection, UpstreamError, UpstreamFailure } from './secure';
 export { probeClientCertificateDemand } from './mtls_scan';
 export { ServerFlightScanner } from './server_flight';

@@ -25,9 +25,12 @@ import { certLabel } from './cert_info';
 import type { HttpFetcher } from './http_fetch';
 import { OcspCache, RevocationMode, RevocationResult, checkRevocation } from './revocation';
 import type { TrustStore } from './trust_store';
-import type { ValidationFailure } from './validate';
+import { VALIDATION_FAILURES } from './validate';
 
-export type UpstreamError = ValidationFailure | 'connect_failed' | 'tls_handshake_failed' | 'timeout' | 'client_certificate_required';
+/** Why an upstream was not accepted: a validation verdict, or no TLS session to judge (docs/log-schema.json lists them). */
+export const UPSTREAM_ERRORS = [...VALIDATION_FAILURES, 'connect_failed', 'tls_handshake_failed', 'timeout', 'client_certificate_required'] as const;
+
+export type UpstreamError = (typeof UPSTREAM_ERRORS)[number];
 
 /**
  * The server's certificate_required alert (116, RFC 8446 §4.4.2.4): a TLS 1.3

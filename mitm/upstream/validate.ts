@@ -10,26 +10,14 @@ import { certLabel, namesMatch } from './cert_info';
 import { nameConstraintsViolation } from './name_constraints';
 import type { TrustStore } from './trust_store';
 
-export type ValidationFailure =
-  | 'expired'
-  | 'not_yet_valid'
-  | 'self_signed'
-  | 'untrusted_root'
-  | 'hostname_mismatch'
-  | 'incomplete_chain'
-  | 'weak_signature_sha1'
-  | 'weak_signature_md5'
-  | 'weak_rsa_key'
-  | 'missing_server_auth_eku'
-  | 'not_a_ca'
-  | 'path_len_exceeded'
-  | 'name_constraints_violation'
-  | 'unknown_critical_extension'
-  | 'malformed_certificate'
-  | 'bad_signature'
-  | 'protocol_too_old'
-  | 'revoked'
-  | 'revocation_unknown';
+/** Every verdict of validation against the upstream chain (the `reason` of `tls_upstream_rejected` records, docs/log-schema.json). */
+export const VALIDATION_FAILURES = [
+  'expired', 'not_yet_valid', 'self_signed', 'untrusted_root', 'hostname_mismatch', 'incomplete_chain', 'weak_signature_sha1', 'weak_signature_md5',
+  'weak_rsa_key', 'missing_server_auth_eku', 'not_a_ca', 'path_len_exceeded', 'name_constraints_violation', 'unknown_critical_extension',
+  'malformed_certificate', 'bad_signature', 'protocol_too_old', 'revoked', 'revocation_unknown',
+] as const;
+
+export type ValidationFailure = (typeof VALIDATION_FAILURES)[number];
 
 export interface ValidationInput {
   /** Leaf first, as presented by the server. */

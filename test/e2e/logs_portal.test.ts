@@ -131,6 +131,33 @@ describeE2E('per-user logs, metrics and the employee portal through the tunnel',
     expect(pem).toBe(t.sightline(['ca', 'export', '--format', 'pem']).stdout);
   });
 
+  test("the portal says what the running policy never decrypts for the user asking, and a SIGHUP with an admin's rules changes it", async () => {
+    const notDecrypted = (c: Client): string => {
+      const page = c.ns.execOk('curl', ['-sS', '--max-time', '10', `http://${SERVER_V4}/`]);
+      return /<ul id="not-decrypted">(.*?)<\/ul>/s.exec(page)?.[1] ?? '';
+    };
+    // The built-in defaults: the privacy categories.
+    expect(notDecrypted(alice)).toMatch(/Finance sites.*Health sites/s);
+    const generation = t.status().policy?.generation ?? 0;
+    t.writeConfig([
+      'groups:',
+      '  legal: [bob]',
+      'policy:',
+      '  rules:',
+      '    - { id: legal-portal, action: bypass, groups: [legal], hosts: [court.example] }',
+      '    - { id: privacy, action: bypass, categories: [privacy-finance] }',
+      '    - { id: inspect-tls, action: inspect, protocol: tcp, ports: [443] }',
+      '    - { id: allow-rest, action: allow }',
+    ].join('\n'));
+    t.concProcess?.kill('SIGHUP');
+    await t.statusWhere('the reloaded policy', (s) => (s.policy?.generation ?? 0) > generation, 15_000);
+    const alicesList = notDecrypted(alice);
+    expect(alicesList).toContain('Finance sites');
+    expect(alicesList).not.toContain('Health sites');
+    expect(alicesList).not.toContain('court.example');
+    expect(notDecrypted(bob)).toMatch(/The sites court\.example.*Finance sites/s);
+  });
+
   test('a clean SIGTERM restart loses no record, and the client resumes with a new session', async () => {
     // A burst of DNS queries, answered, then SIGTERM at once: every answered query must be in the log.
     const before = logs('alice', ['--type', 'dns']).length;

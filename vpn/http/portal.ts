@@ -33,7 +33,8 @@ export interface PortalCa {
 /** What the page shows about a user, read when it is requested. */
 export interface PortalSource {
   ca: PortalCa;
-  scope: InspectionScope;
+  /** What is and is not inspected for this user, read from the running policy at each request. */
+  scopeOf(user: string): InspectionScope;
   decisions: RecentDecisions;
   /** The user's devices; `ownerId` is the device the request came from. */
   devicesOf(user: string, ownerId: string): PortalDevice[];
@@ -130,14 +131,14 @@ export class Portal {
   }
 
   private page(visitor: Visitor, req: IncomingMessage, res: ServerResponse): void {
-    const { ca, scope, decisions } = this.src;
+    const { ca, decisions } = this.src;
     const html = renderPortal({
       user: visitor.user,
       company: ca.organization ?? 'Company',
       fingerprint: ca.fingerprint,
       caSubject: ca.subject,
       caValidTo: ca.validTo,
-      scope,
+      scope: this.src.scopeOf(visitor.user),
       devices: this.src.devicesOf(visitor.user, visitor.ownerId),
       decisions: decisions.of(visitor.user),
       now: Date.now(),

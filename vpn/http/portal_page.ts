@@ -69,7 +69,7 @@ function scopeSection(v: PortalView): string {
   return `<h2 id="inspection">2. What is inspected</h2>
 <p>All your traffic goes through the company VPN. Encrypted web traffic (TLS on TCP port${v.scope.inspectedPorts.length > 1 ? 's' : ''} ${escapeHtml(ports)}) is <b>decrypted and checked</b>: the company sees which sites you visit, the addresses of the pages and their sizes. Passwords, cookies and the content of forms and pages are never written to the log.</p>
 <p><b>Not decrypted</b>:</p>
-<ul>${exempt}${v.scope.pinnedAppsBypassed ? '<li>Apps that refuse the company certificate (certificate pinning), once detected: their connections are passed through, still logged by name.</li>' : ''}</ul>
+<ul id="not-decrypted">${exempt}${v.scope.pinnedListed > 0 ? `<li>Apps known to pin their certificates (${v.scope.pinnedListed} sites on the shipped list)</li>` : ''}${v.scope.pinnedAppsBypassed ? '<li>Apps that refuse the company certificate (certificate pinning), once detected: their connections are passed through, still logged by name.</li>' : ''}<li>Sites that ask your device for its own certificate (mutual TLS), once detected.</li></ul>
 <p>Other traffic (other ports, DNS) is not decrypted; its destination, size and the names you look up are logged.</p>
 <h3>Your recent connections</h3>
 ${v.decisions.length === 0 ? '<p class="muted">None recorded yet.</p>' : `<table id="decisions"><thead><tr><th>time (UTC)</th><th>site</th><th>what was done</th><th>why</th></tr></thead><tbody>\n${rows}\n</tbody></table>`}`;

@@ -9,6 +9,7 @@ import type { Inspection } from '../inspection';
 import type { UserLog } from '../logs';
 import { peerStatus } from '../status_file';
 import type { NetStack } from '../../netstack';
+import type { PolicyHolder } from '../../policy';
 import { AdminServer, type Health } from './admin';
 import { RecentDecisions } from './decisions';
 import { createMetrics, type MetricsSource } from './metrics';
@@ -38,6 +39,8 @@ export interface ServicesOptions {
   userLog: UserLog;
   /** The concentrator's own tunnel addresses. */
   localAddresses: string[];
+  /** The running policy (a reload swaps it): the portal says what it exempts. */
+  policy: Pick<PolicyHolder, 'current'>;
 }
 
 export class HttpServices {
@@ -51,7 +54,7 @@ export class HttpServices {
     opts.userLog.observe((r) => this.decisions.observe(r));
     this.portal = new Portal({
       ca: portalCa(opts.dataDir, opts.ca),
-      scope: inspectionScope(opts.config),
+      scopeOf: (user) => inspectionScope(opts.config, opts.policy.current, user),
       decisions: this.decisions,
       devicesOf: (user, ownerId) => this.devicesOf(user, ownerId),
     });

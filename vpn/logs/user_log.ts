@@ -1,5 +1,5 @@
 // Per-user records: DATA_DIR/logs/<user>.ndjson, one JSON object per line
-// (schema: vpn/logs/schema.json), serialised by pino and written through a
+// (schema: docs/log-schema.json), serialised by pino and written through a
 // rotating file per user (user_file.ts), opened lazily, a bounded number
 // kept open. These files go to auditors and SIEMs, so the writer itself
 // strips credential-bearing keys anywhere in a record: the HTTP logger is
@@ -157,6 +157,12 @@ export class UserLog {
     } catch {
       this.writeErrors++;
     }
+  }
+
+  /** Appends a record that names its own user, peer and type (the stack's `flow` and `flow_refused`). Never throws. */
+  writeRecord(r: { type: string; user: string; peer: string }): void {
+    const { type, user, peer, ...fields } = r;
+    this.write(user, peer, type, fields);
   }
 
   private append(user: string, line: string): void {

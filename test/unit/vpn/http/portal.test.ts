@@ -2,6 +2,7 @@
 // page for the flow's owner only (no login, never another user's data), the
 // company CA in three formats with the fingerprint as `ca show` prints it,
 // escaped values, no scripts or external assets, and bounded connections.
+// What is not decrypted comes from the running policy, for the user asking.
 import { X509Certificate, createHash } from 'node:crypto';
 import { request } from 'node:http';
 import * as net from 'node:net';
@@ -9,29 +10,45 @@ import { IpAddress } from '../../../../netstack/wire';
 import type { TcpFlowInfo } from '../../../../netstack';
 import { RecentDecisions } from '../../../../vpn/http/decisions';
 import { Portal } from '../../../../vpn/http/portal';
-import { DEFAULT_NOT_DECRYPTED } from '../../../../vpn/http/scope';
+import { inspectionScope } from '../../../../vpn/http/scope';
+import { defaultConfig, parseConfigText } from '../../../../vpn/config';
+import { PolicyHolder, compilePolicy } from '../../../../policy';
 import { ensureCa, exportCa } from '../../../../mitm';
 import { removeTempDirs, tempDir } from '../../mitm/ca_helpers';
 import { asGenericDuplex } from '../../mitm/engine_harness';
+import { TempDir } from '../../policy/helpers';
 
-afterAll(removeTempDirs);
+const policyDir = new TempDir();
+afterAll(() => {
+  removeTempDirs();
+  policyDir.cleanup();
+});
 
 const T = Date.UTC(2026, 11, 1, 9, 0, 0);
 const dataDir = tempDir('sightline-portal-');
 const ca = ensureCa(dataDir).ca;
 const decisions = new RecentDecisions({ inspectPorts: new Set([443]), localAddresses: new Set(['10.77.0.1']) });
+/** The concentrator's running policy: the built-in defaults until a test reloads the admin's rules. */
+const config = defaultConfig();
+const policy = new PolicyHolder(compilePolicy(config));
 const portal = new Portal({
   ca: {
     pem: exportCa(dataDir, 'pem'), der: exportCa(dataDir, 'der'), p12: exportCa(dataDir, 'p12'),
     fingerprint: `SHA-256 ${ca.fingerprint}`, subject: 'CN=Test CA', validTo: 'Dec 1 00:00:00 2036 GMT', organization: 'Acme <Corp>',
   },
-  scope: { inspectedPorts: [443], notDecrypted: DEFAULT_NOT_DECRYPTED, pinnedAppsBypassed: true },
+  scopeOf: (user) => inspectionScope(config, policy.current, user),
   decisions,
   devicesOf: (user, ownerId) => (user === 'alice'
     ? [{ name: 'laptop', ipv4: '10.77.0.2', ipv6: 'fd77::2', state: 'active', connected: true, lastHandshake: new Date(Date.now() - 30_000).toISOString(), current: ownerId === 'KEY-A' },
       { name: 'phone', ipv4: '10.77.0.3', ipv6: 'fd77::3', state: 'active', connected: false, lastHandshake: null, current: ownerId === 'KEY-P' }]
     : [{ name: 'desktop', ipv4: '10.77.0.9', ipv6: 'fd77::9', state: 'active', connected: true, lastHandshake: null, current: true }]),
 });
+
+/** The items of the page's "Not decrypted" list. */
+function notDecrypted(html: string): string[] {
+  const list = /<ul id="not-decrypted">(.*?)<\/ul>/s.exec(html)?.[1] ?? '';
+  return [...list.matchAll(/<li>(.*?)<\/li>/gs)].map((m) => m[1].replace(/&quot;/g, '"').replace(/&#39;/g, "'"));
+}
 
 function flowOf(user: string, id: string): TcpFlowInfo {
   return { owner: { id, user }, family: 4, client: IpAddress.parse('10.77.0.2'), clientPort: 40000, dst: IpAddress.parse('10.77.0.1'), dstPort: 80, local: true };
@@ -111,9 +128,15 @@ describe("alice's page", () => {
     expect(html).toMatch(/phone<\/td>.*never/s);
   });
 
-  test('says what is inspected and what is not, from the configured scope', () => {
+  test('says what is inspected, and what the built-in policy never decrypts: finance and health sites, pinned apps', () => {
     expect(html).toContain('TCP port 443');
-    for (const c of DEFAULT_NOT_DECRYPTED) expect(html).toContain(c);
+    expect(notDecrypted(html)).toEqual([
+      'Finance sites: banks, brokers and payment providers',
+      'Health sites: health insurers, patient portals, telehealth and lab results',
+      expect.stringMatching(/^Apps known to pin their certificates \(\d+ sites on the shipped list\)$/),
+      expect.stringMatching(/^Apps that refuse the company certificate/),
+      expect.stringMatching(/^Sites that ask your device for its own certificate/),
+    ]);
   });
 
   test('has no script, no external asset, and escapes every value', () => {
@@ -171,4 +194,43 @@ test('a user holds at most 8 portal connections at once; more are refused', asyn
   await new Promise((r) => setTimeout(r, 50));
   expect((await fetch(p.port, '/')).status).toBe(200);
   p.close();
+});
+
+test("after a reload, the page lists the admin's exemptions that apply to the user asking, in rule order, and no other's", async () => {
+  policyDir.write('banks.txt', 'bank.example\nbroker.example\n');
+  const yaml = `groups:
+  legal: [bob]
+policy:
+  categories:
+    our-banks: banks.txt
+  rules:
+    - { id: legal-portal, action: bypass, groups: [legal], hosts: [court.example, "*.lawfirm.example"] }
+    - { id: banks, action: bypass, categories: [our-banks, privacy-health] }
+    - { id: hr-db, action: allow, dst: [10.20.0.0/16], ports: [443] }
+    - { id: ssh, action: allow, ports: [22] }
+    - { id: blocked, action: block, hosts: [casino.example] }
+    - { id: inspect-tls, action: inspect, protocol: tcp, ports: [443] }
+    - { id: allow-rest, action: allow }
+`;
+  const reloaded = policy.reload(() => parseConfigText(yaml, `${policyDir.path}/sightline.yaml`));
+  expect(reloaded.ok).toBe(true);
+  const pageOf = async (who: { user: string; id: string }) => {
+    const p = await portalFor(who);
+    try {
+      return notDecrypted((await fetch(p.port, '/')).body.toString()).slice(0, -3);
+    } finally {
+      p.close();
+    }
+  };
+  expect(await pageOf({ user: 'bob', id: 'KEY-B' })).toEqual([
+    'The sites court.example, every site under lawfirm.example',
+    'Sites in the company\'s list "our-banks" (2 sites)',
+    'Health sites: health insurers, patient portals, telehealth and lab results',
+    'Connections to 10.20.0.0/16 on port 443',
+  ]);
+  expect(await pageOf({ user: 'alice', id: 'KEY-A' })).toEqual([
+    'Sites in the company\'s list "our-banks" (2 sites)',
+    'Health sites: health insurers, patient portals, telehealth and lab results',
+    'Connections to 10.20.0.0/16 on port 443',
+  ]);
 });
