@@ -6,7 +6,8 @@
 // upstream wait (so the upstream socket stops being read: backpressure).
 // Flows that wait are woken when their user has room again. One user at the
 // limit holds only its own share, so it never stops another.
-import type { Counters, FlowOwner } from './owner';
+import type { Counters } from './counters';
+import type { FlowOwner } from './owner';
 import { IpAddress } from './wire';
 
 export interface BufferLimits {

@@ -1,5 +1,6 @@
 export { NetStack, type NetStackOptions, type LocalUdpHandler, type LocalUdpRequest, type EgressDenial } from './stack';
-export { Counters, type FlowOwner } from './owner';
+export { Counters } from './counters';
+export type { FlowOwner } from './owner';
 export { BufferBudgets, type BufferLimits, type BudgetRefusalRecord } from './budget';
 export { osUdpEgress, type UdpEgressFactory, type UdpEgressSocket, type UdpEgressHandlers } from './egress/udp_socket';
 export { TcpFlowTable, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo, type TcpFlowOptions } from './tcp_flows';

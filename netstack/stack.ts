@@ -30,7 +30,8 @@ import {
   type IpPacket,
 } from './wire';
 import { osUdpEgress, type UdpEgressFactory } from './egress/udp_socket';
-import { Counters, type FlowOwner } from './owner';
+import { Counters } from './counters';
+import type { FlowOwner } from './owner';
 import { UdpFlowTable, type UdpFlowOptions } from './udp';
 import { TcpFlowTable, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo, type TcpFlowOptions } from './tcp_flows';
 import { socketEgress } from './egress/tcp_socket';

@@ -9,7 +9,8 @@ import { buildIcmpUnreachable, buildUdpPacket, IpAddress, mayReportUnreachable, 
 import type { UdpEgressFactory, UdpEgressSocket } from './egress/udp_socket';
 import type { FdGate } from './egress/fd_budget';
 import { describeFlow, type IncidentSink } from './incident';
-import { flowKey, type Counters, type FlowOwner } from './owner';
+import type { Counters } from './counters';
+import { flowKey, type FlowOwner } from './owner';
 import type { BufferAccount, BufferBudgets } from './budget';
 
 // Enough of the original datagram for any ICMP error quote (RFC 4443 §2.4(c)).
