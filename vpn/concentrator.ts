@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { IpAddress, IpCidr } from '../netstack/wire';
-import { NetStack, processFds, socketEgress } from '../netstack';
+import { Counters, NetStack, processFds, socketEgress } from '../netstack';
 import type { Deployment } from './deployment';
 import { DnsForwarder, maxUdpAnswerSize, parseDnsServers, systemResolvers } from './dns';
 import type { Logger } from './log';
@@ -34,9 +34,10 @@ const DNS_TCP_TIMEOUT_MS = 5000;
 const IP_UDP_OVERHEAD = 48;
 
 export class Concentrator {
-  readonly counters: Record<string, number> = Object.create(null) as Record<string, number>;
-  /** Drops the WireGuard device reported, by reason, and bytes on the UDP socket (for /metrics). */
-  readonly wireguardDrops: Record<string, number> = Object.create(null) as Record<string, number>;
+  private readonly tunnelCounters = new Counters();
+  /** Drops the WireGuard device reported, by reason (for /metrics). */
+  private readonly dropCounters = new Counters();
+  /** Bytes on the UDP socket (for /metrics). */
   bytesIn = 0;
   bytesOut = 0;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -317,7 +318,7 @@ export class Concentrator {
 
   private onDeviceEvent(e: DeviceEvent<PeerTag>): void {
     this.records.deviceEvent(e);
-    if (e.type === 'drop') this.wireguardDrops[e.reason] = (this.wireguardDrops[e.reason] ?? 0) + 1;
+    if (e.type === 'drop') this.dropCounters.inc(e.reason);
     if (e.type === 'handshake_complete') {
       const tag = e.peer.tag;
       this.log.info({ user: tag.user, device: tag.device, peer: tag.name, endpoint: e.peer.endpoint }, 'handshake complete');
@@ -350,8 +351,16 @@ export class Concentrator {
     }
   }
 
+  get counters(): Record<string, number> {
+    return this.tunnelCounters.values;
+  }
+
+  get wireguardDrops(): Record<string, number> {
+    return this.dropCounters.values;
+  }
+
   private count(reason: string): void {
-    this.counters[reason] = (this.counters[reason] ?? 0) + 1;
+    this.tunnelCounters.inc(reason);
   }
 
   status(): StatusSnapshot {

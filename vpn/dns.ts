@@ -11,6 +11,7 @@ import { parseHostPort } from './config';
 import { isTruncated, servfailFor, truncatedAnswer, withId } from './dns/message';
 import { QueryTable, type AnswerDrop, type PendingQuery, type RefusalReason } from './dns/query_table';
 import { DnsSockets } from './dns/sockets';
+import { Counters } from '../netstack';
 
 export { isDnsQuery, maxUdpAnswerSize } from './dns/message';
 
@@ -82,7 +83,7 @@ interface QueryCtx {
   onDone?: (outcome: DnsOutcome) => void;
 }
 
-const REFUSAL_COUNTER: Record<RefusalReason, keyof DnsCounters> = {
+const REFUSAL_COUNTER: Record<RefusalReason, DnsCounter> = {
   malformed: 'malformed',
   user_limit: 'refusedUserLimit',
   total_limit: 'refusedTotalLimit',
@@ -90,7 +91,7 @@ const REFUSAL_COUNTER: Record<RefusalReason, keyof DnsCounters> = {
   budget: 'refusedBudget',
 };
 
-const DROP_COUNTER: Record<AnswerDrop, keyof DnsCounters> = {
+const DROP_COUNTER: Record<AnswerDrop, DnsCounter> = {
   not_a_response: 'droppedNotResponse',
   unknown_id: 'droppedUnknownId',
   wrong_socket: 'droppedWrongSocket',
@@ -98,18 +99,17 @@ const DROP_COUNTER: Record<AnswerDrop, keyof DnsCounters> = {
   wrong_question: 'droppedWrongQuestion',
 };
 
-function newCounters() {
-  return {
-    queries: 0, answers: 0, tcpRetries: 0, timeouts: 0, malformed: 0, truncatedToClient: 0,
-    refusedUserLimit: 0, refusedTotalLimit: 0, refusedNoUpstream: 0, refusedBudget: 0,
-    droppedNotResponse: 0, droppedUnknownId: 0, droppedWrongSocket: 0, droppedWrongUpstream: 0, droppedWrongQuestion: 0,
-    sendErrors: 0, internalErrors: 0, socketsOpened: 0, socketsRotated: 0,
-  };
-}
-export type DnsCounters = ReturnType<typeof newCounters>;
+const DNS_COUNTERS = [
+  'queries', 'answers', 'tcpRetries', 'timeouts', 'malformed', 'truncatedToClient',
+  'refusedUserLimit', 'refusedTotalLimit', 'refusedNoUpstream', 'refusedBudget',
+  'droppedNotResponse', 'droppedUnknownId', 'droppedWrongSocket', 'droppedWrongUpstream', 'droppedWrongQuestion',
+  'sendErrors', 'internalErrors', 'socketsOpened', 'socketsRotated',
+] as const;
+export type DnsCounter = (typeof DNS_COUNTERS)[number];
+export type DnsCounters = Record<DnsCounter, number>;
 
 export class DnsForwarder {
-  private readonly c: DnsCounters = newCounters();
+  private readonly c = new Counters<DnsCounter>(DNS_COUNTERS);
   private readonly timeoutMs: number;
   private readonly table: QueryTable<QueryCtx>;
   private readonly sockets: DnsSockets;
@@ -137,9 +137,9 @@ export class DnsForwarder {
 
   get counters(): DnsCounters {
     const s = this.sockets.stats;
-    this.c.socketsOpened = s.opened;
-    this.c.socketsRotated = s.rotated;
-    return this.c;
+    this.c.set('socketsOpened', s.opened);
+    this.c.set('socketsRotated', s.rotated);
+    return this.c.values;
   }
 
   /** Queries in flight (for a user, or in all). */
@@ -158,7 +158,7 @@ export class DnsForwarder {
     const charge = query.length + QUERY_OVERHEAD_BYTES;
     const r = this.table.begin(user, query, { maxAnswer, reply, charge, tcp: null, onDone });
     if (r.kind === 'refused') return this.refuse(r.reason, r.answer, reply, onDone);
-    this.c.queries++;
+    this.c.inc('queries');
     if (this.opts.budget && !this.opts.budget.reserve(user, charge)) {
       this.table.finish(r.query);
       return this.refuse('budget', servfailFor(withId(r.query.wire, r.query.clientId)), reply, onDone);
@@ -175,7 +175,7 @@ export class DnsForwarder {
 
   /** A refused query gets its SERVFAIL at once (null: garbage, no answer). */
   private refuse(reason: RefusalReason, answer: Buffer | null, reply: (a: Buffer) => void, onDone?: (outcome: DnsOutcome) => void): void {
-    this.c[REFUSAL_COUNTER[reason]]++;
+    this.c.inc(REFUSAL_COUNTER[reason]);
     if (answer === null) return;
     this.deliverTo(reply, answer);
     if (onDone) this.guard('DNS record', () => onDone({ answer, upstream: null }));
@@ -188,7 +188,7 @@ export class DnsForwarder {
     this.table.sent(q, s.id, now);
     s.sock.send(q.wire, server.port, server.host, (err) => {
       if (err) {
-        this.c.sendErrors++;
+        this.c.inc('sendErrors');
         this.opts.onError?.(`DNS over UDP to ${server.host}:${server.port}`, err);
       }
     });
@@ -198,12 +198,12 @@ export class DnsForwarder {
   private onUdpAnswer(socket: number, msg: Buffer, from: RemoteInfo): void {
     const r = this.table.onAnswer(socket, from, msg);
     if (r.kind === 'drop') {
-      this.c[DROP_COUNTER[r.reason]]++;
+      this.c.inc(DROP_COUNTER[r.reason]);
       return;
     }
     const { query: q, answer } = r;
     if (!isTruncated(answer) && answer.length <= q.ctx.maxAnswer) return this.deliver(q, answer);
-    this.c.tcpRetries++;
+    this.c.inc('tcpRetries');
     this.table.toTcp(q, performance.now());
     this.sockets.closeIfIdle(socket, this.table.waitingOn(socket));
     this.tcpRetry(q, answer);
@@ -215,14 +215,14 @@ export class DnsForwarder {
       (full) => this.guard('DNS over TCP answer', () => {
         if (!this.table.isPending(q)) return;
         if (full.length <= q.ctx.maxAnswer) return this.deliver(q, full);
-        this.c.truncatedToClient++;
+        this.c.inc('truncatedToClient');
         this.deliver(q, truncatedAnswer(full));
       }),
       (err: Error) => this.guard('DNS over TCP failure', () => {
         this.opts.onError?.(`DNS over TCP to ${server.host}:${server.port}`, err);
         if (!this.table.isPending(q)) return;
         // The client retries over TCP itself; hand it a header-only truncated answer.
-        this.c.truncatedToClient++;
+        this.c.inc('truncatedToClient');
         this.deliver(q, truncatedAnswer(udpAnswer));
       }),
     );
@@ -265,7 +265,7 @@ export class DnsForwarder {
     this.table.finish(q);
     this.released(q);
     this.sockets.closeIfIdle(socket, this.table.waitingOn(socket));
-    this.c.answers++;
+    this.c.inc('answers');
     this.deliverTo(q.ctx.reply, answer);
     this.done(q, answer);
   }
@@ -295,11 +295,11 @@ export class DnsForwarder {
   private sweep(): void {
     const { retry, failed } = this.table.expire(performance.now());
     for (const q of retry) {
-      this.c.timeouts++;
+      this.c.inc('timeouts');
       this.sendUdp(q);
     }
     for (const q of failed) {
-      this.c.timeouts++;
+      this.c.inc('timeouts');
       this.released(q);
       this.done(q, null);
     }
@@ -315,7 +315,7 @@ export class DnsForwarder {
     try {
       fn();
     } catch (err) {
-      this.c.internalErrors++;
+      this.c.inc('internalErrors');
       this.opts.onError?.(what, err instanceof Error ? err : new Error(String(err)));
     }
   }

@@ -1,7 +1,7 @@
 // Every egress refusal, counted by reason and written to the user's log as an
 // `egress_denied` record, at most as fast as record_limit.ts lets a user.
 import { IpAddress } from '../netstack/wire';
-import type { EgressVerdict } from '../netstack';
+import { Counters, type EgressVerdict } from '../netstack';
 import type { RecordSink } from '../mitm';
 import { PerUserRecordLimit, RECORDS_BURST, RECORDS_PER_SECOND } from './record_limit';
 
@@ -13,7 +13,7 @@ const PROTOCOL_NAMES: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp',
 export type DenialPath = 'tunnel' | 'fetch';
 
 export class EgressDenials {
-  readonly counters: Record<string, number> = Object.create(null) as Record<string, number>;
+  private readonly counterSet = new Counters();
   private readonly limit: PerUserRecordLimit;
 
   constructor(
@@ -54,7 +54,11 @@ export class EgressDenials {
     this.inc(`denied_${verdict.reason}`);
   }
 
+  get counters(): Record<string, number> {
+    return this.counterSet.values;
+  }
+
   private inc(key: string): void {
-    this.counters[key] = (this.counters[key] ?? 0) + 1;
+    this.counterSet.inc(key);
   }
 }

@@ -7,6 +7,7 @@
 // concentrator a bounded moment for its last words (status.json with the
 // count, user logs flushed), and exits with EXIT_FATAL for a supervisor to
 // restart the process. It never carries on silently.
+import { Counters } from '../netstack';
 import type { Logger } from './log';
 
 /** EX_SOFTWARE (sysexits.h): an internal software error. */
@@ -23,14 +24,18 @@ export interface ProcessGuardOptions {
 export type FatalReason = 'uncaught_exception' | 'unhandled_rejection' | 'wireguard_core_error';
 
 export class ProcessGuard {
-  /** Shown in status.json and `sightline status` as `process.*`. */
-  readonly counters: Record<FatalReason, number> = { uncaught_exception: 0, unhandled_rejection: 0, wireguard_core_error: 0 };
+  private readonly counterSet = new Counters<FatalReason>(['uncaught_exception', 'unhandled_rejection', 'wireguard_core_error']);
   private readonly lastWords: Array<() => void | Promise<void>> = [];
   private readonly exit: (code: number) => void;
   private exiting = false;
 
   constructor(private readonly opts: ProcessGuardOptions) {
     this.exit = opts.exit ?? ((code) => process.exit(code));
+  }
+
+  /** Shown in status.json and `sightline status` as `process.*`. */
+  get counters(): Record<FatalReason, number> {
+    return this.counterSet.values;
   }
 
   /** Work to do before a fatal exit, in order; all of it bounded by one timeout. */
@@ -52,7 +57,7 @@ export class ProcessGuard {
 
   /** Logs, counts, and exits non-zero once the last words are said (or their time is up). Never throws. */
   fatal(reason: FatalReason, err: unknown): void {
-    this.counters[reason]++;
+    this.counterSet.inc(reason);
     try {
       this.opts.log.fatal({ reason, err: describe(err) }, `${reason}: ${describe(err).message}; exiting with status ${EXIT_FATAL} so that a supervisor restarts the concentrator`);
     } catch {

@@ -6,6 +6,7 @@ import {
   DEFAULT_HANDSHAKES_PER_SECOND_UNDER_LOAD, KEY_LEN, MAX_TIMER_HANDSHAKES, REJECT_AFTER_TIME, REKEY_AFTER_TIME,
   REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX, UNDER_LOAD_AFTER_TIME, KEEPALIVE_TIMEOUT,
 } from './constants';
+import { Counters } from '../../netstack';
 import { CookieChecker } from './cookie';
 import { defaultRandom, PrivateKey, PublicKey } from './crypto';
 import { Endpoint, endpointEquals } from './endpoint';
@@ -73,7 +74,7 @@ export class WireGuardCoreError extends Error {
 /** T: what the wiring attaches to each peer (WgPeer.tag), e.g. its user and device. */
 export class WgDevice<T = unknown> {
   readonly publicKey: PublicKey;
-  readonly counters: Record<string, number> = {};
+  private readonly counterSet = new Counters();
   /** The last exception out of the protocol code (counted as 'internal_error'), for diagnosis. */
   lastInternalError: unknown = undefined;
   /** Internal: read by receive.ts. */
@@ -223,8 +224,12 @@ export class WgDevice<T = unknown> {
 
   // ---- internal, used by receive.ts ----
 
+  get counters(): Record<string, number> {
+    return this.counterSet.values;
+  }
+
   count(reason: string): void {
-    this.counters[reason] = (this.counters[reason] ?? 0) + 1;
+    this.counterSet.inc(reason);
   }
 
   drop(reason: string, peer?: WgPeer<T>): void {
