@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { buildIcmpEcho, IpAddress, isWireError, parseIpPacket } from '../../netstack/wire';
 import { PrivateKey, PublicKey, WgDevice, type WgPeer } from '../../vpn/protocol';
-import { UdpEdge } from '../../vpn/udp_edge';
+import { UdpEdge } from '../../vpn/edge';
 
 async function main(): Promise<void> {
   const [peerKey, peerEndpoint, ourIp, peerIp] = process.argv.slice(2);

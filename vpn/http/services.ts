@@ -7,7 +7,7 @@ import type { PeerRegistry, TunnelDevice } from '../control';
 import type { DnsForwarder } from '../dns';
 import type { Inspection } from '../inspection';
 import type { UserLog } from '../logs';
-import { peerStatus } from '../status_file';
+import { peerStatus } from '../process';
 import type { NetStack } from '../../netstack';
 import { AdminServer, type Health } from './admin';
 import { RecentDecisions } from './decisions';

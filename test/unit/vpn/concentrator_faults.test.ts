@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { Concentrator } from '../../../vpn/concentrator';
-import { openDeployment } from '../../../vpn/deployment';
-import { EXIT_FATAL, ProcessGuard } from '../../../vpn/process_guard';
+import { openDeployment } from '../../../vpn/control';
+import { EXIT_FATAL, ProcessGuard } from '../../../vpn/process';
 import { MESSAGE_INITIATION, MESSAGE_INITIATION_SIZE } from '../../../vpn/protocol';
 
 jest.setTimeout(60_000);

@@ -5,7 +5,7 @@
 // lasts. One hostile client sending a thousand datagrams a second to an
 // unroutable address costs a log line, not a thousand.
 import { performance } from 'node:perf_hooks';
-import type { StackIncident } from '../netstack';
+import type { StackIncident } from '../../netstack';
 import type { Logger } from './log';
 
 /** A reason not seen for this long starts a new burst. */

@@ -3,15 +3,15 @@
 // addresses as they change, and handed to every outbound path that does not
 // pass through the stack: the default DNS upstreams, the concentrator's own
 // fetches for a flow (AIA, OCSP), and WireGuard roaming.
-import type { Config } from './config';
-import type { DnsServer } from './dns';
-import type { Logger } from './log';
-import type { Endpoint } from './protocol';
-import { EgressDenials } from './egress_denials';
-import { EgressGuard, describeVerdict, watchHostAddresses, type EgressDenial, type HostAddressWatcher, type InterfaceReader } from '../netstack';
-import { IpAddress, IpCidr, IP_PROTOCOL_TCP, IP_PROTOCOL_UDP } from '../netstack/wire';
-import { createHttpFetch, type HttpFetcher, type RecordSink } from '../mitm';
-import type { EgressVerdict } from '../netstack';
+import type { Config } from '../config';
+import type { DnsServer } from '../dns';
+import type { Logger } from '../process';
+import type { Endpoint } from '../protocol';
+import { EgressDenials } from './denials';
+import { EgressGuard, describeVerdict, watchHostAddresses, type EgressDenial, type HostAddressWatcher, type InterfaceReader } from '../../netstack';
+import { IpAddress, IpCidr, IP_PROTOCOL_TCP, IP_PROTOCOL_UDP } from '../../netstack/wire';
+import { createHttpFetch, type HttpFetcher, type RecordSink } from '../../mitm';
+import type { EgressVerdict } from '../../netstack';
 
 export interface EgressBoundaryOptions {
   config: Config;

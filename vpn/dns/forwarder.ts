@@ -7,13 +7,11 @@ import { readFileSync } from 'node:fs';
 import { isIP, Socket as TcpSocket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { RemoteInfo } from 'node:dgram';
-import { parseHostPort } from './config';
-import { isTruncated, servfailFor, truncatedAnswer, withId } from './dns/message';
-import { QueryTable, type AnswerDrop, type PendingQuery, type RefusalReason } from './dns/query_table';
-import { DnsSockets } from './dns/sockets';
-import { Counters } from '../netstack';
-
-export { isDnsQuery, maxUdpAnswerSize } from './dns/message';
+import { parseHostPort } from '../config';
+import { isTruncated, servfailFor, truncatedAnswer, withId } from './message';
+import { QueryTable, type AnswerDrop, type PendingQuery, type RefusalReason } from './query_table';
+import { DnsSockets } from './sockets';
+import { Counters } from '../../netstack';
 
 const MAX_TCP_ANSWER = 65535;
 const SWEEP_MS = 250;

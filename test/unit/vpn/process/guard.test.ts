@@ -1,11 +1,11 @@
-// The process-level last line of defence (vpn/process_guard.ts): whatever
+// The process-level last line of defence (vpn/process/guard.ts): whatever
 // reaches it is logged and counted, the concentrator's last words (status,
 // logs) get a bounded moment, and the process exits with status 70 for its
 // supervisor to restart it. It never carries on silently.
 import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { EXIT_FATAL, ProcessGuard } from '../../../vpn/process_guard';
+import { EXIT_FATAL, ProcessGuard } from '../../../../vpn/process';
 
 function harness(lastWordsTimeoutMs = 1000) {
   const lines: Array<Record<string, unknown>> = [];

@@ -2,12 +2,12 @@
 // dual-stack socket when the host has IPv6, IPv4 only otherwise.
 //
 // Two implementations behind one API: batched I/O through our addon
-// (vpn/udp_native: recvmmsg/sendmmsg, UDP GRO/GSO) when it is built, and
+// (udp_native: recvmmsg/sendmmsg, UDP GRO/GSO) when it is built, and
 // node:dgram otherwise, so a checkout without a compiler still runs.
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv4 } from 'node:net';
-import type { Endpoint } from './protocol';
-import { BatchUdpSocket, loadUdpNative, type RecvBatch } from './udp_native';
+import type { Endpoint } from '../protocol';
+import { BatchUdpSocket, loadUdpNative, type RecvBatch } from '.';
 
 const V4_MAPPED = '::ffff:';
 

@@ -5,8 +5,8 @@
 // alive". Rewriting 1,000 idle peers every second made ~300 KB of garbage a
 // second for nothing (measured as RSS drift in the idle-peer benchmark).
 import { renameSync, utimesSync, writeFileSync } from 'node:fs';
-import type { DeviceState, TunnelPeer } from './control';
-import type { WgPeer } from './protocol';
+import type { DeviceState, TunnelPeer } from '../control';
+import type { WgPeer } from '../protocol';
 
 /** Peers serialised per second of status interval: 10,000 peers → every 5 s. */
 const STATUS_PEERS_PER_SECOND = 2000;

@@ -1,6 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server } from 'node:net';
-import { DnsForwarder, maxUdpAnswerSize, systemResolvers } from '../../../vpn/dns';
+import { DnsForwarder, maxUdpAnswerSize, systemResolvers } from '../../../../vpn/dns';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

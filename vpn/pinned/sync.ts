@@ -1,4 +1,4 @@
-// The running concentrator's side of the pinned-host files (pinned_admin.ts):
+// The running concentrator's side of the pinned-host files (admin.ts):
 // once a second it re-reads pinned-admin.json if the file changed (so an
 // approval or removal takes effect without a restart), and writes
 // pinned.json if the learned pins changed (so `sightline pinned list` shows
@@ -6,9 +6,9 @@
 
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { PinningTracker } from '../mitm';
-import type { Logger } from './log';
-import { ApprovedPins, PINNED_FILE, pinnedAdminPath, readPinnedAdmin } from './pinned_admin';
+import type { PinningTracker } from '../../mitm';
+import type { Logger } from '../process';
+import { ApprovedPins, PINNED_FILE, pinnedAdminPath, readPinnedAdmin } from './admin';
 
 export const PINNED_SYNC_MS = 1_000;
 

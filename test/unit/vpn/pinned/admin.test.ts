@@ -5,12 +5,12 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PinningTracker } from '../../../mitm';
-import { createLogger } from '../../../vpn/log';
+import { PinningTracker } from '../../../../mitm';
+import { createLogger } from '../../../../vpn/process';
 import {
   PINNED_FILE, PinnedAdminError, approvePin, emptyPinnedAdmin, normalizePinHost, pinnedAdminPath, readPinnedAdmin, removePin, writePinnedAdmin,
-} from '../../../vpn/pinned_admin';
-import { PinnedSync } from '../../../vpn/pinned_sync';
+} from '../../../../vpn/pinned';
+import { PinnedSync } from '../../../../vpn/pinned';
 
 let dir: string;
 beforeEach(() => {

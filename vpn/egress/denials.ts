@@ -1,11 +1,11 @@
 // Every egress refusal, counted by reason and written to the user's log as an
-// `egress_denied` record, at most as fast as record_limit.ts lets a user.
-import { IpAddress } from '../netstack/wire';
-import { Counters, type EgressVerdict } from '../netstack';
-import type { RecordSink } from '../mitm';
-import { PerUserRecordLimit, RECORDS_BURST, RECORDS_PER_SECOND } from './record_limit';
+// `egress_denied` record, at most as fast as vpn/logs/record_limit.ts lets a user.
+import { IpAddress } from '../../netstack/wire';
+import { Counters, type EgressVerdict } from '../../netstack';
+import type { RecordSink } from '../../mitm';
+import { PerUserRecordLimit, RECORDS_BURST, RECORDS_PER_SECOND } from '../logs';
 
-export { RECORDS_BURST as DENIAL_RECORDS_BURST, RECORDS_PER_SECOND as DENIAL_RECORDS_PER_SECOND } from './record_limit';
+export { RECORDS_BURST as DENIAL_RECORDS_BURST, RECORDS_PER_SECOND as DENIAL_RECORDS_PER_SECOND } from '../logs';
 
 const PROTOCOL_NAMES: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6' };
 

@@ -3,11 +3,11 @@
 // /etc/resolv.conf, the fetcher for AIA/OCSP on a user's behalf, and the
 // roaming predicate.
 import type { NetworkInterfaceInfo } from 'node:os';
-import { EgressBoundary } from '../../../vpn/egress';
-import { DENIAL_RECORDS_BURST, EgressDenials } from '../../../vpn/egress_denials';
-import { defaultConfig, parseConfigText } from '../../../vpn/config';
-import { createLogger } from '../../../vpn/log';
-import { IpAddress, IpCidr } from '../../../netstack/wire';
+import { EgressBoundary } from '../../../../vpn/egress';
+import { DENIAL_RECORDS_BURST, EgressDenials } from '../../../../vpn/egress';
+import { defaultConfig, parseConfigText } from '../../../../vpn/config';
+import { createLogger } from '../../../../vpn/process';
+import { IpAddress, IpCidr } from '../../../../netstack/wire';
 
 type Written = { user: string; peer: string; type: string; fields: Record<string, unknown> };
 

@@ -4,8 +4,8 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StatusFile, peersFingerprint } from '../../../vpn/status_file';
-import { PrivateKey, WgDevice, type WgPeer } from '../../../vpn/protocol';
+import { StatusFile, peersFingerprint } from '../../../../vpn/process';
+import { PrivateKey, WgDevice, type WgPeer } from '../../../../vpn/protocol';
 
 let dir = '';
 beforeEach(() => {

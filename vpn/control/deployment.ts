@@ -2,10 +2,10 @@
 // running concentrator and the CLI commands start from here.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { defaultConfig, loadConfigFile, type Config } from './config';
-import { ensurePrivateDir, resolveConfigPath, resolveDataDir, writeSecretFile } from './data_dir';
-import { layoutPools, randomUlaPrefix, Store, type PoolLayout } from './control';
-import { PrivateKey } from './protocol';
+import { defaultConfig, loadConfigFile, type Config } from '../config';
+import { ensurePrivateDir, resolveConfigPath, resolveDataDir, writeSecretFile } from '../config';
+import { layoutPools, randomUlaPrefix, Store, type PoolLayout } from '.';
+import { PrivateKey } from '../protocol';
 
 export interface GlobalOptions {
   dataDir?: string;

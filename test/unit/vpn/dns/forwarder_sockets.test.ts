@@ -2,7 +2,7 @@
 // loopback: a fixed set of source ports that rotates, the forwarder's own
 // query IDs on the wire, forged answers dropped, caps answered with SERVFAIL.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { DnsForwarder, type DnsForwarderOptions } from '../../../vpn/dns';
+import { DnsForwarder, type DnsForwarderOptions } from '../../../../vpn/dns';
 
 function query(id: number, name = 'a.test'): Buffer {
   const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../../native/napi_poll.h"
+#include "../../../../native/napi_poll.h"
 #include "batch_io.h"
 
 /* recvmmsg rounds per readable event before yielding to the rest of the loop. */

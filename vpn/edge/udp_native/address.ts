@@ -2,7 +2,7 @@
 // IPv6 address (IPv4 as ::ffff:a.b.c.d, RFC 4291 §2.5.5.2) then the port,
 // both in network byte order. Text is made only when asked for, and a batch
 // from one peer formats its address once.
-import { formatAddress } from '../../netstack/wire';
+import { formatAddress } from '../../../netstack/wire';
 
 export const ADDR_ENTRY = 18;
 const PORT_OFFSET = 16;

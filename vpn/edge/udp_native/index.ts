@@ -8,7 +8,7 @@
 // Read (or copy) a datagram inside onBatch; never keep a view of it. The
 // WireGuard device decrypts into fresh buffers synchronously, so the edge
 // hands it views without copying.
-import { loadNativeAddon } from '../../netstack/native_addon';
+import { loadNativeAddon } from '../../../netstack/native_addon';
 import { AddressCache, entryPort } from './address';
 
 export { ADDR_ENTRY, formatEntryAddress } from './address';

@@ -3,7 +3,7 @@
 // summed up in one line when the burst goes quiet (or every minute).
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { IncidentLog } from '../../../vpn/incident_log';
+import { IncidentLog } from '../../../../vpn/process';
 
 function harness() {
   const lines: Array<Record<string, unknown>> = [];

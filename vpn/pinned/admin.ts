@@ -7,14 +7,14 @@
 // the concentrator alone writes pinned.json (what it learned), the CLI alone
 // writes pinned-admin.json (atomically, 0600: it names users and the hosts
 // they visit). The running concentrator re-reads this file when it changes
-// (vpn/pinned_sync.ts). Not in state.db on purpose: a tiny file is all a
+// (vpn/pinned/sync.ts). Not in state.db on purpose: a tiny file is all a
 // handful of admin decisions needs, and it is readable with cat.
 
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { checkHostName } from '../mitm';
-import { writeSecretFile } from './data_dir';
+import { checkHostName } from '../../mitm';
+import { writeSecretFile } from '../config';
 
 export const PINNED_FILE = 'pinned.json';
 export const PINNED_ADMIN_FILE = 'pinned-admin.json';

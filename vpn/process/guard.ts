@@ -7,7 +7,7 @@
 // concentrator a bounded moment for its last words (status.json with the
 // count, user logs flushed), and exits with EXIT_FATAL for a supervisor to
 // restart the process. It never carries on silently.
-import { Counters } from '../netstack';
+import { Counters } from '../../netstack';
 import type { Logger } from './log';
 
 /** EX_SOFTWARE (sysexits.h): an internal software error. */

@@ -1,12 +1,12 @@
-// The batched UDP socket (vpn/udp_native) and the edge that uses it. Loopback
+// The batched UDP socket (vpn/edge/udp_native) and the edge that uses it. Loopback
 // only. The WireGuard data path relies on: every datagram delivered once,
 // intact, with its true source (roaming, §6.5 of the whitepaper, and cookie
 // binding, §5.4.7, use the source address and port), and on a socket that
 // survives anything a peer or the network does to it.
 import { createSocket } from 'node:dgram';
-import { BatchUdpSocket, formatEntryAddress, loadUdpNative, type RecvBatch } from '../../../vpn/udp_native';
-import { UdpEdge } from '../../../vpn/udp_edge';
-import type { Endpoint } from '../../../vpn/protocol';
+import { BatchUdpSocket, formatEntryAddress, loadUdpNative, type RecvBatch } from '../../../../vpn/edge';
+import { UdpEdge } from '../../../../vpn/edge';
+import type { Endpoint } from '../../../../vpn/protocol';
 
 interface Got { data: Buffer; address: string; port: number }
 
