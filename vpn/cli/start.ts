@@ -4,7 +4,7 @@ import { openDeployment, type GlobalOptions } from '../control';
 import { createLogger } from '../process';
 import { ProcessGuard } from '../process';
 import { caPassphrase } from './ca';
-import { describeEgress } from '../routed/describe';
+import { describeEgress } from '../routed';
 
 export function startCommand(): Command {
   return new Command('start')
