@@ -10,7 +10,7 @@ import type { Deployment } from './control';
 import { DnsForwarder, maxUdpAnswerSize, parseDnsServers, systemResolvers } from './dns';
 import type { Logger } from './process';
 import { PeerRegistry, storeSource, type CutReason, type PeerTag, type TunnelPeer } from './control';
-import { WgDevice, type DeviceEvent, type Endpoint } from './protocol';
+import { WgDevice, type DeviceEvent, type DeviceOutput, type Endpoint } from './protocol';
 import { StatusFile, peerStatus, peersFingerprint, type PeerStatus } from './process';
 import { UdpEdge } from './edge';
 import { Inspection, loadInspectionCa } from './inspection';
@@ -101,19 +101,7 @@ export class Concentrator {
     const reloader = new PolicyReloader({ holder, configPath: d.configSource, running: d.config, log });
     // Late-bound: the device, stack and edge refer to each other through the concentrator.
     let self: Concentrator | null = null;
-    const device = new WgDevice<PeerTag>({
-      privateKey: d.serverKey,
-      acceptEndpoint: egress.acceptsEndpoint,
-      sink: {
-        sendDatagram: (data, to) => {
-          if (self === null) return;
-          self.bytesOut += data.length;
-          self.edge?.send(data, to);
-        },
-        deliverPacket: (peer, packet) => self?.fromTunnel(peer, packet),
-        event: (e) => self?.onDeviceEvent(e),
-      },
-    });
+    const device = new WgDevice<PeerTag>({ privateKey: d.serverKey, acceptEndpoint: egress.acceptsEndpoint });
     const stack = new NetStack({
       localAddresses: serverAddrs,
       guard: egress.guard,
@@ -184,11 +172,13 @@ export class Concentrator {
     c.every(TICK_MS, () => {
       const now = performance.now();
       if (!c.dying) {
+        let out: DeviceOutput<PeerTag> | null = null;
         try {
-          device.tick(now);
+          out = device.tick(now);
         } catch (err) {
           c.coreFault(err);
         }
+        if (out !== null) c.route(out);
       }
       stack.tick(now);
       c.armStackTimer();
@@ -257,11 +247,28 @@ export class Concentrator {
   private fromUdp(data: Buffer, from: Endpoint): void {
     if (this.dying) return;
     this.bytesIn += data.length;
+    let out: DeviceOutput<PeerTag>;
     try {
-      this.device.receive(data, from, performance.now());
+      out = this.device.receive(data, from, performance.now());
     } catch (err) {
       this.coreFault(err);
+      return;
     }
+    this.route(out);
+  }
+
+  /**
+   * What the device produced: datagrams to the edge, events to the records,
+   * and last the packet to the stack, which may call the device again (and
+   * so refill `out`).
+   */
+  private route(out: DeviceOutput<PeerTag>): void {
+    for (let i = 0; i < out.datagrams.length; i++) {
+      this.bytesOut += out.datagrams[i].length;
+      this.edge?.send(out.datagrams[i], out.endpoints[i]);
+    }
+    for (const e of out.events) this.onDeviceEvent(e);
+    if (out.packet !== null && out.peer !== null) this.fromTunnel(out.peer, out.packet);
   }
 
   private stackTimer: NodeJS.Timeout | null = null;
@@ -308,11 +315,14 @@ export class Concentrator {
       return false;
     }
     if (this.dying) return true;
+    let out: DeviceOutput<PeerTag>;
     try {
-      this.device.send(peer, packet, performance.now());
+      out = this.device.send(peer, packet, performance.now());
     } catch (err) {
       this.coreFault(err);
+      return true;
     }
+    this.route(out);
     return true;
   }
 

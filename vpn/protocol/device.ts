@@ -1,5 +1,5 @@
 // The multi-peer WireGuard device: one static identity, many peers, one index
-// table; fed datagrams and `now`, emits datagrams/packets through a sink.
+// table; fed datagrams and `now`, returns what it produced (DeviceOutput).
 // Message handling follows wireguard-go's receive.go / send.go split into
 // receive.ts (inbound) and this file (outbound, timers, peers).
 import {
@@ -23,17 +23,40 @@ export type DeviceEvent<T = unknown> =
   | { type: 'handshake_failed'; peer: WgPeer<T> }
   | { type: 'drop'; reason: string; peer?: WgPeer<T> };
 
-export interface DeviceSink<T = unknown> {
-  /** An encrypted WireGuard message to put on UDP. */
-  sendDatagram(data: Buffer, to: Endpoint): void;
-  /** A decrypted inner IP packet (padding removed; keepalives are not delivered). */
-  deliverPacket(peer: WgPeer<T>, packet: Buffer): void;
-  event?(e: DeviceEvent<T>): void;
+/**
+ * What one call of the device produced. The device refills the same object
+ * on every call (no allocation per packet), so read it before the next call.
+ */
+export class DeviceOutput<T = unknown> {
+  /** Encrypted WireGuard messages to put on UDP: datagrams[i] goes to endpoints[i]. */
+  readonly datagrams: Buffer[] = [];
+  readonly endpoints: Endpoint[] = [];
+  /**
+   * receive() of a transport message: the decrypted inner IP packet (padding
+   * removed) and the peer it came from; null otherwise, keepalives included.
+   */
+  packet: Buffer | null = null;
+  peer: WgPeer<T> | null = null;
+  readonly events: DeviceEvent<T>[] = [];
+
+  /** @internal The device starts every call with an empty output. */
+  clear(): void {
+    this.datagrams.length = 0;
+    this.endpoints.length = 0;
+    this.packet = null;
+    this.peer = null;
+    this.events.length = 0;
+  }
+
+  /** @internal */
+  sendDatagram(data: Buffer, to: Endpoint): void {
+    this.datagrams.push(data);
+    this.endpoints.push(to);
+  }
 }
 
-export interface DeviceOptions<T = unknown> {
+export interface DeviceOptions {
   privateKey: PrivateKey;
-  sink: DeviceSink<T>;
   /** Wall clock in ms since the epoch, used only for TAI64N timestamps. */
   wallClock?: () => number;
   random?: (n: number) => Buffer;
@@ -81,7 +104,7 @@ export class WgDevice<T = unknown> {
   readonly identity: StaticIdentity;
   readonly cookieChecker: CookieChecker;
   readonly indexTable = new Map<number, IndexEntry<T>>();
-  readonly sink: DeviceSink<T>;
+  readonly out = new DeviceOutput<T>();
   readonly random: (n: number) => Buffer;
   private readonly wallClock: () => number;
   private readonly peersByKey = new Map<string, WgPeer<T>>();
@@ -98,10 +121,9 @@ export class WgDevice<T = unknown> {
   readonly lookupHandshake = (staticKey: Buffer): Handshake | undefined =>
     this.peersByKey.get(staticKey.toString('base64'))?.handshake;
 
-  constructor(opts: DeviceOptions<T>) {
+  constructor(opts: DeviceOptions) {
     this.publicKey = opts.privateKey.publicKey();
     this.identity = { privateKey: opts.privateKey, publicKey: this.publicKey };
-    this.sink = opts.sink;
     this.random = opts.random ?? defaultRandom;
     this.wallClock = opts.wallClock ?? Date.now;
     this.loadThreshold = opts.handshakesPerSecondUnderLoad ?? DEFAULT_HANDSHAKES_PER_SECOND_UNDER_LOAD;
@@ -163,12 +185,14 @@ export class WgDevice<T = unknown> {
    * Any WireGuard message from the network. Bad input is counted by reason,
    * never thrown; throws only WireGuardCoreError, on a bug.
    */
-  receive(datagram: Buffer, from: Endpoint, now: number): void {
+  receive(datagram: Buffer, from: Endpoint, now: number): DeviceOutput<T> {
+    this.out.clear();
     try {
       receiveDatagram<T>(this, datagram, from, now);
     } catch (err) {
       throw this.coreError('receive', err);
     }
+    return this.out;
   }
 
   private coreError(operation: WireGuardCoreError['operation'], err: unknown): WireGuardCoreError {
@@ -181,12 +205,14 @@ export class WgDevice<T = unknown> {
    * Encrypts `packet` for `peer`, or stages it and starts a handshake when
    * there is no usable session. Throws only WireGuardCoreError, on a bug.
    */
-  send(peer: WgPeer<T>, packet: Buffer, now: number): void {
+  send(peer: WgPeer<T>, packet: Buffer, now: number): DeviceOutput<T> {
+    this.out.clear();
     try {
       this.sendPacket(peer, packet, now);
     } catch (err) {
       throw this.coreError('send', err);
     }
+    return this.out;
   }
 
   private sendPacket(peer: WgPeer<T>, packet: Buffer, now: number): void {
@@ -202,17 +228,21 @@ export class WgDevice<T = unknown> {
     this.sendStagedPackets(peer, now);
   }
 
-  initiateHandshake(peer: WgPeer<T>, now: number): void {
+  initiateHandshake(peer: WgPeer<T>, now: number): DeviceOutput<T> {
+    this.out.clear();
     this.sendHandshakeInitiation(peer, now, false);
+    return this.out;
   }
 
   /** Runs every due timer of every peer. Throws only WireGuardCoreError, on a bug. */
-  tick(now: number): void {
+  tick(now: number): DeviceOutput<T> {
+    this.out.clear();
     try {
       for (const peer of this.peersByKey.values()) this.tickPeer(peer, now);
     } catch (err) {
       throw this.coreError('tick', err);
     }
+    return this.out;
   }
 
   /** Earliest timer deadline over all peers (Infinity when idle): when the wiring should call tick(). */
@@ -234,12 +264,12 @@ export class WgDevice<T = unknown> {
 
   drop(reason: string, peer?: WgPeer<T>): void {
     this.count(reason);
-    this.sink.event?.({ type: 'drop', reason, peer });
+    this.out.events.push({ type: 'drop', reason, peer });
   }
 
   emit(e: DeviceEvent<T>): void {
     this.count(e.type);
-    this.sink.event?.(e);
+    this.out.events.push(e);
   }
 
   /** Counts a handshake message towards load; true when cookies (mac2) are required (§5.3). */
@@ -318,7 +348,7 @@ export class WgDevice<T = unknown> {
     t.anyAuthenticatedPacketTraversal(now);
     t.anyAuthenticatedPacketSent();
     if (packet.length !== 0) t.dataSent(now);
-    this.sink.sendDatagram(msg, peer.endpoint as Endpoint);
+    this.out.sendDatagram(msg, peer.endpoint as Endpoint);
   }
 
   /** wireguard-go SendStagedPackets: flush the queue with the current keypair, or handshake for one. */
@@ -386,7 +416,7 @@ export class WgDevice<T = unknown> {
     peer.timers.handshakeInitiated(now);
     peer.txBytes += msg.length;
     this.count('handshake_initiation_sent');
-    this.sink.sendDatagram(msg, peer.endpoint);
+    this.out.sendDatagram(msg, peer.endpoint);
   }
 
   private tickPeer(peer: WgPeer<T>, now: number): void {

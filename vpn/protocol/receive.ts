@@ -48,7 +48,7 @@ function checkHandshakeMacs<T>(dev: WgDevice<T>, msg: Buffer, senderOffset: numb
     return false;
   }
   if (dev.noteHandshakeAndCheckLoad(now) && !dev.cookieChecker.checkMac2(msg, from, now)) {
-    dev.sink.sendDatagram(dev.cookieChecker.createReply(msg, senderOffset, from, now), from);
+    dev.out.sendDatagram(dev.cookieChecker.createReply(msg, senderOffset, from, now), from);
     dev.drop('bad_mac2_cookie_sent');
     return false;
   }
@@ -84,7 +84,7 @@ function receiveInitiation<T>(dev: WgDevice<T>, msg: Buffer, from: Endpoint, now
   peer.timers.anyAuthenticatedPacketSent();
   peer.txBytes += response.length;
   dev.count('handshake_response_sent');
-  dev.sink.sendDatagram(response, from);
+  dev.out.sendDatagram(response, from);
 }
 
 function receiveResponse<T>(dev: WgDevice<T>, msg: Buffer, from: Endpoint, now: number): void {
@@ -141,5 +141,6 @@ function receiveTransport<T>(dev: WgDevice<T>, msg: Buffer, from: Endpoint, now:
   peer.timers.dataReceived(now);
   const len = innerPacketLength(plain);
   if (len < 0) return dev.drop('bad_inner_packet', peer);
-  dev.sink.deliverPacket(peer, len === plain.length ? plain : plain.subarray(0, len));
+  dev.out.packet = len === plain.length ? plain : plain.subarray(0, len);
+  dev.out.peer = peer;
 }

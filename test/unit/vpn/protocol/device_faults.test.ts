@@ -76,7 +76,7 @@ test('a failure in the layer the device delivers to (the stack) is contained the
     tcp: { mtu: 1420, maxFlowsPerUser: 4, maxSynPerSecond: 10, idleTimeoutMs: 60_000 },
     fds: { hasRoom: () => true },
   });
-  server.device.sink.deliverPacket = (_peer, packet) => stack.receive(packet, { id: 'client', user: 'client' }, net.now);
+  server.deliver = (_peer, packet) => stack.receive(packet, { id: 'client', user: 'client' }, net.now);
   const datagram = buildUdpPacket(IpAddress.parse('10.0.0.2'), 5000, IpAddress.parse('192.0.2.53'), 53, Buffer.from('query'));
   client.device.send(client.peerOf(server), datagram, net.now);
   expect(() => net.flush()).not.toThrow();
