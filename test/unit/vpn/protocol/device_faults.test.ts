@@ -8,6 +8,7 @@ import { EgressGuard, NetStack, type UdpEgressFactory } from '../../../../netsta
 import { IpAddress, IpCidr, buildUdpPacket } from '../../../../netstack/wire';
 import { WireGuardCoreError } from '../../../../vpn/protocol';
 import { FakeNet, establishedPair } from './fake_net';
+import { CookieChecker } from '../../../../vpn/protocol/cookie';
 
 const established = () => establishedPair();
 
@@ -27,7 +28,7 @@ test('a fault injected into handshake processing surfaces as WireGuardCoreError 
   const client = net.node('client');
   const server = net.node('server');
   net.link(client, server);
-  jest.spyOn(server.device.cookieChecker, 'checkMac1').mockImplementation(() => {
+  jest.spyOn(CookieChecker.prototype, 'checkMac1').mockImplementation(() => {
     throw new Error('injected: mac1 bug');
   });
   client.send(server, 'hello');

@@ -88,7 +88,7 @@ describe('key rotation (§6.2)', () => {
     expect(sp.current).toBeNull();
     expect(sp.previous).toBeNull();
     expect(kp.sendKey.equals(Buffer.alloc(32))).toBe(true);
-    expect(server.device.indexTable.size).toBe(0);
+    expect(server.device.indexCount).toBe(0);
   });
 });
 

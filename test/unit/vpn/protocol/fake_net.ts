@@ -2,7 +2,8 @@
 // monotonic clock; the harness routes each call's output as the wiring does.
 // Datagrams queue until flush(), so tests can drop, capture, replay or
 // re-address them.
-import { DeviceEvent, DeviceOptions, DeviceOutput, WgDevice } from '../../../../vpn/protocol/device';
+import { DeviceOptions, WgDevice } from '../../../../vpn/protocol/device';
+import type { DeviceEvent, DeviceOutput } from '../../../../vpn/protocol/output';
 import { PrivateKey } from '../../../../vpn/protocol/crypto';
 import { Endpoint, endpointText } from '../../../../vpn/protocol/endpoint';
 import { WgPeer } from '../../../../vpn/protocol/peer';

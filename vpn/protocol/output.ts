@@ -1,0 +1,44 @@
+// What the device returns from each call (sans-IO, like TcpEndpoint's
+// drained output): datagrams for the UDP edge, the packet for the stack,
+// events for the records.
+import type { Endpoint } from './endpoint';
+import type { WgPeer } from './peer';
+
+export type DeviceEvent<T = unknown> =
+  | { type: 'handshake_complete'; peer: WgPeer<T> }
+  | { type: 'endpoint_changed'; peer: WgPeer<T>; from: Endpoint | undefined; to: Endpoint }
+  | { type: 'session_expired'; peer: WgPeer<T> }
+  | { type: 'handshake_failed'; peer: WgPeer<T> }
+  | { type: 'drop'; reason: string; peer?: WgPeer<T> };
+
+/**
+ * What one call of the device produced. The device refills the same object
+ * on every call (no allocation per packet), so read it before the next call.
+ */
+export class DeviceOutput<T = unknown> {
+  /** Encrypted WireGuard messages to put on UDP: datagrams[i] goes to endpoints[i]. */
+  readonly datagrams: Buffer[] = [];
+  readonly endpoints: Endpoint[] = [];
+  /**
+   * receive() of a transport message: the decrypted inner IP packet (padding
+   * removed) and the peer it came from; null otherwise, keepalives included.
+   */
+  packet: Buffer | null = null;
+  peer: WgPeer<T> | null = null;
+  readonly events: DeviceEvent<T>[] = [];
+
+  /** @internal The device starts every call with an empty output. */
+  clear(): void {
+    this.datagrams.length = 0;
+    this.endpoints.length = 0;
+    this.packet = null;
+    this.peer = null;
+    this.events.length = 0;
+  }
+
+  /** @internal */
+  sendDatagram(data: Buffer, to: Endpoint): void {
+    this.datagrams.push(data);
+    this.endpoints.push(to);
+  }
+}
