@@ -3,7 +3,7 @@
 // table, the cookie checker and load, the counters and the output of the
 // call in progress. The public surface is WgDevice (device.ts); this file
 // holds the small state transitions the paths have in common.
-import { Counters } from '../../netstack';
+import { Counters, WakeQueue } from '../../netstack';
 import { REKEY_TIMEOUT_JITTER_MAX, UNDER_LOAD_AFTER_TIME } from './constants';
 import { CookieChecker } from './cookie';
 import type { PublicKey } from './crypto';
@@ -28,6 +28,8 @@ export class DeviceCore<T> {
   readonly cookieChecker: CookieChecker;
   readonly indexes: IndexTable<T>;
   readonly peersByKey = new Map<string, WgPeer<T>>();
+  /** Peers by their earliest timer deadline (§6), so tick() visits only the due ones. */
+  readonly wakes = new WakeQueue<WgPeer<T>>();
   readonly counters = new Counters();
   readonly out = new DeviceOutput<T>();
   readonly random: (n: number) => Buffer;
@@ -42,6 +44,13 @@ export class DeviceCore<T> {
   // Timer jitter needs no secrecy (wireguard-go uses fastrandn): a CSPRNG call
   // here cost ~7% of CPU when many flows send at once.
   readonly jitter = (): number => Math.floor(Math.random() * REKEY_TIMEOUT_JITTER_MAX);
+  /**
+   * Bound once, told every deadline a peer's timers set: the queue holds the
+   * peer no later than that (an earlier entry stays; tick() requeues exactly).
+   */
+  readonly wake = (peer: WgPeer<T>, at: number): void => {
+    if (at < peer.wakeAt) this.wakes.schedule(peer, at);
+  };
   /** Bound once: consumeInitiation's peer lookup by decrypted static key. */
   readonly lookupHandshake = (staticKey: Buffer): Handshake | undefined =>
     this.peersByKey.get(staticKey.toString('base64'))?.handshake;

@@ -50,6 +50,8 @@ export class WgDevice<T = unknown> {
   /** The last exception out of the protocol code (counted as 'internal_error'), for diagnosis. */
   lastInternalError: unknown = undefined;
   private readonly core: DeviceCore<T>;
+  /** tick()'s scratch list of due peers. */
+  private readonly due: WgPeer<T>[] = [];
 
   constructor(opts: DeviceOptions) {
     const publicKey = opts.privateKey.publicKey();
@@ -80,7 +82,7 @@ export class WgDevice<T = unknown> {
     const { peersByKey } = this.core;
     if (peersByKey.has(key)) throw new Error(`peer ${key} is already configured on this device`);
     if (cfg.publicKey.equals(this.core.publicKey)) throw new Error(`peer ${key} is this device's own public key`);
-    const peer = new WgPeer<T>(this.core.identity, cfg, this.core.jitter);
+    const peer = new WgPeer<T>(this.core.identity, cfg, this.core.jitter, this.core.wake);
     peersByKey.set(key, peer);
     return peer;
   }
@@ -91,6 +93,7 @@ export class WgDevice<T = unknown> {
     this.core.zeroKeyMaterial(peer);
     peer.handshake.destroy();
     peer.timers.stopAll();
+    this.core.wakes.cancel(peer);
     peer.staged.length = 0;
     this.core.peersByKey.delete(publicKey.toBase64());
   }
@@ -105,6 +108,7 @@ export class WgDevice<T = unknown> {
     peer.refused = reason;
     this.core.zeroKeyMaterial(peer);
     peer.timers.stopAll();
+    this.core.wakes.cancel(peer);
     peer.staged.length = 0;
     peer.sessionUp = false;
   }
@@ -138,7 +142,7 @@ export class WgDevice<T = unknown> {
     } catch (err) {
       throw this.coreError('receive', err);
     }
-    return core.out;
+    return this.done();
   }
 
   /**
@@ -153,32 +157,48 @@ export class WgDevice<T = unknown> {
     } catch (err) {
       throw this.coreError('send', err);
     }
-    return core.out;
+    return this.done();
   }
 
   initiateHandshake(peer: WgPeer<T>, now: number): DeviceOutput<T> {
     this.core.out.clear();
     sendHandshakeInitiation(this.core, peer, now, false);
-    return this.core.out;
+    return this.done();
   }
 
-  /** Runs every due timer of every peer. Throws only WireGuardCoreError, on a bug. */
+  /** Runs every due timer of the peers whose deadline came. Throws only WireGuardCoreError, on a bug. */
   tick(now: number): DeviceOutput<T> {
-    const { core } = this;
+    const { core, due } = this;
     core.out.clear();
     try {
-      for (const peer of core.peersByKey.values()) runExpiredTimers(core, peer, now);
+      // Taken out first: a peer requeued at or before `now` waits for the next tick, never loops here.
+      for (let p = core.wakes.popDue(now); p !== null; p = core.wakes.popDue(now)) due.push(p);
+      for (const peer of due) {
+        runExpiredTimers(core, peer, now);
+        const at = Math.min(peer.timers.nextDeadline(), peer.sessionEndsAt());
+        if (at !== Infinity) core.wakes.schedule(peer, at);
+      }
     } catch (err) {
       throw this.coreError('tick', err);
+    } finally {
+      due.length = 0;
     }
-    return core.out;
+    return this.done();
   }
 
-  /** Earliest timer deadline over all peers (Infinity when idle): when the wiring should call tick(). */
+  /**
+   * When the wiring should call tick() (Infinity when idle): the earliest
+   * deadline of any peer, or a little earlier when a deadline was cancelled
+   * since (tick() then finds nothing due and requeues the peer).
+   */
   nextTimerAt(): number {
-    let next = Infinity;
-    for (const peer of this.core.peersByKey.values()) next = Math.min(next, peer.timers.nextDeadline());
-    return next;
+    return this.core.wakes.peekTime() ?? Infinity;
+  }
+
+  private done(): DeviceOutput<T> {
+    const { out } = this.core;
+    out.wakeAt = this.nextTimerAt();
+    return out;
   }
 
   private coreError(operation: WireGuardCoreError['operation'], err: unknown): WireGuardCoreError {

@@ -26,6 +26,8 @@ export class DeviceOutput<T = unknown> {
   packet: Buffer | null = null;
   peer: WgPeer<T> | null = null;
   readonly events: DeviceEvent<T>[] = [];
+  /** After the call: when tick() is next due (Infinity when no timer is pending); see WgDevice.nextTimerAt. */
+  wakeAt = Infinity;
 
   /** @internal The device starts every call with an empty output. */
   clear(): void {

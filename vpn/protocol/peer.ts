@@ -1,7 +1,7 @@
 // Per-peer state: identity, handshake, keypair rotation (whitepaper §6.2,
 // wireguard-go keypair.go / peer.go), staged packets and timers. The device
 // (device.ts) drives it; this file holds no I/O.
-import { MAX_STAGED_PACKETS } from './constants';
+import { MAX_STAGED_PACKETS, REJECT_AFTER_TIME } from './constants';
 import { CookieGenerator } from './cookie';
 import { PublicKey } from './crypto';
 import { Endpoint } from './endpoint';
@@ -46,7 +46,11 @@ export class WgPeer<T = unknown> {
   sessionUp = false;
   private cookieGenerator: CookieGenerator | null = null;
 
-  constructor(identity: StaticIdentity, cfg: PeerSettings & { tag?: T }, jitter: () => number) {
+  /** The device's timer queue: the deadline this peer is queued for (Infinity: not queued), and its slot. */
+  wakeAt = Infinity;
+  wakeIndex = -1;
+
+  constructor(identity: StaticIdentity, cfg: PeerSettings & { tag?: T }, jitter: () => number, wake: (peer: WgPeer<T>, at: number) => void) {
     this.publicKey = cfg.publicKey;
     this.endpoint = cfg.endpoint ? { address: cfg.endpoint.address, port: cfg.endpoint.port } : undefined;
     // PeerConfig<T> makes the tag required whenever T excludes undefined.
@@ -55,7 +59,7 @@ export class WgPeer<T = unknown> {
     if (!this.handshake.precomputedStaticStatic) {
       throw new Error(`peer public key ${cfg.publicKey.toBase64()} is a low-order point; no handshake with it can succeed`);
     }
-    this.timers = new PeerTimers((cfg.persistentKeepaliveSeconds ?? 0) * 1000, jitter);
+    this.timers = new PeerTimers((cfg.persistentKeepaliveSeconds ?? 0) * 1000, jitter, (at) => wake(this, at));
   }
 
   /**
@@ -64,6 +68,19 @@ export class WgPeer<T = unknown> {
    */
   get cookies(): CookieGenerator {
     return (this.cookieGenerator ??= new CookieGenerator(this.publicKey));
+  }
+
+  /**
+   * When the session_expired check is next due (§6.1): once no keypair may
+   * send, the current one nor a next one still unconfirmed. Infinity when no
+   * session is up.
+   */
+  sessionEndsAt(): number {
+    if (!this.sessionUp) return Infinity;
+    const { current, next } = this;
+    const cur = current === null || current.sendExhausted() ? -Infinity : current.createdAt + REJECT_AFTER_TIME;
+    const nxt = next === null ? -Infinity : next.createdAt + REJECT_AFTER_TIME;
+    return Math.max(cur, nxt);
   }
 
   /** A current keypair exists that may still send (not expired, counter not exhausted). */

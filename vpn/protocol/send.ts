@@ -29,6 +29,7 @@ function sendTransport<T>(core: DeviceCore<T>, peer: WgPeer<T>, kp: Keypair, pac
   const msg = sealTransport(kp, packet);
   peer.txBytes += msg.length;
   const t = peer.timers;
+  if (kp.sendExhausted()) t.sendExhausted(now);
   t.anyAuthenticatedPacketTraversal(now);
   t.anyAuthenticatedPacketSent();
   if (packet.length !== 0) t.dataSent(now);
