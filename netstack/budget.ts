@@ -44,7 +44,7 @@ export interface BudgetRefusalRecord {
 /** Something blocked for lack of room (a flow's writes, its receive window). */
 export interface BudgetWaiter {
   readonly account: BufferAccount;
-  wake(): void;
+  wake(now: number): void;
 }
 
 export class BufferAccount {
@@ -200,7 +200,7 @@ export class BufferBudgets {
    * freed bytes. Re-entrant calls (a woken flow flushing) return at once and
    * leave the work to the outer call.
    */
-  runWakes(): void {
+  runWakes(now: number): void {
     if (!this.wakeDue || this.waking) return;
     this.waking = true;
     try {
@@ -209,7 +209,7 @@ export class BufferBudgets {
         for (const w of [...this.waiting]) {
           if (w.account.room < Math.min(RESUME_BYTES, this.limits.perUser / 4)) continue;
           this.waiting.delete(w);
-          w.wake();
+          w.wake(now);
         }
       }
     } finally {

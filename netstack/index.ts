@@ -1,4 +1,6 @@
-export { NetStack, type NetStackOptions, type LocalUdpHandler, type LocalUdpRequest, type EgressDenial } from './stack';
+export { NetStack, type NetStackOptions, type LocalUdpHandler, type LocalUdpRequest } from './stack';
+export { StackOutput, type EgressDenial, type StackEvent } from './output';
+export { monotonicNow, type Clock } from './clock';
 export { Counters } from './counters';
 export type { FlowOwner } from './owner';
 export { BufferBudgets, type BufferLimits, type BudgetRefusalRecord } from './budget';
@@ -8,7 +10,7 @@ export { TcpEndpointStream } from './tcp_stream';
 export { WakeQueue, type Wakeable } from './wake_queue';
 export { connectUpstream, socketEgress, splice, TcpOpenError, type TcpOpenFailure, type TcpUpstream } from './egress/tcp_socket';
 export { FdBudget, processFds, type FdGate, type FdSnapshot } from './egress/fd_budget';
-export type { IncidentSink, StackIncident } from './incident';
+export type { StackIncident } from './incident';
 export { EgressGuard, EGRESS_REFUSALS, describeVerdict, type EgressForm, type EgressGuardOptions, type EgressListener, type EgressRefusal, type EgressVerdict } from './egress/guard';
 export { hostInterfaceCidrs, watchHostAddresses, type HostAddressWatcher, type InterfaceReader } from './egress/host_addresses';
 export { TunEgress, type PolicyBlock, type RoutedAction, type RoutedPolicy, type RoutedVerdict, type TunEgressOptions } from './egress/tun_egress';

@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { IpAddress, IpCidr } from '../netstack/wire';
-import { Counters, NetStack, processFds, socketEgress } from '../netstack';
+import { Counters, NetStack, processFds, socketEgress, type StackEvent } from '../netstack';
 import type { Deployment } from './control';
 import { DnsForwarder, maxUdpAnswerSize, parseDnsServers, systemResolvers } from './dns';
 import type { Logger } from './process';
@@ -105,8 +105,7 @@ export class Concentrator {
     const stack = new NetStack({
       localAddresses: serverAddrs,
       guard: egress.guard,
-      onEgressDenied: egress.onStackDenial,
-      toClient: (packet) => self?.toTunnel(packet),
+      onOutput: () => self?.drainStack(),
       udp: { idleTimeoutMs: d.config.udp.idleTimeoutSeconds * 1000, maxFlowsPerUser: d.config.udp.maxFlowsPerUser },
       tcp: {
         mtu: d.config.mtu,
@@ -122,12 +121,8 @@ export class Concentrator {
         return () => socketEgress(upstreams[0].host, upstreams[0].port, DNS_TCP_TIMEOUT_MS);
       },
       admit: (owner, protocol, dst, dstPort) => flows.admitDatagram(owner, protocol, dst, dstPort),
-      onFlowEnd: (r) => inspection.flowEnded(r),
       blockedUdpPorts: d.config.tls.blockQuic ? d.config.tls.inspectPorts : [],
-      onWake: (at) => self?.armStackTimer(at),
-      onIncident: (i) => incidents.report(i),
       bufferLimits: { perUser: d.config.limits.maxBufferedBytesPerUser, total: d.config.limits.maxBufferedBytes },
-      onBudgetRefusal: ({ user, peer, type, ...fields }) => inspection.userLog.write(user, peer, type, fields),
     });
     const dns = new DnsForwarder({
       upstreams,
@@ -181,7 +176,7 @@ export class Concentrator {
         if (out !== null) c.route(out);
       }
       stack.tick(now);
-      c.armStackTimer();
+      c.drainStack();
     });
     c.every(PEER_SYNC_MS, () => c.syncPeers());
     c.every(STATUS_MS, () => {
@@ -273,11 +268,47 @@ export class Concentrator {
 
   private stackTimer: NodeJS.Timeout | null = null;
   private stackTimerAt = Infinity;
+  private drainingStack = false;
+
+  /**
+   * What the stack produced (returned by a call, or added by I/O since):
+   * packets into the tunnel, events to the records and logs. Then the timer
+   * for its next deadline.
+   */
+  private drainStack(): void {
+    if (this.drainingStack) return; // the drain in progress takes what was added meanwhile
+    this.drainingStack = true;
+    const out = this.stack.output;
+    try {
+      for (let i = 0, j = 0; i < out.packets.length || j < out.events.length; ) {
+        if (i < out.packets.length) this.toTunnel(out.packets[i++]);
+        else this.onStackEvent(out.events[j++]);
+      }
+    } finally {
+      out.clear();
+      this.drainingStack = false;
+    }
+    this.armStackTimer(out.wakeAt);
+  }
+
+  private onStackEvent(e: StackEvent): void {
+    switch (e.type) {
+      case 'flow_end':
+        return this.inspection.flowEnded(e.record);
+      case 'egress_denied':
+        return this.egress.onStackDenial(e.denial);
+      case 'incident':
+        return this.incidents.report(e.incident);
+      case 'budget_refusal': {
+        const { user, peer, type, ...fields } = e.record;
+        return this.inspection.userLog.write(user, peer, type, fields);
+      }
+    }
+  }
 
   /** TCP timers (delayed ACK, RTO) need ms precision: one timer for the earliest deadline. */
-  private armStackTimer(hint?: number): void {
-    const at = hint ?? this.stack.nextWakeAt();
-    if (at === null || at >= this.stackTimerAt) return;
+  private armStackTimer(at: number | null): void {
+    if (at === null || at >= this.stackTimerAt || this.stopping !== null) return;
     if (this.stackTimer !== null) clearTimeout(this.stackTimer);
     this.stackTimerAt = at;
     this.stackTimer = setTimeout(() => {
@@ -285,7 +316,7 @@ export class Concentrator {
       this.stackTimerAt = Infinity;
       // stack.tick() never throws (the stack's own boundary).
       this.stack.tick(performance.now());
-      this.armStackTimer();
+      this.drainStack();
     }, Math.max(0, at - performance.now()));
   }
 
@@ -304,6 +335,7 @@ export class Concentrator {
     }
     if (this.routed?.take(packet, peer.tag.owner)) return;
     this.stack.receive(packet, peer.tag.owner, performance.now());
+    this.drainStack();
   }
 
   /** A packet from the stack (or the TUN) to a tunnel address: only the peer owning it gets it. False when no peer does. */
@@ -345,7 +377,8 @@ export class Concentrator {
   /** A device was disabled, expired or removed while active: its flows end with it. */
   private tunnelCut(tag: PeerTag, why: CutReason): void {
     this.records.tunnelCut(tag, why);
-    const closed = this.stack.closeFlowsOf(tag.owner.id, `tunnel_${why}`);
+    const closed = this.stack.closeFlowsOf(tag.owner.id, `tunnel_${why}`, performance.now());
+    this.drainStack();
     this.log.info({ user: tag.user, device: tag.device, peer: tag.name, reason: why, tcpFlows: closed.tcp, udpFlows: closed.udp }, 'tunnel cut');
   }
 
@@ -437,7 +470,8 @@ export class Concentrator {
     await this.edge?.close();
     this.edge = null;
     await this.http.close();
-    this.stack.close();
+    this.stack.close(performance.now());
+    this.drainStack();
     await this.routed?.close();
     this.egress.stop();
     this.dns.close();

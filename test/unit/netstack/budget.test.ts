@@ -5,6 +5,7 @@ import { BufferBudgets, EgressGuard, NetStack, type BudgetRefusalRecord, type Tc
 import {
   ACK, RST, SYN, IpAddress, IpCidr, buildTcpPacket, isWireError, parseIpPacket, TcpView, type TcpOptions, TcpRepr,
 } from '../../../netstack/wire';
+import { stackWithSinks } from './stack_harness';
 
 const KiB = 1024;
 const alice = { id: 'alice-key', user: 'alice' };
@@ -37,16 +38,16 @@ describe('BufferBudgets', () => {
     let woken = 0;
     b.wait({ account: a, wake: () => woken++ });
     o.add(-100 * KiB);
-    b.runWakes();
+    b.runWakes(0);
     expect(woken).toBe(0);
     a.add(-1);
-    b.runWakes();
+    b.runWakes(0);
     expect(woken).toBe(0); // one byte is not worth a wake-up
     a.add(-64 * KiB);
-    b.runWakes();
+    b.runWakes(0);
     expect(woken).toBe(1);
     a.add(-1000);
-    b.runWakes();
+    b.runWakes(0);
     expect(woken).toBe(1); // once per wait()
   });
 
@@ -90,7 +91,7 @@ function makeStack(perUser: number, total = 1 << 30): Harness {
     },
     abort: () => undefined,
   });
-  const stack = new NetStack({
+  const stack = stackWithSinks({
     localAddresses: [IpAddress.parse('10.77.0.1')],
     guard: new EgressGuard({ tunnelAddresses: [IpAddress.parse('10.77.0.1')], tunnelPools: [IpCidr.parse('10.77.0.0/24')], listener: null }),
     fds: { hasRoom: () => true },

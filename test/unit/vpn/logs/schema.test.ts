@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream';
 import pino from 'pino';
 import { LeafMinter } from '../../../../mitm/mint';
 import { PinningTracker } from '../../../../mitm/pinning';
-import { EgressGuard, NetStack } from '../../../../netstack';
+import { EgressGuard } from '../../../../netstack';
 import { IpAddress, IpCidr, RST, SYN, buildTcpPacket } from '../../../../netstack/wire';
 import { defaultConfig } from '../../../../vpn/config';
 import { DnsForwarder } from '../../../../vpn/dns';
@@ -26,6 +26,7 @@ import { makeLeaf, makeRoot } from '../../../helpers/pki';
 import { removeTempDirs, tempDir } from '../../mitm/ca_helpers';
 import { close, fixedPolicy, get, handshake, listen, makePki, originCert, type EngineSetup, type Pki, withEngine } from '../../mitm/engine_harness';
 import { sClient } from '../../mitm/tls_clients';
+import { stackWithSinks } from '../../netstack/stack_harness';
 
 jest.setTimeout(60_000);
 
@@ -111,7 +112,7 @@ async function flowRecord(): Promise<void> {
   const origin = IpAddress.parse('192.0.2.10');
   const out: Buffer[] = [];
   let ended = false;
-  const stack = new NetStack({
+  const stack = stackWithSinks({
     localAddresses: [IpAddress.parse('10.77.0.1')],
     guard: new EgressGuard({ tunnelAddresses: [IpAddress.parse('10.77.0.1')], tunnelPools: [IpCidr.parse('10.77.0.0/24')], listener: null }),
     fds: { hasRoom: () => true },
@@ -130,7 +131,7 @@ async function flowRecord(): Promise<void> {
   await new Promise((r) => setTimeout(r, 20));
   stack.receive(seg(1001, RST), owner, performance.now());
   for (let i = 0; i < 50 && !ended; i++) await new Promise((r) => setTimeout(r, 10));
-  stack.close();
+  stack.close(performance.now());
   await inspection.close();
   expect(ended).toBe(true);
 }

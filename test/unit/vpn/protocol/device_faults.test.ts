@@ -4,11 +4,12 @@
 // WireGuardCoreError (the concentrator then exits for a supervisor to
 // restart it). Failures in the layers the device delivers to never reach it:
 // the stack contains them.
-import { EgressGuard, NetStack, type UdpEgressFactory } from '../../../../netstack';
+import { EgressGuard, type UdpEgressFactory } from '../../../../netstack';
 import { IpAddress, IpCidr, buildUdpPacket } from '../../../../netstack/wire';
 import { KEEPALIVE_TIMEOUT, WireGuardCoreError } from '../../../../vpn/protocol';
 import { FakeNet, establishedPair } from './fake_net';
 import { CookieChecker } from '../../../../vpn/protocol/cookie';
+import { stackWithSinks } from '../../netstack/stack_harness';
 
 const established = () => establishedPair();
 
@@ -69,7 +70,7 @@ test('a failure in the layer the device delivers to (the stack) is contained the
   const failingEgress: UdpEgressFactory = () => {
     throw new Error('injected: egress bug');
   };
-  const stack = new NetStack({
+  const stack = stackWithSinks({
     localAddresses: [IpAddress.parse('10.0.0.1')],
     guard: new EgressGuard({ tunnelAddresses: [IpAddress.parse('10.0.0.1')], tunnelPools: [IpCidr.parse('10.0.0.0/24')], listener: null }),
     toClient: () => undefined,
