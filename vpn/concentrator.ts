@@ -322,15 +322,9 @@ export class Concentrator {
 
   /** A decrypted packet from a peer: enforce its source, then hand it to the stack. */
   private fromTunnel(peer: TunnelPeer, packet: Buffer): void {
-    const family = packet.length > 0 ? packet[0] >> 4 : 0;
-    const srcOffset = family === 4 ? 12 : 8;
-    const minLen = family === 4 ? 20 : 40;
-    if ((family !== 4 && family !== 6) || packet.length < minLen) {
-      this.count('bad_inner_packet');
-      return;
-    }
-    if (this.registry.allowedIps.lookup(packet, srcOffset, family) !== peer) {
-      this.count('spoofed_source');
+    const refused = this.registry.allowedIps.refusesSource(packet, peer);
+    if (refused !== null) {
+      this.count(refused);
       return;
     }
     if (this.routed?.take(packet, peer.tag.owner)) return;
@@ -340,8 +334,7 @@ export class Concentrator {
 
   /** A packet from the stack (or the TUN) to a tunnel address: only the peer owning it gets it. False when no peer does. */
   private toTunnel(packet: Buffer): boolean {
-    const family = packet[0] >> 4;
-    const peer = this.registry.allowedIps.lookup(packet, family === 4 ? 16 : 24, family === 4 ? 4 : 6);
+    const peer = this.registry.allowedIps.destinationOwner(packet);
     if (peer === undefined) {
       this.count('no_route_to_peer');
       return false;

@@ -28,7 +28,7 @@ function setup(records: DeviceRecord[]) {
 /** Which peer the routing table gives for a packet from/to `addr`. */
 function route(registry: PeerRegistry, addr: string) {
   const a = IpAddress.parse(addr);
-  return registry.allowedIps.lookup(a.bytes, 0, a.family);
+  return registry.allowedIps.owner(a);
 }
 
 const NO_CHANGE = { added: [], removed: [], refused: [], admitted: [] };
