@@ -4,7 +4,7 @@ import type { BudgetRefusalRecord } from './budget';
 import type { EgressVerdict } from './egress/guard';
 import type { StackIncident } from './incident';
 import type { FlowOwner } from './owner';
-import type { FlowRecord } from './tcp_flows';
+import type { FlowRecord } from './tcp_flow_info';
 
 /** A packet the egress guard refused, for counting and the user's log. */
 export interface EgressDenial {

@@ -66,8 +66,9 @@ export interface NetStackOptions {
   guard: EgressGuard;
   /**
    * Output was added outside any call (an upstream's data or connect, a
-   * socket's reply, a local service's answer): the edge should take
-   * `stack.output` now. Not called for what a call returns.
+   * socket's reply, a local service's answer), or its wakeAt came earlier:
+   * the edge should take `stack.output` now. Not called for what a call
+   * returns.
    */
   onOutput?: () => void;
   /**
@@ -130,9 +131,19 @@ export class NetStack {
     this.tcp = new TcpFlowTable({ ...opts.tcp, ...budget }, { ...ctx, handlerFor: (info) => this.tcpHandlerFor(info), edgeClock: opts.clock ?? monotonicNow });
   }
 
-  /** Work outside any call added output: the edge is told (once the work is done). */
+  /**
+   * Work outside any call is done: the edge is told when it added output or
+   * brought a deadline earlier than the one the edge was last given (an
+   * upstream's data armed a retransmission timer).
+   */
   private readonly settled = (): void => {
-    if (this.depth === 0 && (this.output.packets.length > 0 || this.output.events.length > 0)) this.opts.onOutput?.();
+    if (this.depth > 0) return;
+    const out = this.output;
+    const wake = this.nextWakeAt();
+    const earlier = wake !== null && (out.wakeAt === null || wake < out.wakeAt);
+    if (out.packets.length === 0 && out.events.length === 0 && !earlier) return;
+    out.wakeAt = wake;
+    this.opts.onOutput?.();
   };
 
   private report(incident: StackIncident): void {

@@ -87,12 +87,13 @@ export class PeerRegistry {
   }
 
   /** Re-reads the store when another connection committed, or when a device's expiry has come. */
-  syncIfChanged(now = Date.now()): SyncResult | null {
+  /** `now`: wall-clock ms (expiry times are wall-clock). */
+  syncIfChanged(now: number): SyncResult | null {
     if (this.source.dataVersion() === this.lastDataVersion && now < this.nextExpiryAt) return null;
     return this.sync(now);
   }
 
-  sync(now = Date.now()): SyncResult {
+  sync(now: number): SyncResult {
     this.lastDataVersion = this.source.dataVersion();
     const wanted = new Map<string, DeviceRecord>();
     for (const r of this.source.listDevices()) wanted.set(r.publicKey, r);

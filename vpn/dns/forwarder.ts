@@ -2,16 +2,16 @@
 // forwarded to dns.upstream over UDP, and over TCP when the UDP answer comes
 // back truncated (RFC 1035 §4.2, RFC 7766), so lookups travel through the
 // tunnel and can be attributed to a user. The query table (dns/query_table.ts)
-// decides; this file owns the sockets and the sweep timer.
+// decides; this file is its edge: it owns the sockets and the sweep timer,
+// and reads the clock when they deliver.
 import { readFileSync } from 'node:fs';
 import { isIP, Socket as TcpSocket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import type { RemoteInfo } from 'node:dgram';
 import { parseHostPort } from '../config';
 import { isTruncated, servfailFor, truncatedAnswer, withId } from './message';
 import { QueryTable, type AnswerDrop, type PendingQuery, type RefusalReason } from './query_table';
 import { DnsSockets } from './sockets';
-import { Counters } from '../../netstack';
+import { Counters, monotonicNow } from '../../netstack';
 
 const MAX_TCP_ANSWER = 65535;
 const SWEEP_MS = 250;
@@ -77,8 +77,8 @@ interface QueryCtx {
   reply: (answer: Buffer) => void;
   charge: number;
   tcp: TcpSocket | null;
-  /** Told once how the query ended (the per-user `dns` record). */
-  onDone?: (outcome: DnsOutcome) => void;
+  /** Told once how the query ended (the per-user `dns` record), and when. */
+  onDone?: (outcome: DnsOutcome, now: number) => void;
 }
 
 const REFUSAL_COUNTER: Record<RefusalReason, DnsCounter> = {
@@ -152,7 +152,7 @@ export class DnsForwarder {
    * query, with the answer sent (or null) and the upstream that gave it.
    * Queries without a user share one account (tests, local tools).
    */
-  handle(query: Buffer, maxAnswer: number, reply: (answer: Buffer) => void, user = '', onDone?: (outcome: DnsOutcome) => void): void {
+  handle(query: Buffer, maxAnswer: number, reply: (answer: Buffer) => void, user = '', onDone?: (outcome: DnsOutcome, now: number) => void): void {
     const charge = query.length + QUERY_OVERHEAD_BYTES;
     const r = this.table.begin(user, query, { maxAnswer, reply, charge, tcp: null, onDone });
     if (r.kind === 'refused') return this.refuse(r.reason, r.answer, reply, onDone);
@@ -172,16 +172,16 @@ export class DnsForwarder {
   }
 
   /** A refused query gets its SERVFAIL at once (null: garbage, no answer). */
-  private refuse(reason: RefusalReason, answer: Buffer | null, reply: (a: Buffer) => void, onDone?: (outcome: DnsOutcome) => void): void {
+  private refuse(reason: RefusalReason, answer: Buffer | null, reply: (a: Buffer) => void, onDone?: (outcome: DnsOutcome, now: number) => void): void {
     this.c.inc(REFUSAL_COUNTER[reason]);
     if (answer === null) return;
     this.deliverTo(reply, answer);
-    if (onDone) this.guard('DNS record', () => onDone({ answer, upstream: null }));
+    if (onDone) this.guard('DNS record', () => onDone({ answer, upstream: null }, monotonicNow()));
   }
 
   private sendUdp(q: PendingQuery<QueryCtx>): void {
     const server = this.opts.upstreams[q.upstream];
-    const now = performance.now();
+    const now = monotonicNow();
     const s = this.sockets.pick(isIP(server.host) === 6 ? 6 : 4, now);
     this.table.sent(q, s.id, now);
     s.sock.send(q.wire, server.port, server.host, (err) => {
@@ -202,7 +202,7 @@ export class DnsForwarder {
     const { query: q, answer } = r;
     if (!isTruncated(answer) && answer.length <= q.ctx.maxAnswer) return this.deliver(q, answer);
     this.c.inc('tcpRetries');
-    this.table.toTcp(q, performance.now());
+    this.table.toTcp(q, monotonicNow());
     this.sockets.closeIfIdle(socket, this.table.waitingOn(socket));
     this.tcpRetry(q, answer);
   }
@@ -270,7 +270,7 @@ export class DnsForwarder {
 
   private done(q: PendingQuery<QueryCtx>, answer: Buffer | null): void {
     const onDone = q.ctx.onDone;
-    if (onDone) this.guard('DNS record', () => onDone({ answer, upstream: answer === null ? null : this.opts.upstreams[q.upstream] }));
+    if (onDone) this.guard('DNS record', () => onDone({ answer, upstream: answer === null ? null : this.opts.upstreams[q.upstream] }, monotonicNow()));
   }
 
   private deliverTo(reply: (a: Buffer) => void, answer: Buffer): void {
@@ -291,7 +291,7 @@ export class DnsForwarder {
   }
 
   private sweep(): void {
-    const { retry, failed } = this.table.expire(performance.now());
+    const { retry, failed } = this.table.expire(monotonicNow());
     for (const q of retry) {
       this.c.inc('timeouts');
       this.sendUdp(q);

@@ -8,3 +8,4 @@ export { followUserLog } from './follow';
 export { formatRecord, LogQueryError, parseTime, parseTypes } from './query';
 export { RECORD_TYPES, type RecordType } from './record_types';
 export { PerUserRecordLimit, RECORDS_BURST, RECORDS_PER_SECOND } from './record_limit';
+export { TunnelRecords } from './tunnel_records';

@@ -4,7 +4,6 @@
 // summed up in one line when the burst goes quiet, or every minute while it
 // lasts. One hostile client sending a thousand datagrams a second to an
 // unroutable address costs a log line, not a thousand.
-import { performance } from 'node:perf_hooks';
 import type { StackIncident } from '../../netstack';
 import type { Logger } from './log';
 
@@ -22,15 +21,11 @@ interface Burst {
 export class IncidentLog {
   private readonly bursts = new Map<string, Burst>();
 
-  constructor(
-    private readonly log: Logger,
-    private readonly now: () => number = () => performance.now(),
-  ) {}
+  constructor(private readonly log: Logger) {}
 
-  /** Never throws. */
-  report(incident: StackIncident): void {
+  /** `now`: monotonic ms. Never throws. */
+  report(incident: StackIncident, now: number): void {
     try {
-      const now = this.now();
       const burst = this.bursts.get(incident.reason);
       if (burst !== undefined) {
         burst.lastAt = now;
@@ -47,8 +42,7 @@ export class IncidentLog {
   }
 
   /** Ends the bursts that went quiet and sums up the long ones; call it from a timer. */
-  flush(): void {
-    const now = this.now();
+  flush(now: number): void {
     for (const [reason, burst] of this.bursts) {
       const quiet = now - burst.lastAt >= QUIET_MS;
       if (burst.suppressed > 0 && (quiet || now - burst.summarizedAt >= SUMMARY_EVERY_MS)) {

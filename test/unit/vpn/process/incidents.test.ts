@@ -3,6 +3,7 @@
 // summed up in one line when the burst goes quiet (or every minute).
 import { Writable } from 'node:stream';
 import pino from 'pino';
+import type { StackIncident } from '../../../../netstack';
 import { IncidentLog } from '../../../../vpn/process';
 
 function harness() {
@@ -14,7 +15,9 @@ function harness() {
     },
   }));
   let now = 0;
-  const incidents = new IncidentLog(log, () => now);
+  const log_ = new IncidentLog(log);
+  // The concentrator passes its clock's `now` to every call; here, the test's.
+  const incidents = { report: (i: StackIncident) => log_.report(i, now), flush: () => log_.flush(now) };
   return { incidents, lines, at: (t: number) => (now = t) };
 }
 
