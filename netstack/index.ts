@@ -1,4 +1,5 @@
-export { NetStack, type NetStackOptions, type LocalUdpHandler, type LocalUdpRequest } from './stack';
+export { NetStack, type NetStackOptions } from './stack';
+export type { LocalUdpHandler, LocalUdpRequest } from './local';
 export { StackOutput, type EgressDenial, type StackEvent } from './output';
 export { monotonicNow, type Clock } from './clock';
 export { Counters } from './counters';

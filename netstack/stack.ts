@@ -1,23 +1,18 @@
 // The userspace network stack's entry point: packets from tunnel clients come
 // in tagged with their owner; replies and flow traffic are returned in the
 // stack's output (StackOutput) as IP packets addressed to the client, with
-// what it reports and when it wants tick(). ICMP echo to the
-// concentrator's own addresses is answered here; UDP to a local service port
-// (DNS) goes to its handler; other UDP is re-originated from OS sockets.
-// Every other packet passes the egress guard first (DESIGN.md, the trust
-// boundary): a refused one is answered with ICMP administratively prohibited.
+// what it reports and when it wants tick(). Packets to the concentrator's
+// own addresses are answered as a host (local.ts: ICMP echo, DNS) or go to
+// its TCP services; UDP and TCP elsewhere become flows re-originated from OS
+// sockets (udp.ts, tcp_flows.ts). Every other packet passes the egress guard
+// first (DESIGN.md, the trust boundary): a refused one is answered with ICMP
+// administratively prohibited.
 import {
-  buildIcmpEcho,
   buildIcmpUnreachable,
-  buildUdpPacket,
   IpAddress,
   isWireError,
   parseIpPacket,
   verifyUpperLayerChecksum,
-  Icmpv4Repr,
-  Icmpv4View,
-  Icmpv6Repr,
-  Icmpv6View,
   IP_PROTOCOL_ICMP,
   IP_PROTOCOL_ICMPV6,
   IP_PROTOCOL_TCP,
@@ -30,6 +25,7 @@ import {
   type IpPacket,
 } from './wire';
 import { osUdpEgress, type UdpEgressFactory } from './egress/udp_socket';
+import { LocalHost, type LocalUdpHandler } from './local';
 import { monotonicNow, type Clock } from './clock';
 import { Counters } from './counters';
 import { StackOutput } from './output';
@@ -49,15 +45,6 @@ const ICMPV6_ECHO_REQUEST = 128;
 const TCP_FLAGS_BYTE = 13;
 // Counter names built once: the refusal path runs per packet under a flood.
 const DENIED_COUNTER = Object.fromEntries(EGRESS_REFUSALS.map((r) => [r, `egress_denied_${r}`])) as Record<EgressRefusal, string>;
-
-export interface LocalUdpRequest {
-  owner: FlowOwner;
-  client: IpAddress;
-  clientPort: number;
-  payload: Buffer;
-}
-
-export type LocalUdpHandler = (req: LocalUdpRequest, reply: (payload: Buffer) => void) => void;
 
 export interface NetStackOptions {
   /** The concentrator's own tunnel addresses. */
@@ -111,7 +98,7 @@ export class NetStack {
   private readonly local = new Map<AddressKey, IpAddress>();
   /** Where ICMP errors about refused packets come from: the concentrator, as the refusing router. */
   private readonly icmpSource: { 4: IpAddress | undefined; 6: IpAddress | undefined };
-  private readonly services = new Map<number, LocalUdpHandler>();
+  private readonly localHost: LocalHost;
   private readonly udp: UdpFlowTable;
   private readonly tcp: TcpFlowTable;
   /** Buffer accounting per user and overall (null without bufferLimits). */
@@ -127,6 +114,7 @@ export class NetStack {
     const admit = opts.admit;
     const admitUdp = admit && ((owner: FlowOwner, pkt: IpPacket, dstPort: number): boolean => admit(owner, 'udp', pkt.dst, dstPort) || this.prohibit(pkt, 'udp_policy_block'));
     const ctx = { out, counters: this.counterSet, fds, settled: this.settled };
+    this.localHost = new LocalHost(ctx);
     this.udp = new UdpFlowTable({ ...opts.udp, ...budget }, opts.udpEgress ?? osUdpEgress, ctx, admitUdp);
     this.tcp = new TcpFlowTable({ ...opts.tcp, ...budget }, { ...ctx, handlerFor: (info) => this.tcpHandlerFor(info), edgeClock: opts.clock ?? monotonicNow });
   }
@@ -195,7 +183,7 @@ export class NetStack {
   }
 
   udpService(port: number, handler: LocalUdpHandler): void {
-    this.services.set(port, handler);
+    this.localHost.udpService(port, handler);
   }
 
   /** One packet from a tunnel client. Never throws. */
@@ -221,7 +209,8 @@ export class NetStack {
     }
     const localAddr = this.local.get(pkt.view.dstKey);
     if (localAddr !== undefined) {
-      this.toLocal(pkt, localAddr, owner, now);
+      if (pkt.protocol === IP_PROTOCOL_TCP) this.tcpPacket(pkt, owner, true, now);
+      else this.localHost.receive(pkt, localAddr, owner);
       return;
     }
     const dstPort = upperLayerDstPort(pkt);
@@ -290,71 +279,6 @@ export class NetStack {
       this.toClient(buildIcmpUnreachable(from, IpAddress.fromBytes(pkt.src), 'admin_prohibited', pkt.view.buf));
     }
     this.output.events.push({ type: 'egress_denied', denial: { owner, protocol: pkt.protocol, family: pkt.family, dst: pkt.dst, dstPort, verdict } });
-  }
-
-  private toLocal(pkt: IpPacket, localAddr: IpAddress, owner: FlowOwner, now: number): void {
-    if (pkt.protocol === IP_PROTOCOL_ICMP && pkt.family === 4) return this.echo4(pkt, localAddr);
-    if (pkt.protocol === IP_PROTOCOL_ICMPV6 && pkt.family === 6) return this.echo6(pkt, localAddr);
-    if (pkt.protocol === IP_PROTOCOL_UDP) {
-      const udp = UdpView.parse(pkt.payload);
-      if (isWireError(udp)) {
-        this.counterSet.inc(`drop_udp_${udp.reason}`);
-        return;
-      }
-      const handler = this.services.get(udp.dstPort);
-      if (handler === undefined) {
-        // Nothing listens there: say so at once, as a host does, instead of letting the client time out.
-        this.counterSet.inc('drop_local_udp_no_service');
-        this.toClient(buildIcmpUnreachable(localAddr, IpAddress.fromBytes(pkt.src), 'port', pkt.view.buf));
-        return;
-      }
-      const client = IpAddress.fromBytes(pkt.src);
-      const clientPort = udp.srcPort;
-      const port = udp.dstPort;
-      try {
-        handler({ owner, client, clientPort, payload: udp.payload }, (payload) => {
-          this.toClient(buildUdpPacket(localAddr, port, client, clientPort, payload));
-          this.settled();
-        });
-      } catch (err) {
-        this.contain('local_service_error', err, owner);
-      }
-      return;
-    }
-    if (pkt.protocol === IP_PROTOCOL_TCP) return this.tcpPacket(pkt, owner, true, now);
-    this.counterSet.inc(`drop_local_protocol_${pkt.protocol}`);
-  }
-
-  private echo4(pkt: IpPacket, localAddr: IpAddress): void {
-    const view = Icmpv4View.parse(pkt.payload);
-    const repr = isWireError(view) ? view : Icmpv4Repr.parse(view);
-    if (isWireError(repr)) {
-      this.counterSet.inc(`drop_icmp_${repr.reason}`);
-      return;
-    }
-    const msg = repr.message;
-    if (msg.kind !== 'echo_request') {
-      this.counterSet.inc('drop_icmp_not_echo');
-      return;
-    }
-    this.counterSet.inc('icmp_echo_replied');
-    this.toClient(buildIcmpEcho(localAddr, IpAddress.fromBytes(pkt.src), 'echo_reply', msg.identifier, msg.sequence, msg.data));
-  }
-
-  private echo6(pkt: IpPacket, localAddr: IpAddress): void {
-    const view = Icmpv6View.parse(pkt.payload);
-    if (isWireError(view)) {
-      this.counterSet.inc(`drop_icmp_${view.reason}`);
-      return;
-    }
-    const repr = Icmpv6Repr.parse(view);
-    const msg = repr.message;
-    if (msg.kind !== 'echo_request') {
-      this.counterSet.inc('drop_icmp_not_echo');
-      return;
-    }
-    this.counterSet.inc('icmp_echo_replied');
-    this.toClient(buildIcmpEcho(localAddr, IpAddress.fromBytes(pkt.src), 'echo_reply', msg.identifier, msg.sequence, msg.data));
   }
 
   /** Runs flow timers. Never throws. */

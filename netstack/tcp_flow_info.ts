@@ -4,6 +4,7 @@
 import type { BufferBudgets } from './budget';
 import type { TcpUpstream } from './egress/tcp_socket';
 import type { FlowOwner } from './owner';
+import type { TcpStats } from './tcp';
 import type { IpAddress } from './wire';
 
 export interface TcpFlowInfo {
@@ -54,4 +55,25 @@ export interface TcpFlowOptions {
   msl?: number;
   /** Buffer budgets per user and overall (unbounded without). */
   budgets?: BufferBudgets;
+}
+
+/** The record of a flow that ended, `end` saying why (fin, timeout, reset, a tunnel cut...). */
+export function flowRecord(info: TcpFlowInfo, stats: TcpStats, durationMs: number, end: string): FlowRecord {
+  return {
+    type: 'flow',
+    proto: 'tcp',
+    user: info.owner.user,
+    peer: info.owner.id,
+    src: info.client.toString(),
+    srcPort: info.clientPort,
+    dst: info.dst.toString(),
+    dstPort: info.dstPort,
+    bytesUp: stats.bytesIn,
+    bytesDown: stats.bytesOut,
+    durationMs: Math.round(durationMs),
+    end,
+    retransmits: stats.retransmits,
+    rtoExpirations: stats.rtoExpirations,
+    ...(info.decision && { rule: info.decision.rule, action: info.decision.action }),
+  };
 }

@@ -22,7 +22,7 @@ import { flowKey, type FlowOwner } from './owner';
 import { WakeQueue } from './wake_queue';
 import { ClosedFlows } from './tcp_closed_flows';
 import { TcpFlowLimits } from './tcp_flow_limits';
-import type { TcpFlowHandler, TcpFlowInfo, TcpFlowOptions } from './tcp_flow_info';
+import { flowRecord, type TcpFlowHandler, type TcpFlowInfo, type TcpFlowOptions } from './tcp_flow_info';
 import { openUpstream } from './tcp_upstream';
 import type { BudgetWaiter, BufferAccount } from './budget';
 
@@ -376,28 +376,8 @@ export class TcpFlowTable {
     if (reason === 'fin') this.closed.add(flow.key, now);
     this.limits.closed(flow.info.owner.user);
     this.ctx.counters.inc('tcp_flows_closed');
-    const { info, ep } = flow;
     this.giveBack(flow);
-    this.ctx.out.events.push({
-      type: 'flow_end',
-      record: {
-        type: 'flow',
-        proto: 'tcp',
-        user: info.owner.user,
-        peer: info.owner.id,
-        src: info.client.toString(),
-        srcPort: info.clientPort,
-        dst: info.dst.toString(),
-        dstPort: info.dstPort,
-        bytesUp: ep.stats.bytesIn,
-        bytesDown: ep.stats.bytesOut,
-        durationMs: Math.round(now - flow.startedAt),
-        end: reason,
-        retransmits: ep.stats.retransmits,
-        rtoExpirations: ep.stats.rtoExpirations,
-        ...(info.decision && { rule: info.decision.rule, action: info.decision.action }),
-      },
-    });
+    this.ctx.out.events.push({ type: 'flow_end', record: flowRecord(flow.info, flow.ep.stats, now - flow.startedAt, reason) });
   }
 
   /** A flow ended: its bytes leave the user's account; what it refused is counted. */
