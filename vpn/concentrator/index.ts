@@ -6,20 +6,20 @@
 // the same way. One timer is armed for the earliest deadline of the device
 // and the stack. This file reads the clock; the layers are passed `now`.
 import { join } from 'node:path';
-import { IpAddress, IpCidr } from '../netstack/wire';
-import { Counters, NetStack, monotonicNow, processFds, socketEgress, type StackEvent } from '../netstack';
-import { PeerRegistry, storeSource, type CutReason, type Deployment, type PeerTag, type TunnelPeer } from './control';
-import { DnsForwarder, maxUdpAnswerSize, parseDnsServers, systemResolvers, type DnsServer } from './dns';
-import { UdpEdge } from './edge';
-import { EgressBoundary } from './egress';
-import { HttpServices, PORTAL_PORT } from './http';
-import { Inspection, loadInspectionCa } from './inspection';
-import { TunnelRecords } from './logs';
-import { IncidentLog, ProcessGuard, StatusFile, peerStatus, peersFingerprint, type Logger, type PeerStatus } from './process';
-import { WgDevice, type DeviceEvent, type DeviceOutput, type Endpoint } from './protocol';
-import { RoutedEgress, cleanUpRoutedLeftovers, type EgressStatus } from './routed';
-import { compilePolicy, PolicyHolder } from '../policy';
-import { FlowPolicy, PolicyReloader, TcpPolicy, type PolicyReloadStatus } from './flow_policy';
+import { IpAddress, IpCidr } from '../../netstack/wire';
+import { Counters, NetStack, monotonicNow, processFds, socketEgress, type StackEvent } from '../../netstack';
+import { PeerRegistry, storeSource, type CutReason, type Deployment, type PeerTag, type TunnelPeer } from '../control';
+import { DnsForwarder, maxUdpAnswerSize, parseDnsServers, systemResolvers, type DnsServer } from '../dns';
+import { UdpEdge } from '../edge';
+import { EgressBoundary } from '../egress';
+import { HttpServices, PORTAL_PORT } from '../http';
+import { Inspection, loadInspectionCa } from '../inspection';
+import { TunnelRecords } from '../logs';
+import { IncidentLog, ProcessGuard, StatusFile, peerStatus, peersFingerprint, type Logger, type PeerStatus } from '../process';
+import { WgDevice, type DeviceEvent, type DeviceOutput, type Endpoint } from '../protocol';
+import { RoutedEgress, cleanUpRoutedLeftovers, type EgressStatus } from '../routed';
+import { compilePolicy, PolicyHolder } from '../../policy';
+import { FlowPolicy, PolicyReloader, TcpPolicy, type PolicyReloadStatus } from '../flow_policy';
 
 const PEER_SYNC_MS = 200;
 const STATUS_MS = 1000;
