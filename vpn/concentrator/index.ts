@@ -5,7 +5,6 @@
 // mode) or the userspace stack; the stack's output goes back into the tunnel
 // the same way. One timer is armed for the earliest deadline of the device
 // and the stack. This file reads the clock; the layers are passed `now`.
-import { join } from 'node:path';
 import { IpAddress, IpCidr } from '../../netstack/wire';
 import { Counters, NetStack, monotonicNow, processFds, socketEgress, type StackEvent } from '../../netstack';
 import { PeerRegistry, storeSource, type CutReason, type Deployment, type PeerTag, type TunnelPeer } from '../control';
@@ -15,11 +14,14 @@ import { EgressBoundary } from '../egress';
 import { HttpServices, PORTAL_PORT } from '../http';
 import { Inspection, loadInspectionCa } from '../inspection';
 import { TunnelRecords } from '../logs';
-import { IncidentLog, ProcessGuard, StatusFile, peerStatus, peersFingerprint, type Logger, type PeerStatus } from '../process';
+import { IncidentLog, ProcessGuard, type Logger } from '../process';
 import { WgDevice, type DeviceEvent, type DeviceOutput, type Endpoint } from '../protocol';
-import { RoutedEgress, cleanUpRoutedLeftovers, type EgressStatus } from '../routed';
+import { RoutedEgress, cleanUpRoutedLeftovers } from '../routed';
 import { compilePolicy, PolicyHolder } from '../../policy';
-import { FlowPolicy, PolicyReloader, TcpPolicy, type PolicyReloadStatus } from '../flow_policy';
+import { FlowPolicy, PolicyReloader, TcpPolicy } from '../flow_policy';
+import { StatusReport, type StatusSnapshot } from './status';
+
+export type { StatusSnapshot } from './status';
 
 const PEER_SYNC_MS = 200;
 const STATUS_MS = 1000;
@@ -49,7 +51,8 @@ export class Concentrator {
   /** Bytes on the UDP socket (for /metrics). */
   bytesIn = 0;
   bytesOut = 0;
-  private readonly startedAt = Date.now();
+  /** Wall-clock ms at start (status.json). */
+  readonly startedAt = Date.now();
   private readonly intervals: NodeJS.Timeout[] = [];
   /** The UDP socket; null until it listens and after stop(). */
   private edge: UdpEdge | null = null;
@@ -62,7 +65,7 @@ export class Concentrator {
   private drainingStack = false;
   /** Set once a fatal fault was reported: no more packets through a device that may be broken. */
   private dying = false;
-  private statusFile: StatusFile | null = null;
+  private readonly statusReport: StatusReport;
   private stopping: Promise<void> | null = null;
 
   private constructor(
@@ -134,6 +137,7 @@ export class Concentrator {
     this.stack.udpService(DNS_PORT, (req, reply) =>
       this.dns.handle(req.payload, maxUdpAnswerSize(req.payload, tunnelLimit), reply, req.owner.user, this.records.dnsQuery(req.owner, req.payload, monotonicNow())));
     this.registry = new PeerRegistry(storeSource(d.store), this.device, (tag, why) => this.tunnelCut(tag, why));
+    this.statusReport = new StatusReport(this, log, STATUS_MS);
   }
 
   /** `guard` receives faults of the WireGuard core (default: one that exits, not installed on the process). */
@@ -170,10 +174,10 @@ export class Concentrator {
     c.every(PEER_SYNC_MS, () => c.syncPeers());
     c.every(STATUS_MS, () => {
       c.incidents.flush(monotonicNow());
-      c.writeStatus();
+      c.statusReport.write();
     });
     c.every(FD_CALIBRATE_MS, () => processFds.recalibrate());
-    c.writeStatus();
+    c.statusReport.write();
     return c;
   }
 
@@ -370,6 +374,14 @@ export class Concentrator {
     return this.dropCounters.values;
   }
 
+  get deployment(): Deployment {
+    return this.d;
+  }
+
+  get routedEgress(): RoutedEgress | null {
+    return this.routed;
+  }
+
   get listenPort(): number {
     return this.edge?.port ?? 0;
   }
@@ -384,63 +396,16 @@ export class Concentrator {
     this.policy.reloader.reload(trigger);
   }
 
-  status(): StatusSnapshot {
-    const now = monotonicNow();
-    return {
-      pid: process.pid,
-      writtenAt: new Date().toISOString(),
-      startedAt: new Date(this.startedAt).toISOString(),
-      listenPort: this.listenPort,
-      publicKey: this.d.serverKey.publicKey().toBase64(),
-      tunnel: { ipv4: this.d.layout.serverV4, ipv6: this.d.layout.serverV6 },
-      dnsUpstream: this.dns.upstreams.map((s) => `${s.host}:${s.port}`),
-      egress: this.routed?.status() ?? { mode: 'socket' },
-      peers: [...this.device.peers()].map((p) => peerStatus(p, now)),
-      counters: {
-        tunnel: { ...this.counters },
-        wireguard: { ...this.device.counters },
-        stack: { ...this.stack.counters },
-        dns: { ...this.dns.counters },
-        inspection: { ...this.inspection.engine.counters },
-        process: { ...this.guard.counters },
-        fds: { ...processFds.snapshot() },
-        egress: { ...this.egress.counters },
-        policy: { ...this.policy.flows.counters },
-        ...(this.routed && { routed: { ...this.routed.counters }, tun: { ...this.routed.tunCounters } }),
-      },
-      buffers: {
-        usedBytes: this.stack.budgets?.used ?? 0,
-        limitBytes: this.d.config.limits.maxBufferedBytes,
-        perUserLimitBytes: this.d.config.limits.maxBufferedBytesPerUser,
-        users: this.stack.budgets?.usage() ?? {},
-      },
-      policy: this.policy.reloader.status,
-    };
-  }
-
-  /** Rewrites status.json when it changed (less often with many peers), else refreshes its mtime. */
-  private writeStatus(): void {
-    this.statusFile ??= new StatusFile(join(this.d.dataDir, 'status.json'), STATUS_MS);
-    const now = monotonicNow();
-    const peers = peersFingerprint(this.device.peers(), now);
-    const counters = [this.counters, this.device.counters, this.stack.counters, this.dns.counters, this.inspection.engine.counters, this.egress.counters, this.guard.counters, processFds.snapshot(), this.routed?.counters, this.policy.flows.counters, this.policy.reloader.status];
-    const fingerprint = `${this.listenPort}|${this.registry.generation}|${peers}|${JSON.stringify(counters)}`;
-    try {
-      this.statusFile.update(now, this.registry.size, fingerprint, () => JSON.stringify(this.status(), null, 2) + '\n');
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'cannot write status.json');
-    }
-  }
-
   /** Before a fatal exit: the last status (with the fault counted), then every log flushed. */
   private async lastWords(): Promise<void> {
     this.dying = true;
-    try {
-      this.statusFile?.writeNow(() => JSON.stringify(this.status(), null, 2) + '\n');
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'cannot write the last status.json');
-    }
+    this.statusReport.writeLast();
     await this.stop();
+  }
+
+  /** What status.json shows now. */
+  status(): StatusSnapshot {
+    return this.statusReport.snapshot(monotonicNow());
   }
 
   /** Idempotent: a fatal exit's last words and a signal may both ask. */
@@ -473,21 +438,4 @@ export class Concentrator {
 function dnsOverTcp(upstreams: DnsServer[]) {
   if (upstreams.length === 0) return null;
   return () => socketEgress(upstreams[0].host, upstreams[0].port, DNS_TCP_TIMEOUT_MS);
-}
-
-export interface StatusSnapshot {
-  pid: number;
-  writtenAt: string;
-  startedAt: string;
-  listenPort: number;
-  publicKey: string;
-  tunnel: { ipv4: string; ipv6: string };
-  dnsUpstream: string[];
-  egress: EgressStatus;
-  peers: PeerStatus[];
-  counters: Record<string, Record<string, number>>;
-  /** Bytes buffered for flows (buffer budgets): in all, and per user holding any. */
-  buffers: { usedBytes: number; limitBytes: number; perUserLimitBytes: number; users: Record<string, number> };
-  /** The running policy and its last reload. */
-  policy: PolicyReloadStatus;
 }
