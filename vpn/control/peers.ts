@@ -141,7 +141,7 @@ export class PeerRegistry {
       refusedHandshakes: 0,
     };
     const psk = r.presharedKey ? Buffer.from(r.presharedKey, 'base64') : undefined;
-    const peer = this.device.addPeer({ publicKey: PublicKey.fromBase64(r.publicKey), presharedKey: psk, tag });
+    const peer = this.device.addPeer({ publicKey: PublicKey.fromBase64(r.publicKey), presharedKey: psk }, tag);
     if (psk) wipe(psk);
     this.byPublicKey.set(r.publicKey, peer);
     this.changes++;

@@ -57,7 +57,7 @@ export class StatusFile {
  * traffic, session, handshake age in whole seconds, endpoint. Computed
  * without allocating, unlike the JSON it stands for.
  */
-export function peersFingerprint(peers: Iterable<WgPeer>, now: number): number {
+export function peersFingerprint(peers: Iterable<WgPeer<unknown>>, now: number): number {
   let h = 0x811c9dc5;
   for (const p of peers) {
     h = mix(h, p.rxBytes);

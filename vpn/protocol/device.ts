@@ -9,7 +9,7 @@ import { DeviceCore } from './core';
 import { defaultRandom, PrivateKey, PublicKey } from './crypto';
 import type { Endpoint } from './endpoint';
 import type { DeviceOutput } from './output';
-import { PeerConfig, WgPeer } from './peer';
+import { WgPeer, type PeerSettings } from './peer';
 import { receiveDatagram } from './receive';
 import { sendHandshakeInitiation, sendPacket } from './send';
 import { runExpiredTimers } from './timer_expiry';
@@ -45,8 +45,8 @@ export class WireGuardCoreError extends Error {
   }
 }
 
-/** T: what the wiring attaches to each peer (WgPeer.tag), e.g. its user and device. */
-export class WgDevice<T = unknown> {
+/** T: what the wiring attaches to each peer (WgPeer.tag), e.g. its user and device; none by default. */
+export class WgDevice<T = void> {
   /** The last exception out of the protocol code (counted as 'internal_error'), for diagnosis. */
   lastInternalError: unknown = undefined;
   private readonly core: DeviceCore<T>;
@@ -77,12 +77,13 @@ export class WgDevice<T = unknown> {
     return this.core.indexes.size;
   }
 
-  addPeer(cfg: PeerConfig<T>): WgPeer<T> {
+  /** `tag`: what the wiring attaches to the peer (omitted when T is void). */
+  addPeer(cfg: PeerSettings, tag: T): WgPeer<T> {
     const key = cfg.publicKey.toBase64();
     const { peersByKey } = this.core;
     if (peersByKey.has(key)) throw new Error(`peer ${key} is already configured on this device`);
     if (cfg.publicKey.equals(this.core.publicKey)) throw new Error(`peer ${key} is this device's own public key`);
-    const peer = new WgPeer<T>(this.core.identity, cfg, this.core.jitter, this.core.wake);
+    const peer = new WgPeer<T>(this.core.identity, cfg, tag, this.core.jitter, this.core.wake);
     peersByKey.set(key, peer);
     return peer;
   }

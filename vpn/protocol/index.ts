@@ -13,6 +13,6 @@ export { WgDevice, WireGuardCoreError } from './device';
 export type { DeviceOptions } from './device';
 export { DeviceOutput, type DeviceEvent } from './output';
 export { WgPeer } from './peer';
-export type { PeerConfig, PeerSettings } from './peer';
+export type { PeerSettings } from './peer';
 export { tai64n } from './noise';
 export { dh } from './crypto';

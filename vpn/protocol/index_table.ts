@@ -5,7 +5,7 @@ import type { Keypair } from './keypair';
 import type { WgPeer } from './peer';
 
 /** What a receiver index points at: a pending handshake (keypair null) or a keypair. */
-export interface IndexEntry<T = unknown> {
+export interface IndexEntry<T = void> {
   peer: WgPeer<T>;
   keypair: Keypair | null;
 }

@@ -4,7 +4,7 @@
 import type { Endpoint } from './endpoint';
 import type { WgPeer } from './peer';
 
-export type DeviceEvent<T = unknown> =
+export type DeviceEvent<T = void> =
   | { type: 'handshake_complete'; peer: WgPeer<T> }
   | { type: 'endpoint_changed'; peer: WgPeer<T>; from: Endpoint | undefined; to: Endpoint }
   | { type: 'session_expired'; peer: WgPeer<T> }
@@ -15,7 +15,7 @@ export type DeviceEvent<T = unknown> =
  * What one call of the device produced. The device refills the same object
  * on every call (no allocation per packet), so read it before the next call.
  */
-export class DeviceOutput<T = unknown> {
+export class DeviceOutput<T = void> {
   /** Encrypted WireGuard messages to put on UDP: datagrams[i] goes to endpoints[i]. */
   readonly datagrams: Buffer[] = [];
   readonly endpoints: Endpoint[] = [];

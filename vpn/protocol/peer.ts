@@ -16,10 +16,7 @@ export interface PeerSettings {
   persistentKeepaliveSeconds?: number;
 }
 
-/** Settings plus the wiring's tag: required unless the tag type admits undefined. */
-export type PeerConfig<T = unknown> = PeerSettings & (undefined extends T ? { tag?: T } : { tag: T });
-
-export class WgPeer<T = unknown> {
+export class WgPeer<T = void> {
   readonly publicKey: PublicKey;
   endpoint?: Endpoint;
   /** What the wiring attached (e.g. user and device); the protocol never reads it. */
@@ -50,11 +47,10 @@ export class WgPeer<T = unknown> {
   wakeAt = Infinity;
   wakeIndex = -1;
 
-  constructor(identity: StaticIdentity, cfg: PeerSettings & { tag?: T }, jitter: () => number, wake: (peer: WgPeer<T>, at: number) => void) {
+  constructor(identity: StaticIdentity, cfg: PeerSettings, tag: T, jitter: () => number, wake: (peer: WgPeer<T>, at: number) => void) {
     this.publicKey = cfg.publicKey;
     this.endpoint = cfg.endpoint ? { address: cfg.endpoint.address, port: cfg.endpoint.port } : undefined;
-    // PeerConfig<T> makes the tag required whenever T excludes undefined.
-    this.tag = cfg.tag as T;
+    this.tag = tag;
     this.handshake = new Handshake(identity, cfg.publicKey, cfg.presharedKey);
     if (!this.handshake.precomputedStaticStatic) {
       throw new Error(`peer public key ${cfg.publicKey.toBase64()} is a low-order point; no handshake with it can succeed`);
