@@ -8,7 +8,7 @@ import type { DnsServer } from '../dns';
 import type { Logger } from '../process';
 import type { Endpoint } from '../protocol';
 import { EgressDenials } from './denials';
-import { EgressGuard, describeVerdict, watchHostAddresses, type EgressDenial, type HostAddressWatcher, type InterfaceReader } from '../../netstack';
+import { EgressGuard, describeVerdict, monotonicNow, watchHostAddresses, type EgressDenial, type HostAddressWatcher, type InterfaceReader } from '../../netstack';
 import { IpAddress, IpCidr, IP_PROTOCOL_TCP, IP_PROTOCOL_UDP } from '../../netstack/wire';
 import { createHttpFetch, type HttpFetcher, type RecordSink } from '../../mitm';
 import type { EgressVerdict } from '../../netstack';
@@ -39,7 +39,7 @@ export class EgressBoundary {
       allow: config.egress.allow.map((c) => IpCidr.parse(c)),
       deny: config.egress.deny.map((c) => IpCidr.parse(c)),
     });
-    this.denials = new EgressDenials(opts.records, opts.now ?? (() => performance.now()));
+    this.denials = new EgressDenials(opts.records, opts.now ?? monotonicNow);
     this.watcher = watchHostAddresses(
       (cidrs) => {
         this.guard.setHostInterfaces(cidrs);

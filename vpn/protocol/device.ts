@@ -16,8 +16,12 @@ import { runExpiredTimers } from './timer_expiry';
 
 export interface DeviceOptions {
   privateKey: PrivateKey;
-  /** Wall clock in ms since the epoch, used only for TAI64N timestamps. */
-  wallClock?: () => number;
+  /**
+   * Wall clock in ms since the epoch, for TAI64N timestamps only (§5.4.2):
+   * the one clock the core cannot be passed as `now` (monotonic), so the
+   * wiring hands it over (Date.now; tests a fake one).
+   */
+  wallClock: () => number;
   random?: (n: number) => Buffer;
   /** Handshake messages per second above which mac2 (cookies) is required. */
   handshakesPerSecondUnderLoad?: number;
@@ -58,7 +62,7 @@ export class WgDevice<T = void> {
     this.core = new DeviceCore<T>({
       identity: { privateKey: opts.privateKey, publicKey },
       random: opts.random ?? defaultRandom,
-      wallClock: opts.wallClock ?? Date.now,
+      wallClock: opts.wallClock,
       loadThreshold: opts.handshakesPerSecondUnderLoad ?? DEFAULT_HANDSHAKES_PER_SECOND_UNDER_LOAD,
       acceptEndpoint: opts.acceptEndpoint ?? (() => true),
     });

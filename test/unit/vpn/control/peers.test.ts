@@ -19,7 +19,7 @@ function record(i: number, over: Partial<DeviceRecord> = {}): DeviceRecord {
 function setup(records: DeviceRecord[]) {
   let version = 1;
   const cuts: Array<[string, CutReason]> = [];
-  const device = new WgDevice<PeerTag>({ privateKey: PrivateKey.generate() });
+  const device = new WgDevice<PeerTag>({ privateKey: PrivateKey.generate(), wallClock: Date.now });
   const registry = new PeerRegistry({ dataVersion: () => version, listDevices: () => records.slice() }, device, (tag, why) => cuts.push([tag.name, why]));
   registry.sync(NOW);
   return { registry, device, records, cuts, bump: () => version++ };

@@ -71,7 +71,7 @@ describe('StatusFile', () => {
 
 describe('peersFingerprint', () => {
   function peers(n: number): WgPeer[] {
-    const device = new WgDevice({ privateKey: PrivateKey.generate() });
+    const device = new WgDevice({ privateKey: PrivateKey.generate(), wallClock: Date.now });
     return Array.from({ length: n }, () => device.addPeer({ publicKey: PrivateKey.generate().publicKey() }));
   }
 
