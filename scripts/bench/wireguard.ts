@@ -31,13 +31,23 @@ function backToBack(): Pair {
   const wall = (): number => 1_767_225_600_000 + clock.now;
   const a = new WgDevice({ privateKey: PrivateKey.generate(), wallClock: wall });
   const b = new WgDevice({ privateKey: PrivateKey.generate(), wallClock: wall });
-  /** Counts a delivered packet and hands every datagram to the other device (its output is refilled by the next call). */
-  const run = (from: WgDevice, out: DeviceOutput): void => {
-    if (out.packet !== null) delivered.n++;
-    const to = from === a ? b : a;
-    const src = from === a ? epA : epB;
-    if (out.datagrams.length === 1) return run(to, to.receive(out.datagrams[0], src, clock.now));
-    for (const data of out.datagrams.slice()) run(to, to.receive(data, src, clock.now));
+  /** Counts delivered packets and hands every datagram to the other device, until nothing is left to send (each call refills its output). */
+  const run = (first: WgDevice, firstOut: DeviceOutput): void => {
+    let from = first;
+    let out = firstOut;
+    for (;;) {
+      if (out.packet !== null) delivered.n++;
+      const n = out.datagrams.length;
+      if (n === 0) return;
+      const to = from === a ? b : a;
+      const src = from === a ? epA : epB;
+      if (n > 1) {
+        for (const data of out.datagrams.slice()) run(to, to.receive(data, src, clock.now));
+        return;
+      }
+      out = to.receive(out.datagrams[0], src, clock.now);
+      from = to;
+    }
   };
   const peerOfA = a.addPeer({ publicKey: b.publicKey, endpoint: epB });
   b.addPeer({ publicKey: a.publicKey });
