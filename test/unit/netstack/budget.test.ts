@@ -1,11 +1,11 @@
 // Buffer budgets: what one user's flows hold is bounded, and a user at the
 // limit is slowed (backpressure, refused flows) without touching anyone else.
 import type { Duplex } from 'node:stream';
-import { BufferBudgets, EgressGuard, NetStack, type BudgetRefusalRecord, type TcpFlowHandler } from '../../../netstack';
+import { BufferBudgets, NetStack, type BudgetRefusalRecord, type TcpFlowHandler } from '../../../netstack';
 import {
-  ACK, RST, SYN, IpAddress, IpCidr, buildTcpPacket, isWireError, parseIpPacket, TcpView, type TcpOptions, TcpRepr,
+  ACK, RST, SYN, IpAddress, buildTcpPacket, isWireError, parseIpPacket, TcpView, type TcpOptions, TcpRepr,
 } from '../../../netstack/wire';
-import { stackWithSinks } from './stack_harness';
+import { labStackBase, stackWithSinks } from './stack_harness';
 
 const KiB = 1024;
 const alice = { id: 'alice-key', user: 'alice' };
@@ -92,9 +92,7 @@ function makeStack(perUser: number, total = 1 << 30): Harness {
     abort: () => undefined,
   });
   const stack = stackWithSinks({
-    localAddresses: [IpAddress.parse('10.77.0.1')],
-    guard: new EgressGuard({ tunnelAddresses: [IpAddress.parse('10.77.0.1')], tunnelPools: [IpCidr.parse('10.77.0.0/24')], listener: null }),
-    fds: { hasRoom: () => true },
+    ...labStackBase(),
     toClient: (p) => out.push(p),
     udp: { idleTimeoutMs: 60_000, maxFlowsPerUser: 4 },
     tcp: { mtu: 1420, maxFlowsPerUser: 100, maxSynPerSecond: 1_000_000, idleTimeoutMs: 3_600_000 },

@@ -3,7 +3,8 @@
 // onFlowEnd / onEgressDenied / onIncident / onBudgetRefusal. Like the loop,
 // it takes the output after every call and whenever the stack says output is
 // waiting, and empties it even when a callback throws.
-import { NetStack, type BudgetRefusalRecord, type EgressDenial, type FlowOwner, type FlowRecord, type NetStackOptions, type StackIncident, type StackOutput } from '../../../netstack';
+import { EgressGuard, NetStack, type BudgetRefusalRecord, type EgressDenial, type FlowOwner, type FlowRecord, type NetStackOptions, type StackIncident, type StackOutput } from '../../../netstack';
+import { IpAddress, IpCidr } from '../../../netstack/wire';
 
 export interface StackSinks {
   toClient?(packet: Buffer): void;
@@ -59,4 +60,14 @@ export function stackWithSinks(opts: Omit<NetStackOptions, 'onOutput'> & StackSi
   const self: { stack?: HarnessStack } = {};
   self.stack = new HarnessStack(options, { toClient, onFlowEnd, onEgressDenied, onIncident, onBudgetRefusal }, self);
   return self.stack;
+}
+
+/** The lab's concentrator: 10.77.0.1 in the tunnel pool 10.77.0.0/24, its guard, and room for descriptors. */
+export function labStackBase(): Pick<NetStackOptions, 'localAddresses' | 'guard' | 'fds'> {
+  const self = IpAddress.parse('10.77.0.1');
+  return {
+    localAddresses: [self],
+    guard: new EgressGuard({ tunnelAddresses: [self], tunnelPools: [IpCidr.parse('10.77.0.0/24')], listener: null }),
+    fds: { hasRoom: () => true },
+  };
 }

@@ -2,12 +2,12 @@
 // path (FIN both ways, no RST), late segments of closed flows, and the timer
 // queue holding one entry per live flow.
 import type { Duplex } from 'node:stream';
-import { EgressGuard, type FlowRecord, type TcpFlowHandler } from '../../../netstack';
+import type { FlowRecord, TcpFlowHandler } from '../../../netstack';
 import { WakeQueue, type Wakeable } from '../../../netstack/wake_queue';
 import {
-  ACK, FIN, RST, SYN, IpAddress, IpCidr, buildTcpPacket, isWireError, parseIpPacket, TcpView, TcpRepr,
+  ACK, FIN, RST, SYN, IpAddress, buildTcpPacket, isWireError, parseIpPacket, TcpView, TcpRepr,
 } from '../../../netstack/wire';
-import { stackWithSinks } from './stack_harness';
+import { labStackBase, stackWithSinks } from './stack_harness';
 
 const CLIENT = IpAddress.parse('10.77.0.2');
 const ORIGIN = IpAddress.parse('192.0.2.10');
@@ -33,8 +33,7 @@ function makeStack(mode: OriginMode = 'closes_when_client_closes', maxFlows = 20
     abort: () => undefined,
   });
   const stack = stackWithSinks({
-    localAddresses: [IpAddress.parse('10.77.0.1')],
-    guard: new EgressGuard({ tunnelAddresses: [IpAddress.parse('10.77.0.1')], tunnelPools: [IpCidr.parse('10.77.0.0/24')], listener: null }),
+    ...labStackBase(),
     toClient: (p) => out.push(p),
     udp: { idleTimeoutMs: 60_000, maxFlowsPerUser: 4 },
     tcp: { mtu: 1420, maxFlowsPerUser: maxFlows, maxSynPerSecond: 1_000_000, idleTimeoutMs: 3_600_000, msl: MSL },

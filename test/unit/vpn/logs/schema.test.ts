@@ -14,8 +14,7 @@ import type { Duplex } from 'node:stream';
 import pino from 'pino';
 import { LeafMinter } from '../../../../mitm/mint';
 import { PinningTracker } from '../../../../mitm/pinning';
-import { EgressGuard } from '../../../../netstack';
-import { IpAddress, IpCidr, RST, SYN, buildTcpPacket } from '../../../../netstack/wire';
+import { IpAddress, RST, SYN, buildTcpPacket } from '../../../../netstack/wire';
 import { defaultConfig } from '../../../../vpn/config';
 import { DnsForwarder } from '../../../../vpn/dns';
 import { httpRecords, Inspection, loadInspectionCa } from '../../../../vpn/inspection';
@@ -26,7 +25,7 @@ import { makeLeaf, makeRoot } from '../../../helpers/pki';
 import { removeTempDirs, tempDir } from '../../mitm/ca_helpers';
 import { close, fixedPolicy, get, handshake, listen, makePki, originCert, type EngineSetup, type Pki, withEngine } from '../../mitm/engine_harness';
 import { sClient } from '../../mitm/tls_clients';
-import { stackWithSinks } from '../../netstack/stack_harness';
+import { labStackBase, stackWithSinks } from '../../netstack/stack_harness';
 
 jest.setTimeout(60_000);
 
@@ -113,9 +112,7 @@ async function flowRecord(): Promise<void> {
   const out: Buffer[] = [];
   let ended = false;
   const stack = stackWithSinks({
-    localAddresses: [IpAddress.parse('10.77.0.1')],
-    guard: new EgressGuard({ tunnelAddresses: [IpAddress.parse('10.77.0.1')], tunnelPools: [IpCidr.parse('10.77.0.0/24')], listener: null }),
-    fds: { hasRoom: () => true },
+    ...labStackBase(),
     toClient: (p) => out.push(p),
     udp: { idleTimeoutMs: 60_000, maxFlowsPerUser: 4 },
     tcp: { mtu: 1420, maxFlowsPerUser: 10, maxSynPerSecond: 100, idleTimeoutMs: 60_000 },
