@@ -6,9 +6,9 @@
 // the same way. One timer is armed for the earliest deadline of the device
 // and the stack. This file reads the clock; the layers are passed `now`.
 import { IpAddress, IpCidr } from '../../netstack/wire';
-import { Counters, NetStack, monotonicNow, processFds, socketEgress, type StackEvent } from '../../netstack';
+import { Counters, NetStack, monotonicNow, processFds, type StackEvent } from '../../netstack';
 import { PeerRegistry, storeSource, type CutReason, type Deployment, type PeerTag, type TunnelPeer } from '../control';
-import { DnsForwarder, maxUdpAnswerSize, parseDnsServers, systemResolvers, type DnsServer } from '../dns';
+import { DNS_PORT, DnsForwarder, dnsOverTcp, dnsOverUdp, parseDnsServers, systemResolvers } from '../dns';
 import { UdpEdge } from '../edge';
 import { EgressBoundary } from '../egress';
 import { HttpServices, PORTAL_PORT } from '../http';
@@ -27,10 +27,6 @@ const PEER_SYNC_MS = 200;
 const STATUS_MS = 1000;
 /** How often open descriptors are re-counted for the egress budget (a /proc listing). */
 const FD_CALIBRATE_MS = 2000;
-const DNS_PORT = 53;
-const DNS_TCP_TIMEOUT_MS = 5000;
-// IPv6 + UDP headers: the largest DNS answer that fits one tunnel packet.
-const IP_UDP_OVERHEAD = 48;
 
 export class Concentrator {
   readonly device: WgDevice<PeerTag>;
@@ -133,9 +129,7 @@ export class Concentrator {
       budget: this.stack.budgets ?? undefined,
       onError: (what, err) => log.debug({ err: err.message }, `${what} failed`),
     });
-    const tunnelLimit = config.mtu - IP_UDP_OVERHEAD;
-    this.stack.udpService(DNS_PORT, (req, reply) =>
-      this.dns.handle(req.payload, maxUdpAnswerSize(req.payload, tunnelLimit), reply, req.owner.user, this.records.dnsQuery(req.owner, req.payload, monotonicNow())));
+    this.stack.udpService(DNS_PORT, dnsOverUdp(this.dns, config.mtu, (owner, query) => this.records.dnsQuery(owner, query, monotonicNow())));
     this.registry = new PeerRegistry(storeSource(d.store), this.device, (tag, why) => this.tunnelCut(tag, why));
     this.statusReport = new StatusReport(this, log, STATUS_MS);
   }
@@ -432,10 +426,4 @@ export class Concentrator {
     await this.records.close(this.device.peers());
     this.d.store.close();
   }
-}
-
-/** DNS over TCP to the concentrator (RFC 7766) is relayed to the first upstream. */
-function dnsOverTcp(upstreams: DnsServer[]) {
-  if (upstreams.length === 0) return null;
-  return () => socketEgress(upstreams[0].host, upstreams[0].port, DNS_TCP_TIMEOUT_MS);
 }

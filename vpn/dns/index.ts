@@ -5,3 +5,4 @@ export {
   type DnsBudget, type DnsCounter, type DnsCounters, type DnsForwarderOptions, type DnsOutcome, type DnsServer,
 } from './forwarder';
 export { isDnsQuery, maxUdpAnswerSize } from './message';
+export { DNS_PORT, dnsOverTcp, dnsOverUdp } from './service';
