@@ -7,14 +7,14 @@
       # Batched UDP socket for the WireGuard edge: recvmmsg/sendmmsg, UDP GRO/GSO.
       "target_name": "udp_native",
       "sources": [
-        "vpn/udp_native/src/udp_native.c",
-        "vpn/udp_native/src/batch_io.c",
+        "vpn/edge/udp_native/src/udp_native.c",
+        "vpn/edge/udp_native/src/batch_io.c",
         "native/napi_poll.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "conditions": [
-        ["OS!='linux'", { "type": "none", "sources!": ["vpn/udp_native/src/udp_native.c", "vpn/udp_native/src/batch_io.c", "native/napi_poll.c"] }]
+        ["OS!='linux'", { "type": "none", "sources!": ["vpn/edge/udp_native/src/udp_native.c", "vpn/edge/udp_native/src/batch_io.c", "native/napi_poll.c"] }]
       ]
     },
     {

@@ -1,4 +1,4 @@
-/* The Node-API and libuv plumbing our addons share (vpn/udp_native,
+/* The Node-API and libuv plumbing our addons share (vpn/edge/udp_native,
  * netstack/tun): one uv_poll_t on Node's own event loop for one fd, calls
  * into JavaScript as Node's own I/O callbacks make them, and the close
  * handshake that makes close() from inside such a call safe.

@@ -6,7 +6,8 @@
 // upstream wait (so the upstream socket stops being read: backpressure).
 // Flows that wait are woken when their user has room again. One user at the
 // limit holds only its own share, so it never stops another.
-import type { Counters, FlowOwner } from './owner';
+import type { Counters } from './counters';
+import type { FlowOwner } from './owner';
 import { IpAddress } from './wire';
 
 export interface BufferLimits {
@@ -43,7 +44,7 @@ export interface BudgetRefusalRecord {
 /** Something blocked for lack of room (a flow's writes, its receive window). */
 export interface BudgetWaiter {
   readonly account: BufferAccount;
-  wake(): void;
+  wake(now: number): void;
 }
 
 export class BufferAccount {
@@ -199,7 +200,7 @@ export class BufferBudgets {
    * freed bytes. Re-entrant calls (a woken flow flushing) return at once and
    * leave the work to the outer call.
    */
-  runWakes(): void {
+  runWakes(now: number): void {
     if (!this.wakeDue || this.waking) return;
     this.waking = true;
     try {
@@ -208,7 +209,7 @@ export class BufferBudgets {
         for (const w of [...this.waiting]) {
           if (w.account.room < Math.min(RESUME_BYTES, this.limits.perUser / 4)) continue;
           this.waiting.delete(w);
-          w.wake();
+          w.wake(now);
         }
       }
     } finally {

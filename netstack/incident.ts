@@ -14,8 +14,6 @@ export interface StackIncident {
   error?: unknown;
 }
 
-export type IncidentSink = (incident: StackIncident) => void;
-
 export function describeFlow(client: { toString(): string }, clientPort: number, dst: { toString(): string }, dstPort: number, proto: 'tcp' | 'udp'): string {
   return `${client.toString()}:${clientPort} -> ${dst.toString()}:${dstPort}/${proto}`;
 }

@@ -11,12 +11,3 @@ export interface FlowOwner {
 export function flowKey(owner: FlowOwner, src: Buffer, srcPort: number, dst: Buffer, dstPort: number): string {
   return `${owner.id}|${src.toString('latin1')}|${srcPort}|${dst.toString('latin1')}|${dstPort}`;
 }
-
-/** Counters keyed by reason; the one counting idiom of the stack. */
-export class Counters {
-  readonly values: Record<string, number> = Object.create(null) as Record<string, number>;
-
-  inc(reason: string, by = 1): void {
-    this.values[reason] = (this.values[reason] ?? 0) + by;
-  }
-}

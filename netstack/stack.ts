@@ -1,23 +1,18 @@
 // The userspace network stack's entry point: packets from tunnel clients come
-// in tagged with their owner; replies and flow traffic go out through
-// `toClient` as IP packets addressed to the client. ICMP echo to the
-// concentrator's own addresses is answered here; UDP to a local service port
-// (DNS) goes to its handler; other UDP is re-originated from OS sockets.
-// Every other packet passes the egress guard first (DESIGN.md, the trust
-// boundary): a refused one is answered with ICMP administratively prohibited.
-import { performance } from 'node:perf_hooks';
+// in tagged with their owner; replies and flow traffic are returned in the
+// stack's output (StackOutput) as IP packets addressed to the client, with
+// what it reports and when it wants tick(). Packets to the concentrator's
+// own addresses are answered as a host (local.ts: ICMP echo, DNS) or go to
+// its TCP services; UDP and TCP elsewhere become flows re-originated from OS
+// sockets (udp.ts, tcp_flows.ts). Every other packet passes the egress guard
+// first (DESIGN.md, the trust boundary): a refused one is answered with ICMP
+// administratively prohibited.
 import {
-  buildIcmpEcho,
   buildIcmpUnreachable,
-  buildUdpPacket,
   IpAddress,
   isWireError,
   parseIpPacket,
   verifyUpperLayerChecksum,
-  Icmpv4Repr,
-  Icmpv4View,
-  Icmpv6Repr,
-  Icmpv6View,
   IP_PROTOCOL_ICMP,
   IP_PROTOCOL_ICMPV6,
   IP_PROTOCOL_TCP,
@@ -30,14 +25,18 @@ import {
   type IpPacket,
 } from './wire';
 import { osUdpEgress, type UdpEgressFactory } from './egress/udp_socket';
-import { Counters, type FlowOwner } from './owner';
+import { LocalHost, type LocalUdpHandler } from './local';
+import { monotonicNow, type Clock } from './clock';
+import { Counters } from './counters';
+import { StackOutput } from './output';
+import type { FlowOwner } from './owner';
 import { UdpFlowTable, type UdpFlowOptions } from './udp';
-import { TcpFlowTable, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo, type TcpFlowOptions } from './tcp_flows';
+import { TcpFlowTable, type TcpFlowHandler, type TcpFlowInfo, type TcpFlowOptions } from './tcp_flows';
 import { socketEgress } from './egress/tcp_socket';
 import { processFds, type FdGate } from './egress/fd_budget';
-import type { IncidentSink } from './incident';
+import type { StackIncident } from './incident';
 import { EGRESS_REFUSALS, type EgressGuard, type EgressRefusal, type EgressVerdict } from './egress/guard';
-import { BufferBudgets, type BudgetRefusalRecord, type BufferLimits } from './budget';
+import { BufferBudgets, type BufferLimits } from './budget';
 
 const CONNECT_TIMEOUT_MS = 10_000;
 const ICMPV4_ECHO_REQUEST = 8;
@@ -47,36 +46,23 @@ const TCP_FLAGS_BYTE = 13;
 // Counter names built once: the refusal path runs per packet under a flood.
 const DENIED_COUNTER = Object.fromEntries(EGRESS_REFUSALS.map((r) => [r, `egress_denied_${r}`])) as Record<EgressRefusal, string>;
 
-/** A packet the egress guard refused, for counting and the user's log. */
-export interface EgressDenial {
-  owner: FlowOwner;
-  /** IP protocol number (6 TCP, 17 UDP, ...). */
-  protocol: number;
-  family: 4 | 6;
-  /** Destination address bytes: a view into the packet, valid only during the call. */
-  dst: Buffer;
-  /** Destination port; -1 for protocols without ports. */
-  dstPort: number;
-  verdict: EgressVerdict;
-}
-
-export interface LocalUdpRequest {
-  owner: FlowOwner;
-  client: IpAddress;
-  clientPort: number;
-  payload: Buffer;
-}
-
-export type LocalUdpHandler = (req: LocalUdpRequest, reply: (payload: Buffer) => void) => void;
-
 export interface NetStackOptions {
   /** The concentrator's own tunnel addresses. */
   localAddresses: IpAddress[];
   /** Consulted for every packet not addressed to the concentrator itself. */
   guard: EgressGuard;
-  /** Every refused packet (already counted and answered). */
-  onEgressDenied?: (d: EgressDenial) => void;
-  toClient(packet: Buffer): void;
+  /**
+   * Output was added outside any call (an upstream's data or connect, a
+   * socket's reply, a local service's answer), or its wakeAt came earlier:
+   * the edge should take `stack.output` now. Not called for what a call
+   * returns.
+   */
+  onOutput?: () => void;
+  /**
+   * The clock of the stack's own I/O edge (upstream connects and streams),
+   * read when their I/O completes outside a call (default monotonicNow).
+   */
+  clock?: Clock;
   udp: UdpFlowOptions;
   udpEgress?: UdpEgressFactory;
   tcp: TcpFlowOptions;
@@ -97,28 +83,22 @@ export interface NetStackOptions {
    * administratively prohibited. `dst` is a view into the packet.
    */
   admit?: (owner: FlowOwner, protocol: 'udp' | 'icmp', dst: Buffer, dstPort: number) => boolean;
-  /** Every ended flow, for the per-user logs. */
-  onFlowEnd?: (r: FlowRecord) => void;
-  /** Monotonic clock in ms (performance.now by default). */
-  clock?: () => number;
-  /** Called with each new timer deadline (ms); the edge should tick by then. */
-  onWake?: (at: number) => void;
-  /** Flows that failed or were refused, worth a log line (the caller rate-limits). Must not throw. */
-  onIncident?: IncidentSink;
   /** Asked before each new flow opens a socket (default: this process's descriptor budget). */
   fds?: FdGate;
   /** Bytes the flows of one user, and of all users, may buffer (unbounded without). */
   bufferLimits?: BufferLimits;
-  /** A new flow refused for lack of buffer room (rate-limited per user), for the user's log. */
-  onBudgetRefusal?: (r: BudgetRefusalRecord) => void;
 }
 
 export class NetStack {
+  /** What the stack produced and the edge has not taken yet (see StackOutput). */
+  readonly output = new StackOutput();
   private readonly counterSet = new Counters();
+  /** Calls in progress: output added during one is returned by it, so the edge is not told. */
+  private depth = 0;
   private readonly local = new Map<AddressKey, IpAddress>();
   /** Where ICMP errors about refused packets come from: the concentrator, as the refusing router. */
   private readonly icmpSource: { 4: IpAddress | undefined; 6: IpAddress | undefined };
-  private readonly services = new Map<number, LocalUdpHandler>();
+  private readonly localHost: LocalHost;
   private readonly udp: UdpFlowTable;
   private readonly tcp: TcpFlowTable;
   /** Buffer accounting per user and overall (null without bufferLimits). */
@@ -127,25 +107,54 @@ export class NetStack {
   constructor(private readonly opts: NetStackOptions) {
     for (const a of opts.localAddresses) this.local.set(a.key, a);
     const fds = opts.fds ?? processFds;
-    const sink = opts.onIncident ?? (() => undefined);
-    this.report = (incident) => {
-      try {
-        sink(incident);
-      } catch {
-        this.counterSet.inc('incident_report_error');
-      }
-    };
+    const out = this.output;
     this.icmpSource = { 4: opts.localAddresses.find((a) => a.family === 4), 6: opts.localAddresses.find((a) => a.family === 6) };
-    this.budgets = opts.bufferLimits ? new BufferBudgets(opts.bufferLimits, this.counterSet, opts.onBudgetRefusal) : null;
+    this.budgets = opts.bufferLimits ? new BufferBudgets(opts.bufferLimits, this.counterSet, (record) => out.events.push({ type: 'budget_refusal', record })) : null;
     const budget = this.budgets ? { budgets: this.budgets } : {};
     const admit = opts.admit;
     const admitUdp = admit && ((owner: FlowOwner, pkt: IpPacket, dstPort: number): boolean => admit(owner, 'udp', pkt.dst, dstPort) || this.prohibit(pkt, 'udp_policy_block'));
-    this.udp = new UdpFlowTable({ ...opts.udp, ...budget }, opts.udpEgress ?? osUdpEgress, opts.toClient, this.counterSet, fds, this.report, admitUdp);
-    const clock = opts.clock ?? (() => performance.now());
-    this.tcp = new TcpFlowTable({ ...opts.tcp, ...budget }, (info) => this.tcpHandlerFor(info), opts.toClient, this.counterSet, opts.onFlowEnd ?? (() => undefined), clock, opts.onWake, fds, this.report);
+    const ctx = { out, counters: this.counterSet, fds, settled: this.settled };
+    this.localHost = new LocalHost(ctx);
+    this.udp = new UdpFlowTable({ ...opts.udp, ...budget }, opts.udpEgress ?? osUdpEgress, ctx, admitUdp);
+    this.tcp = new TcpFlowTable({ ...opts.tcp, ...budget }, { ...ctx, handlerFor: (info) => this.tcpHandlerFor(info), edgeClock: opts.clock ?? monotonicNow });
   }
 
-  private readonly report: IncidentSink;
+  /**
+   * Work outside any call is done: the edge is told when it added output or
+   * brought a deadline earlier than the one the edge was last given (an
+   * upstream's data armed a retransmission timer).
+   */
+  private readonly settled = (): void => {
+    if (this.depth > 0) return;
+    const out = this.output;
+    const wake = this.nextWakeAt();
+    const earlier = wake !== null && (out.wakeAt === null || wake < out.wakeAt);
+    if (out.packets.length === 0 && out.events.length === 0 && !earlier) return;
+    out.wakeAt = wake;
+    this.opts.onOutput?.();
+  };
+
+  private report(incident: StackIncident): void {
+    this.output.events.push({ type: 'incident', incident });
+  }
+
+  private toClient(packet: Buffer): void {
+    this.output.packets.push(packet);
+  }
+
+  /** Every call returns the output with its wake time; output added meanwhile by other work is in it too. */
+  private done(): StackOutput {
+    this.depth--;
+    this.output.wakeAt = this.nextWakeAt();
+    return this.output;
+  }
+
+  /** When tick() is next due: the earliest TCP timer, or the UDP sweep while UDP flows are open (null: neither). */
+  nextWakeAt(): number | null {
+    const tcp = this.tcp.nextWakeAt();
+    const udp = this.udp.nextWakeAt();
+    return tcp === null ? udp : udp === null ? tcp : Math.min(tcp, udp);
+  }
 
   /**
    * The stack's outer error boundary: a bug outside any flow (parsing,
@@ -167,26 +176,25 @@ export class NetStack {
     return this.tcp.size;
   }
 
-  /** Earliest TCP timer deadline, so the edge can wake up for it. */
-  nextWakeAt(): number | null {
-    return this.tcp.nextWakeAt();
-  }
+
 
   get counters(): Record<string, number> {
     return this.counterSet.values;
   }
 
   udpService(port: number, handler: LocalUdpHandler): void {
-    this.services.set(port, handler);
+    this.localHost.udpService(port, handler);
   }
 
   /** One packet from a tunnel client. Never throws. */
-  receive(packet: Buffer, owner: FlowOwner, now: number): void {
+  receive(packet: Buffer, owner: FlowOwner, now: number): StackOutput {
+    this.depth++;
     try {
       this.dispatch(packet, owner, now);
     } catch (err) {
       this.contain('stack_error', err, owner);
     }
+    return this.done();
   }
 
   private dispatch(packet: Buffer, owner: FlowOwner, now: number): void {
@@ -201,7 +209,8 @@ export class NetStack {
     }
     const localAddr = this.local.get(pkt.view.dstKey);
     if (localAddr !== undefined) {
-      this.toLocal(pkt, localAddr, owner, now);
+      if (pkt.protocol === IP_PROTOCOL_TCP) this.tcpPacket(pkt, owner, true, now);
+      else this.localHost.receive(pkt, localAddr, owner);
       return;
     }
     const dstPort = upperLayerDstPort(pkt);
@@ -219,7 +228,7 @@ export class NetStack {
         }
         if (this.opts.blockedUdpPorts?.includes(udp.dstPort)) {
           this.counterSet.inc('udp_blocked_port');
-          this.opts.toClient(buildIcmpUnreachable(IpAddress.fromBytes(pkt.dst), IpAddress.fromBytes(pkt.src), 'port', pkt.view.buf));
+          this.toClient(buildIcmpUnreachable(IpAddress.fromBytes(pkt.dst), IpAddress.fromBytes(pkt.src), 'port', pkt.view.buf));
           return;
         }
         this.udp.onPacket(pkt, udp, owner, now);
@@ -242,7 +251,7 @@ export class NetStack {
   private prohibit(pkt: IpPacket, reason: string): false {
     this.counterSet.inc(reason);
     const from = this.icmpSource[pkt.family];
-    if (from !== undefined) this.opts.toClient(buildIcmpUnreachable(from, IpAddress.fromBytes(pkt.src), 'admin_prohibited', pkt.view.buf));
+    if (from !== undefined) this.toClient(buildIcmpUnreachable(from, IpAddress.fromBytes(pkt.src), 'admin_prohibited', pkt.view.buf));
     return false;
   }
 
@@ -267,97 +276,42 @@ export class NetStack {
     this.counterSet.inc(DENIED_COUNTER[verdict.reason]);
     const from = this.icmpSource[pkt.family];
     if (from !== undefined && answersRefusal(pkt)) {
-      this.opts.toClient(buildIcmpUnreachable(from, IpAddress.fromBytes(pkt.src), 'admin_prohibited', pkt.view.buf));
+      this.toClient(buildIcmpUnreachable(from, IpAddress.fromBytes(pkt.src), 'admin_prohibited', pkt.view.buf));
     }
-    this.opts.onEgressDenied?.({ owner, protocol: pkt.protocol, family: pkt.family, dst: pkt.dst, dstPort, verdict });
-  }
-
-  private toLocal(pkt: IpPacket, localAddr: IpAddress, owner: FlowOwner, now: number): void {
-    if (pkt.protocol === IP_PROTOCOL_ICMP && pkt.family === 4) return this.echo4(pkt, localAddr);
-    if (pkt.protocol === IP_PROTOCOL_ICMPV6 && pkt.family === 6) return this.echo6(pkt, localAddr);
-    if (pkt.protocol === IP_PROTOCOL_UDP) {
-      const udp = UdpView.parse(pkt.payload);
-      if (isWireError(udp)) {
-        this.counterSet.inc(`drop_udp_${udp.reason}`);
-        return;
-      }
-      const handler = this.services.get(udp.dstPort);
-      if (handler === undefined) {
-        // Nothing listens there: say so at once, as a host does, instead of letting the client time out.
-        this.counterSet.inc('drop_local_udp_no_service');
-        this.opts.toClient(buildIcmpUnreachable(localAddr, IpAddress.fromBytes(pkt.src), 'port', pkt.view.buf));
-        return;
-      }
-      const client = IpAddress.fromBytes(pkt.src);
-      const clientPort = udp.srcPort;
-      const port = udp.dstPort;
-      try {
-        handler({ owner, client, clientPort, payload: udp.payload }, (payload) => {
-          this.opts.toClient(buildUdpPacket(localAddr, port, client, clientPort, payload));
-        });
-      } catch (err) {
-        this.contain('local_service_error', err, owner);
-      }
-      return;
-    }
-    if (pkt.protocol === IP_PROTOCOL_TCP) return this.tcpPacket(pkt, owner, true, now);
-    this.counterSet.inc(`drop_local_protocol_${pkt.protocol}`);
-  }
-
-  private echo4(pkt: IpPacket, localAddr: IpAddress): void {
-    const view = Icmpv4View.parse(pkt.payload);
-    const repr = isWireError(view) ? view : Icmpv4Repr.parse(view);
-    if (isWireError(repr)) {
-      this.counterSet.inc(`drop_icmp_${repr.reason}`);
-      return;
-    }
-    const msg = repr.message;
-    if (msg.kind !== 'echo_request') {
-      this.counterSet.inc('drop_icmp_not_echo');
-      return;
-    }
-    this.counterSet.inc('icmp_echo_replied');
-    this.opts.toClient(buildIcmpEcho(localAddr, IpAddress.fromBytes(pkt.src), 'echo_reply', msg.identifier, msg.sequence, msg.data));
-  }
-
-  private echo6(pkt: IpPacket, localAddr: IpAddress): void {
-    const view = Icmpv6View.parse(pkt.payload);
-    if (isWireError(view)) {
-      this.counterSet.inc(`drop_icmp_${view.reason}`);
-      return;
-    }
-    const repr = Icmpv6Repr.parse(view);
-    const msg = repr.message;
-    if (msg.kind !== 'echo_request') {
-      this.counterSet.inc('drop_icmp_not_echo');
-      return;
-    }
-    this.counterSet.inc('icmp_echo_replied');
-    this.opts.toClient(buildIcmpEcho(localAddr, IpAddress.fromBytes(pkt.src), 'echo_reply', msg.identifier, msg.sequence, msg.data));
+    this.output.events.push({ type: 'egress_denied', denial: { owner, protocol: pkt.protocol, family: pkt.family, dst: pkt.dst, dstPort, verdict } });
   }
 
   /** Runs flow timers. Never throws. */
-  tick(now: number): void {
+  tick(now: number): StackOutput {
+    this.depth++;
     try {
       this.udp.tick(now);
       this.tcp.tick(now);
     } catch (err) {
       this.contain('stack_error', err);
     }
+    return this.done();
   }
 
-  /** Ends every TCP and UDP flow of one owner (its tunnel was cut); TCP records end with `reason`. */
-  closeFlowsOf(ownerId: string, reason: string): { tcp: number; udp: number } {
-    return { tcp: this.tcp.closeOwner(ownerId, reason), udp: this.udp.closeOwner(ownerId) };
+  /** Ends every TCP and UDP flow of one owner (its tunnel was cut); TCP records (in the output) end with `reason`. */
+  closeFlowsOf(ownerId: string, reason: string, now: number): { tcp: number; udp: number } {
+    this.depth++;
+    try {
+      return { tcp: this.tcp.closeOwner(ownerId, reason, now), udp: this.udp.closeOwner(ownerId) };
+    } finally {
+      this.done();
+    }
   }
 
-  close(): void {
+  close(now: number): StackOutput {
+    this.depth++;
     try {
       this.udp.closeAll();
-      this.tcp.closeAll();
+      this.tcp.closeAll(now);
     } catch (err) {
       this.contain('stack_error', err);
     }
+    return this.done();
   }
 }
 

@@ -5,16 +5,28 @@
 // Each flow is an error boundary: a bug surfacing in one (in its segments,
 // its timers, its upstream's accept or refusal, its stream) resets that flow
 // and is counted as tcp_flow_error; the table and every other flow go on.
+//
+// The table is passed `now`; only its flows' I/O adapters (the upstream's
+// connect, the stream) read the edge clock, when I/O completes outside any
+// call into the stack. What it produces goes to the stack's output.
 import { DEFAULT_MSL_MS, TcpEndpoint, mssForMtu, rstForUnknownSegment, type TcpEvent } from './tcp';
 import { buildIcmpUnreachable, buildTcpPacket, IpAddress, mayReportUnreachable, SYN, ACK, RST, type IpPacket, type TcpRepr } from './wire';
 import { TcpEndpointStream } from './tcp_stream';
 import { TcpOpenError, type TcpUpstream } from './egress/tcp_socket';
-import { processFds, type FdGate } from './egress/fd_budget';
-import { describeFlow, type IncidentSink } from './incident';
-import { flowKey, type Counters, type FlowOwner } from './owner';
+import type { FdGate } from './egress/fd_budget';
+import type { Clock } from './clock';
+import type { Counters } from './counters';
+import { describeFlow, type StackIncident } from './incident';
+import type { StackOutput } from './output';
+import { flowKey, type FlowOwner } from './owner';
 import { WakeQueue } from './wake_queue';
 import { ClosedFlows } from './tcp_closed_flows';
-import type { BudgetWaiter, BufferAccount, BufferBudgets } from './budget';
+import { TcpFlowLimits } from './tcp_flow_limits';
+import { flowRecord, type TcpFlowHandler, type TcpFlowInfo, type TcpFlowOptions } from './tcp_flow_info';
+import { openUpstream } from './tcp_upstream';
+import type { BudgetWaiter, BufferAccount } from './budget';
+
+export type { FlowRecord, TcpFlowHandler, TcpFlowInfo, TcpFlowOptions } from './tcp_flow_info';
 
 /**
  * How long the 4-tuple of a flow that closed cleanly keeps absorbing late
@@ -24,56 +36,6 @@ import type { BudgetWaiter, BufferAccount, BufferBudgets } from './budget';
  * §3.10.7.1 for an unknown connection) is pure extra work on both ends.
  */
 const CLOSED_FLOW_GRACE_MAX_MS = 10_000;
-
-export interface TcpFlowInfo {
-  owner: FlowOwner;
-  family: 4 | 6;
-  client: IpAddress;
-  clientPort: number;
-  dst: IpAddress;
-  dstPort: number;
-  /** The destination is one of the concentrator's own addresses. */
-  local: boolean;
-  /** The policy verdict the flow's record carries (set by whoever chooses its handler; read when it ends). */
-  decision?: { readonly rule: string; readonly action: string };
-}
-
-/** Opens the upstream for a new flow; rejects with TcpOpenError to refuse it. */
-export type TcpFlowHandler = (flow: TcpFlowInfo) => Promise<TcpUpstream>;
-
-/** Handed to the logging layer when a flow ends. */
-export interface FlowRecord {
-  type: 'flow';
-  proto: 'tcp';
-  user: string;
-  peer: string;
-  src: string;
-  srcPort: number;
-  dst: string;
-  dstPort: number;
-  bytesUp: number;
-  bytesDown: number;
-  durationMs: number;
-  end: string;
-  retransmits: number;
-  rtoExpirations: number;
-  /** The deciding policy rule and its action. */
-  rule?: string;
-  action?: string;
-}
-
-export interface TcpFlowOptions {
-  mtu: number;
-  maxFlowsPerUser: number;
-  /** New connections per second per user (token bucket, burst = 2x). */
-  maxSynPerSecond: number;
-  idleTimeoutMs: number;
-  recvBufferBytes?: number;
-  sendBufferBytes?: number;
-  msl?: number;
-  /** Buffer budgets per user and overall (unbounded without). */
-  budgets?: BufferBudgets;
-}
 
 interface Flow {
   key: string;
@@ -92,31 +54,31 @@ interface Flow {
   waiter: BudgetWaiter | null;
 }
 
-interface UserState {
-  flows: number;
-  tokens: number;
-  refilledAt: number;
+/** What the table needs from the stack around it. */
+export interface TcpFlowContext {
+  /** Who opens the upstream of a new flow (null refuses it). */
+  handlerFor(info: TcpFlowInfo): TcpFlowHandler | null;
+  out: StackOutput;
+  counters: Counters;
+  /** Consulted before a new flow opens its upstream socket. */
+  fds: FdGate;
+  /** Read by the flows' I/O adapters only (see above). */
+  edgeClock: Clock;
+  /** After work done outside a call into the stack: tells the edge that output is waiting. */
+  settled(): void;
 }
 
 export class TcpFlowTable {
   private readonly flows = new Map<string, Flow>();
-  private readonly users = new Map<string, UserState>();
+  private readonly limits: TcpFlowLimits;
   private readonly wakes = new WakeQueue<Flow>();
   private readonly closed: ClosedFlows;
 
   constructor(
     private readonly opts: TcpFlowOptions,
-    private readonly handlerFor: (info: TcpFlowInfo) => TcpFlowHandler | null,
-    private readonly toClient: (packet: Buffer) => void,
-    private readonly counters: Counters,
-    private readonly onFlowEnd: (r: FlowRecord) => void,
-    private readonly clock: () => number,
-    /** Told about every new deadline, so the edge can arm a timer for it. */
-    private readonly wakeHint: (at: number) => void = () => undefined,
-    /** Consulted before a new flow opens its upstream socket. */
-    private readonly fds: FdGate = processFds,
-    private readonly report: IncidentSink = () => undefined,
+    private readonly ctx: TcpFlowContext,
   ) {
+    this.limits = new TcpFlowLimits(opts.maxFlowsPerUser, opts.maxSynPerSecond);
     this.closed = new ClosedFlows(Math.min(2 * (opts.msl ?? DEFAULT_MSL_MS), CLOSED_FLOW_GRACE_MAX_MS));
   }
 
@@ -124,6 +86,7 @@ export class TcpFlowTable {
     return this.flows.size;
   }
 
+  /** The earliest endpoint timer (the grace of closed flows is let go at any tick: it only holds memory). */
   nextWakeAt(): number | null {
     return this.wakes.peekTime();
   }
@@ -134,21 +97,21 @@ export class TcpFlowTable {
     if (flow !== undefined && !(seg.flags & SYN && !(seg.flags & ACK) && flow.ep.acceptsNewSyn(seg))) {
       try {
         flow.ep.onSegment(seg, now);
-        this.flush(flow);
+        this.flush(flow, now);
       } catch (err) {
-        this.fail(flow, err);
+        this.fail(flow, err, now);
       }
       return;
     }
-    if (flow !== undefined) this.remove(flow, 'replaced_by_new_syn');
+    if (flow !== undefined) this.remove(flow, 'replaced_by_new_syn', now);
     const isSyn = (seg.flags & (SYN | ACK | RST)) === SYN;
     if (this.closed.absorbs(key, isSyn, now)) {
-      this.counters.inc('tcp_late_segment');
+      this.ctx.counters.inc('tcp_late_segment');
       return;
     }
     if (!isSyn) {
       // RFC 9293 §3.10.7.1: a segment for no connection gets a reset.
-      this.counters.inc('tcp_unknown_flow');
+      this.ctx.counters.inc('tcp_unknown_flow');
       const rst = rstForUnknownSegment(seg);
       if (rst) this.toClient(buildTcpPacket(IpAddress.fromBytes(pkt.dst), IpAddress.fromBytes(pkt.src), rst));
       return;
@@ -157,13 +120,9 @@ export class TcpFlowTable {
   }
 
   private open(key: string, pkt: IpPacket, syn: TcpRepr, owner: FlowOwner, local: boolean, now: number): void {
-    const user = this.userState(owner.user, now);
-    if (user.flows >= this.opts.maxFlowsPerUser) {
-      this.counters.inc('tcp_flow_limit');
-      return;
-    }
-    if (user.tokens < 1) {
-      this.counters.inc('tcp_syn_rate_limit');
+    const limited = this.limits.refusal(owner.user, now);
+    if (limited !== null) {
+      this.ctx.counters.inc(limited);
       return;
     }
     if (this.opts.budgets?.refusesNewFlow(owner, 'tcp', pkt.dst, syn.dstPort, now)) {
@@ -180,16 +139,15 @@ export class TcpFlowTable {
       dstPort: syn.dstPort,
       local,
     };
-    if (!this.fds.hasRoom()) return this.reset(info, syn, 'fd_limit', 'warn');
+    if (!this.ctx.fds.hasRoom()) return this.reset(info, syn, 'fd_limit', 'warn');
     let handler: TcpFlowHandler | null;
     try {
-      handler = this.handlerFor(info);
+      handler = this.ctx.handlerFor(info);
     } catch (err) {
       return this.reset(info, syn, 'tcp_flow_error', 'error', err);
     }
     if (handler === null) return this.reset(info, syn, 'tcp_no_handler', null);
-    user.tokens -= 1;
-    user.flows += 1;
+    this.limits.opened(owner.user);
     const budgets = this.opts.budgets;
     const account = budgets ? budgets.take(owner.user) : null;
     let flow: Flow | null = null;
@@ -201,24 +159,22 @@ export class TcpFlowTable {
       msl: this.opts.msl,
       room: account ? () => (flow === null ? Infinity : this.roomFor(flow)) : undefined,
     });
-    flow = { key, info, ep, stream: null, startedAt: now, endReason: null, wakeAt: Infinity, wakeIndex: -1, account, held: 0, waiter: null };
-    this.flows.set(key, flow);
-    this.counters.inc('tcp_flows_opened');
+    const opened: Flow = { key, info, ep, stream: null, startedAt: now, endReason: null, wakeAt: Infinity, wakeIndex: -1, account, held: 0, waiter: null };
+    flow = opened;
+    this.flows.set(key, opened);
+    this.ctx.counters.inc('tcp_flows_opened');
     // Keep the original SYN to quote in an ICMP error if the upstream is unreachable.
     const synPacket = Buffer.from(pkt.view.buf.subarray(0, 120));
-    // A handler that throws at once is refused like one that rejects; whatever accepted()
-    // or refused() throw is this flow's failure, never an unhandled rejection.
-    new Promise<TcpUpstream>((resolve) => resolve(handler(info)))
-      .then(
-        (upstream) => this.accepted(flow, upstream),
-        (err: unknown) => this.refused(flow, err, synPacket),
-      )
-      .catch((err: unknown) => this.fail(flow, err));
+    openUpstream(() => handler(info), this.ctx.edgeClock, {
+      accepted: (upstream, at) => this.accepted(opened, upstream, at),
+      refused: (err, at) => this.refused(opened, err, synPacket, at),
+      failed: (err, at) => this.fail(opened, err, at),
+    });
   }
 
   /** A SYN that gets no flow: counted, reported when `severity` says so, answered with a reset. */
-  private reset(info: TcpFlowInfo, syn: TcpRepr, reason: string, severity: 'info' | 'warn' | 'error' | null, error?: unknown): void {
-    this.counters.inc(reason);
+  private reset(info: TcpFlowInfo, syn: TcpRepr, reason: string, severity: StackIncident['severity'] | null, error?: unknown): void {
+    this.ctx.counters.inc(reason);
     if (severity !== null) this.report({ reason, severity, owner: info.owner, flow: this.describe(info), error });
     const rst = rstForUnknownSegment(syn);
     if (rst) this.toClient(buildTcpPacket(info.dst, info.client, rst));
@@ -228,72 +184,78 @@ export class TcpFlowTable {
     return describeFlow(info.client, info.clientPort, info.dst, info.dstPort, 'tcp');
   }
 
-  private accepted(flow: Flow, upstream: TcpUpstream): void {
+  private toClient(packet: Buffer): void {
+    this.ctx.out.packets.push(packet);
+  }
+
+  private report(incident: StackIncident): void {
+    this.ctx.out.events.push({ type: 'incident', incident });
+  }
+
+  private accepted(flow: Flow, upstream: TcpUpstream, now: number): void {
     if (this.flows.get(flow.key) !== flow || flow.ep.state === 'CLOSED') {
       // The client gave up (RST) while we were connecting.
       upstream.abort();
       return;
     }
     try {
-      flow.ep.accept(this.clock());
-      const stream = new TcpEndpointStream(flow.ep, {
-        now: this.clock,
-        flush: () => this.flushGuarded(flow),
-        fail: (err) => this.fail(flow, err),
+      flow.ep.accept(now);
+      const stream = new TcpEndpointStream(flow.ep, this.ctx.edgeClock, {
+        flush: (at) => this.flushGuarded(flow, at),
+        fail: (err, at) => this.fail(flow, err, at),
         room: () => this.roomFor(flow),
         waitForRoom: () => this.waitForRoom(flow),
       });
       flow.stream = stream;
       stream.on('error', () => undefined);
       upstream.attach(stream);
-      this.flush(flow);
+      this.flush(flow, now);
     } catch (err) {
       upstream.abort();
-      this.fail(flow, err);
+      this.fail(flow, err, now);
+      return;
     }
+    this.ctx.settled();
   }
 
-  private refused(flow: Flow, err: unknown, synPacket: Buffer): void {
+  private refused(flow: Flow, err: unknown, synPacket: Buffer, now: number): void {
     if (this.flows.get(flow.key) !== flow) return;
     const failure = err instanceof TcpOpenError ? err.failure : 'refused';
-    this.counters.inc(`tcp_upstream_${failure}`);
+    const { counters } = this.ctx;
+    counters.inc(`tcp_upstream_${failure}`);
     flow.endReason = `upstream_${failure}`;
     if (!(err instanceof TcpOpenError)) {
       // A handler is to reject with TcpOpenError: anything else is a bug, refused like a closed port.
-      this.counters.inc('tcp_flow_error');
+      counters.inc('tcp_flow_error');
       this.report({ reason: 'tcp_flow_error', severity: 'error', owner: flow.info.owner, flow: this.describe(flow.info), error: err });
     } else if (failure === 'fd_limit') {
       // EMFILE despite the budget (descriptors taken elsewhere since the last calibration).
-      this.counters.inc('fd_limit');
+      counters.inc('fd_limit');
       this.report({ reason: 'fd_limit', severity: 'warn', owner: flow.info.owner, flow: this.describe(flow.info) });
     }
     const unreachable = failure === 'unreachable_host' || failure === 'unreachable_net';
     // RFC 1122 §3.2.2 and §4.2.3.10: a SYN sent to a multicast group gets neither an ICMP error nor a reset.
     const silent = failure !== 'blocked' && !mayReportUnreachable(flow.info.dst);
-    if (unreachable || silent) {
-      if (!silent) this.toClient(buildIcmpUnreachable(flow.info.dst, flow.info.client, failure === 'unreachable_net' ? 'net' : 'host', synPacket));
-      flow.ep.abort(this.clock());
+    if (unreachable || silent || failure === 'blocked') {
+      const why = failure === 'blocked' ? 'admin_prohibited' : failure === 'unreachable_net' ? 'net' : 'host';
+      if (!silent) this.toClient(buildIcmpUnreachable(flow.info.dst, flow.info.client, why, synPacket));
+      flow.ep.abort(now);
       flow.ep.drainOutput();
-      this.remove(flow, flow.endReason);
-      return;
+      this.remove(flow, flow.endReason, now);
+    } else {
+      flow.ep.refuse(now);
+      this.flush(flow, now);
     }
-    if (failure === 'blocked') {
-      this.toClient(buildIcmpUnreachable(flow.info.dst, flow.info.client, 'admin_prohibited', synPacket));
-      flow.ep.abort(this.clock());
-      flow.ep.drainOutput();
-      this.remove(flow, flow.endReason);
-      return;
-    }
-    flow.ep.refuse(this.clock());
-    this.flush(flow);
+    this.ctx.settled();
   }
 
-  /** flush() for callers outside the table (the flow's stream): a failure ends only this flow. */
-  private flushGuarded(flow: Flow): void {
+  /** flush() for the flow's stream (outside the table): a failure ends only this flow. */
+  private flushGuarded(flow: Flow, now: number): void {
     try {
-      this.flush(flow);
+      this.flush(flow, now);
+      this.ctx.settled();
     } catch (err) {
-      this.fail(flow, err);
+      this.fail(flow, err, now);
     }
   }
 
@@ -301,15 +263,15 @@ export class TcpFlowTable {
    * A bug surfaced in one flow: the client gets a reset, the upstream is torn
    * down with the stream, the failure is counted and reported. Idempotent.
    */
-  private fail(flow: Flow, err: unknown): void {
+  private fail(flow: Flow, err: unknown, now: number): void {
     if (this.flows.get(flow.key) !== flow) return;
-    this.counters.inc('tcp_flow_error');
+    this.ctx.counters.inc('tcp_flow_error');
     this.report({ reason: 'tcp_flow_error', severity: 'error', owner: flow.info.owner, flow: this.describe(flow.info), error: err });
     // Out of the table first: whatever the teardown triggers finds the flow gone.
-    this.remove(flow, 'internal_error');
+    this.remove(flow, 'internal_error', now);
     const { info } = flow;
     try {
-      flow.ep.abort(this.clock());
+      flow.ep.abort(now);
       for (const seg of flow.ep.drainOutput()) this.toClient(buildTcpPacket(info.dst, info.client, seg));
     } catch {
       // The endpoint itself is what failed: the client's retransmissions will meet an unknown flow and get a reset.
@@ -319,24 +281,25 @@ export class TcpFlowTable {
     } catch {
       // Destroying a stream whose endpoint failed may fail again; the flow is gone either way.
     }
+    try {
+      this.ctx.settled();
+    } catch {
+      // The edge could not take the reset either: the flow is gone all the same.
+    }
   }
 
   /** Sends what the endpoint produced, dispatches its events, reschedules its timer. */
-  private flush(flow: Flow): void {
+  private flush(flow: Flow, now: number): void {
     const { info } = flow;
     for (const seg of flow.ep.drainOutput()) this.toClient(buildTcpPacket(info.dst, info.client, seg));
-    for (const e of flow.ep.drainEvents()) this.onEvent(flow, e);
+    for (const e of flow.ep.drainEvents()) this.onEvent(flow, e, now);
     if (this.flows.get(flow.key) === flow) {
       const wake = flow.ep.nextWakeAt();
-      if (wake === null) {
-        this.wakes.cancel(flow);
-      } else if (wake !== flow.wakeAt) {
-        this.wakes.schedule(flow, wake);
-        this.wakeHint(wake);
-      }
+      if (wake === null) this.wakes.cancel(flow);
+      else if (wake !== flow.wakeAt) this.wakes.schedule(flow, wake);
       if (flow.account !== null) this.account(flow, flow.account);
     }
-    this.opts.budgets?.runWakes();
+    this.opts.budgets?.runWakes(now);
   }
 
   /** Brings the user's account up to date with what the flow holds now (endpoint queues and stream buffers). */
@@ -358,19 +321,19 @@ export class TcpFlowTable {
   private waitForRoom(flow: Flow): void {
     const { account } = flow;
     if (account === null || this.flows.get(flow.key) !== flow) return;
-    flow.waiter ??= { account, wake: () => this.roomAgain(flow) };
+    flow.waiter ??= { account, wake: (now) => this.roomAgain(flow, now) };
     this.opts.budgets?.wait(flow.waiter);
   }
 
   /** The user has buffer room again: resume writes from the upstream and reopen the window. */
-  private roomAgain(flow: Flow): void {
+  private roomAgain(flow: Flow, now: number): void {
     if (this.flows.get(flow.key) !== flow) return;
     flow.stream?.onWritable();
-    flow.ep.windowUpdate(this.clock());
-    this.flush(flow);
+    flow.ep.windowUpdate(now);
+    this.flush(flow, now);
   }
 
-  private onEvent(flow: Flow, e: TcpEvent): void {
+  private onEvent(flow: Flow, e: TcpEvent, now: number): void {
     const s = flow.stream;
     switch (e.type) {
       case 'readable':
@@ -385,7 +348,7 @@ export class TcpFlowTable {
       case 'closed':
         flow.endReason ??= e.reason;
         s?.onClosed(e.reason);
-        this.remove(flow, flow.endReason);
+        this.remove(flow, flow.endReason, now);
         break;
       default:
         break;
@@ -397,50 +360,33 @@ export class TcpFlowTable {
     for (let flow = this.wakes.popDue(now); flow !== null; flow = this.wakes.popDue(now)) {
       try {
         flow.ep.onTimer(now);
-        this.flush(flow);
+        this.flush(flow, now);
       } catch (err) {
-        this.fail(flow, err);
+        this.fail(flow, err, now);
       }
     }
     this.closed.expire(now);
   }
 
-  private remove(flow: Flow, reason: string): void {
+  private remove(flow: Flow, reason: string, now: number): void {
     if (this.flows.get(flow.key) !== flow) return;
     this.flows.delete(flow.key);
     this.wakes.cancel(flow);
     // Only a close both sides completed (FIN/ACK both ways, or TIME-WAIT over) leaves a grace entry.
-    if (reason === 'fin') this.closed.add(flow.key, this.clock());
-    const u = this.users.get(flow.info.owner.user);
-    if (u) u.flows = Math.max(0, u.flows - 1);
-    this.counters.inc('tcp_flows_closed');
-    const { info, ep } = flow;
+    if (reason === 'fin') this.closed.add(flow.key, now);
+    this.limits.closed(flow.info.owner.user);
+    this.ctx.counters.inc('tcp_flows_closed');
     this.giveBack(flow);
-    this.onFlowEnd({
-      type: 'flow',
-      proto: 'tcp',
-      user: info.owner.user,
-      peer: info.owner.id,
-      src: info.client.toString(),
-      srcPort: info.clientPort,
-      dst: info.dst.toString(),
-      dstPort: info.dstPort,
-      bytesUp: ep.stats.bytesIn,
-      bytesDown: ep.stats.bytesOut,
-      durationMs: Math.round(this.clock() - flow.startedAt),
-      end: reason,
-      retransmits: ep.stats.retransmits,
-      rtoExpirations: ep.stats.rtoExpirations,
-      ...(info.decision && { rule: info.decision.rule, action: info.decision.action }),
-    });
+    this.ctx.out.events.push({ type: 'flow_end', record: flowRecord(flow.info, flow.ep.stats, now - flow.startedAt, reason) });
   }
 
   /** A flow ended: its bytes leave the user's account; what it refused is counted. */
   private giveBack(flow: Flow): void {
     const refused = flow.ep.refusedBytes;
-    if (refused.budget > 0) this.counters.inc('tcp_rx_refused_budget_bytes', refused.budget);
-    if (refused.oooCapacity > 0) this.counters.inc('tcp_ooo_refused_capacity_bytes', refused.oooCapacity);
-    if (refused.oooPieces > 0) this.counters.inc('tcp_ooo_refused_pieces_bytes', refused.oooPieces);
+    const { counters } = this.ctx;
+    if (refused.budget > 0) counters.inc('tcp_rx_refused_budget_bytes', refused.budget);
+    if (refused.oooCapacity > 0) counters.inc('tcp_ooo_refused_capacity_bytes', refused.oooCapacity);
+    if (refused.oooPieces > 0) counters.inc('tcp_ooo_refused_pieces_bytes', refused.oooPieces);
     const budgets = this.opts.budgets;
     if (flow.account === null || budgets === undefined) return;
     flow.account.add(-flow.held);
@@ -449,46 +395,33 @@ export class TcpFlowTable {
     budgets.release(flow.account);
   }
 
-  private userState(user: string, now: number): UserState {
-    let u = this.users.get(user);
-    const burst = this.opts.maxSynPerSecond * 2;
-    if (u === undefined) {
-      u = { flows: 0, tokens: burst, refilledAt: now };
-      this.users.set(user, u);
-    } else {
-      u.tokens = Math.min(burst, u.tokens + ((now - u.refilledAt) / 1000) * this.opts.maxSynPerSecond);
-      u.refilledAt = now;
-    }
-    return u;
-  }
-
   /**
    * Ends every flow of one owner at once, without a word to the client (its
    * tunnel is being cut): upstreams are closed, records say `reason`.
    */
-  closeOwner(ownerId: string, reason: string): number {
+  closeOwner(ownerId: string, reason: string, now: number): number {
     let n = 0;
     for (const flow of [...this.flows.values()]) {
       if (flow.info.owner.id !== ownerId) continue;
       // Aborted first, so destroying the stream below sends nothing more.
-      flow.ep.abort(this.clock());
+      flow.ep.abort(now);
       flow.ep.drainOutput();
-      this.remove(flow, reason);
+      this.remove(flow, reason, now);
       flow.stream?.destroy();
       n++;
     }
     return n;
   }
 
-  closeAll(): void {
+  closeAll(now: number): void {
     for (const flow of [...this.flows.values()]) {
       try {
         flow.stream?.destroy();
-        flow.ep.abort(this.clock());
-        this.flush(flow);
-        this.remove(flow, 'shutdown');
+        flow.ep.abort(now);
+        this.flush(flow, now);
+        this.remove(flow, 'shutdown', now);
       } catch (err) {
-        this.fail(flow, err);
+        this.fail(flow, err, now);
       }
     }
   }

@@ -8,16 +8,19 @@
 // Node calls _read/_write from other streams' events (the upstream socket's
 // 'data' through pipe): an exception there would reach the process, so each
 // hands a failure of the endpoint to its flow instead.
+//
+// This is an edge: Node calls it outside any call into the stack, so it reads
+// the clock and passes `now` to the endpoint and its flow.
 import { Duplex } from 'node:stream';
+import type { Clock } from './clock';
 import type { TcpEndpoint } from './tcp';
 
-/** What the stream needs from its flow: the clock, a way to flush output, and where a failure goes. */
+/** What the stream needs from its flow: a way to flush output, and where a failure goes. */
 export interface FlowDriver {
-  now(): number;
   /** Send what the endpoint produced and process its events. Never throws. */
-  flush(): void;
+  flush(now: number): void;
   /** The endpoint threw: end the flow (it destroys this stream). */
-  fail(err: unknown): void;
+  fail(err: unknown, now: number): void;
   /** Bytes the flow's user may still buffer (buffer budgets). */
   room(): number;
   /** Call onWritable() once the user has room again. */
@@ -32,6 +35,7 @@ export class TcpEndpointStream extends Duplex {
 
   constructor(
     private readonly ep: TcpEndpoint,
+    private readonly clock: Clock,
     private readonly driver: FlowDriver,
   ) {
     // The endpoint takes writes at once unless its send queue or the user's
@@ -85,11 +89,11 @@ export class TcpEndpointStream extends Duplex {
         if (!this.push(chunk)) this.wantRead = false;
       }
     } catch (err) {
-      this.driver.fail(err);
+      this.driver.fail(err, this.clock());
       return;
     }
     // read() may have opened the window: send the update.
-    this.driver.flush();
+    this.driver.flush(this.clock());
     if (this.peerFinished && drained && !this.ended) {
       this.ended = true;
       this.push(null);
@@ -105,14 +109,15 @@ export class TcpEndpointStream extends Duplex {
     const part = room < chunk.length ? chunk.subarray(0, Math.max(0, room)) : chunk;
     let taken = 0;
     if (part.length > 0) {
+      const now = this.clock();
       try {
-        taken = this.ep.write(part, this.driver.now());
+        taken = this.ep.write(part, now);
       } catch (err) {
-        this.driver.fail(err);
+        this.driver.fail(err, now);
         cb(err instanceof Error ? err : new Error(String(err)));
         return;
       }
-      this.driver.flush();
+      this.driver.flush(now);
     }
     if (taken >= chunk.length) {
       cb();
@@ -124,14 +129,15 @@ export class TcpEndpointStream extends Duplex {
   }
 
   override _final(cb: (err?: Error | null) => void): void {
+    const now = this.clock();
     try {
-      this.ep.shutdownWrite(this.driver.now());
+      this.ep.shutdownWrite(now);
     } catch (err) {
-      this.driver.fail(err);
+      this.driver.fail(err, now);
       cb(err instanceof Error ? err : new Error(String(err)));
       return;
     }
-    this.driver.flush();
+    this.driver.flush(now);
     cb();
   }
 
@@ -143,12 +149,13 @@ export class TcpEndpointStream extends Duplex {
     // an unknown flow.
     const cleanEnd = err === null && this.ended && this.writableFinished;
     if (!cleanEnd && this.ep.state !== 'CLOSED' && this.ep.state !== 'TIME-WAIT') {
+      const now = this.clock();
       try {
-        this.ep.abort(this.driver.now());
+        this.ep.abort(now);
       } catch (e) {
-        this.driver.fail(e);
+        this.driver.fail(e, now);
       }
-      this.driver.flush();
+      this.driver.flush(now);
     }
     const p = this.pendingWrite;
     this.pendingWrite = null;

@@ -8,14 +8,18 @@
 import { buildIcmpUnreachable, buildUdpPacket, IpAddress, mayReportUnreachable, type IpPacket, type UdpView, type UnreachableReason } from './wire';
 import type { UdpEgressFactory, UdpEgressSocket } from './egress/udp_socket';
 import type { FdGate } from './egress/fd_budget';
-import { describeFlow, type IncidentSink } from './incident';
-import { flowKey, type Counters, type FlowOwner } from './owner';
+import type { Counters } from './counters';
+import { describeFlow, type StackIncident } from './incident';
+import type { StackOutput } from './output';
+import { flowKey, type FlowOwner } from './owner';
 import type { BufferAccount, BufferBudgets } from './budget';
 
 // Enough of the original datagram for any ICMP error quote (RFC 4443 §2.4(c)).
 const QUOTE_MAX = 1232;
 /** Datagrams waiting in one flow's socket queue beyond this are dropped (the kernel is not taking them). */
 const MAX_QUEUED_PER_FLOW = 256 * 1024;
+/** While flows are open, tick() looks this often for idle ones and for queued bytes the kernel took. */
+export const UDP_SWEEP_MS = 100;
 
 /** What the client is told when its flow's socket cannot connect (the kernel's own ICMP mapping, reversed). */
 const UNREACHABLE_FOR: Readonly<Record<string, UnreachableReason>> = {
@@ -55,21 +59,42 @@ export class UdpFlowTable {
   private readonly perUser = new Map<string, number>();
   /** Flows with bytes queued in their socket: re-read on tick until the queue drained. */
   private readonly queued = new Set<UdpFlow>();
+  /** The last `now` the table was given: a reply's socket event carries none. */
   private now = 0;
+  private sweptAt = -Infinity;
+  private readonly counters: Counters;
 
   constructor(
     private readonly opts: UdpFlowOptions,
     private readonly egress: UdpEgressFactory,
-    private readonly toClient: (packet: Buffer) => void,
-    private readonly counters: Counters,
-    private readonly fds: FdGate,
-    private readonly report: IncidentSink,
+    private readonly ctx: {
+      out: StackOutput;
+      counters: Counters;
+      fds: FdGate;
+      /** After a socket event (outside any call into the stack): tells the edge that output is waiting. */
+      settled(): void;
+    },
     /** Policy at a flow's first datagram; false refuses it (the caller answers and counts). */
     private readonly admit?: (owner: FlowOwner, pkt: IpPacket, dstPort: number) => boolean,
-  ) {}
+  ) {
+    this.counters = ctx.counters;
+  }
 
   get size(): number {
     return this.flows.size;
+  }
+
+  /** The next sweep while any flow is open (idle timeouts, queued bytes), or null. */
+  nextWakeAt(): number | null {
+    return this.flows.size > 0 ? Math.max(this.sweptAt + UDP_SWEEP_MS, this.now) : null;
+  }
+
+  private toClient(packet: Buffer): void {
+    this.ctx.out.packets.push(packet);
+  }
+
+  private report(incident: StackIncident): void {
+    this.ctx.out.events.push({ type: 'incident', incident });
   }
 
   onPacket(pkt: IpPacket, udp: UdpView, owner: FlowOwner, now: number): void {
@@ -85,7 +110,7 @@ export class UdpFlowTable {
         this.counters.inc('udp_flow_limit');
         return;
       }
-      if (!this.fds.hasRoom()) return this.refuse(pkt, udp, owner, 'fd_limit', 'warn');
+      if (!this.ctx.fds.hasRoom()) return this.refuse(pkt, udp, owner, 'fd_limit', 'warn');
       if (this.opts.budgets?.refusesNewFlow(owner, 'udp', pkt.dst, udp.dstPort, now)) return;
       const opened = this.open(key, pkt, udp, owner, now);
       if (opened === null) return;
@@ -186,6 +211,7 @@ export class UdpFlowTable {
     flow.bytesIn += payload.length;
     this.counters.inc('udp_in');
     this.toClient(buildUdpPacket(flow.remote, flow.remotePort, flow.client, flow.clientPort, payload));
+    this.ctx.settled();
   }
 
   /** An ICMP error from the remote, on a socket that stays usable. */
@@ -193,6 +219,7 @@ export class UdpFlowTable {
     this.counters.inc(`udp_egress_${code.toLowerCase()}`);
     // Port unreachable upstream: tell the client at once instead of letting it time out.
     if (code === 'ECONNREFUSED') this.unreachable(flow, 'port');
+    this.ctx.settled();
   }
 
   /** The flow's socket cannot be used (no route, broadcast refused...): the flow ends, the client is told. */
@@ -203,6 +230,7 @@ export class UdpFlowTable {
     const icmp = UNREACHABLE_FOR[code];
     if (icmp !== undefined) this.unreachable(flow, icmp);
     this.close(flow);
+    this.ctx.settled();
   }
 
   private unreachable(flow: UdpFlow, why: UnreachableReason): void {
@@ -215,6 +243,11 @@ export class UdpFlowTable {
     this.counters.inc('udp_flow_error');
     this.report({ reason: 'udp_flow_error', severity: 'error', owner: flow.owner, flow: this.describe(flow), error: err });
     this.close(flow);
+    try {
+      this.ctx.settled();
+    } catch {
+      // The edge could not take the output (what failed here, perhaps): the flow is closed all the same.
+    }
   }
 
   private describe(flow: UdpFlow): string {
@@ -224,8 +257,9 @@ export class UdpFlowTable {
   /** Closes idle flows. */
   tick(now: number): void {
     this.now = now;
+    this.sweptAt = now;
     for (const flow of [...this.queued]) this.account(flow);
-    this.opts.budgets?.runWakes();
+    this.opts.budgets?.runWakes(now);
     for (const flow of this.flows.values()) {
       if (now - flow.lastActive >= this.opts.idleTimeoutMs) this.close(flow);
     }

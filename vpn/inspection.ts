@@ -4,8 +4,8 @@
 // client's SYN is answered only when the origin answered), then the engine
 // takes both streams. Records go to each user's log.
 import type { Config } from './config';
-import type { Logger } from './log';
-import { PinnedSync } from './pinned_sync';
+import type { Logger } from './process';
+import { PinnedSync } from './pinned';
 import { connectUpstream as connectTcp } from '../netstack';
 import { AiaFetcher, createHttpLogger, ensureCa, InspectionEngine, LeafMinter, PinningTracker, TrustStore, type Dialer, type EnsuredCa, type HttpFetcher, type HttpLoggerFactory } from '../mitm';
 import { UserLog } from './logs';

@@ -21,7 +21,8 @@ import {
   IP_PROTOCOL_ICMP, IP_PROTOCOL_ICMPV6, IP_PROTOCOL_TCP, IP_PROTOCOL_UDP, type AddressKey, type IpPacket,
 } from '../wire';
 import { rstForUnknownSegment } from '../tcp';
-import { Counters, type FlowOwner } from '../owner';
+import { Counters } from '../counters';
+import type { FlowOwner } from '../owner';
 import type { EgressGuard } from './guard';
 
 /** What the policy makes of a packet in routed mode. */

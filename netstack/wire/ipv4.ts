@@ -140,10 +140,17 @@ export class Ipv4View {
     addr.copy(this.buf, DST_ADDR, 0, 4);
   }
   get srcKey(): AddressKey {
-    return addressKeyOf(this.buf, SRC_ADDR, 4);
+    return Ipv4View.srcKeyOf(this.buf);
   }
   get dstKey(): AddressKey {
-    return addressKeyOf(this.buf, DST_ADDR, 4);
+    return Ipv4View.dstKeyOf(this.buf);
+  }
+  /** The source address key of the header at the start of `buf` (IPV4_HEADER_LEN bytes at least), without a view. */
+  static srcKeyOf(buf: Buffer): AddressKey {
+    return addressKeyOf(buf, SRC_ADDR, 4);
+  }
+  static dstKeyOf(buf: Buffer): AddressKey {
+    return addressKeyOf(buf, DST_ADDR, 4);
   }
   /** Options bytes (between the fixed header and IHL·4); carried, never interpreted. */
   get options(): Buffer {

@@ -171,10 +171,17 @@ export class Ipv6View {
     addr.copy(this.buf, DST_ADDR, 0, 16);
   }
   get srcKey(): AddressKey {
-    return addressKeyOf(this.buf, SRC_ADDR, 6);
+    return Ipv6View.srcKeyOf(this.buf);
   }
   get dstKey(): AddressKey {
-    return addressKeyOf(this.buf, DST_ADDR, 6);
+    return Ipv6View.dstKeyOf(this.buf);
+  }
+  /** The source address key of the fixed header at the start of `buf` (IPV6_HEADER_LEN bytes at least), without a view. */
+  static srcKeyOf(buf: Buffer): AddressKey {
+    return addressKeyOf(buf, SRC_ADDR, 6);
+  }
+  static dstKeyOf(buf: Buffer): AddressKey {
+    return addressKeyOf(buf, DST_ADDR, 6);
   }
   /** A real fragment: RFC 6946 atomic fragments (offset 0, M = 0) are whole packets. */
   get isFragment(): boolean {

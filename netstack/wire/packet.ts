@@ -1,6 +1,6 @@
 // Whole IP packets: the receive path's one entry point (`parseIpPacket`) and
 // builders that emit replies with every checksum filled, for IPv4 and IPv6.
-import { IpAddress } from './address';
+import { IpAddress, type AddressKey } from './address';
 import { checksum, pseudoHeaderSum } from './checksum';
 import { WireError, wireError } from './error';
 import * as icmp4 from './icmpv4';
@@ -53,6 +53,19 @@ export function parseIpPacket(buf: Buffer): IpPacket | WireError {
     return { family: 6, view, src: view.src, dst: view.dst, protocol: view.protocol, payload: view.payload };
   }
   return wireError('bad_version');
+}
+
+/**
+ * The key of a packet's source or destination address, read from the fixed
+ * IPv4 or IPv6 header without validating the rest (for routing packets the
+ * tunnel or the stack already checked; no allocation). null when the version
+ * is neither or the fixed header is not all there.
+ */
+export function ipAddressKey(buf: Buffer, field: 'src' | 'dst'): AddressKey | null {
+  const version = buf.length > 0 ? buf[0] >> 4 : 0;
+  if (version === 4 && buf.length >= IPV4_HEADER_LEN) return field === 'src' ? Ipv4View.srcKeyOf(buf) : Ipv4View.dstKeyOf(buf);
+  if (version === 6 && buf.length >= IPV6_HEADER_LEN) return field === 'src' ? Ipv6View.srcKeyOf(buf) : Ipv6View.dstKeyOf(buf);
+  return null;
 }
 
 /**

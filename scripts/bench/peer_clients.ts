@@ -7,7 +7,7 @@
 import { createSocket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { buildIcmpEcho, IpAddress } from '../../netstack/wire';
-import { PrivateKey, PublicKey, WgDevice } from '../../vpn/protocol';
+import { PrivateKey, PublicKey, WgDevice, type DeviceOutput } from '../../vpn/protocol';
 
 interface Input {
   server: string;
@@ -27,30 +27,28 @@ async function main(): Promise<void> {
   const endpoint = { address: input.endpoint.slice(0, colon), port: Number(input.endpoint.slice(colon + 1)) };
   let connected = 0;
   const devices: WgDevice[] = [];
+  const routes = new Map<WgDevice, (out: DeviceOutput) => void>();
   const started = Date.now();
   for (const [i, c] of input.clients.entries()) {
     const sock = createSocket('udp4');
     let got = false;
-    const device = new WgDevice({
-      privateKey: PrivateKey.fromBase64(c.key),
-      sink: {
-        sendDatagram: (data, to) => sock.send(data, to.port, to.address),
-        deliverPacket: () => {
-          if (got) return;
-          got = true;
-          if (++connected === input.clients.length) process.stdout.write(`${JSON.stringify({ connected, ms: Date.now() - started })}\n`);
-        },
-      },
-    });
-    sock.on('message', (m, r) => device.receive(m, { address: r.address, port: r.port }, performance.now()));
+    const device = new WgDevice({ privateKey: PrivateKey.fromBase64(c.key), wallClock: Date.now });
+    const route = (out: DeviceOutput): void => {
+      for (let d = 0; d < out.datagrams.length; d++) sock.send(out.datagrams[d], out.endpoints[d].port, out.endpoints[d].address);
+      if (out.packet === null || got) return;
+      got = true;
+      if (++connected === input.clients.length) process.stdout.write(`${JSON.stringify({ connected, ms: Date.now() - started })}\n`);
+    };
+    routes.set(device, route);
+    sock.on('message', (m, r) => route(device.receive(m, { address: r.address, port: r.port }, performance.now())));
     await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
     const peer = device.addPeer({ publicKey: PublicKey.fromBase64(input.server), endpoint });
-    device.send(peer, buildIcmpEcho(IpAddress.parse(c.ip), IpAddress.parse(input.serverIp), 'echo_request', 1, 1, Buffer.from('idle')), performance.now());
+    route(device.send(peer, buildIcmpEcho(IpAddress.parse(c.ip), IpAddress.parse(input.serverIp), 'echo_request', 1, 1, Buffer.from('idle')), performance.now()));
     devices.push(device);
     if (i % 10 === 9) await new Promise((r) => setTimeout(r, (10 * 1000) / PER_SECOND));
   }
   setInterval(() => {
-    for (const d of devices) d.tick(performance.now());
+    for (const d of devices) routes.get(d)?.(d.tick(performance.now()));
   }, 200);
   setTimeout(() => {
     if (connected < input.clients.length) process.stdout.write(`${JSON.stringify({ connected, ms: Date.now() - started })}\n`);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { Concentrator } from '../../vpn/concentrator';
 import { provisionDevice } from '../../vpn/control';
-import { openDeployment } from '../../vpn/deployment';
+import { openDeployment } from '../../vpn/control';
 import { PrivateKey } from '../../vpn/protocol';
 import { DEFAULT_MAX_OPEN } from '../../vpn/logs/user_log';
 

@@ -1,5 +1,5 @@
 // Diagnostic for the tunnel benchmark: how many WireGuard-sized datagrams per
-// second Node receives through our UDP edge (vpn/udp_edge.ts) on loopback.
+// second Node receives through our UDP edge (vpn/edge/udp_edge.ts) on loopback.
 // Every tunnelled packet costs one such receive, so this rate bounds what a
 // single-threaded concentrator can forward before any protocol work.
 //   node tunnel_dgram.js recv SECONDS   prints {"port":N}, then after SECONDS
@@ -7,7 +7,7 @@
 //   node tunnel_dgram.js send PORT SECONDS SIZE
 //                                       floods 127.0.0.1:PORT, prints {"sent":N,"seconds":S}
 import { createSocket } from 'node:dgram';
-import { UdpEdge } from '../../vpn/udp_edge';
+import { UdpEdge } from '../../vpn/edge';
 
 // Sends in flight at once: enough to keep libuv's send queue non-empty
 // without buffering seconds of datagrams in the sender.

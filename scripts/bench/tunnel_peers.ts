@@ -2,7 +2,7 @@
 // a Node process per peer, about a second each), for the memory-per-idle-peer
 // measurement. Same code path as the CLI: provisionDevice.
 // Usage: node tunnel_peers.js DATA_DIR CONFIG COUNT ENDPOINT
-import { openDeployment } from '../../vpn/deployment';
+import { openDeployment } from '../../vpn/control';
 import { provisionDevice } from '../../vpn/control';
 
 function main(): void {

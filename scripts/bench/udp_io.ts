@@ -5,7 +5,7 @@
 // A bounded window of datagrams in flight keeps the kernel buffers from
 // overflowing, so every datagram is counted and none is lost.
 import { createSocket, type Socket } from 'node:dgram';
-import { BatchUdpSocket, loadUdpNative } from '../../vpn/udp_native';
+import { BatchUdpSocket, loadUdpNative } from '../../vpn/edge';
 import type { BenchRow } from './table';
 
 const SIZE = 1452; // a full WireGuard transport message for a 1420-byte tunnel MTU

@@ -2,7 +2,7 @@
 // (no sockets), so the numbers are the protocol + crypto cost alone.
 // Anchor: the bare ChaCha20-Poly1305 seal+open of the same packets through
 // sodium-native, i.e. the floor our transport path adds its overhead to.
-import { WgDevice, WgPeer, PrivateKey, REKEY_TIMEOUT, type Endpoint } from '../../vpn/protocol';
+import { WgDevice, WgPeer, PrivateKey, REKEY_TIMEOUT, type DeviceOutput, type Endpoint } from '../../vpn/protocol';
 import { sodium } from '../../vpn/protocol/sodium';
 
 const PACKET_SIZE = 1420;
@@ -20,33 +20,38 @@ function ipv4Packet(size: number): Buffer {
   return p;
 }
 
-/** Two devices whose sinks feed each other synchronously. */
-function backToBack(): { a: WgDevice; b: WgDevice; peerOfA: WgPeer; clock: { now: number }; delivered: { n: number } } {
+interface Pair { a: WgDevice; b: WgDevice; peerOfA: WgPeer; clock: { now: number }; delivered: { n: number }; run(from: WgDevice, out: DeviceOutput): void }
+
+/** Two devices whose outputs feed each other synchronously (as two concentrators' loops would). */
+function backToBack(): Pair {
   const clock = { now: 1_000_000 };
   const delivered = { n: 0 };
   const epA: Endpoint = { address: '127.0.0.1', port: 1 };
   const epB: Endpoint = { address: '127.0.0.1', port: 2 };
   const wall = (): number => 1_767_225_600_000 + clock.now;
-  const devices: { a?: WgDevice; b?: WgDevice } = {};
-  const a = new WgDevice({
-    privateKey: PrivateKey.generate(), wallClock: wall,
-    sink: {
-      sendDatagram: (data) => devices.b?.receive(data, epA, clock.now),
-      deliverPacket: () => { delivered.n++; },
-    },
-  });
-  const b = new WgDevice({
-    privateKey: PrivateKey.generate(), wallClock: wall,
-    sink: {
-      sendDatagram: (data) => devices.a?.receive(data, epB, clock.now),
-      deliverPacket: () => { delivered.n++; },
-    },
-  });
-  devices.a = a;
-  devices.b = b;
+  const a = new WgDevice({ privateKey: PrivateKey.generate(), wallClock: wall });
+  const b = new WgDevice({ privateKey: PrivateKey.generate(), wallClock: wall });
+  /** Counts delivered packets and hands every datagram to the other device, until nothing is left to send (each call refills its output). */
+  const run = (first: WgDevice, firstOut: DeviceOutput): void => {
+    let from = first;
+    let out = firstOut;
+    for (;;) {
+      if (out.packet !== null) delivered.n++;
+      const n = out.datagrams.length;
+      if (n === 0) return;
+      const to = from === a ? b : a;
+      const src = from === a ? epA : epB;
+      if (n > 1) {
+        for (const data of out.datagrams.slice()) run(to, to.receive(data, src, clock.now));
+        return;
+      }
+      out = to.receive(out.datagrams[0], src, clock.now);
+      from = to;
+    }
+  };
   const peerOfA = a.addPeer({ publicKey: b.publicKey, endpoint: epB });
   b.addPeer({ publicKey: a.publicKey });
-  return { a, b, peerOfA, clock, delivered };
+  return { a, b, peerOfA, clock, delivered, run };
 }
 
 function seconds(t0: bigint): number {
@@ -54,13 +59,13 @@ function seconds(t0: bigint): number {
 }
 
 function benchTransport(): Row[] {
-  const { a, peerOfA, clock, delivered } = backToBack();
+  const { a, peerOfA, clock, delivered, run } = backToBack();
   const packet = ipv4Packet(PACKET_SIZE);
-  a.send(peerOfA, packet, clock.now); // handshake + first packet
-  for (let i = 0; i < WARMUP_PACKETS; i++) a.send(peerOfA, packet, clock.now);
+  run(a, a.send(peerOfA, packet, clock.now)); // handshake + first packet
+  for (let i = 0; i < WARMUP_PACKETS; i++) run(a, a.send(peerOfA, packet, clock.now));
   const before = delivered.n;
   const t0 = process.hrtime.bigint();
-  for (let i = 0; i < PACKETS; i++) a.send(peerOfA, packet, clock.now);
+  for (let i = 0; i < PACKETS; i++) run(a, a.send(peerOfA, packet, clock.now));
   const s = seconds(t0);
   if (delivered.n - before !== PACKETS) throw new Error(`transport bench lost packets: ${delivered.n - before}/${PACKETS}`);
   const pps = PACKETS / s;
@@ -90,12 +95,12 @@ function benchRawAead(): Row {
 }
 
 function benchHandshakes(): Row {
-  const { a, peerOfA, clock } = backToBack();
+  const { a, peerOfA, clock, run: deliver } = backToBack();
   const run = (n: number): void => {
     for (let i = 0; i < n; i++) {
       // Initiations are rate-limited to one per REKEY_TIMEOUT per peer (§6.4).
       clock.now += REKEY_TIMEOUT + 1;
-      a.initiateHandshake(peerOfA, clock.now);
+      deliver(a, a.initiateHandshake(peerOfA, clock.now));
     }
   };
   run(WARMUP_HANDSHAKES);

@@ -15,7 +15,7 @@ import { sleep, waitFor } from '../../scripts/lab/netns';
 jest.setTimeout(180_000);
 const TOOLS = ['ip', 'wireguard-go', 'wg', 'wg-quick', 'curl', 'openssl'];
 const PINNING_THRESHOLD = 3;
-/** The concentrator saves the pinned list within a second of a change (vpn/pinned_sync.ts); generous for a loaded machine. */
+/** The concentrator saves the pinned list within a second of a change (vpn/pinned/sync.ts); generous for a loaded machine. */
 const PINNED_SAVE_WAIT_MS = 15_000;
 
 const tag = randomBytes(6).toString('hex');

@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Lab, run, waitFor, type ExecResult, type Namespace } from '../../scripts/lab/netns';
+import { pruneDist } from '../../scripts/prune_dist';
 
 export const ROOT = resolve(__dirname, '..', '..');
 export const BIN = join(ROOT, 'bin', 'sightline.js');
@@ -27,6 +28,7 @@ export function buildOnce(): void {
   // Type errors are the typecheck's business (npm run typecheck); tsc still
   // emits, and these tests need only the emitted code.
   if (r.status !== 0 && !existsSync(join(ROOT, 'dist', 'vpn', 'cli', 'index.js'))) throw new Error(`build failed: ${r.stdout}${r.stderr}`);
+  pruneDist(ROOT);
   built = true;
 }
 

@@ -3,7 +3,7 @@
 import { Command, Option } from 'commander';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { CaError, exportCa, importCa, initCa, loadCa, type CaExportFormat, type CaInfo } from '../../mitm';
-import { resolveDataDir } from '../data_dir';
+import { resolveDataDir } from '../config';
 
 /**
  * The CA key passphrase: the first line of --passphrase-file, else

@@ -1,7 +1,7 @@
 // What every control-plane command does around its work: open the deployment
 // (data directory, config, store) and close the store however it ends.
 import type { Command } from 'commander';
-import { openDeployment, type Deployment, type GlobalOptions } from '../deployment';
+import { openDeployment, type Deployment, type GlobalOptions } from '../control';
 
 export function withDeployment<T>(cmd: Command, fn: (d: Deployment) => T): T {
   const d = openDeployment(cmd.optsWithGlobals<GlobalOptions>());

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { resolveConfigPath, resolveDataDir } from '../data_dir';
+import { resolveConfigPath, resolveDataDir } from '../config';
 import { defaultConfig, loadConfigFile } from '../config';
 
 export function configCommand(): Command {

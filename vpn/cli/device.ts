@@ -7,8 +7,8 @@ import {
   deviceState, EXPIRY_HELP, listDevices, parseExpiry, provisionDevice, qrPng, qrTerminal, removeDevice, renewDevice,
   requireUser, validateName, type DeviceRecord,
 } from '../control';
-import type { Deployment } from '../deployment';
-import type { PeerStatus } from '../status_file';
+import type { Deployment } from '../control';
+import type { PeerStatus } from '../process';
 import { table, withDeployment, withDeploymentAsync } from './common';
 import { livePeers } from './live_status';
 

@@ -4,7 +4,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StatusSnapshot } from '../concentrator';
-import type { PeerStatus } from '../status_file';
+import type { PeerStatus } from '../process';
 
 /** Older than this, the concentrator is taken to be stopped. */
 export const STALE_MS = 5000;

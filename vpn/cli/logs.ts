@@ -4,8 +4,8 @@ import { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { findUser } from '../control';
-import { resolveDataDir } from '../data_dir';
-import { openDeployment, type GlobalOptions } from '../deployment';
+import { resolveDataDir } from '../config';
+import { openDeployment, type GlobalOptions } from '../control';
 import { followUserLog, formatRecord, LogQueryError, parseTime, parseTypes, readUserLog, userLogFiles, type LogLine, type LogQuery } from '../logs';
 
 interface LogsOptions {

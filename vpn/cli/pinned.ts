@@ -1,15 +1,15 @@
 // `sightline pinned`: hosts learned as certificate-pinned (written by the
 // running concentrator to pinned.json) and the admin's decisions about them
 // (written here to pinned-admin.json, re-read by the concentrator within
-// PINNED_SYNC_MS). See vpn/pinned_admin.ts for why two files.
+// PINNED_SYNC_MS). See vpn/pinned/admin.ts for why two files.
 import { Command } from 'commander';
 import { join } from 'node:path';
 import { PinningTracker, type PinnedHost, type PinningMode } from '../../mitm';
 import { defaultConfig, loadConfigFile } from '../config';
-import { resolveConfigPath, resolveDataDir } from '../data_dir';
+import { resolveConfigPath, resolveDataDir } from '../config';
 import {
   PINNED_FILE, approvePin, normalizePinHost, pinnedAdminPath, readPinnedAdmin, removePin, writePinnedAdmin, type PinDecision, type PinnedAdmin,
-} from '../pinned_admin';
+} from '../pinned';
 import { validateName } from '../control';
 
 interface Globals {

@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { IpAddress } from '../../netstack/wire';
 import { compilePolicy, explain, formatExplanation, formatPolicy, normalizeDomain, PolicyError, type FlowProtocol, type FlowQuery, type Policy } from '../../policy';
 import { ConfigError, defaultConfig, loadConfigFile, parseHostPort } from '../config';
-import { resolveConfigPath, resolveDataDir } from '../data_dir';
+import { resolveConfigPath, resolveDataDir } from '../config';
 
 interface Globals {
   dataDir?: string;

@@ -1,10 +1,10 @@
 import { Command } from 'commander';
 import { Concentrator } from '../concentrator';
-import { openDeployment, type GlobalOptions } from '../deployment';
-import { createLogger } from '../log';
-import { ProcessGuard } from '../process_guard';
+import { openDeployment, type GlobalOptions } from '../control';
+import { createLogger } from '../process';
+import { ProcessGuard } from '../process';
 import { caPassphrase } from './ca';
-import { describeEgress } from '../routed/describe';
+import { describeEgress } from '../routed';
 
 export function startCommand(): Command {
   return new Command('start')

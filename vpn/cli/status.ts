@@ -1,9 +1,9 @@
 import { Command } from 'commander';
 import { join } from 'node:path';
-import { resolveDataDir } from '../data_dir';
+import { resolveDataDir } from '../config';
 import type { StatusSnapshot } from '../concentrator';
 import { readLiveStatus, STALE_MS } from './live_status';
-import { describeEgress } from '../routed/describe';
+import { describeEgress } from '../routed';
 
 export function statusCommand(): Command {
   return new Command('status')

@@ -1,6 +1,8 @@
-// The control plane: the state store and its migrations, users, devices and
-// their leases, provisioning of client configs (text and QR), and the
-// registry that mirrors the store into the running WireGuard device.
+// The control plane: a deployment (data directory, config, store, server
+// key), the state store and its migrations, users, devices and their leases,
+// provisioning of client configs (text and QR), and the registry that
+// mirrors the store into the running WireGuard device.
+export { checkPrivateMode, openDeployment, serverKeyPath, type Deployment, type GlobalOptions } from './deployment';
 export { Store } from './store';
 export { MIGRATIONS, type Migration } from './migrations';
 export { addUser, findUser, listUsers, removeUser, requireUser, setUserDisabled, validateName, type UserRecord } from './users';

@@ -87,12 +87,13 @@ export class PeerRegistry {
   }
 
   /** Re-reads the store when another connection committed, or when a device's expiry has come. */
-  syncIfChanged(now = Date.now()): SyncResult | null {
+  /** `now`: wall-clock ms (expiry times are wall-clock). */
+  syncIfChanged(now: number): SyncResult | null {
     if (this.source.dataVersion() === this.lastDataVersion && now < this.nextExpiryAt) return null;
     return this.sync(now);
   }
 
-  sync(now = Date.now()): SyncResult {
+  sync(now: number): SyncResult {
     this.lastDataVersion = this.source.dataVersion();
     const wanted = new Map<string, DeviceRecord>();
     for (const r of this.source.listDevices()) wanted.set(r.publicKey, r);
@@ -140,7 +141,7 @@ export class PeerRegistry {
       refusedHandshakes: 0,
     };
     const psk = r.presharedKey ? Buffer.from(r.presharedKey, 'base64') : undefined;
-    const peer = this.device.addPeer({ publicKey: PublicKey.fromBase64(r.publicKey), presharedKey: psk, tag });
+    const peer = this.device.addPeer({ publicKey: PublicKey.fromBase64(r.publicKey), presharedKey: psk }, tag);
     if (psk) wipe(psk);
     this.byPublicKey.set(r.publicKey, peer);
     this.changes++;

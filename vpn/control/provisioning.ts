@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
 import { parseHostPort } from '../config';
-import type { Deployment } from '../deployment';
+import type { Deployment } from './deployment';
 import { dh, PrivateKey, PublicKey } from '../protocol';
 import { addDevice, peerLabel, type DeviceRecord } from './devices';
 import { allowedIpsFor } from '../../policy';

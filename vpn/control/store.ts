@@ -6,7 +6,7 @@
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensurePrivateDir } from '../data_dir';
+import { ensurePrivateDir } from '../config';
 import { MIGRATIONS, type Migration } from './migrations';
 
 export class Store {

@@ -9,7 +9,7 @@ import type { FlowOwner, PolicyBlock } from '../../netstack';
 import { IpAddress } from '../../netstack/wire';
 import type { Action, FlowProtocol, FlowQuery, Policy, PolicyHolder, Verdict } from '../../policy';
 import type { RecordSink } from '../../mitm';
-import { PerUserRecordLimit } from '../record_limit';
+import { PerUserRecordLimit } from '../logs';
 
 /** A new flow's decision before its name is read, and what is needed to decide again once it is. */
 export interface OpenedFlow {

@@ -13,7 +13,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { PolicyHolder, ReloadResult } from '../../policy';
 import { loadConfigFile, type Config } from '../config';
-import type { Logger } from '../log';
+import type { Logger } from '../process';
 
 export const RELOAD_DEBOUNCE_MS = 300;
 

@@ -2,6 +2,7 @@
 // written to their log: the portal's "your recent connections" list and the
 // flows-by-action metric are both fed from here, so neither can disagree
 // with the log. Policy records (the policy engine) read the same way.
+import { Counters } from '../../netstack';
 import type { WrittenRecord } from '../logs';
 
 export type Action = 'inspected' | 'not decrypted' | 'passed' | 'blocked';
@@ -84,14 +85,19 @@ function refusal(result: string, reason: string): string {
 /** Each user's last decisions, newest last; bounded in users and per user. */
 export class RecentDecisions {
   private readonly byUser = new Map<string, Decision[]>();
-  readonly counts: Record<Action, number> = { inspected: 0, 'not decrypted': 0, passed: 0, blocked: 0 };
+  private readonly counters = new Counters<Action>(['inspected', 'not decrypted', 'passed', 'blocked']);
 
   constructor(private readonly ctx: DecisionContext) {}
+
+  /** Decisions observed since start, by action (sightline_flows_total). */
+  get counts(): Record<Action, number> {
+    return this.counters.values;
+  }
 
   observe(r: WrittenRecord): void {
     const d = decisionOf(r, this.ctx);
     if (d === null) return;
-    this.counts[d.action]++;
+    this.counters.inc(d.action);
     let ring = this.byUser.get(r.user);
     if (ring === undefined) {
       if (this.byUser.size >= MAX_USERS) {

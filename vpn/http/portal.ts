@@ -8,7 +8,7 @@
 // time per connection, connections per user.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { TcpOpenError, type TcpFlowHandler, type TcpFlowInfo } from '../../netstack';
+import { Counters, TcpOpenError, type TcpFlowHandler, type TcpFlowInfo } from '../../netstack';
 import type { RecentDecisions } from './decisions';
 import { renderPortal, type PortalDevice } from './portal_page';
 import type { InspectionScope } from './scope';
@@ -57,10 +57,14 @@ const SECURITY_HEADERS = {
 export class Portal {
   private readonly server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => this.respond(req, res));
   private readonly perUser = new Map<string, number>();
-  counters = { requests: 0, refusedConnections: 0 };
+  private readonly counterSet = new Counters(['requests', 'refusedConnections']);
 
   constructor(private readonly src: PortalSource) {
     this.server.on('clientError', (_err, socket: Duplex) => socket.destroy());
+  }
+
+  get counters(): Record<'requests' | 'refusedConnections', number> {
+    return this.counterSet.values;
   }
 
   /** The handler for a TCP flow to the portal port of a tunnel address. */
@@ -69,7 +73,7 @@ export class Portal {
       const user = flow.owner.user;
       const open = this.perUser.get(user) ?? 0;
       if (open >= MAX_CONNECTIONS_PER_USER) {
-        this.counters.refusedConnections++;
+        this.counterSet.inc('refusedConnections');
         return Promise.reject(new TcpOpenError('refused', `portal: ${open} connections of ${user} already open`));
       }
       this.perUser.set(user, open + 1);
@@ -100,7 +104,7 @@ export class Portal {
   }
 
   private respond(req: IncomingMessage, res: ServerResponse): void {
-    this.counters.requests++;
+    this.counterSet.inc('requests');
     const visitor = visitorOf.get(req.socket);
     if (visitor === undefined) {
       res.writeHead(500).end();

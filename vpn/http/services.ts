@@ -7,8 +7,8 @@ import type { PeerRegistry, TunnelDevice } from '../control';
 import type { DnsForwarder } from '../dns';
 import type { Inspection } from '../inspection';
 import type { UserLog } from '../logs';
-import { peerStatus } from '../status_file';
-import type { NetStack } from '../../netstack';
+import { peerStatus } from '../process';
+import { monotonicNow, type NetStack } from '../../netstack';
 import type { PolicyHolder } from '../../policy';
 import { AdminServer, type Health } from './admin';
 import { RecentDecisions } from './decisions';
@@ -49,7 +49,7 @@ export class HttpServices {
   private admin: AdminServer | null = null;
   private readonly startedAt = Date.now();
 
-  constructor(private readonly opts: ServicesOptions, private readonly host: () => ServiceHost | null) {
+  constructor(private readonly opts: ServicesOptions, private readonly host: ServiceHost) {
     this.decisions = new RecentDecisions({ inspectPorts: new Set(opts.config.tls.inspectPorts), localAddresses: new Set(opts.localAddresses) });
     opts.userLog.observe((r) => this.decisions.observe(r));
     this.portal = new Portal({
@@ -77,25 +77,23 @@ export class HttpServices {
   }
 
   private health(): Health {
-    const h = this.host();
-    const now = performance.now();
+    const h = this.host;
+    const now = monotonicNow();
     let connected = 0;
-    if (h) for (const p of h.device.peers()) if (p.hasSession(now)) connected++;
+    for (const p of h.device.peers()) if (p.hasSession(now)) connected++;
     return {
-      up: h?.udpUp ?? false,
-      listenPort: h?.listenPort ?? 0,
-      peers: h?.registry.size ?? 0,
+      up: h.udpUp,
+      listenPort: h.listenPort,
+      peers: h.registry.size,
       connected,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
     };
   }
 
   private devicesOf(user: string, ownerId: string): PortalDevice[] {
-    const h = this.host();
-    if (!h) return [];
-    const now = performance.now();
+    const now = monotonicNow();
     const out: PortalDevice[] = [];
-    for (const p of h.device.peers()) {
+    for (const p of this.host.device.peers()) {
       if (p.tag.user !== user) continue;
       const s = peerStatus(p, now);
       out.push({ name: s.device, ipv4: s.ipv4, ipv6: s.ipv6, state: s.state, connected: s.session, lastHandshake: s.lastHandshakeAt, current: s.publicKey === ownerId });
@@ -104,20 +102,20 @@ export class HttpServices {
   }
 
   private metricsSource(): MetricsSource {
-    const h = (): ServiceHost | null => this.host();
+    const h = this.host;
     const userLog = this.opts.userLog;
     return {
-      peersConfigured: () => h()?.registry.size ?? 0,
+      peersConfigured: () => h.registry.size,
       peersConnected: () => this.health().connected,
-      wireguardCounters: () => ({ ...h()?.device.counters }),
-      tunnelCounters: () => ({ ...h()?.counters }),
-      stackCounters: () => ({ ...h()?.stack.counters }),
-      dnsCounters: () => ({ ...h()?.dns.counters }),
-      bytes: () => ({ in: h()?.bytesIn ?? 0, out: h()?.bytesOut ?? 0 }),
-      tcpFlowsOpen: () => h()?.stack.tcpFlows ?? 0,
+      wireguardCounters: () => ({ ...h.device.counters }),
+      tunnelCounters: () => ({ ...h.counters }),
+      stackCounters: () => ({ ...h.stack.counters }),
+      dnsCounters: () => ({ ...h.dns.counters }),
+      bytes: () => ({ in: h.bytesIn, out: h.bytesOut }),
+      tcpFlowsOpen: () => h.stack.tcpFlows,
       flowsByAction: () => ({ ...this.decisions.counts }),
-      certificateCache: () => h()?.inspection.minter.stats ?? { size: 0, hits: 0, misses: 0 },
-      wireguardDrops: () => ({ ...h()?.wireguardDrops }),
+      certificateCache: () => h.inspection.minter.stats,
+      wireguardDrops: () => ({ ...h.wireguardDrops }),
       logs: () => ({ written: userLog.recordsWritten, dropped: userLog.recordsDropped, errors: userLog.writeErrors }),
     };
   }

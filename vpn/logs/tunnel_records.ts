@@ -60,13 +60,13 @@ export class TunnelRecords {
   }
 
   /**
-   * Wraps one DNS query for the forwarder's `onDone`: the question is read
-   * now (the packet buffer is reused later), the record written when done.
+   * Wraps one DNS query, asked at `now`, for the forwarder's `onDone`: the
+   * question is read now (the packet buffer is reused later), the record
+   * written when done.
    */
-  dnsQuery(owner: DnsAsker, query: Buffer, now: () => number): (outcome: DnsOutcome) => void {
+  dnsQuery(owner: DnsAsker, query: Buffer, now: number): (outcome: DnsOutcome, doneAt: number) => void {
     const question = dnsQuestion(query);
-    const started = now();
-    return (outcome) => this.dns.exchange(owner, question, outcome, now() - started);
+    return (outcome, doneAt) => this.dns.exchange(owner, question, outcome, doneAt - now);
   }
 
   /** A clean stop: open sessions are recorded as down, then every file is flushed and closed. */

@@ -1,40 +1,27 @@
 // The multi-peer WireGuard device: one static identity, many peers, one index
-// table; fed datagrams and `now`, emits datagrams/packets through a sink.
-// Message handling follows wireguard-go's receive.go / send.go split into
-// receive.ts (inbound) and this file (outbound, timers, peers).
-import {
-  DEFAULT_HANDSHAKES_PER_SECOND_UNDER_LOAD, KEY_LEN, MAX_TIMER_HANDSHAKES, REJECT_AFTER_TIME, REKEY_AFTER_TIME,
-  REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX, UNDER_LOAD_AFTER_TIME, KEEPALIVE_TIMEOUT,
-} from './constants';
-import { CookieChecker } from './cookie';
+// table; fed datagrams and `now`, returns what it produced (DeviceOutput).
+// This is the public surface; the work is split by concern as in
+// wireguard-go: the shared state (core.ts), send.ts, receive.ts, the timer
+// handlers (timer_expiry.ts), the handshake (noise.ts), cookies (cookie.ts)
+// and keypairs (keypair.ts).
+import { DEFAULT_HANDSHAKES_PER_SECOND_UNDER_LOAD } from './constants';
+import { DeviceCore } from './core';
 import { defaultRandom, PrivateKey, PublicKey } from './crypto';
-import { Endpoint, endpointEquals } from './endpoint';
-import { Keypair } from './keypair';
-import { createInitiation, deriveSessionKeys, Handshake, StaticIdentity, tai64n } from './noise';
-import { PeerConfig, WgPeer } from './peer';
+import type { Endpoint } from './endpoint';
+import type { DeviceOutput } from './output';
+import { WgPeer, type PeerSettings } from './peer';
 import { receiveDatagram } from './receive';
-import { sealTransport } from './transport';
+import { sendHandshakeInitiation, sendPacket } from './send';
+import { runExpiredTimers } from './timer_expiry';
 
-export type DeviceEvent<T = unknown> =
-  | { type: 'handshake_complete'; peer: WgPeer<T> }
-  | { type: 'endpoint_changed'; peer: WgPeer<T>; from: Endpoint | undefined; to: Endpoint }
-  | { type: 'session_expired'; peer: WgPeer<T> }
-  | { type: 'handshake_failed'; peer: WgPeer<T> }
-  | { type: 'drop'; reason: string; peer?: WgPeer<T> };
-
-export interface DeviceSink<T = unknown> {
-  /** An encrypted WireGuard message to put on UDP. */
-  sendDatagram(data: Buffer, to: Endpoint): void;
-  /** A decrypted inner IP packet (padding removed; keepalives are not delivered). */
-  deliverPacket(peer: WgPeer<T>, packet: Buffer): void;
-  event?(e: DeviceEvent<T>): void;
-}
-
-export interface DeviceOptions<T = unknown> {
+export interface DeviceOptions {
   privateKey: PrivateKey;
-  sink: DeviceSink<T>;
-  /** Wall clock in ms since the epoch, used only for TAI64N timestamps. */
-  wallClock?: () => number;
+  /**
+   * Wall clock in ms since the epoch, for TAI64N timestamps only (§5.4.2):
+   * the one clock the core cannot be passed as `now` (monotonic), so the
+   * wiring hands it over (Date.now; tests a fake one).
+   */
+  wallClock: () => number;
   random?: (n: number) => Buffer;
   /** Handshake messages per second above which mac2 (cookies) is required. */
   handshakesPerSecondUnderLoad?: number;
@@ -45,14 +32,6 @@ export interface DeviceOptions<T = unknown> {
    */
   acceptEndpoint?: (e: Endpoint) => boolean;
 }
-
-/** What a receiver index points at: a pending handshake (keypair null) or a keypair. */
-export interface IndexEntry<T = unknown> {
-  peer: WgPeer<T>;
-  keypair: Keypair | null;
-}
-
-const EMPTY = Buffer.alloc(0);
 
 /**
  * An exception out of the protocol code: never bad input (a counted drop), so
@@ -70,61 +49,58 @@ export class WireGuardCoreError extends Error {
   }
 }
 
-/** T: what the wiring attaches to each peer (WgPeer.tag), e.g. its user and device. */
-export class WgDevice<T = unknown> {
-  readonly publicKey: PublicKey;
-  readonly counters: Record<string, number> = {};
+/** T: what the wiring attaches to each peer (WgPeer.tag), e.g. its user and device; none by default. */
+export class WgDevice<T = void> {
   /** The last exception out of the protocol code (counted as 'internal_error'), for diagnosis. */
   lastInternalError: unknown = undefined;
-  /** Internal: read by receive.ts. */
-  readonly identity: StaticIdentity;
-  readonly cookieChecker: CookieChecker;
-  readonly indexTable = new Map<number, IndexEntry<T>>();
-  readonly sink: DeviceSink<T>;
-  readonly random: (n: number) => Buffer;
-  private readonly wallClock: () => number;
-  private readonly peersByKey = new Map<string, WgPeer<T>>();
-  private readonly loadThreshold: number;
-  private readonly acceptEndpoint: (e: Endpoint) => boolean;
-  private loadWindowStart = -Infinity;
-  private loadWindowCount = 0;
-  private underLoadUntil = -Infinity;
-  private forcedUnderLoad = false;
-  // Timer jitter needs no secrecy (wireguard-go uses fastrandn): a CSPRNG call
-  // here cost ~7% of CPU when many flows send at once.
-  private readonly jitter = (): number => Math.floor(Math.random() * REKEY_TIMEOUT_JITTER_MAX);
-  /** Bound once: consumeInitiation's peer lookup by decrypted static key. */
-  readonly lookupHandshake = (staticKey: Buffer): Handshake | undefined =>
-    this.peersByKey.get(staticKey.toString('base64'))?.handshake;
+  private readonly core: DeviceCore<T>;
+  /** tick()'s scratch list of due peers. */
+  private readonly due: WgPeer<T>[] = [];
 
-  constructor(opts: DeviceOptions<T>) {
-    this.publicKey = opts.privateKey.publicKey();
-    this.identity = { privateKey: opts.privateKey, publicKey: this.publicKey };
-    this.sink = opts.sink;
-    this.random = opts.random ?? defaultRandom;
-    this.wallClock = opts.wallClock ?? Date.now;
-    this.loadThreshold = opts.handshakesPerSecondUnderLoad ?? DEFAULT_HANDSHAKES_PER_SECOND_UNDER_LOAD;
-    this.acceptEndpoint = opts.acceptEndpoint ?? (() => true);
-    this.cookieChecker = new CookieChecker(this.publicKey, this.random);
+  constructor(opts: DeviceOptions) {
+    const publicKey = opts.privateKey.publicKey();
+    this.core = new DeviceCore<T>({
+      identity: { privateKey: opts.privateKey, publicKey },
+      random: opts.random ?? defaultRandom,
+      wallClock: opts.wallClock,
+      loadThreshold: opts.handshakesPerSecondUnderLoad ?? DEFAULT_HANDSHAKES_PER_SECOND_UNDER_LOAD,
+      acceptEndpoint: opts.acceptEndpoint ?? (() => true),
+    });
   }
 
-  addPeer(cfg: PeerConfig<T>): WgPeer<T> {
+  get publicKey(): PublicKey {
+    return this.core.publicKey;
+  }
+
+  get counters(): Record<string, number> {
+    return this.core.counters.values;
+  }
+
+  /** Receiver indices in use, each a pending handshake or a keypair (for diagnosis). */
+  get indexCount(): number {
+    return this.core.indexes.size;
+  }
+
+  /** `tag`: what the wiring attaches to the peer (omitted when T is void). */
+  addPeer(cfg: PeerSettings, tag: T): WgPeer<T> {
     const key = cfg.publicKey.toBase64();
-    if (this.peersByKey.has(key)) throw new Error(`peer ${key} is already configured on this device`);
-    if (cfg.publicKey.equals(this.publicKey)) throw new Error(`peer ${key} is this device's own public key`);
-    const peer = new WgPeer<T>(this.identity, cfg, this.jitter);
-    this.peersByKey.set(key, peer);
+    const { peersByKey } = this.core;
+    if (peersByKey.has(key)) throw new Error(`peer ${key} is already configured on this device`);
+    if (cfg.publicKey.equals(this.core.publicKey)) throw new Error(`peer ${key} is this device's own public key`);
+    const peer = new WgPeer<T>(this.core.identity, cfg, tag, this.core.jitter, this.core.wake);
+    peersByKey.set(key, peer);
     return peer;
   }
 
   removePeer(publicKey: PublicKey): void {
-    const peer = this.peersByKey.get(publicKey.toBase64());
+    const peer = this.core.peersByKey.get(publicKey.toBase64());
     if (!peer) return;
-    this.zeroKeyMaterial(peer);
+    this.core.zeroKeyMaterial(peer);
     peer.handshake.destroy();
     peer.timers.stopAll();
+    this.core.wakes.cancel(peer);
     peer.staged.length = 0;
-    this.peersByKey.delete(publicKey.toBase64());
+    this.core.peersByKey.delete(publicKey.toBase64());
   }
 
   /**
@@ -135,8 +111,9 @@ export class WgDevice<T = unknown> {
    */
   refusePeer(peer: WgPeer<T>, reason: string): void {
     peer.refused = reason;
-    this.zeroKeyMaterial(peer);
+    this.core.zeroKeyMaterial(peer);
     peer.timers.stopAll();
+    this.core.wakes.cancel(peer);
     peer.staged.length = 0;
     peer.sessionUp = false;
   }
@@ -147,289 +124,91 @@ export class WgDevice<T = unknown> {
   }
 
   peer(publicKey: PublicKey): WgPeer<T> | undefined {
-    return this.peersByKey.get(publicKey.toBase64());
+    return this.core.peersByKey.get(publicKey.toBase64());
   }
 
   peers(): Iterable<WgPeer<T>> {
-    return this.peersByKey.values();
+    return this.core.peersByKey.values();
   }
 
   forceUnderLoad(on: boolean): void {
-    this.forcedUnderLoad = on;
+    this.core.forcedUnderLoad = on;
   }
 
   /**
    * Any WireGuard message from the network. Bad input is counted by reason,
    * never thrown; throws only WireGuardCoreError, on a bug.
    */
-  receive(datagram: Buffer, from: Endpoint, now: number): void {
+  receive(datagram: Buffer, from: Endpoint, now: number): DeviceOutput<T> {
+    const { core } = this;
+    core.out.clear();
     try {
-      receiveDatagram<T>(this, datagram, from, now);
+      receiveDatagram<T>(core, datagram, from, now);
     } catch (err) {
       throw this.coreError('receive', err);
     }
-  }
-
-  private coreError(operation: WireGuardCoreError['operation'], err: unknown): WireGuardCoreError {
-    this.lastInternalError = err;
-    this.count('internal_error');
-    return new WireGuardCoreError(operation, err);
+    return this.done();
   }
 
   /**
    * Encrypts `packet` for `peer`, or stages it and starts a handshake when
    * there is no usable session. Throws only WireGuardCoreError, on a bug.
    */
-  send(peer: WgPeer<T>, packet: Buffer, now: number): void {
+  send(peer: WgPeer<T>, packet: Buffer, now: number): DeviceOutput<T> {
+    const { core } = this;
+    core.out.clear();
     try {
-      this.sendPacket(peer, packet, now);
+      sendPacket(core, peer, packet, now);
     } catch (err) {
       throw this.coreError('send', err);
     }
+    return this.done();
   }
 
-  private sendPacket(peer: WgPeer<T>, packet: Buffer, now: number): void {
-    if (peer.refused !== null) return this.count(`send_refused_${peer.refused}`);
-    const kp = peer.current;
-    if (peer.staged.length === 0 && kp !== null && peer.endpoint && !kp.isExpired(now) && !kp.sendExhausted()) {
-      this.sendTransport(peer, kp, packet, now);
-      this.keepKeyFreshSending(peer, now);
-      return;
-    }
-    if (!peer.hasSession(now)) this.count('no_session'); // staged until a handshake completes
-    if (!peer.stage(packet)) this.count('staged_overflow');
-    this.sendStagedPackets(peer, now);
+  initiateHandshake(peer: WgPeer<T>, now: number): DeviceOutput<T> {
+    this.core.out.clear();
+    sendHandshakeInitiation(this.core, peer, now, false);
+    return this.done();
   }
 
-  initiateHandshake(peer: WgPeer<T>, now: number): void {
-    this.sendHandshakeInitiation(peer, now, false);
-  }
-
-  /** Runs every due timer of every peer. Throws only WireGuardCoreError, on a bug. */
-  tick(now: number): void {
+  /** Runs every due timer of the peers whose deadline came. Throws only WireGuardCoreError, on a bug. */
+  tick(now: number): DeviceOutput<T> {
+    const { core, due } = this;
+    core.out.clear();
     try {
-      for (const peer of this.peersByKey.values()) this.tickPeer(peer, now);
+      // Taken out first: a peer requeued at or before `now` waits for the next tick, never loops here.
+      for (let p = core.wakes.popDue(now); p !== null; p = core.wakes.popDue(now)) due.push(p);
+      for (const peer of due) {
+        runExpiredTimers(core, peer, now);
+        const at = Math.min(peer.timers.nextDeadline(), peer.sessionEndsAt());
+        if (at !== Infinity) core.wakes.schedule(peer, at);
+      }
     } catch (err) {
       throw this.coreError('tick', err);
+    } finally {
+      due.length = 0;
     }
+    return this.done();
   }
 
-  /** Earliest timer deadline over all peers (Infinity when idle): when the wiring should call tick(). */
+  /**
+   * When the wiring should call tick() (Infinity when idle): the earliest
+   * deadline of any peer, or a little earlier when a deadline was cancelled
+   * since (tick() then finds nothing due and requeues the peer).
+   */
   nextTimerAt(): number {
-    let next = Infinity;
-    for (const peer of this.peersByKey.values()) next = Math.min(next, peer.timers.nextDeadline());
-    return next;
+    return this.core.wakes.peekTime() ?? Infinity;
   }
 
-  // ---- internal, used by receive.ts ----
-
-  count(reason: string): void {
-    this.counters[reason] = (this.counters[reason] ?? 0) + 1;
+  private done(): DeviceOutput<T> {
+    const { out } = this.core;
+    out.wakeAt = this.nextTimerAt();
+    return out;
   }
 
-  drop(reason: string, peer?: WgPeer<T>): void {
-    this.count(reason);
-    this.sink.event?.({ type: 'drop', reason, peer });
-  }
-
-  emit(e: DeviceEvent<T>): void {
-    this.count(e.type);
-    this.sink.event?.(e);
-  }
-
-  /** Counts a handshake message towards load; true when cookies (mac2) are required (§5.3). */
-  noteHandshakeAndCheckLoad(now: number): boolean {
-    if (now - this.loadWindowStart >= 1000) {
-      this.loadWindowStart = now;
-      this.loadWindowCount = 0;
-    }
-    this.loadWindowCount++;
-    if (this.loadWindowCount > this.loadThreshold) this.underLoadUntil = now + UNDER_LOAD_AFTER_TIME;
-    return this.forcedUnderLoad || now < this.underLoadUntil;
-  }
-
-  peerForHandshake(hs: Handshake): WgPeer<T> | undefined {
-    return this.peersByKey.get(hs.remoteStatic.toBase64());
-  }
-
-  /** Built-in roaming (whitepaper §2.1): the source of any authenticated packet becomes the endpoint. */
-  updateEndpoint(peer: WgPeer<T>, from: Endpoint): void {
-    if (endpointEquals(peer.endpoint, from)) return;
-    if (!this.acceptEndpoint(from)) {
-      this.count('endpoint_refused');
-      return;
-    }
-    const old = peer.endpoint;
-    const to = { address: from.address, port: from.port };
-    peer.endpoint = to;
-    this.emit({ type: 'endpoint_changed', peer, from: old, to });
-  }
-
-  allocateIndex(peer: WgPeer<T>, keypair: Keypair | null): number {
-    for (;;) {
-      const idx = this.random(4).readUInt32LE(0);
-      if (idx !== 0 && !this.indexTable.has(idx)) {
-        this.indexTable.set(idx, { peer, keypair });
-        return idx;
-      }
-    }
-  }
-
-  /** Frees the index of a pending (not yet keyed) handshake of `peer`. */
-  releaseHandshakeIndex(peer: WgPeer<T>): void {
-    const idx = peer.handshake.localIndex;
-    const entry = idx !== 0 ? this.indexTable.get(idx) : undefined;
-    if (entry && entry.peer === peer && entry.keypair === null) this.indexTable.delete(idx);
-  }
-
-  /** Derives the session of a finished handshake and rotates it in (§5.4.5, §6.2). */
-  beginSession(peer: WgPeer<T>, now: number): Keypair | null {
-    const keys = deriveSessionKeys(peer.handshake);
-    if (!keys) return null;
-    const kp = new Keypair(keys.sendKey, keys.recvKey, keys.isInitiator, now, keys.localIndex, keys.remoteIndex);
-    this.indexTable.set(kp.localIndex, { peer, keypair: kp });
-    for (const old of peer.installKeypair(kp)) this.deleteKeypair(old);
-    peer.timers.sessionDerived(now);
-    return kp;
-  }
-
-  deleteKeypair(kp: Keypair): void {
-    const entry = this.indexTable.get(kp.localIndex);
-    if (entry && entry.keypair === kp) this.indexTable.delete(kp.localIndex);
-    kp.zero();
-  }
-
-  handshakeComplete(peer: WgPeer<T>, now: number): void {
-    peer.timers.handshakeComplete();
-    peer.lastHandshakeAt = now;
-    peer.sessionUp = true;
-    this.emit({ type: 'handshake_complete', peer });
-  }
-
-  sendTransport(peer: WgPeer<T>, kp: Keypair, packet: Buffer, now: number): void {
-    const msg = sealTransport(kp, packet);
-    peer.txBytes += msg.length;
-    const t = peer.timers;
-    t.anyAuthenticatedPacketTraversal(now);
-    t.anyAuthenticatedPacketSent();
-    if (packet.length !== 0) t.dataSent(now);
-    this.sink.sendDatagram(msg, peer.endpoint as Endpoint);
-  }
-
-  /** wireguard-go SendStagedPackets: flush the queue with the current keypair, or handshake for one. */
-  sendStagedPackets(peer: WgPeer<T>, now: number): void {
-    const kp = peer.current;
-    while (peer.staged.length > 0) {
-      if (kp === null || kp.isExpired(now) || kp.sendExhausted() || !peer.endpoint) {
-        this.sendHandshakeInitiation(peer, now, false);
-        return;
-      }
-      this.sendTransport(peer, kp, peer.staged.shift() as Buffer, now);
-    }
-    this.keepKeyFreshSending(peer, now);
-  }
-
-  /** A keepalive is an empty transport message; it also flushes staged packets (wireguard-go SendKeepalive). */
-  sendKeepalive(peer: WgPeer<T>, now: number): void {
-    if (peer.staged.length === 0) {
-      peer.staged.push(EMPTY);
-      this.count('keepalive_sent');
-    }
-    this.sendStagedPackets(peer, now);
-  }
-
-  /** §6.2: the initiator rekeys after REKEY_AFTER_TIME; either side after REKEY_AFTER_MESSAGES. */
-  keepKeyFreshSending(peer: WgPeer<T>, now: number): void {
-    const kp = peer.current;
-    if (kp && (kp.sendPastRekeyLimit() || (kp.isInitiator && now - kp.createdAt >= REKEY_AFTER_TIME))) {
-      this.sendHandshakeInitiation(peer, now, false);
-    }
-  }
-
-  /** §6.2: an initiator receiving on a keypair close to REJECT_AFTER_TIME rekeys before it dies. */
-  keepKeyFreshReceiving(peer: WgPeer<T>, now: number): void {
-    const kp = peer.current;
-    if (peer.timers.sentLastMinuteHandshake || !kp || !kp.isInitiator) return;
-    if (now - kp.createdAt >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT) {
-      peer.timers.sentLastMinuteHandshake = true;
-      this.sendHandshakeInitiation(peer, now, false);
-    }
-  }
-
-  sendHandshakeInitiation(peer: WgPeer<T>, now: number, isRetry: boolean): void {
-    if (peer.refused !== null) return;
-    if (!isRetry) peer.timers.handshakeAttempts = 0;
-    // §6.4: at most one initiation per REKEY_TIMEOUT.
-    if (now - peer.lastSentHandshakeAt < REKEY_TIMEOUT) return;
-    if (!peer.endpoint) {
-      this.drop('no_endpoint', peer);
-      return;
-    }
-    peer.lastSentHandshakeAt = now;
-    this.releaseHandshakeIndex(peer);
-    const idx = this.allocateIndex(peer, null);
-    const ephemeral = Buffer.from(this.random(KEY_LEN));
-    const msg = createInitiation(this.identity, peer.handshake, idx, ephemeral, tai64n(this.wallClock()));
-    if (typeof msg === 'string') {
-      this.indexTable.delete(idx);
-      this.drop(msg, peer);
-      return;
-    }
-    peer.cookies.addMacs(msg, now);
-    peer.timers.anyAuthenticatedPacketTraversal(now);
-    peer.timers.anyAuthenticatedPacketSent();
-    peer.timers.handshakeInitiated(now);
-    peer.txBytes += msg.length;
-    this.count('handshake_initiation_sent');
-    this.sink.sendDatagram(msg, peer.endpoint);
-  }
-
-  private tickPeer(peer: WgPeer<T>, now: number): void {
-    const t = peer.timers;
-    if (t.retransmitHandshakeAt <= now) {
-      t.retransmitHandshakeAt = Infinity;
-      if (t.handshakeAttempts > MAX_TIMER_HANDSHAKES) {
-        // §6.4: give up after REKEY_ATTEMPT_TIME; staged packets go with it.
-        t.sendKeepaliveAt = Infinity;
-        peer.staged.length = 0;
-        if (t.zeroKeyMaterialAt === Infinity) t.zeroKeyMaterialAt = now + 3 * REJECT_AFTER_TIME;
-        this.emit({ type: 'handshake_failed', peer });
-      } else {
-        t.handshakeAttempts++;
-        this.sendHandshakeInitiation(peer, now, true);
-      }
-    }
-    if (t.sendKeepaliveAt <= now) {
-      t.sendKeepaliveAt = Infinity;
-      this.sendKeepalive(peer, now);
-      if (t.needAnotherKeepalive) {
-        t.needAnotherKeepalive = false;
-        t.sendKeepaliveAt = now + KEEPALIVE_TIMEOUT;
-      }
-    }
-    if (t.newHandshakeAt <= now) {
-      // §6.5: we sent data and heard nothing for KEEPALIVE_TIMEOUT + REKEY_TIMEOUT.
-      t.newHandshakeAt = Infinity;
-      this.sendHandshakeInitiation(peer, now, false);
-    }
-    if (t.zeroKeyMaterialAt <= now) {
-      t.zeroKeyMaterialAt = Infinity;
-      this.zeroKeyMaterial(peer);
-    }
-    if (t.persistentKeepaliveAt <= now) {
-      t.persistentKeepaliveAt = Infinity;
-      if (t.persistentKeepaliveInterval > 0) this.sendKeepalive(peer, now);
-    }
-    if (peer.sessionUp && !peer.hasSession(now) && !(peer.next && !peer.next.isExpired(now))) {
-      peer.sessionUp = false;
-      this.emit({ type: 'session_expired', peer });
-    }
-  }
-
-  /** §6.3: after 3 × REJECT_AFTER_TIME without a new session, erase every key of the peer. */
-  private zeroKeyMaterial(peer: WgPeer<T>): void {
-    for (const kp of peer.takeAllKeypairs()) this.deleteKeypair(kp);
-    this.releaseHandshakeIndex(peer);
-    peer.handshake.clear();
+  private coreError(operation: WireGuardCoreError['operation'], err: unknown): WireGuardCoreError {
+    this.lastInternalError = err;
+    this.core.count('internal_error');
+    return new WireGuardCoreError(operation, err);
   }
 }

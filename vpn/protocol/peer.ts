@@ -1,7 +1,7 @@
 // Per-peer state: identity, handshake, keypair rotation (whitepaper §6.2,
 // wireguard-go keypair.go / peer.go), staged packets and timers. The device
 // (device.ts) drives it; this file holds no I/O.
-import { MAX_STAGED_PACKETS } from './constants';
+import { MAX_STAGED_PACKETS, REJECT_AFTER_TIME } from './constants';
 import { CookieGenerator } from './cookie';
 import { PublicKey } from './crypto';
 import { Endpoint } from './endpoint';
@@ -16,10 +16,7 @@ export interface PeerSettings {
   persistentKeepaliveSeconds?: number;
 }
 
-/** Settings plus the wiring's tag: required unless the tag type admits undefined. */
-export type PeerConfig<T = unknown> = PeerSettings & (undefined extends T ? { tag?: T } : { tag: T });
-
-export class WgPeer<T = unknown> {
+export class WgPeer<T = void> {
   readonly publicKey: PublicKey;
   endpoint?: Endpoint;
   /** What the wiring attached (e.g. user and device); the protocol never reads it. */
@@ -46,16 +43,19 @@ export class WgPeer<T = unknown> {
   sessionUp = false;
   private cookieGenerator: CookieGenerator | null = null;
 
-  constructor(identity: StaticIdentity, cfg: PeerSettings & { tag?: T }, jitter: () => number) {
+  /** The device's timer queue: the deadline this peer is queued for (Infinity: not queued), and its slot. */
+  wakeAt = Infinity;
+  wakeIndex = -1;
+
+  constructor(identity: StaticIdentity, cfg: PeerSettings, tag: T, jitter: () => number, wake: (peer: WgPeer<T>, at: number) => void) {
     this.publicKey = cfg.publicKey;
     this.endpoint = cfg.endpoint ? { address: cfg.endpoint.address, port: cfg.endpoint.port } : undefined;
-    // PeerConfig<T> makes the tag required whenever T excludes undefined.
-    this.tag = cfg.tag as T;
+    this.tag = tag;
     this.handshake = new Handshake(identity, cfg.publicKey, cfg.presharedKey);
     if (!this.handshake.precomputedStaticStatic) {
       throw new Error(`peer public key ${cfg.publicKey.toBase64()} is a low-order point; no handshake with it can succeed`);
     }
-    this.timers = new PeerTimers((cfg.persistentKeepaliveSeconds ?? 0) * 1000, jitter);
+    this.timers = new PeerTimers((cfg.persistentKeepaliveSeconds ?? 0) * 1000, jitter, (at) => wake(this, at));
   }
 
   /**
@@ -64,6 +64,19 @@ export class WgPeer<T = unknown> {
    */
   get cookies(): CookieGenerator {
     return (this.cookieGenerator ??= new CookieGenerator(this.publicKey));
+  }
+
+  /**
+   * When the session_expired check is next due (§6.1): once no keypair may
+   * send, the current one nor a next one still unconfirmed. Infinity when no
+   * session is up.
+   */
+  sessionEndsAt(): number {
+    if (!this.sessionUp) return Infinity;
+    const { current, next } = this;
+    const cur = current === null || current.sendExhausted() ? -Infinity : current.createdAt + REJECT_AFTER_TIME;
+    const nxt = next === null ? -Infinity : next.createdAt + REJECT_AFTER_TIME;
+    return Math.max(cur, nxt);
   }
 
   /** A current keypair exists that may still send (not expired, counter not exhausted). */

@@ -1,8 +1,9 @@
 // Per-peer timer state (whitepaper §6; wireguard-go timers.go), as deadlines
 // in monotonic ms rather than OS timers: the device's tick(now) runs the due
-// ones. Infinity means "not pending".
+// ones. Infinity means "not pending". Each deadline set is told to the
+// device (`wake`), which keeps its peers in a queue by earliest deadline.
 import {
-  KEEPALIVE_TIMEOUT, REKEY_TIMEOUT, ZERO_KEY_MATERIAL_AFTER,
+  KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_TIMEOUT, ZERO_KEY_MATERIAL_AFTER,
 } from './constants';
 
 export class PeerTimers {
@@ -20,17 +21,25 @@ export class PeerTimers {
     /** Persistent keepalive interval in ms; 0 = off. */
     public persistentKeepaliveInterval: number,
     private readonly jitter: () => number,
+    /** Told every deadline set: the device's queue must hold the peer no later. */
+    private readonly wake: (at: number) => void,
   ) {}
 
   /** We sent data: expect something back within KEEPALIVE_TIMEOUT + REKEY_TIMEOUT, else rehandshake (§6.5). */
   dataSent(now: number): void {
-    if (this.newHandshakeAt === Infinity) this.newHandshakeAt = now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + this.jitter();
+    if (this.newHandshakeAt !== Infinity) return;
+    this.newHandshakeAt = now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + this.jitter();
+    this.wake(this.newHandshakeAt);
   }
 
   /** We received data: answer with a keepalive if we have nothing to send within KEEPALIVE_TIMEOUT (§6.5). */
   dataReceived(now: number): void {
-    if (this.sendKeepaliveAt === Infinity) this.sendKeepaliveAt = now + KEEPALIVE_TIMEOUT;
-    else this.needAnotherKeepalive = true;
+    if (this.sendKeepaliveAt !== Infinity) {
+      this.needAnotherKeepalive = true;
+      return;
+    }
+    this.sendKeepaliveAt = now + KEEPALIVE_TIMEOUT;
+    this.wake(this.sendKeepaliveAt);
   }
 
   anyAuthenticatedPacketSent(): void {
@@ -42,12 +51,15 @@ export class PeerTimers {
   }
 
   anyAuthenticatedPacketTraversal(now: number): void {
-    if (this.persistentKeepaliveInterval > 0) this.persistentKeepaliveAt = now + this.persistentKeepaliveInterval;
+    if (this.persistentKeepaliveInterval <= 0) return;
+    this.persistentKeepaliveAt = now + this.persistentKeepaliveInterval;
+    this.wake(this.persistentKeepaliveAt);
   }
 
   handshakeInitiated(now: number): void {
     this.sendKeepaliveAt = Infinity;
     this.retransmitHandshakeAt = now + REKEY_TIMEOUT + this.jitter();
+    this.wake(this.retransmitHandshakeAt);
   }
 
   handshakeComplete(): void {
@@ -56,9 +68,19 @@ export class PeerTimers {
     this.sentLastMinuteHandshake = false;
   }
 
-  /** §6.3: erase keys if no new session is derived within 3 × REJECT_AFTER_TIME. */
+  /**
+   * §6.3: erase keys if no new session is derived within 3 × REJECT_AFTER_TIME.
+   * The new keypair itself expires at REJECT_AFTER_TIME (§6.1): the device
+   * looks then whether the session ended.
+   */
   sessionDerived(now: number): void {
     this.zeroKeyMaterialAt = now + ZERO_KEY_MATERIAL_AFTER;
+    this.wake(now + REJECT_AFTER_TIME);
+  }
+
+  /** The current keypair may send no more (its counter is exhausted): the session may have ended now. */
+  sendExhausted(now: number): void {
+    this.wake(now);
   }
 
   nextDeadline(): number {

@@ -9,7 +9,7 @@ import { TunEgress, type EgressGuard, type FlowOwner, type PolicyBlock } from '.
 import { IpAddress } from '../../netstack/wire';
 import { compilePolicy, type Policy } from '../../policy';
 import type { Config } from '../config';
-import type { Logger } from '../log';
+import type { Logger } from '../process';
 import { defaultHostIo, HostSetupError, removeRoutedLeftovers, RoutedHost, type HostChanges, type HostIo, type RoutedState } from './host';
 import { hostPlan, type RoutedHostPlan } from './plan';
 import type { EgressStatus } from './describe';

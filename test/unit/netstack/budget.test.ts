@@ -1,10 +1,11 @@
 // Buffer budgets: what one user's flows hold is bounded, and a user at the
 // limit is slowed (backpressure, refused flows) without touching anyone else.
 import type { Duplex } from 'node:stream';
-import { BufferBudgets, EgressGuard, NetStack, type BudgetRefusalRecord, type TcpFlowHandler } from '../../../netstack';
+import { BufferBudgets, NetStack, type BudgetRefusalRecord, type TcpFlowHandler } from '../../../netstack';
 import {
-  ACK, RST, SYN, IpAddress, IpCidr, buildTcpPacket, isWireError, parseIpPacket, TcpView, type TcpOptions, TcpRepr,
+  ACK, RST, SYN, IpAddress, buildTcpPacket, isWireError, parseIpPacket, TcpView, type TcpOptions, TcpRepr,
 } from '../../../netstack/wire';
+import { labStackBase, stackWithSinks } from './stack_harness';
 
 const KiB = 1024;
 const alice = { id: 'alice-key', user: 'alice' };
@@ -37,16 +38,16 @@ describe('BufferBudgets', () => {
     let woken = 0;
     b.wait({ account: a, wake: () => woken++ });
     o.add(-100 * KiB);
-    b.runWakes();
+    b.runWakes(0);
     expect(woken).toBe(0);
     a.add(-1);
-    b.runWakes();
+    b.runWakes(0);
     expect(woken).toBe(0); // one byte is not worth a wake-up
     a.add(-64 * KiB);
-    b.runWakes();
+    b.runWakes(0);
     expect(woken).toBe(1);
     a.add(-1000);
-    b.runWakes();
+    b.runWakes(0);
     expect(woken).toBe(1); // once per wait()
   });
 
@@ -90,10 +91,8 @@ function makeStack(perUser: number, total = 1 << 30): Harness {
     },
     abort: () => undefined,
   });
-  const stack = new NetStack({
-    localAddresses: [IpAddress.parse('10.77.0.1')],
-    guard: new EgressGuard({ tunnelAddresses: [IpAddress.parse('10.77.0.1')], tunnelPools: [IpCidr.parse('10.77.0.0/24')], listener: null }),
-    fds: { hasRoom: () => true },
+  const stack = stackWithSinks({
+    ...labStackBase(),
     toClient: (p) => out.push(p),
     udp: { idleTimeoutMs: 60_000, maxFlowsPerUser: 4 },
     tcp: { mtu: 1420, maxFlowsPerUser: 100, maxSynPerSecond: 1_000_000, idleTimeoutMs: 3_600_000 },

@@ -4,12 +4,13 @@
 // applies), the failure is counted and reported, and nothing is thrown out
 // of the stack, so nothing can reach the WireGuard device or the process.
 import { PassThrough, type Duplex } from 'node:stream';
-import { EgressGuard, NetStack, TcpOpenError, type StackIncident, type TcpFlowHandler, type TcpFlowInfo, type UdpEgressFactory, type UdpEgressHandlers } from '../../../netstack';
+import { EgressGuard, TcpOpenError, type StackIncident, type TcpFlowHandler, type TcpFlowInfo, type UdpEgressFactory, type UdpEgressHandlers } from '../../../netstack';
 import { TcpEndpoint } from '../../../netstack/tcp';
 import {
   ACK, RST, SYN, IpAddress, IpCidr, Icmpv4Repr, Icmpv4View, Icmpv6Repr, Icmpv6View, buildTcpPacket, buildUdpPacket, isWireError, parseIpPacket,
   TcpView, TcpRepr,
 } from '../../../netstack/wire';
+import { stackWithSinks } from './stack_harness';
 
 const CLIENT4 = IpAddress.parse('10.77.0.2');
 const CLIENT6 = IpAddress.parse('fd77::2');
@@ -37,7 +38,7 @@ function makeStack(opts: { tcpHandler?: (f: TcpFlowInfo) => TcpFlowHandler | nul
     return { send: (p) => s.sent.push(Buffer.from(p)), close: () => (s.closed = true) };
   };
   let clientDown = false;
-  const stack = new NetStack({
+  const stack = stackWithSinks({
     localAddresses: [IpAddress.parse('10.77.0.1')],
     guard: new EgressGuard({
       tunnelAddresses: [IpAddress.parse('10.77.0.1')],

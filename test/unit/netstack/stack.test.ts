@@ -1,4 +1,4 @@
-import { EgressGuard, NetStack, TcpOpenError, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo, type UdpEgressFactory, type UdpEgressHandlers } from '../../../netstack';
+import { EgressGuard, TcpOpenError, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo, type UdpEgressFactory, type UdpEgressHandlers } from '../../../netstack';
 import { PassThrough, type Duplex } from 'node:stream';
 import {
   buildIcmpEcho,
@@ -18,6 +18,7 @@ import {
   UdpView,
   verifyUpperLayerChecksum,
 } from '../../../netstack/wire';
+import { stackWithSinks } from './stack_harness';
 
 const SERVER4 = IpAddress.parse('10.77.0.1');
 const SERVER6 = IpAddress.parse('fd77::1');
@@ -42,7 +43,7 @@ function makeStack(maxFlowsPerUser = 4, tcpHandler?: (f: TcpFlowInfo) => TcpFlow
   const egress = recordingEgress();
   const records: FlowRecord[] = [];
   let now = 0;
-  const stack = new NetStack({
+  const stack = stackWithSinks({
     localAddresses: [SERVER4, SERVER6],
     guard: new EgressGuard({ tunnelAddresses: [SERVER4, SERVER6], tunnelPools: [IpCidr.parse('10.77.0.0/24'), IpCidr.parse('fd77::/64')], listener: null }),
     toClient: (p) => out.push(p),

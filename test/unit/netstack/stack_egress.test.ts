@@ -3,9 +3,10 @@
 // handler, is counted by reason, reported, and answered at once with ICMP
 // administratively prohibited (type 3 code 13 / type 1 code 1) from the
 // concentrator's tunnel address.
-import { NetStack, type EgressDenial, type TcpFlowInfo, type UdpEgressFactory } from '../../../netstack';
+import { type EgressDenial, type TcpFlowInfo, type UdpEgressFactory } from '../../../netstack';
 import { buildIcmpEcho, buildTcpPacket, buildUdpPacket, IpAddress, RST, SYN } from '../../../netstack/wire';
 import { ALICE4, ALICE6, icmpOf, SERVER4, SERVER6, testGuard } from './egress_fixtures';
+import { stackWithSinks } from './stack_harness';
 
 const owner = { id: 'alice-key', user: 'alice' };
 
@@ -18,7 +19,7 @@ function makeStack() {
     opened.push(`${host}:${port}`);
     return { send: () => undefined, close: () => undefined };
   };
-  const stack = new NetStack({
+  const stack = stackWithSinks({
     localAddresses: [SERVER4, SERVER6],
     guard: testGuard(),
     // The dst bytes are a view into the packet: copy them as the callback must.

@@ -2,11 +2,12 @@
 // path (FIN both ways, no RST), late segments of closed flows, and the timer
 // queue holding one entry per live flow.
 import type { Duplex } from 'node:stream';
-import { EgressGuard, NetStack, type FlowRecord, type TcpFlowHandler } from '../../../netstack';
+import type { FlowRecord, TcpFlowHandler } from '../../../netstack';
 import { WakeQueue, type Wakeable } from '../../../netstack/wake_queue';
 import {
-  ACK, FIN, RST, SYN, IpAddress, IpCidr, buildTcpPacket, isWireError, parseIpPacket, TcpView, TcpRepr,
+  ACK, FIN, RST, SYN, IpAddress, buildTcpPacket, isWireError, parseIpPacket, TcpView, TcpRepr,
 } from '../../../netstack/wire';
+import { labStackBase, stackWithSinks } from './stack_harness';
 
 const CLIENT = IpAddress.parse('10.77.0.2');
 const ORIGIN = IpAddress.parse('192.0.2.10');
@@ -31,9 +32,8 @@ function makeStack(mode: OriginMode = 'closes_when_client_closes', maxFlows = 20
     },
     abort: () => undefined,
   });
-  const stack = new NetStack({
-    localAddresses: [IpAddress.parse('10.77.0.1')],
-    guard: new EgressGuard({ tunnelAddresses: [IpAddress.parse('10.77.0.1')], tunnelPools: [IpCidr.parse('10.77.0.0/24')], listener: null }),
+  const stack = stackWithSinks({
+    ...labStackBase(),
     toClient: (p) => out.push(p),
     udp: { idleTimeoutMs: 60_000, maxFlowsPerUser: 4 },
     tcp: { mtu: 1420, maxFlowsPerUser: maxFlows, maxSynPerSecond: 1_000_000, idleTimeoutMs: 3_600_000, msl: MSL },
@@ -261,7 +261,7 @@ describe('closing the flows of one owner (its tunnel was cut)', () => {
     await settle();
     await settle();
     s.drain();
-    expect(s.stack.closeFlowsOf(owner.id, 'tunnel_disabled')).toEqual({ tcp: 2, udp: 0 });
+    expect(s.stack.closeFlowsOf(owner.id, 'tunnel_disabled', s.now())).toEqual({ tcp: 2, udp: 0 });
     expect(s.records.map((r) => [r.user, r.srcPort, r.end])).toEqual([['alice', 5001, 'tunnel_disabled'], ['alice', 5002, 'tunnel_disabled']]);
     expect(s.stack.tcpFlows).toBe(1);
     await settle();
@@ -272,7 +272,7 @@ describe('closing the flows of one owner (its tunnel was cut)', () => {
     const s = makeStack('stays_open');
     await establish(s, [5001]);
     s.drain();
-    s.stack.closeFlowsOf(owner.id, 'tunnel_removed');
+    s.stack.closeFlowsOf(owner.id, 'tunnel_removed', s.now());
     await settle();
     expect(s.drain()).toEqual([]);
   });

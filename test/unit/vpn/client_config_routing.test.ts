@@ -1,7 +1,7 @@
 // Client configs route everything through the tunnel except routing.exclude,
 // and never the tunnel pools out of it (the concentrator's DNS lives there).
 import { join } from 'node:path';
-import { openDeployment } from '../../../vpn/deployment';
+import { openDeployment } from '../../../vpn/control';
 import { provisionDevice } from '../../../vpn/control';
 import { TempDir } from '../policy/helpers';
 

@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { Concentrator } from '../../../vpn/concentrator';
-import { openDeployment } from '../../../vpn/deployment';
-import { EXIT_FATAL, ProcessGuard } from '../../../vpn/process_guard';
+import { openDeployment } from '../../../vpn/control';
+import { EXIT_FATAL, ProcessGuard } from '../../../vpn/process';
 import { MESSAGE_INITIATION, MESSAGE_INITIATION_SIZE } from '../../../vpn/protocol';
+import { CookieChecker } from '../../../vpn/protocol/cookie';
 
 jest.setTimeout(60_000);
 
@@ -40,7 +41,7 @@ test('a fault injected into the WireGuard core by one datagram: logged, counted 
   const guard = new ProcessGuard({ log, exit: (code) => exited(code) });
   const c = await Concentrator.start(openDeployment({ dataDir: dir }), log, { guard });
   try {
-    jest.spyOn(c.device.cookieChecker, 'checkMac1').mockImplementation(() => {
+    jest.spyOn(CookieChecker.prototype, 'checkMac1').mockImplementation(() => {
       throw new Error('injected: protocol bug');
     });
     const initiation = Buffer.alloc(MESSAGE_INITIATION_SIZE);

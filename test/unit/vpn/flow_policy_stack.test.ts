@@ -4,13 +4,14 @@
 // reset, ICMP administratively prohibited for UDP and ICMP), recorded with
 // the rule; one decision per flow; DNS to the concentrator is no flow of
 // policy's; what is recorded is what `policy explain` says.
-import { EgressGuard, NetStack, type TcpFlowInfo, type UdpEgressFactory } from '../../../netstack';
+import { EgressGuard, type TcpFlowInfo, type UdpEgressFactory } from '../../../netstack';
 import {
   buildIcmpEcho, buildTcpPacket, buildUdpPacket, Icmpv4Repr, Icmpv4View, IpAddress, IpCidr, isWireError, parseIpPacket, RST, SYN, TcpView,
 } from '../../../netstack/wire';
 import { explain, PolicyHolder } from '../../../policy';
 import { FlowPolicy, TcpPolicy } from '../../../vpn/flow_policy';
 import { policyFrom, query } from '../policy/helpers';
+import { stackWithSinks } from '../netstack/stack_harness';
 
 const SERVER4 = IpAddress.parse('10.77.0.1');
 const ALICE4 = IpAddress.parse('10.77.0.2');
@@ -49,7 +50,7 @@ function rig(yaml = RULES) {
     opened.push(`${host}:${port}`);
     return { send: () => undefined, close: () => undefined };
   };
-  const stack = new NetStack({
+  const stack = stackWithSinks({
     localAddresses: [SERVER4],
     guard: new EgressGuard({ tunnelAddresses: [SERVER4], tunnelPools: [IpCidr.parse('10.77.0.0/24')], listener: { address: null, port: 51820 }, hostInterfaces: [] }),
     toClient: (p) => out.push(p),

@@ -2,7 +2,7 @@
 // never leased twice while its device exists, is freed with it, and can be
 // leased again afterwards; a full pool is a clear error naming it and the fix.
 import { layoutPools, pickAddresses, provisionDevice, removeDevice, removeUser } from '../../../../vpn/control';
-import type { Deployment } from '../../../../vpn/deployment';
+import type { Deployment } from '../../../../vpn/control';
 import { tempDeployment } from './fixture';
 
 const small = () => tempDeployment('tunnel:\n  ipv4Pool: 10.88.0.0/29\n  ipv6Pool: fd88::/64\n');

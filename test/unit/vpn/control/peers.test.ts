@@ -19,7 +19,7 @@ function record(i: number, over: Partial<DeviceRecord> = {}): DeviceRecord {
 function setup(records: DeviceRecord[]) {
   let version = 1;
   const cuts: Array<[string, CutReason]> = [];
-  const device = new WgDevice<PeerTag>({ privateKey: PrivateKey.generate(), sink: { sendDatagram: () => undefined, deliverPacket: () => undefined } });
+  const device = new WgDevice<PeerTag>({ privateKey: PrivateKey.generate(), wallClock: Date.now });
   const registry = new PeerRegistry({ dataVersion: () => version, listDevices: () => records.slice() }, device, (tag, why) => cuts.push([tag.name, why]));
   registry.sync(NOW);
   return { registry, device, records, cuts, bump: () => version++ };
@@ -28,7 +28,7 @@ function setup(records: DeviceRecord[]) {
 /** Which peer the routing table gives for a packet from/to `addr`. */
 function route(registry: PeerRegistry, addr: string) {
   const a = IpAddress.parse(addr);
-  return registry.allowedIps.lookup(a.bytes, 0, a.family);
+  return registry.allowedIps.owner(a);
 }
 
 const NO_CHANGE = { added: [], removed: [], refused: [], admitted: [] };

@@ -10,7 +10,7 @@ import pino from 'pino';
 import { Concentrator } from '../../../../vpn/concentrator';
 import { parseConfigText } from '../../../../vpn/config';
 import { provisionDevice } from '../../../../vpn/control';
-import { openDeployment } from '../../../../vpn/deployment';
+import { openDeployment } from '../../../../vpn/control';
 import { parsePrometheusText } from '../../../helpers/prom_text';
 import { removeTempDirs, tempDir } from '../../mitm/ca_helpers';
 

@@ -173,7 +173,7 @@ describe('handshake and data (whitepaper §5.4)', () => {
     net.flush();
     server.device.removePeer(client.publicKey);
     expect(server.device.peer(client.publicKey)).toBeUndefined();
-    expect(server.device.indexTable.size).toBe(0);
+    expect(server.device.indexCount).toBe(0);
     client.send(server, 'b');
     net.flush();
     expect(server.device.counters.unknown_receiver_index).toBe(1);

@@ -13,11 +13,11 @@ describe('refusing a peer', () => {
   test('ends its session at once: keys zeroed, receiver indexes freed, timers stopped', () => {
     const { net, server, peer } = connected();
     expect(peer.hasSession(net.now)).toBe(true);
-    const indexes = server.device.indexTable.size;
+    const indexes = server.device.indexCount;
     server.device.refusePeer(peer, 'disabled');
     expect(peer.hasSession(net.now)).toBe(false);
     expect([peer.current, peer.previous, peer.next]).toEqual([null, null, null]);
-    expect(server.device.indexTable.size).toBeLessThan(indexes);
+    expect(server.device.indexCount).toBeLessThan(indexes);
     expect(server.device.nextTimerAt()).toBe(Infinity);
   });
 

@@ -1,7 +1,9 @@
 // Test harness: WgDevices joined by an in-memory "UDP" network with a fake
-// monotonic clock. Datagrams queue until flush(), so tests can drop, capture,
-// replay or re-address them.
-import { DeviceEvent, DeviceOptions, WgDevice } from '../../../../vpn/protocol/device';
+// monotonic clock; the harness routes each call's output as the wiring does.
+// Datagrams queue until flush(), so tests can drop, capture, replay or
+// re-address them.
+import { DeviceOptions, WgDevice } from '../../../../vpn/protocol/device';
+import type { DeviceEvent, DeviceOutput } from '../../../../vpn/protocol/output';
 import { PrivateKey } from '../../../../vpn/protocol/crypto';
 import { Endpoint, endpointText } from '../../../../vpn/protocol/endpoint';
 import { WgPeer } from '../../../../vpn/protocol/peer';
@@ -29,24 +31,56 @@ export function ipv4(payload: string | Buffer, id = 0): Buffer {
 
 export const payloadOf = (pkt: Buffer): string => pkt.subarray(20).toString();
 
+/**
+ * The device as the harness drives it: every call's output goes to the net
+ * (datagrams), to the node's delivered list (packets) and events, as the
+ * concentrator's loop routes it.
+ */
+class NetDevice extends WgDevice {
+  constructor(private readonly node: Node, opts: DeviceOptions) {
+    super(opts);
+  }
+
+  override receive(datagram: Buffer, from: Endpoint, now: number): DeviceOutput {
+    return this.node.take(super.receive(datagram, from, now));
+  }
+
+  override send(peer: WgPeer, packet: Buffer, now: number): DeviceOutput {
+    return this.node.take(super.send(peer, packet, now));
+  }
+
+  override tick(now: number): DeviceOutput {
+    return this.node.take(super.tick(now));
+  }
+
+  override initiateHandshake(peer: WgPeer, now: number): DeviceOutput {
+    return this.node.take(super.initiateHandshake(peer, now));
+  }
+}
+
 export class Node {
   readonly device: WgDevice;
   readonly privateKey = PrivateKey.generate();
   readonly delivered: Array<{ peer: WgPeer; packet: Buffer }> = [];
   readonly events: DeviceEvent[] = [];
+  /** Where delivered packets go (default: the delivered list); a test may hand them to a stack. */
+  deliver: (peer: WgPeer, packet: Buffer) => void = (peer, packet) => this.delivered.push({ peer, packet: Buffer.from(packet) });
 
   constructor(readonly net: FakeNet, readonly name: string, public endpoint: Endpoint, loadThreshold?: number, extra: Pick<DeviceOptions, 'acceptEndpoint'> = {}) {
-    this.device = new WgDevice({
+    this.device = new NetDevice(this, {
       ...extra,
       privateKey: this.privateKey,
       wallClock: () => net.wallBase + net.now,
       handshakesPerSecondUnderLoad: loadThreshold,
-      sink: {
-        sendDatagram: (data, to) => net.emitted({ data, from: this.endpoint, to }),
-        deliverPacket: (peer, packet) => this.delivered.push({ peer, packet: Buffer.from(packet) }),
-        event: (e) => this.events.push(e),
-      },
     });
+  }
+
+  /** Routes one call's output, as the concentrator does. */
+  take(out: DeviceOutput): DeviceOutput {
+    for (let i = 0; i < out.datagrams.length; i++) this.net.emitted({ data: out.datagrams[i], from: this.endpoint, to: out.endpoints[i] });
+    this.events.push(...out.events);
+    if (out.packet !== null && out.peer !== null) this.deliver(out.peer, out.packet);
+    return out;
   }
 
   get publicKey() {

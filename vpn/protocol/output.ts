@@ -1,0 +1,50 @@
+// What the device returns from each call (sans-IO, like TcpEndpoint's
+// drained output): datagrams for the UDP edge, the packet for the stack,
+// events for the records.
+import type { Endpoint } from './endpoint';
+import type { WgPeer } from './peer';
+
+export type DeviceEvent<T = void> =
+  | { type: 'handshake_complete'; peer: WgPeer<T> }
+  | { type: 'endpoint_changed'; peer: WgPeer<T>; from: Endpoint | undefined; to: Endpoint }
+  | { type: 'session_expired'; peer: WgPeer<T> }
+  | { type: 'handshake_failed'; peer: WgPeer<T> }
+  | { type: 'drop'; reason: string; peer?: WgPeer<T> };
+
+/**
+ * What one call of the device produced. The device refills the same object
+ * on every call (no allocation per packet), so read it before the next call.
+ */
+export class DeviceOutput<T = void> {
+  /** Encrypted WireGuard messages to put on UDP: datagrams[i] goes to endpoints[i]. */
+  readonly datagrams: Buffer[] = [];
+  readonly endpoints: Endpoint[] = [];
+  /**
+   * receive() of a transport message: the decrypted inner IP packet (padding
+   * removed) and the peer it came from; null otherwise, keepalives included.
+   */
+  packet: Buffer | null = null;
+  peer: WgPeer<T> | null = null;
+  readonly events: DeviceEvent<T>[] = [];
+  /** After the call: when tick() is next due (Infinity when no timer is pending); see WgDevice.nextTimerAt. */
+  wakeAt = Infinity;
+
+  /** @internal The device starts every call with an empty output. */
+  clear(): void {
+    // pop() stays inline where `length = 0` is a runtime call: this runs twice per packet.
+    const { datagrams, endpoints, events } = this;
+    while (datagrams.length > 0) {
+      datagrams.pop();
+      endpoints.pop();
+    }
+    while (events.length > 0) events.pop();
+    this.packet = null;
+    this.peer = null;
+  }
+
+  /** @internal */
+  sendDatagram(data: Buffer, to: Endpoint): void {
+    this.datagrams.push(data);
+    this.endpoints.push(to);
+  }
+}
