@@ -7,9 +7,9 @@ export { LeafMinter, MintError } from './mint';
 export type { MintedLeaf, UpstreamLeaf, UpstreamNames } from './mint';
 export { ClientHelloReader, checkHostName, isGrease } from './client_hello';
 export type { ClientHelloInfo, ClientHelloResult } from './client_hello';
-export { InspectionEngine, DEFAULT_CLIENT_HANDSHAKE_TIMEOUT_MS, DEFAULT_CLIENT_HELLO_TIMEOUT_MS, DEFAULT_UPSTREAM_HANDSHAKE_TIMEOUT_MS } from './engine';
+export { InspectionEngine, DEFAULT_CLIENT_HANDSHAKE_TIMEOUT_MS, DEFAULT_CLIENT_HELLO_TIMEOUT_MS, DEFAULT_UPSTREAM_HANDSHAKE_TIMEOUT_MS, readFirstBytes } from './engine';
 export type {
-  HttpLogContext, HttpLoggerFactory, HttpStreamLogger, InspectedFlow, InspectionEngineOptions, NonTlsAction, OnUpstreamError, PinApprovals,
+  FirstBytes, HttpLogContext, HttpLoggerFactory, HttpStreamLogger, InspectedFlow, InspectionEngineOptions, NonTlsAction, OnUpstreamError, PinApprovals,
   PinningMode, RecordSink,
 } from './engine';
 export { BypassVerifier, tlsProbe } from './bypass';
@@ -22,8 +22,6 @@ export type { ProtocolGuess } from './protocol_guess';
 export { PinningError, PinningTracker, isCertificateRejection } from './pinning';
 export type { ClientHandshakeEnd, FailureOutcome, PinnedHost, PinningOptions } from './pinning';
 export { ALERT_ACCESS_DENIED, ALERT_HANDSHAKE_FAILURE, ALERT_INTERNAL_ERROR, alertRecord, refuseWith, refuseWithAlert } from './terminate';
-export { readFirstBytes } from './first_bytes';
-export type { FirstBytes } from './first_bytes';
 export { DEFAULT_MAX_REQUEST_HEAD_BYTES, RequestHostReader, requestHost } from './http_host';
 export type { RequestHostResult } from './http_host';
 export { createHttpLogger } from './http_log';

@@ -1,13 +1,13 @@
 // The inspection engine's public types: the flow it is handed, its options,
 // and the sinks it writes to (engine.ts).
 
-import type { LoadedCa } from './ca';
-import type { BypassVerifier } from './bypass';
-import type { MtlsHosts } from './exemptions';
-import type { FlowPolicyHook } from './flow_policy';
-import type { LeafMinter } from './mint';
-import type { PinningTracker } from './pinning';
-import type { AiaFetcher, Dialer, HttpFetcher, OcspCache, RevocationMode, TrustStore } from './upstream';
+import type { LoadedCa } from '../ca';
+import type { BypassVerifier } from '../bypass';
+import type { MtlsHosts } from '../exemptions';
+import type { FlowPolicyHook } from '../flow_policy';
+import type { LeafMinter } from '../mint';
+import type { PinningTracker } from '../pinning';
+import type { AiaFetcher, Dialer, HttpFetcher, OcspCache, RevocationMode, TrustStore } from '../upstream';
 
 export interface InspectedFlow {
   user: string;

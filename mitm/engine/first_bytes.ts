@@ -10,8 +10,8 @@
 
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { ClientHelloInfo, ClientHelloReader } from './client_hello';
-import { type ProtocolGuess, type Speaker, guessProtocol } from './protocol_guess';
+import type { ClientHelloInfo, ClientHelloReader } from '../client_hello';
+import { type ProtocolGuess, type Speaker, guessProtocol } from '../protocol_guess';
 
 /** Bound on waiting for bytes that would sharpen a protocol guess. */
 export const GUESS_WAIT_MS = 500;

@@ -3,8 +3,8 @@
 
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { InspectedFlow } from './engine';
-import type { UndecryptedReason } from './flow_policy';
+import type { InspectedFlow } from './types';
+import type { UndecryptedReason } from '../flow_policy';
 
 export type FlowMode = 'inspect' | 'bypass' | 'non_tls' | 'refused';
 

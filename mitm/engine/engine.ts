@@ -11,28 +11,28 @@ import type { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
-import { BypassVerifier, tlsProbe } from './bypass';
-import { ClientHelloInfo, ClientHelloReader } from './client_hello';
+import { BypassVerifier, tlsProbe } from '../bypass';
+import { ClientHelloInfo, ClientHelloReader } from '../client_hello';
 import { type FirstBytes, readFirstBytes } from './first_bytes';
 import { FlowRun } from './flow_run';
-import { MtlsHosts } from './exemptions';
-import { type TlsDecision, type UndecryptedReason, upstreamCertError } from './flow_policy';
+import { MtlsHosts } from '../exemptions';
+import { type TlsDecision, type UndecryptedReason, upstreamCertError } from '../flow_policy';
 import {
   DEFAULT_CLIENT_HANDSHAKE_TIMEOUT_MS, DEFAULT_CLIENT_HELLO_TIMEOUT_MS, DEFAULT_UPSTREAM_HANDSHAKE_TIMEOUT_MS,
   type InspectedFlow, type InspectionEngineOptions, type NonTlsAction, type OnUpstreamError, type PinningMode,
-} from './engine_types';
-import { LeafMinter, MintedLeaf } from './mint';
-import { PinningTracker, alertName, isCertificateRejection } from './pinning';
-import { RelayResult, RelayTap, closeRaw, relay } from './relay';
-import { ALERT_ACCESS_DENIED, ALERT_HANDSHAKE_FAILURE, ALERT_INTERNAL_ERROR, refuseWithAlert, terminateClientTls } from './terminate';
+} from './types';
+import { LeafMinter, MintedLeaf } from '../mint';
+import { PinningTracker, alertName, isCertificateRejection } from '../pinning';
+import { RelayResult, RelayTap, closeRaw, relay } from '../relay';
+import { ALERT_ACCESS_DENIED, ALERT_HANDSHAKE_FAILURE, ALERT_INTERNAL_ERROR, refuseWithAlert, terminateClientTls } from '../terminate';
 import {
   type RevocationMode, type UpstreamError, CERTIFICATE_REQUIRED_CODE, HANDSHAKE_FAILURE_CODE, probeClientCertificateDemand, secureUpstream,
-} from './upstream';
+} from '../upstream';
 
 export type {
   HttpLogContext, HttpLoggerFactory, HttpStreamLogger, InspectedFlow, InspectionEngineOptions, NonTlsAction, OnUpstreamError, PinApprovals, PinningMode, RecordSink,
-} from './engine_types';
-export { DEFAULT_CLIENT_HANDSHAKE_TIMEOUT_MS, DEFAULT_CLIENT_HELLO_TIMEOUT_MS, DEFAULT_UPSTREAM_HANDSHAKE_TIMEOUT_MS } from './engine_types';
+} from './types';
+export { DEFAULT_CLIENT_HANDSHAKE_TIMEOUT_MS, DEFAULT_CLIENT_HELLO_TIMEOUT_MS, DEFAULT_UPSTREAM_HANDSHAKE_TIMEOUT_MS } from './types';
 
 /**
  * Upstream failures that are not a verdict on the upstream's security but on
