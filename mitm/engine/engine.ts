@@ -23,7 +23,7 @@ import {
 } from './types';
 import { LeafMinter, MintedLeaf } from '../mint';
 import { PinningTracker, alertName, isCertificateRejection } from '../pinning';
-import { RelayResult, RelayTap, closeRaw, relay } from '../relay';
+import { RelayResult, RelayTap, closeRaw, relay } from '../../netstack';
 import { ALERT_ACCESS_DENIED, ALERT_HANDSHAKE_FAILURE, ALERT_INTERNAL_ERROR, refuseWithAlert, terminateClientTls } from '../terminate';
 import {
   type RevocationMode, type UpstreamError, CERTIFICATE_REQUIRED_CODE, HANDSHAKE_FAILURE_CODE, probeClientCertificateDemand, secureUpstream,
