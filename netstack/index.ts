@@ -4,7 +4,7 @@ export { BufferBudgets, type BufferLimits, type BudgetRefusalRecord } from './bu
 export { osUdpEgress, type UdpEgressFactory, type UdpEgressSocket, type UdpEgressHandlers } from './egress/udp_socket';
 export { TcpFlowTable, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo, type TcpFlowOptions } from './tcp_flows';
 export { TcpEndpointStream } from './tcp_stream';
-export { connectUpstream, socketEgress, splice, TcpOpenError, type TcpOpenFailure, type TcpUpstream } from './egress/tcp_socket';
+export { connectUpstream, socketEgress, TcpOpenError, type TcpOpenFailure, type TcpUpstream } from './egress/tcp_socket';
 export { closeRaw, relay, type RelayEnd, type RelayOptions, type RelayResult, type RelayTap } from './egress/relay';
 export { FdBudget, processFds, type FdGate, type FdSnapshot } from './egress/fd_budget';
 export type { IncidentSink, StackIncident } from './incident';
