@@ -28,8 +28,8 @@
 import type { X509Certificate } from 'node:crypto';
 import { ExpiringLru } from './expiring_lru';
 import {
-  type AiaFetcher, type ConnectUpstreamOptions, type Dialer, type HttpFetcher, type OcspCache, type RevocationMode, type TrustStore, type UpstreamError,
-  HANDSHAKE_FAILURE_CODE, connectUpstream, probeClientCertificateDemand,
+  type AiaFetcher, type DialTlsOptions, type Dialer, type HttpFetcher, type OcspCache, type RevocationMode, type TrustStore, type UpstreamError,
+  HANDSHAKE_FAILURE_CODE, dialTls, probeClientCertificateDemand,
 } from './upstream';
 
 export interface BypassTarget {
@@ -132,7 +132,7 @@ export interface TlsProbeOptions {
 /** A probe that completes a TLS handshake with the target and validates it as inspection would. */
 export function tlsProbe(opts: TlsProbeOptions): BypassProbe {
   return async (target) => {
-    const connect: ConnectUpstreamOptions = {
+    const connect: DialTlsOptions = {
       host: target.address,
       port: target.port,
       servername: target.name ?? undefined,
@@ -147,7 +147,7 @@ export function tlsProbe(opts: TlsProbeOptions): BypassProbe {
       now: opts.now ? () => new Date((opts.now as () => number)()) : undefined,
       onSoftFail: (detail) => opts.onSoftFail?.(target, detail),
     };
-    const up = await connectUpstream(connect);
+    const up = await dialTls(connect);
     // Validated before the server asked for a client certificate: the name is proven all the same.
     if (!up.ok && up.error === 'client_certificate_required' && up.chain?.[0]) return { ok: true, notAfter: notAfterOf(up.chain[0]) };
     if (!up.ok && up.code === HANDSHAKE_FAILURE_CODE) {

@@ -26,5 +26,5 @@ export { DEFAULT_MAX_REQUEST_HEAD_BYTES, RequestHostReader, requestHost } from '
 export type { RequestHostResult } from './http_host';
 export { createHttpLogger } from './http_log';
 export type { HttpRequestRecord, HttpLoggerOptions } from './http_log';
-export { AiaFetcher, TrustStore, connectUpstream, netDialer, validateChain, checkRevocation, createHttpFetch } from './upstream';
+export { AiaFetcher, TrustStore, dialTls, validateChain, checkRevocation, createHttpFetch } from './upstream';
 export type { Dialer, FetchAddressCheck, HttpFetcher } from './upstream';

@@ -6,7 +6,7 @@
 import type { Config } from './config';
 import type { Logger } from './log';
 import { PinnedSync } from './pinned_sync';
-import { connectUpstream as connectTcp, type FlowRecord } from '../netstack';
+import { connectUpstream, type FlowRecord } from '../netstack';
 import { AiaFetcher, createHttpLogger, ensureCa, InspectionEngine, LeafMinter, PinningTracker, TrustStore, type Dialer, type EnsuredCa, type HttpFetcher, type HttpLoggerFactory } from '../mitm';
 import { UserLog } from './logs';
 
@@ -19,7 +19,7 @@ export class Inspection {
   private readonly pinnedSync: PinnedSync;
   private readonly ownsLog: boolean;
   /** The one way this concentrator opens TCP toward a destination: flows and bypass probes alike. */
-  readonly dial: Dialer = (host, port, timeoutMs) => connectTcp(host, port, timeoutMs);
+  readonly dial: Dialer = connectUpstream;
 
   constructor(
     dataDir: string,

@@ -11,7 +11,7 @@ import * as https from 'node:https';
 import type * as net from 'node:net';
 import { PinningTracker } from '../../../mitm/pinning';
 import { BypassVerifier, tlsProbe } from '../../../mitm/bypass';
-import { netDialer } from '../../../mitm/upstream';
+import { connectUpstream } from '../../../netstack';
 import { issueCert, makeLeaf } from '../../helpers/pki';
 import { removeTempDirs } from './ca_helpers';
 import { EngineUnderTest, type EngineSetup, Pki, close, fixedPolicy, get, handshake, listen, makePki, originCert, subjectCN } from './engine_harness';
@@ -227,7 +227,7 @@ describe('a learned name is not a bypass for any server', () => {
     tracker.recordFailure('alice', HOST, Date.now());
     const dial = (host: string, port: number, timeoutMs: number): Promise<net.Socket> => {
       dialed.push(`${host}:${port}`);
-      return netDialer(host, port, timeoutMs);
+      return connectUpstream(host, port, timeoutMs);
     };
     await withEngine({ pinning: { tracker }, dial }, genuinePort, async (eut) => {
       expect((await pinnedApp(eut.port)).verified).toBe(true);
