@@ -9,7 +9,7 @@ export { ClientHelloReader, checkHostName, isGrease } from './client_hello';
 export type { ClientHelloInfo, ClientHelloResult } from './client_hello';
 export { InspectionEngine, DEFAULT_CLIENT_HANDSHAKE_TIMEOUT_MS, DEFAULT_CLIENT_HELLO_TIMEOUT_MS, DEFAULT_UPSTREAM_HANDSHAKE_TIMEOUT_MS, readFirstBytes } from './engine';
 export type {
-  FirstBytes, HttpLogContext, HttpLoggerFactory, HttpStreamLogger, InspectedFlow, InspectionEngineOptions, NonTlsAction, OnUpstreamError, PinApprovals,
+  FirstBytes, HttpLogContext, HttpLoggerFactory, InspectedFlow, InspectionEngineOptions, NonTlsAction, OnUpstreamError, PinApprovals,
   PinningMode, RecordSink,
 } from './engine';
 export { BypassVerifier, tlsProbe } from './bypass';

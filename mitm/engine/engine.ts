@@ -30,7 +30,7 @@ import {
 } from '../upstream';
 
 export type {
-  HttpLogContext, HttpLoggerFactory, HttpStreamLogger, InspectedFlow, InspectionEngineOptions, NonTlsAction, OnUpstreamError, PinApprovals, PinningMode, RecordSink,
+  HttpLogContext, HttpLoggerFactory, InspectedFlow, InspectionEngineOptions, NonTlsAction, OnUpstreamError, PinApprovals, PinningMode, RecordSink,
 } from './types';
 export { DEFAULT_CLIENT_HANDSHAKE_TIMEOUT_MS, DEFAULT_CLIENT_HELLO_TIMEOUT_MS, DEFAULT_UPSTREAM_HANDSHAKE_TIMEOUT_MS } from './types';
 

@@ -2,7 +2,7 @@
 // the class that takes a flow's two streams.
 export { InspectionEngine, DEFAULT_CLIENT_HANDSHAKE_TIMEOUT_MS, DEFAULT_CLIENT_HELLO_TIMEOUT_MS, DEFAULT_UPSTREAM_HANDSHAKE_TIMEOUT_MS } from './engine';
 export type {
-  HttpLogContext, HttpLoggerFactory, HttpStreamLogger, InspectedFlow, InspectionEngineOptions, NonTlsAction, OnUpstreamError, PinApprovals,
+  HttpLogContext, HttpLoggerFactory, InspectedFlow, InspectionEngineOptions, NonTlsAction, OnUpstreamError, PinApprovals,
   PinningMode, RecordSink,
 } from './engine';
 export { readFirstBytes } from './first_bytes';

@@ -1,6 +1,7 @@
 // The inspection engine's public types: the flow it is handed, its options,
 // and the sinks it writes to (engine.ts).
 
+import type { RelayTap } from '../../netstack';
 import type { LoadedCa } from '../ca';
 import type { BypassVerifier } from '../bypass';
 import type { MtlsHosts } from '../exemptions';
@@ -44,19 +45,13 @@ export interface RecordSink {
   write(user: string, peer: string, type: string, fields?: Record<string, unknown>): void;
 }
 
-/** Receives the decrypted bytes of one inspected flow, for mitm/http_log. */
-export interface HttpStreamLogger {
-  clientToServer(chunk: Buffer): void;
-  serverToClient(chunk: Buffer): void;
-  end(): void;
-}
-
 export interface HttpLogContext {
   /** The client's SNI, or null. */
   sni: string | null;
 }
 
-export type HttpLoggerFactory = (flow: InspectedFlow, alpn: string | null, ctx: HttpLogContext) => HttpStreamLogger | null;
+/** The relay's tap for one inspected flow's decrypted bytes (mitm/http_log), or null for none. */
+export type HttpLoggerFactory = (flow: InspectedFlow, alpn: string | null, ctx: HttpLogContext) => RelayTap | null;
 
 export interface InspectionEngineOptions {
   ca: LoadedCa;

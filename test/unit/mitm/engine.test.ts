@@ -8,7 +8,7 @@ import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import type { Server } from 'node:net';
 import * as tls from 'node:tls';
-import { HttpStreamLogger } from '../../../mitm/engine';
+import type { RelayTap } from '../../../netstack';
 import { removeTempDirs } from './ca_helpers';
 import { EngineUnderTest, Pki, close, fixedPolicy, get, handshake, listen, makePki, originCert } from './engine_harness';
 
@@ -128,7 +128,7 @@ test('the http-log hook sees the decrypted request and response bytes', async ()
   await withHttpsOrigin('log.test', async (originPort) => {
     const seen = { up: [] as Buffer[], down: [] as Buffer[], ended: false, alpn: '' as string | null };
     const eut = await new EngineUnderTest(pki, {
-      httpLogger: (_flow, alpn): HttpStreamLogger => {
+      httpLogger: (_flow, alpn): RelayTap => {
         seen.alpn = alpn;
         return { clientToServer: (c) => seen.up.push(c), serverToClient: (c) => seen.down.push(c), end: () => (seen.ended = true) };
       },
@@ -148,7 +148,7 @@ test('the http-log hook sees the decrypted request and response bytes', async ()
 test('a throwing http-log hook is detached and counted; the transfer still completes', async () => {
   await withHttpsOrigin('badlog.test', async (originPort) => {
     const eut = await new EngineUnderTest(pki, {
-      httpLogger: (): HttpStreamLogger => ({
+      httpLogger: (): RelayTap => ({
         clientToServer: () => { throw new Error('parser bug'); },
         serverToClient: () => undefined,
         end: () => undefined,
