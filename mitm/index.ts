@@ -7,16 +7,21 @@ export { LeafMinter, MintError } from './mint';
 export type { MintedLeaf, UpstreamLeaf, UpstreamNames } from './mint';
 export { ClientHelloReader, checkHostName, isGrease } from './client_hello';
 export type { ClientHelloInfo, ClientHelloResult } from './client_hello';
-export { InspectionEngine, DEFAULT_CLIENT_HANDSHAKE_TIMEOUT_MS, DEFAULT_CLIENT_HELLO_TIMEOUT_MS, DEFAULT_UPSTREAM_HANDSHAKE_TIMEOUT_MS, readFirstBytes } from './engine';
+// './engine/index', not './engine': a dist/ built before the engine became a folder may still hold a stale engine.js.
+export {
+  InspectionCore, InspectionEngine, DEFAULT_CLIENT_HANDSHAKE_TIMEOUT_MS, DEFAULT_CLIENT_HELLO_TIMEOUT_MS, DEFAULT_UPSTREAM_HANDSHAKE_TIMEOUT_MS, readFirstBytes,
+} from './engine/index';
 export type {
-  FirstBytes, HttpLogContext, HttpLoggerFactory, InspectedFlow, InspectionEngineOptions, NonTlsAction, OnUpstreamError, PinApprovals,
-  PinningMode, RecordSink,
-} from './engine';
-export { BypassVerifier, tlsProbe } from './bypass';
+  Command, EngineClock, FirstBytes, FlowEvent, HttpLogContext, HttpLoggerFactory, InspectedFlow, InspectionEngineOptions, NonTlsAction, OnUpstreamError,
+  PinApprovals, PinningMode, RecordSink,
+} from './engine/index';
+export { BypassVerifier } from './bypass';
+export { BypassProber, tlsProbe } from './bypass_probe';
+export type { BypassProbe } from './bypass_probe';
 export { MtlsHosts } from './exemptions';
 export { UNDECRYPTED_REASONS, upstreamCertError } from './flow_policy';
 export type { FlowPolicyHook, NonTlsDecision, TlsDecision, UndecryptedReason } from './flow_policy';
-export type { BypassProbe, BypassTarget, BypassVerdict, BypassVerifierOptions, ProbeResult } from './bypass';
+export type { BypassTarget, BypassVerdict, BypassVerifierOptions, ProbeResult } from './bypass';
 export { guessProtocol } from './protocol_guess';
 export type { ProtocolGuess } from './protocol_guess';
 export { PinningError, PinningTracker, isCertificateRejection } from './pinning';

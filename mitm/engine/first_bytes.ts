@@ -7,9 +7,11 @@
 //   server-speaks-first protocol would only end at the ClientHello deadline.
 // Either way the verdict carries a protocol guess (protocol_guess.ts); a
 // guess that still depends on bytes not yet arrived waits GUESS_WAIT_MS more.
+//
+// Sans-IO: fed what each side sent and how it ended; the owner keeps the
+// deadline (DEFAULT_CLIENT_HELLO_TIMEOUT_MS) and the guess timer, which this
+// asks for by answering 'wait_guess'.
 
-import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import type { ClientHelloInfo, ClientHelloReader } from '../client_hello';
 import { type ProtocolGuess, type Speaker, guessProtocol } from '../protocol_guess';
 
@@ -24,87 +26,76 @@ export type FirstBytes =
   | { kind: 'not_tls'; from: Speaker; guess: ProtocolGuess; serverBytes: Buffer }
   | { kind: 'error' | 'closed' | 'timeout'; reason: string; detail: string };
 
-/** Feeds the client's bytes to the reader, and watches the server's, until one decides, a side ends, or the deadline passes. */
-export function readFirstBytes(client: Duplex, upstream: Socket, reader: ClientHelloReader, timeoutMs: number): Promise<FirstBytes> {
-  return new Promise((resolve) => {
-    const fromServer: Buffer[] = [];
-    let serverLen = 0;
-    let guessing: Speaker | null = null;
-    let guessTimer: NodeJS.Timeout | undefined;
-    let settled = false;
-    const done = (v: FirstBytes): void => {
-      if (settled) return;
-      settled = true;
-      // pause() before removing the listener: a flowing stream without 'data' listeners drops bytes.
-      client.pause();
-      upstream.pause();
-      client.off('data', onClientData);
-      client.off('end', onClientEnd);
-      client.off('close', onClientClose);
-      upstream.off('data', onServerData);
-      upstream.off('end', onServerEnd);
-      clearTimeout(timer);
-      clearTimeout(guessTimer);
-      resolve(v);
-    };
-    const serverBytes = (): Buffer => Buffer.concat(fromServer, serverLen);
-    const bytesOf = (side: Speaker): Buffer => (side === 'client' ? reader.buffered() : serverBytes());
-    /** Settles on the guess when the bytes decide it, else waits a little for more. */
-    const tryGuess = (side: Speaker, final: boolean): void => {
-      const bytes = bytesOf(side);
-      const guess = guessProtocol(bytes, side, final || bytes.length >= MAX_GUESS_BYTES);
-      if (guess !== null) {
-        done({ kind: 'not_tls', from: side, guess, serverBytes: serverBytes() });
-        return;
-      }
-      guessTimer ??= setTimeout(() => tryGuess(side, true), GUESS_WAIT_MS);
-    };
-    const startGuessing = (side: Speaker): void => {
-      guessing = side;
-      tryGuess(side, false);
-    };
+/** A verdict; 'wait_guess': arm the guess timer (GUESS_WAIT_MS), then call guessWaitOver(); null: need more. */
+export type FirstBytesStep = FirstBytes | 'wait_guess' | null;
 
-    const onClientData = (chunk: Buffer): void => {
-      const r = reader.push(chunk);
-      if (guessing !== null) {
-        if (guessing === 'client') tryGuess('client', false);
-        return;
-      }
-      if (r.kind === 'need_more') return;
-      if (r.kind === 'not_tls') startGuessing('client');
-      else done(r);
-    };
-    const onClientEnd = (): void => {
-      if (guessing !== null) {
-        tryGuess(guessing, true);
-        return;
-      }
-      const r = reader.end();
-      if (r.kind === 'done' || r.kind === 'error') done(r);
-      else startGuessing('client');
-    };
-    const onClientClose = (): void => {
-      if (guessing !== null) tryGuess(guessing, true);
-      else done({ kind: 'closed', reason: 'client_closed', detail: `client closed after ${reader.bufferedBytes} bytes, before a ClientHello` });
-    };
-    const onServerData = (chunk: Buffer): void => {
-      fromServer.push(chunk);
-      serverLen += chunk.length;
-      if (guessing === null) startGuessing('server');
-      else if (guessing === 'server') tryGuess('server', false);
-    };
-    const onServerEnd = (): void => {
-      if (guessing === 'server') tryGuess('server', true);
-    };
-    const timer = setTimeout(() => done({
-      kind: 'timeout', reason: 'client_hello_timeout', detail: `no complete ClientHello within ${timeoutMs} ms (${reader.bufferedBytes} bytes read)`,
-    }), timeoutMs);
-    client.on('data', onClientData);
-    client.once('end', onClientEnd);
-    client.once('close', onClientClose);
-    upstream.on('data', onServerData);
-    upstream.once('end', onServerEnd);
-    // A stream already gone emits nothing more.
-    if (client.destroyed || client.readableEnded) onClientClose();
-  });
+export class FirstBytesReader {
+  private readonly fromServer: Buffer[] = [];
+  private serverLen = 0;
+  private guessing: Speaker | null = null;
+  private guessWaitAsked = false;
+
+  constructor(readonly reader: ClientHelloReader) {}
+
+  clientData(chunk: Buffer): FirstBytesStep {
+    const r = this.reader.push(chunk);
+    if (this.guessing !== null) return this.guessing === 'client' ? this.tryGuess('client', false) : null;
+    if (r.kind === 'need_more') return null;
+    if (r.kind === 'not_tls') return this.startGuessing('client');
+    return r;
+  }
+
+  /** The client's FIN. */
+  clientEnd(): FirstBytesStep {
+    if (this.guessing !== null) return this.tryGuess(this.guessing, true);
+    const r = this.reader.end();
+    return r.kind === 'done' || r.kind === 'error' ? r : this.startGuessing('client');
+  }
+
+  /** The client's stream closed (or was already gone when the flow began). */
+  clientClose(): FirstBytesStep {
+    if (this.guessing !== null) return this.tryGuess(this.guessing, true);
+    return { kind: 'closed', reason: 'client_closed', detail: `client closed after ${this.reader.bufferedBytes} bytes, before a ClientHello` };
+  }
+
+  serverData(chunk: Buffer): FirstBytesStep {
+    this.fromServer.push(chunk);
+    this.serverLen += chunk.length;
+    if (this.guessing === null) return this.startGuessing('server');
+    return this.guessing === 'server' ? this.tryGuess('server', false) : null;
+  }
+
+  serverEnd(): FirstBytesStep {
+    return this.guessing === 'server' ? this.tryGuess('server', true) : null;
+  }
+
+  /** GUESS_WAIT_MS passed since 'wait_guess': the guess is made with what is there. */
+  guessWaitOver(): FirstBytesStep {
+    return this.guessing === null ? null : this.tryGuess(this.guessing, true);
+  }
+
+  /** The ClientHello deadline passed. */
+  deadline(timeoutMs: number): FirstBytes {
+    return { kind: 'timeout', reason: 'client_hello_timeout', detail: `no complete ClientHello within ${timeoutMs} ms (${this.reader.bufferedBytes} bytes read)` };
+  }
+
+  /** The server's bytes so far (it may have spoken first). */
+  serverBytes(): Buffer {
+    return Buffer.concat(this.fromServer, this.serverLen);
+  }
+
+  private startGuessing(side: Speaker): FirstBytesStep {
+    this.guessing = side;
+    return this.tryGuess(side, false);
+  }
+
+  /** Settles on the guess when the bytes decide it, else asks (once) to wait a little for more. */
+  private tryGuess(side: Speaker, final: boolean): FirstBytesStep {
+    const bytes = side === 'client' ? this.reader.buffered() : this.serverBytes();
+    const guess = guessProtocol(bytes, side, final || bytes.length >= MAX_GUESS_BYTES);
+    if (guess !== null) return { kind: 'not_tls', from: side, guess, serverBytes: this.serverBytes() };
+    if (this.guessWaitAsked) return null;
+    this.guessWaitAsked = true;
+    return 'wait_guess';
+  }
 }

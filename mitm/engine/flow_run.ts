@@ -1,21 +1,14 @@
 // One inspected flow's bookkeeping: what is known about it so far, its
-// records, and its single ending (one `flow_end` record per flow).
+// records, and its single ending (one `flow_end` record per flow). Sans-IO:
+// records and the policy hook's notice leave as commands.
 
-import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
-import type { InspectedFlow } from './types';
+import type { Counters } from '../../netstack';
 import type { UndecryptedReason } from '../flow_policy';
+import type { Command } from './events';
+import type { InspectedFlow } from './types';
 
 export type FlowMode = 'inspect' | 'bypass' | 'non_tls' | 'refused';
 
-/** What a flow needs from its engine. */
-export interface FlowBookkeeper {
-  now(): number;
-  count(key: string): void;
-  record(flow: InspectedFlow, type: string, fields: Record<string, unknown>): void;
-}
-
-/** One flow's bookkeeping: its records and its single ending. */
 export class FlowRun {
   host: string;
   sni: string | null = null;
@@ -25,37 +18,35 @@ export class FlowRun {
   undecrypted: UndecryptedReason | null = null;
   private ended = false;
 
-  constructor(readonly flow: InspectedFlow, readonly client: Duplex, readonly upstream: Socket, private readonly engine: FlowBookkeeper) {
+  constructor(readonly flow: InspectedFlow, private readonly counters: Counters, private readonly emit: (c: Command) => void) {
     this.host = flow.dstAddress;
   }
 
-  record(type: string, fields: Record<string, unknown> = {}): void {
-    this.engine.record(this.flow, type, fields);
+
+  /** A record carrying the deciding rule and action as they are now (the hook sets them when it decides). */
+  record(recordType: string, fields: Record<string, unknown> = {}): void {
+    const { rule, action } = this.flow;
+    this.emit({ type: 'record', recordType, fields: rule === undefined ? fields : { ...fields, rule, action } });
   }
 
   /** Writes the flow's `flow_end` record once, and tells its policy hook when it was not decrypted. */
-  finish(result: string, extra: Record<string, unknown> = {}): void {
+  finish(result: string, now: number, extra: Record<string, unknown> = {}): void {
     if (this.ended) return;
     this.ended = true;
-    this.engine.count(`end.${this.mode}.${result}`);
+    this.counters.inc(`end.${this.mode}.${result}`);
     const undecrypted = this.undecrypted === null ? {} : { undecrypted: this.undecrypted };
     this.record('flow_end', {
       mode: this.mode, result, host: this.host, sni: this.sni, alpn: this.alpn,
       dst: `${this.flow.dstAddress}:${this.flow.dstPort}`, client: `${this.flow.clientAddress}:${this.flow.clientPort}`,
-      durationMs: this.engine.now() - this.flow.startedAt, ...undecrypted, ...extra,
+      durationMs: now - this.flow.startedAt, ...undecrypted, ...extra,
     });
-    if (this.undecrypted === null) return;
-    try {
-      this.flow.policy?.undecrypted?.(this.undecrypted, this.sni);
-    } catch {
-      this.engine.count('policy_hook_errors');
-    }
+    if (this.undecrypted !== null) this.emit({ type: 'undecrypted', reason: this.undecrypted, sni: this.sni });
   }
 
   /** Closes both sides at once and records why. */
-  abort(result: string, extra: Record<string, unknown> = {}): void {
-    this.client.destroy();
-    this.upstream.destroy();
-    this.finish(result, extra);
+  abort(result: string, now: number, extra: Record<string, unknown> = {}): void {
+    this.emit({ type: 'destroy', stream: 'client' });
+    this.emit({ type: 'destroy', stream: 'server' });
+    this.finish(result, now, extra);
   }
 }

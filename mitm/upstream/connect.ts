@@ -5,12 +5,12 @@
 // TLS and validation path as a flow's. Unlike secureUpstream, nothing
 // refused is handed back open: a failure always closes the connection.
 
-import net from 'node:net';
+import { Duplex } from 'node:stream';
 import { connectUpstream } from '../../netstack';
 import { SecureUpstreamOptions, UpstreamConnection, UpstreamFailure, secureUpstream, upstreamLabel } from './secure';
 
 /** Opens a TCP connection; resolves once connected, rejects with an Error saying why not (netstack's connectUpstream). */
-export type Dialer = (host: string, port: number, timeoutMs: number) => Promise<net.Socket>;
+export type Dialer = (host: string, port: number, timeoutMs: number) => Promise<Duplex>;
 
 export interface DialTlsOptions extends SecureUpstreamOptions {
   port: number;
@@ -23,7 +23,7 @@ export interface DialTlsOptions extends SecureUpstreamOptions {
 export async function dialTls(opts: DialTlsOptions): Promise<UpstreamConnection | UpstreamFailure> {
   const startedAt = Date.now();
   const raw = await dialWithin(opts);
-  if (!(raw instanceof net.Socket)) return raw;
+  if (!(raw instanceof Duplex)) return raw;
   // The rest of the one deadline; at least 1 ms so that a slow connect still gets its verdict from the timer.
   const remainingMs = Math.max(1, opts.timeoutMs - (Date.now() - startedAt));
   const result = await secureUpstream(raw, { ...opts, timeoutMs: remainingMs });
@@ -34,13 +34,13 @@ export async function dialTls(opts: DialTlsOptions): Promise<UpstreamConnection 
 }
 
 /** The dialer's socket, or the failure; our own deadline bounds a dialer that never settles. */
-export function dialWithin(opts: Pick<DialTlsOptions, 'host' | 'port' | 'timeoutMs' | 'dial'>): Promise<net.Socket | UpstreamFailure> {
+export function dialWithin(opts: Pick<DialTlsOptions, 'host' | 'port' | 'timeoutMs' | 'dial'>): Promise<Duplex | UpstreamFailure> {
   const where = upstreamLabel({ host: opts.host, port: opts.port });
   return new Promise((resolve) => {
     let settled = false;
-    const settle = (result: net.Socket | UpstreamFailure): void => {
+    const settle = (result: Duplex | UpstreamFailure): void => {
       if (settled) {
-        if (result instanceof net.Socket) result.destroy();
+        if (result instanceof Duplex) result.destroy();
         return;
       }
       settled = true;
@@ -50,7 +50,7 @@ export function dialWithin(opts: Pick<DialTlsOptions, 'host' | 'port' | 'timeout
     const timer = setTimeout(() => {
       settle({ ok: false, error: 'timeout', detail: `TCP connect to ${where} took longer than ${opts.timeoutMs} ms` });
     }, opts.timeoutMs);
-    let dialing: Promise<net.Socket>;
+    let dialing: Promise<Duplex>;
     try {
       dialing = (opts.dial ?? connectUpstream)(opts.host, opts.port, opts.timeoutMs);
     } catch (err) {

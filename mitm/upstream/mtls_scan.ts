@@ -27,7 +27,7 @@ export async function probeClientCertificateDemand(opts: DialTlsOptions): Promis
 /** A TLS 1.2 handshake with the server, watching its first flight; null when no connection could be made. */
 async function scanTls12(opts: DialTlsOptions): Promise<ServerFlight | null> {
   const raw = await dialWithin(opts);
-  if (!(raw instanceof net.Socket)) return null;
+  if (!(raw instanceof Duplex)) return null;
   const scanner = new ServerFlightScanner();
   const wire = new Duplex({
     read: () => void raw.resume(),

@@ -18,7 +18,8 @@
 // nothing; it is called exactly once here.
 
 import type { X509Certificate } from 'node:crypto';
-import { type Socket, isIP } from 'node:net';
+import { isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { AiaFetcher, validateWithAia } from './aia';
 import { certLabel } from './cert_info';
@@ -99,7 +100,7 @@ export function upstreamLabel(opts: Pick<SecureUpstreamOptions, 'host' | 'port' 
   return opts.servername ? `${address} (${opts.servername})` : address;
 }
 
-export function secureUpstream(raw: Socket, opts: SecureUpstreamOptions): Promise<UpstreamConnection | SecureUpstreamFailure> {
+export function secureUpstream(raw: Duplex, opts: SecureUpstreamOptions): Promise<UpstreamConnection | SecureUpstreamFailure> {
   return new Promise((resolve) => {
     let stapled: Buffer | null = null;
     let settled = false;

@@ -121,23 +121,3 @@ function abort(stream: Duplex): void {
   }
   stream.destroy();
 }
-
-/** How long a cleanly finished stream may take to flush and close before it is destroyed. */
-const CLOSE_LINGER_MS = 5_000;
-
-/**
- * After a clean ending, the raw stream under a TLS socket may still hold the
- * last bytes (close_notify) in its send buffer: end it and let it flush,
- * destroying it only if it does not close by itself. Errors destroy at once.
- */
-export function closeRaw(stream: Duplex, clean: boolean): void {
-  if (stream.destroyed) return;
-  if (!clean) {
-    stream.destroy();
-    return;
-  }
-  stream.end();
-  const timer = setTimeout(() => stream.destroy(), CLOSE_LINGER_MS);
-  timer.unref();
-  stream.once('close', () => clearTimeout(timer));
-}
