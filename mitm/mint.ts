@@ -50,8 +50,8 @@ export interface LeafMinterOptions {
 
 export interface MintOptions {
   sni?: string;
-  /** Current time in ms; defaults to Date.now(). */
-  now?: number;
+  /** Wall-clock ms: the leaf is valid from then (less the clock skew allowance), and a cached one is judged by it. */
+  now: number;
 }
 
 export interface MinterStats {
@@ -126,8 +126,8 @@ export class LeafMinter {
   }
 
   /** A leaf for the upstream's names, from the cache when one is still good. Throws MintError. */
-  mint(upstream: UpstreamLeaf, opts: MintOptions = {}): MintedLeaf {
-    const now = opts.now ?? Date.now();
+  mint(upstream: UpstreamLeaf, opts: MintOptions): MintedLeaf {
+    const { now } = opts;
     const names = describe(upstream);
     let sans = normalizeSans(names.sans);
     // Legacy certificates name the host only in the CN; clients today require a SAN.

@@ -21,11 +21,11 @@ export interface DialTlsOptions extends SecureUpstreamOptions {
 }
 
 export async function dialTls(opts: DialTlsOptions): Promise<UpstreamConnection | UpstreamFailure> {
-  const startedAt = Date.now();
+  const startedAt = opts.now().getTime();
   const raw = await dialWithin(opts);
   if (!(raw instanceof Duplex)) return raw;
   // The rest of the one deadline; at least 1 ms so that a slow connect still gets its verdict from the timer.
-  const remainingMs = Math.max(1, opts.timeoutMs - (Date.now() - startedAt));
+  const remainingMs = Math.max(1, opts.timeoutMs - (opts.now().getTime() - startedAt));
   const result = await secureUpstream(raw, { ...opts, timeoutMs: remainingMs });
   if (result.ok) return result;
   result.socket?.destroy();

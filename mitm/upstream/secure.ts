@@ -57,7 +57,8 @@ export interface SecureUpstreamOptions {
   aia?: AiaFetcher;
   fetch?: HttpFetcher;
   ocspCache?: OcspCache;
-  now?: () => Date;
+  /** The wall clock, for validity and freshness checks (the caller's edge reads it). */
+  now: () => Date;
   onSoftFail?: (detail: string) => void;
 }
 
@@ -190,7 +191,7 @@ export type PresentedVerdict =
  * for a chain read off a failed TLS 1.2 handshake (server_flight.ts).
  */
 export async function validatePresented(chain: X509Certificate[], stapled: Buffer | null, protocol: string, opts: SecureUpstreamOptions): Promise<PresentedVerdict> {
-  const now = opts.now?.() ?? new Date();
+  const now = opts.now();
   const verdict = await validateWithAia(
     { chain, hostname: opts.servername ?? null, ip: opts.host, now, trust: opts.trust, negotiatedProtocol: protocol },
     opts.aia ?? (opts.fetch ? new AiaFetcher({ fetch: opts.fetch }) : sharedAia),

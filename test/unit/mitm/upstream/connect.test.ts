@@ -46,7 +46,7 @@ function httpsOrigin(chain: TestCert[], extra: https.ServerOptions = {}): Promis
 }
 
 function connect(port: number, overrides: Partial<DialTlsOptions> = {}): Promise<UpstreamConnection | UpstreamFailure> {
-  return dialTls({ host: '127.0.0.1', port, servername: HOST, alpn: ['h2', 'http/1.1'], trust, revocation: 'soft', timeoutMs: 3_000, ocspCache: new OcspCache(), ...overrides });
+  return dialTls({ host: '127.0.0.1', port, servername: HOST, alpn: ['h2', 'http/1.1'], trust, revocation: 'soft', timeoutMs: 3_000, ocspCache: new OcspCache(), now: () => new Date(), ...overrides });
 }
 
 async function failureOf(port: number, overrides: Partial<DialTlsOptions> = {}): Promise<string> {
