@@ -80,7 +80,8 @@ export class LeafMinter {
   private readonly issuerPrefix: string;
   private readonly issuerNotAfterMs: number;
   private readonly leafKey: KeyObject;
-  private readonly keyPem: string;
+  /** The one key of every leaf this minter makes (PKCS#8 PEM). */
+  readonly keyPem: string;
   private readonly chainSuffix: string;
   // Pre-encoded TBSCertificate parts that are the same for every leaf.
   private readonly versionDer: Buffer;

@@ -6,7 +6,6 @@
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { REFUSAL_LINGER_MS, alertRecord } from './alerts';
-import type { MintedLeaf } from './mint';
 import { ClientHandshakeEnd, rejectionAlertOf } from './pinning';
 
 export { ALERT_ACCESS_DENIED, ALERT_HANDSHAKE_FAILURE, ALERT_INTERNAL_ERROR, alertRecord } from './alerts';
@@ -27,22 +26,11 @@ export function refuseWith(client: Duplex, last: Buffer, lingerMs = REFUSAL_LING
   client.resume();
 }
 
-/** One SecureContext per minted leaf: LeafMinter returns the same object from its cache. */
-const contexts = new WeakMap<MintedLeaf, tls.SecureContext>();
-
-export function secureContextFor(leaf: MintedLeaf): tls.SecureContext {
-  let ctx = contexts.get(leaf);
-  if (!ctx) {
-    ctx = tls.createSecureContext({ key: leaf.key.export({ format: 'pem', type: 'pkcs8' }).toString(), cert: leaf.chainPem, minVersion: 'TLSv1.2' });
-    contexts.set(leaf, ctx);
-  }
-  return ctx;
-}
-
 export type ClientTlsEnd = { ok: true } | { ok: false; end: ClientHandshakeEnd };
 
 /**
- * Starts the client's handshake with us as its server; `done` is called
+ * Starts the client's handshake with us as its server, under `context` (the
+ * minted leaf's, leaf_contexts.ts); `done` is called
  * once, when it completes or fails (the socket is then destroyed). The bytes
  * already read (the ClientHello and anything after it) are unshifted into
  * `client` first: TLSSocket feeds a stream's buffered bytes to the TLS
@@ -50,7 +38,7 @@ export type ClientTlsEnd = { ok: true } | { ok: false; end: ClientHandshakeEnd }
  * The deadline is the caller's. Returns null when the client is already gone
  * (`done` has then been told).
  */
-export function startClientTls(client: Duplex, replay: Buffer, leaf: MintedLeaf, alpn: string | null, done: (r: ClientTlsEnd) => void): tls.TLSSocket | null {
+export function startClientTls(client: Duplex, replay: Buffer, context: tls.SecureContext, alpn: string | null, done: (r: ClientTlsEnd) => void): tls.TLSSocket | null {
   if (client.readableEnded || client.destroyed) {
     done({ ok: false, end: { kind: 'other', detail: 'client closed before the TLS handshake could start' } });
     return null;
@@ -58,7 +46,7 @@ export function startClientTls(client: Duplex, replay: Buffer, leaf: MintedLeaf,
   client.unshift(replay);
   const socket = new tls.TLSSocket(client, {
     isServer: true,
-    secureContext: secureContextFor(leaf),
+    secureContext: context,
     ALPNProtocols: alpn ? [alpn] : undefined,
   });
   let settled = false;

@@ -50,6 +50,11 @@ export class InspectionCore {
     };
   }
 
+  /** The leaf minter for leaves under `issuer`'s CA. */
+  minter(issuer: Issuer): LeafMinter {
+    return this.minters[issuer];
+  }
+
   /** A new flow's machine; call its start(now) first. */
   flow(flow: InspectedFlow): FlowMachine {
     return new FlowMachine(this, flow);

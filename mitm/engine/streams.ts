@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import { type RelayResult, relay } from '../../netstack';
 import { BypassProber, tlsProbe } from '../bypass_probe';
+import { LeafContexts } from '../leaf_contexts';
 import { refuseWith, startClientTls } from '../terminate';
 import {
   type SecureUpstreamFailure, type UpstreamConnection, CERTIFICATE_REQUIRED_CODE, probeClientCertificateDemand, secureUpstream,
@@ -30,9 +31,12 @@ export class InspectionEngine {
   readonly core: InspectionCore;
   readonly clock: EngineClock;
   readonly prober: BypassProber;
+  /** The client side's TLS contexts, one per minted leaf, prepared ahead for first visits. */
+  readonly contexts = new LeafContexts();
 
   constructor(readonly opts: InspectionEngineOptions) {
     this.core = new InspectionCore(opts);
+    this.contexts.prepare(this.core.minter('company').keyPem);
     this.clock = opts.clock ?? wallClock;
     const probe = opts.probe ?? tlsProbe({
       trust: opts.trust, revocation: opts.tls?.revocation ?? 'soft', timeoutMs: this.core.timeouts.upstreamHandshakeMs, dial: opts.dial,
@@ -151,7 +155,7 @@ class FlowDriver {
         return;
       }
       case 'start_client_tls':
-        this.clientTls = startClientTls(this.client, c.replay, c.leaf, c.alpn, (result) => this.feed({ type: 'client_tls', result }));
+        this.clientTls = startClientTls(this.client, c.replay, engine.contexts.for(c.leaf), c.alpn, (result) => this.feed({ type: 'client_tls', result }));
         return;
       case 'write':
         this.side(c.side).write(c.data);
