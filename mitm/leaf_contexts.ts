@@ -5,10 +5,11 @@
 // only part that differs per host, since every leaf of a minter shares one
 // key (mint.ts). So contexts with that key already loaded are made ahead, in
 // the background, and a first visit only sets its certificate on one (about
-// 0.28 ms). The pool is refilled a while after it was drawn from, one
-// context at a time, spaced out: right away, or all at once, the refill
-// would land on the very handshakes the prepared contexts were meant to
-// speed up.
+// 0.28 ms). The pool is refilled once first visits pause (a page opens its
+// new hosts in a burst), one context at a time, spaced out: right away, or
+// all at once, the refill would land on the very handshakes the prepared
+// contexts were meant to speed up. Below half full it refills even while
+// first visits go on, so a steady stream of them never runs it dry.
 //
 // All contexts of a key share one set of session-ticket keys: a client that
 // resumes (RFC 8446 §2.2) skips the certificate and the signature, also
@@ -18,9 +19,9 @@ import { randomBytes } from 'node:crypto';
 import tls from 'node:tls';
 import type { MintedLeaf } from './mint';
 
-/** Contexts kept ready per leaf key: a page opening this many new hosts at once pays nothing extra. */
-export const DEFAULT_PREPARED_CONTEXTS = 16;
-/** How long after a context was taken the pool starts refilling. */
+/** Contexts kept ready per leaf key (about 40 KB each): a page opening up to half as many new hosts at once finds them all ready. */
+export const DEFAULT_PREPARED_CONTEXTS = 32;
+/** How long after the last context was taken the pool starts refilling. */
 export const REFILL_DELAY_MS = 250;
 /** Between two contexts made by a refill (each about 0.5 ms of CPU). */
 export const REFILL_INTERVAL_MS = 20;
@@ -32,7 +33,8 @@ interface NativeContext {
 
 interface Pool {
   ready: tls.SecureContext[];
-  filling: boolean;
+  /** The next refill step, when one is due. */
+  timer: NodeJS.Timeout | null;
 }
 
 export class LeafContexts {
@@ -63,7 +65,7 @@ export class LeafContexts {
   private pool(keyPem: string): Pool {
     let pool = this.pools.get(keyPem);
     if (!pool) {
-      pool = { ready: [], filling: false };
+      pool = { ready: [], timer: null };
       this.pools.set(keyPem, pool);
     }
     return pool;
@@ -74,15 +76,17 @@ export class LeafContexts {
     return tls.createSecureContext({ key: keyPem, minVersion: 'TLSv1.2', ticketKeys: this.ticketKeys });
   }
 
-  /** After `delayMs`, one context every REFILL_INTERVAL_MS until the pool is full. */
+  /** After `delayMs` (postponed by each draw while the pool is over half full), one context every REFILL_INTERVAL_MS until it is full. */
   private refill(keyPem: string, pool: Pool, delayMs: number): void {
-    if (pool.filling || pool.ready.length >= this.prepared) return;
-    pool.filling = true;
+    if (pool.ready.length >= this.prepared) return;
+    if (pool.timer !== null) {
+      if (pool.ready.length * 2 < this.prepared) return;
+      clearTimeout(pool.timer);
+    }
     const step = (): void => {
       pool.ready.push(this.keyed(keyPem));
-      if (pool.ready.length < this.prepared) setTimeout(step, REFILL_INTERVAL_MS).unref();
-      else pool.filling = false;
+      pool.timer = pool.ready.length < this.prepared ? setTimeout(step, REFILL_INTERVAL_MS).unref() : null;
     };
-    setTimeout(step, delayMs).unref();
+    pool.timer = setTimeout(step, delayMs).unref();
   }
 }
