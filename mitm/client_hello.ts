@@ -16,11 +16,13 @@ export const EXT_SUPPORTED_VERSIONS = 43;
 export const EXT_ENCRYPTED_CLIENT_HELLO = 0xfe0d; // draft-ietf-tls-esni
 const NAME_TYPE_HOST_NAME = 0;
 
+// RFC 8446 §4.1.2: Random is 32 bytes; legacy_session_id<0..32>; legacy_compression_methods is only null(0).
 const RANDOM_LEN = 32;
 const MAX_SESSION_ID_LEN = 32;
+const COMPRESSION_NULL = 0;
+// RFC 1035 §2.3.4: a name of at most 253 characters (255 octets on the wire), labels of at most 63.
 const MAX_HOST_NAME_LEN = 253;
 const MAX_LABEL_LEN = 63;
-const COMPRESSION_NULL = 0;
 
 /** Default bound on the ClientHello body; real ones are 200..2000 bytes. */
 export const DEFAULT_MAX_CLIENT_HELLO_LEN = 16 * 1024;

@@ -16,6 +16,7 @@ import {
   subjectKeyIdExt, toPem,
 } from './ca_der';
 import { MintError, SanInput, chooseCommonName, normalizeSans, sanSetKey } from './mint_names';
+import { Counters } from '../netstack';
 import { IpAddress } from '../netstack/wire';
 import { KU, OID, TAG_SEQUENCE, certInfo, ctx, encode, parseCertificate, subjectCommonName } from './x509';
 
@@ -49,8 +50,8 @@ export interface LeafMinterOptions {
 
 export interface MintOptions {
   sni?: string;
-  /** Current time in ms; defaults to Date.now(). */
-  now?: number;
+  /** Wall-clock ms: the leaf is valid from then (less the clock skew allowance), and a cached one is judged by it. */
+  now: number;
 }
 
 export interface MinterStats {
@@ -79,16 +80,16 @@ export class LeafMinter {
   private readonly issuerPrefix: string;
   private readonly issuerNotAfterMs: number;
   private readonly leafKey: KeyObject;
-  private readonly keyPem: string;
+  /** The one key of every leaf this minter makes (PKCS#8 PEM). */
+  readonly keyPem: string;
   private readonly chainSuffix: string;
   // Pre-encoded TBSCertificate parts that are the same for every leaf.
   private readonly versionDer: Buffer;
   private readonly algorithmAndIssuerDer: Buffer;
   private readonly spkiDer: Buffer;
   private readonly fixedExtensionsDer: Buffer;
-  private hits = 0;
-  private misses = 0;
-  private evictions = 0;
+  /** hits, misses, evictions of the leaf cache. */
+  readonly counters = new Counters();
 
   constructor(private readonly issuer: LoadedCa, opts: LeafMinterOptions = {}) {
     this.cacheSize = opts.cacheSize ?? DEFAULT_CACHE_SIZE;
@@ -121,12 +122,13 @@ export class LeafMinter {
   }
 
   get stats(): MinterStats {
-    return { hits: this.hits, misses: this.misses, evictions: this.evictions, size: this.cache.size };
+    const c = this.counters.values;
+    return { hits: c.hits ?? 0, misses: c.misses ?? 0, evictions: c.evictions ?? 0, size: this.cache.size };
   }
 
   /** A leaf for the upstream's names, from the cache when one is still good. Throws MintError. */
-  mint(upstream: UpstreamLeaf, opts: MintOptions = {}): MintedLeaf {
-    const now = opts.now ?? Date.now();
+  mint(upstream: UpstreamLeaf, opts: MintOptions): MintedLeaf {
+    const { now } = opts;
     const names = describe(upstream);
     let sans = normalizeSans(names.sans);
     // Legacy certificates name the host only in the CN; clients today require a SAN.
@@ -139,10 +141,10 @@ export class LeafMinter {
     if (cached !== undefined && cached.notAfterMs > now + REFRESH_MARGIN_MS && cached.notAfterMs <= upstreamNotAfterMs) {
       this.cache.delete(key);
       this.cache.set(key, cached);
-      this.hits++;
+      this.counters.inc('hits');
       return cached.leaf;
     }
-    this.misses++;
+    this.counters.inc('misses');
     const notAfterMs = Math.min(now + this.validityMs, upstreamNotAfterMs, this.issuerNotAfterMs);
     if (notAfterMs <= now) {
       throw new MintError(upstreamNotAfterMs <= now
@@ -155,7 +157,7 @@ export class LeafMinter {
     if (this.cache.size > this.cacheSize) {
       const oldest = this.cache.keys().next().value as string;
       this.cache.delete(oldest);
-      this.evictions++;
+      this.counters.inc('evictions');
     }
     return leaf;
   }

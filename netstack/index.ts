@@ -9,7 +9,8 @@ export { osUdpEgress, type UdpEgressFactory, type UdpEgressSocket, type UdpEgres
 export { TcpFlowTable, type FlowRecord, type TcpFlowHandler, type TcpFlowInfo, type TcpFlowOptions } from './tcp_flows';
 export { TcpEndpointStream } from './tcp_stream';
 export { WakeQueue, type Wakeable } from './wake_queue';
-export { connectUpstream, socketEgress, splice, TcpOpenError, type TcpOpenFailure, type TcpUpstream } from './egress/tcp_socket';
+export { connectUpstream, socketEgress, TcpOpenError, type TcpOpenFailure, type TcpUpstream } from './egress/tcp_socket';
+export { relay, type RelayEnd, type RelayOptions, type RelayResult, type RelayTap } from './egress/relay';
 export { FdBudget, processFds, type FdGate, type FdSnapshot } from './egress/fd_budget';
 export type { StackIncident } from './incident';
 export { EgressGuard, EGRESS_REFUSALS, describeVerdict, type EgressForm, type EgressGuardOptions, type EgressListener, type EgressRefusal, type EgressVerdict } from './egress/guard';

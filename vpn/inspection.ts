@@ -6,8 +6,8 @@
 import type { Config } from './config';
 import type { Logger } from './process';
 import { PinnedSync } from './pinned';
-import { connectUpstream as connectTcp } from '../netstack';
-import { AiaFetcher, createHttpLogger, ensureCa, InspectionEngine, LeafMinter, PinningTracker, TrustStore, type Dialer, type EnsuredCa, type HttpFetcher, type HttpLoggerFactory } from '../mitm';
+import { connectUpstream } from '../netstack';
+import { AiaFetcher, createHttpLogger, ensureCa, InspectionEngine, LeafMinter, PinningTracker, TrustStore, type EnsuredCa, type HttpFetcher, type HttpLoggerFactory } from '../mitm';
 import { UserLog } from './logs';
 
 export class Inspection {
@@ -19,7 +19,7 @@ export class Inspection {
   private readonly pinnedSync: PinnedSync;
   private readonly ownsLog: boolean;
   /** The one way this concentrator opens TCP toward a destination: flows and bypass probes alike. */
-  readonly dial: Dialer = (host, port, timeoutMs) => connectTcp(host, port, timeoutMs);
+  readonly dial = connectUpstream;
 
   constructor(
     dataDir: string,

@@ -7,7 +7,8 @@ import {
   HeadReader, listHas, parseContentLength, parseRequestHead, parseResponseHead, peekRequestLine,
   RequestHead, transferCodings,
 } from './h1_head';
-import { ConnectionParser, HttpRequestRecord, logHost, logUserAgent, redactTarget, splitAbsoluteForm } from './record';
+import { HttpRequestRecord, logHost, logUserAgent, redactTarget, splitAbsoluteForm } from './record';
+import type { RelayTap } from '../../netstack';
 
 export interface ParserContext {
   sniHost: string | null;
@@ -35,7 +36,7 @@ interface Exchange {
 
 type Side = 'head' | 'body' | 'hold' | 'stopped';
 
-export class H1Connection implements ConnectionParser {
+export class H1Connection implements RelayTap {
   private readonly queue: Exchange[] = [];
   private client: Side = 'head';
   private server: Side = 'head';

@@ -10,7 +10,8 @@ import {
   FrameSink, GOAWAY, H2FrameReader, HEADERS, PING, PRIORITY, PUSH_PROMISE, RST_STREAM, SETTINGS, WINDOW_UPDATE,
 } from './h2_frames';
 import type { ParserContext } from './h1';
-import { ConnectionParser, HttpRequestRecord, logHost, logUserAgent, redactTarget } from './record';
+import { HttpRequestRecord, logHost, logUserAgent, redactTarget } from './record';
+import type { RelayTap } from '../../netstack';
 
 /** Streams tracked at once; servers commonly allow 100-250 (SETTINGS_MAX_CONCURRENT_STREAMS). */
 export const MAX_TRACKED_STREAMS = 256;
@@ -50,7 +51,7 @@ class Direction implements FrameSink {
   }
 }
 
-export class H2Connection implements ConnectionParser {
+export class H2Connection implements RelayTap {
   private readonly client: Direction;
   private readonly server: Direction;
   private readonly streams = new Map<number, H2Stream>();

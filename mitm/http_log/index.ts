@@ -2,6 +2,6 @@
 // decrypted bytes of each direction, one record per request.
 export { createHttpLogger } from './logger';
 export { DEFAULT_MAX_HEADER_BYTES, redactTarget } from './record';
-export type { HttpLoggerOptions, HttpRequestRecord, ConnectionParser } from './record';
+export type { HttpLoggerOptions, HttpRequestRecord } from './record';
 export { HpackDecoder } from './hpack';
 export type { HeaderField, HpackError } from './hpack';

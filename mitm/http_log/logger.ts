@@ -5,11 +5,12 @@
 import { H1Connection, ParserContext } from './h1';
 import { H2Connection } from './h2';
 import { CONNECTION_PREFACE } from './h2_frames';
-import { ConnectionParser, DEFAULT_MAX_HEADER_BYTES, HttpLoggerOptions, HttpRequestRecord } from './record';
+import { DEFAULT_MAX_HEADER_BYTES, HttpLoggerOptions, HttpRequestRecord } from './record';
+import type { RelayTap } from '../../netstack';
 
 const HTTP1_ALPN = new Set(['http/1.1', 'http/1.0']);
 
-export function createHttpLogger(opts: HttpLoggerOptions): ConnectionParser {
+export function createHttpLogger(opts: HttpLoggerOptions): RelayTap {
   const ctx: ParserContext = {
     sniHost: opts.sniHost,
     now: opts.now,
@@ -25,8 +26,8 @@ export function createHttpLogger(opts: HttpLoggerOptions): ConnectionParser {
  * Holds the first client bytes while they could still be the HTTP/2
  * preface (24 bytes at most), and server bytes that arrive meanwhile.
  */
-class PrefaceSniffer implements ConnectionParser {
-  private inner: ConnectionParser | null = null;
+class PrefaceSniffer implements RelayTap {
+  private inner: RelayTap | null = null;
   private clientBytes: Buffer = Buffer.alloc(0);
   private serverHeld: Buffer[] = [];
   private serverHeldBytes = 0;
@@ -52,10 +53,10 @@ class PrefaceSniffer implements ConnectionParser {
 
   end(): void {
     if (!this.inner) this.decide(new H1Connection(this.ctx));
-    (this.inner as ConnectionParser).end();
+    (this.inner as RelayTap).end();
   }
 
-  private decide(p: ConnectionParser): void {
+  private decide(p: RelayTap): void {
     this.inner = p;
     const client = this.clientBytes;
     const held = this.serverHeld;
@@ -71,7 +72,7 @@ class PrefaceSniffer implements ConnectionParser {
  * bug in them from ever breaking the relay. A throw ends logging for the
  * connection with one error record.
  */
-function guarded(p: ConnectionParser, ctx: ParserContext, protocol: HttpRequestRecord['protocol']): ConnectionParser {
+function guarded(p: RelayTap, ctx: ParserContext, protocol: HttpRequestRecord['protocol']): RelayTap {
   let dead = false;
   const fail = (): void => {
     dead = true;

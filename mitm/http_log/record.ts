@@ -30,12 +30,6 @@ export interface HttpLoggerOptions {
 }
 
 /** What both protocol parsers offer the engine; feeding never throws. */
-export interface ConnectionParser {
-  clientToServer(chunk: Buffer): void;
-  serverToClient(chunk: Buffer): void;
-  end(): void;
-}
-
 /** Node's own limit is 16 KiB; 64 KiB leaves room for cookie-heavy sites. */
 export const DEFAULT_MAX_HEADER_BYTES = 64 * 1024;
 /** Log lines stay bounded whatever the client sends. */

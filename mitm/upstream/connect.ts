@@ -1,32 +1,31 @@
-// Dials the origin for an inspected flow, then secures and validates the
-// connection with secureUpstream: one TLS and validation path whether the TCP
-// connection was opened here or by the stack. Unlike secureUpstream, nothing
+// A TLS connection the concentrator opens on its own account (the bypass
+// gate's probe, the TLS 1.2 client-certificate scan): dialed with the
+// concentrator's one dialer (netstack's connectUpstream, or the one the
+// wiring passes), then secured and validated with secureUpstream, the same
+// TLS and validation path as a flow's. Unlike secureUpstream, nothing
 // refused is handed back open: a failure always closes the connection.
-//
-// The TCP connect itself goes through a Dialer: the concentrator passes the
-// same one its flows use (netstack's connectUpstream), so a connection opened
-// here on a client's behalf obeys every rule a client's own flow does.
 
-import net from 'node:net';
+import { Duplex } from 'node:stream';
+import { connectUpstream } from '../../netstack';
 import { SecureUpstreamOptions, UpstreamConnection, UpstreamFailure, secureUpstream, upstreamLabel } from './secure';
 
-/** Opens a TCP connection; resolves once connected, rejects with an Error saying why not. */
-export type Dialer = (host: string, port: number, timeoutMs: number) => Promise<net.Socket>;
+/** Opens a TCP connection; resolves once connected, rejects with an Error saying why not (netstack's connectUpstream). */
+export type Dialer = (host: string, port: number, timeoutMs: number) => Promise<Duplex>;
 
-export interface ConnectUpstreamOptions extends SecureUpstreamOptions {
+export interface DialTlsOptions extends SecureUpstreamOptions {
   port: number;
   /** Deadline for TCP connect plus TLS handshake and validation. */
   timeoutMs: number;
-  /** Default: a plain net.connect. */
+  /** The dialer the flows use, so a connection opened on a client's behalf obeys every rule its own flow does. Default: netstack's. */
   dial?: Dialer;
 }
 
-export async function connectUpstream(opts: ConnectUpstreamOptions): Promise<UpstreamConnection | UpstreamFailure> {
-  const startedAt = Date.now();
+export async function dialTls(opts: DialTlsOptions): Promise<UpstreamConnection | UpstreamFailure> {
+  const startedAt = opts.now().getTime();
   const raw = await dialWithin(opts);
-  if (!(raw instanceof net.Socket)) return raw;
+  if (!(raw instanceof Duplex)) return raw;
   // The rest of the one deadline; at least 1 ms so that a slow connect still gets its verdict from the timer.
-  const remainingMs = Math.max(1, opts.timeoutMs - (Date.now() - startedAt));
+  const remainingMs = Math.max(1, opts.timeoutMs - (opts.now().getTime() - startedAt));
   const result = await secureUpstream(raw, { ...opts, timeoutMs: remainingMs });
   if (result.ok) return result;
   result.socket?.destroy();
@@ -34,30 +33,14 @@ export async function connectUpstream(opts: ConnectUpstreamOptions): Promise<Ups
   return { ok: false, error: result.error, detail: result.detail, chain: result.chain, code: result.code };
 }
 
-/** A plain TCP connect. */
-export const netDialer: Dialer = (host, port, timeoutMs) =>
-  new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
-    const timer = setTimeout(() => socket.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    socket.once('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(new Error(err.code ?? err.message));
-    });
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.removeAllListeners('error');
-      resolve(socket);
-    });
-  });
-
 /** The dialer's socket, or the failure; our own deadline bounds a dialer that never settles. */
-export function dialWithin(opts: Pick<ConnectUpstreamOptions, 'host' | 'port' | 'timeoutMs' | 'dial'>): Promise<net.Socket | UpstreamFailure> {
+export function dialWithin(opts: Pick<DialTlsOptions, 'host' | 'port' | 'timeoutMs' | 'dial'>): Promise<Duplex | UpstreamFailure> {
   const where = upstreamLabel({ host: opts.host, port: opts.port });
   return new Promise((resolve) => {
     let settled = false;
-    const settle = (result: net.Socket | UpstreamFailure): void => {
+    const settle = (result: Duplex | UpstreamFailure): void => {
       if (settled) {
-        if (result instanceof net.Socket) result.destroy();
+        if (result instanceof Duplex) result.destroy();
         return;
       }
       settled = true;
@@ -67,9 +50,9 @@ export function dialWithin(opts: Pick<ConnectUpstreamOptions, 'host' | 'port' | 
     const timer = setTimeout(() => {
       settle({ ok: false, error: 'timeout', detail: `TCP connect to ${where} took longer than ${opts.timeoutMs} ms` });
     }, opts.timeoutMs);
-    let dialing: Promise<net.Socket>;
+    let dialing: Promise<Duplex>;
     try {
-      dialing = (opts.dial ?? netDialer)(opts.host, opts.port, opts.timeoutMs);
+      dialing = (opts.dial ?? connectUpstream)(opts.host, opts.port, opts.timeoutMs);
     } catch (err) {
       dialing = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }

@@ -17,5 +17,5 @@ export type { PresentedVerdict, SecureUpstreamFailure, SecureUpstreamOptions, Up
 export { probeClientCertificateDemand } from './mtls_scan';
 export { ServerFlightScanner } from './server_flight';
 export type { ServerFlight } from './server_flight';
-export { connectUpstream, netDialer } from './connect';
-export type { ConnectUpstreamOptions, Dialer } from './connect';
+export { dialTls } from './connect';
+export type { DialTlsOptions, Dialer } from './connect';

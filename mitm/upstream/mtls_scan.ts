@@ -9,7 +9,7 @@
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import { dialWithin, type ConnectUpstreamOptions } from './connect';
+import { dialWithin, type DialTlsOptions } from './connect';
 import { validatePresented, type PresentedVerdict } from './secure';
 import { ServerFlightScanner, type ServerFlight } from './server_flight';
 
@@ -18,16 +18,16 @@ import { ServerFlightScanner, type ServerFlight } from './server_flight';
  * reached); otherwise the verdict on the chain it presented, by the rules of
  * inspection (secure.ts validatePresented).
  */
-export async function probeClientCertificateDemand(opts: ConnectUpstreamOptions): Promise<PresentedVerdict | null> {
+export async function probeClientCertificateDemand(opts: DialTlsOptions): Promise<PresentedVerdict | null> {
   const flight = await scanTls12(opts);
   if (flight === null || !flight.certificateRequested || flight.chain.length === 0) return null;
   return validatePresented(flight.chain, null, 'TLSv1.2', opts);
 }
 
 /** A TLS 1.2 handshake with the server, watching its first flight; null when no connection could be made. */
-async function scanTls12(opts: ConnectUpstreamOptions): Promise<ServerFlight | null> {
+async function scanTls12(opts: DialTlsOptions): Promise<ServerFlight | null> {
   const raw = await dialWithin(opts);
-  if (!(raw instanceof net.Socket)) return null;
+  if (!(raw instanceof Duplex)) return null;
   const scanner = new ServerFlightScanner();
   const wire = new Duplex({
     read: () => void raw.resume(),

@@ -85,7 +85,8 @@ export interface RevocationOptions {
   stapled?: Buffer;
   fetch?: HttpFetcher;
   cache?: OcspCache;
-  now?: Date;
+  /** Wall-clock time of the check. */
+  now: Date;
   timeoutMs?: number;
   /** Told about every check that soft mode lets through without an answer. */
   onSoftFail?: (outcome: Extract<RevocationOutcome, { status: 'error' }>) => void;
@@ -114,7 +115,7 @@ function decide(outcome: RevocationOutcome, opts: RevocationOptions): Revocation
 }
 
 async function lookup(leaf: X509Certificate, issuer: X509Certificate, opts: RevocationOptions): Promise<RevocationOutcome> {
-  const now = opts.now ?? new Date();
+  const { now } = opts;
   const cache = opts.cache ?? defaultOcspCache;
   const id = certIdFor(leaf, issuer);
   let stapleProblem = '';

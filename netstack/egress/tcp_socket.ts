@@ -5,6 +5,7 @@
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { processFds } from './fd_budget';
+import { relay } from './relay';
 
 export type TcpOpenFailure = 'refused' | 'unreachable_host' | 'unreachable_net' | 'timeout' | 'blocked' | 'fd_limit';
 
@@ -24,7 +25,7 @@ export interface TcpUpstream {
 /** The default handler: re-originate the flow from an OS socket. */
 export function socketEgress(host: string, port: number, timeoutMs: number): Promise<TcpUpstream> {
   return connectUpstream(host, port, timeoutMs).then((sock) => ({
-    attach: (client: Duplex) => splice(client, sock),
+    attach: (client: Duplex) => relay(client, sock, {}),
     abort: () => sock.resetAndDestroy(),
   }));
 }
@@ -70,30 +71,5 @@ export function connectUpstream(host: string, port: number, timeoutMs: number): 
       clearTimeout(timer);
       reject(new TcpOpenError(classifyConnectError(err), `${host}:${port}: ${err.code ?? err.message}`));
     });
-  });
-}
-
-/**
- * Relays two byte streams both ways with backpressure (pipe), keeping
- * half-close: a FIN from one side ends only that direction. An error or
- * reset on one side tears down the other.
- */
-export function splice(client: Duplex, upstream: Socket): void {
-  client.pipe(upstream);
-  upstream.pipe(client);
-  const abortUpstream = () => {
-    if (!upstream.destroyed) upstream.resetAndDestroy();
-  };
-  const abortClient = (err?: Error) => {
-    if (!client.destroyed) client.destroy(err);
-  };
-  client.on('error', abortUpstream);
-  upstream.on('error', (err) => abortClient(err));
-  // A full close of both directions ends the pair.
-  client.on('close', () => {
-    if (!upstream.destroyed && !upstream.writableEnded) abortUpstream();
-  });
-  upstream.on('close', (hadError) => {
-    if (hadError) abortClient(new Error('upstream reset'));
   });
 }

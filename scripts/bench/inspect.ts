@@ -10,6 +10,7 @@
 // Topology from tunnel_topology.ts, proxies in inspect_proxies.ts. Needs root.
 // A pipeline that does not inspect (the client sees the origin's certificate)
 // gets NaN rows saying so, detected by a probe in seconds.
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +35,10 @@ const CONN_LIMIT_MS = 5000;
 const VISIT_NAMES = 15;
 const VISIT_LIMIT_MS = 12_000;
 const ORIGIN_ISSUER = `Bench Public PKI/${ORIGIN_INTERMEDIATE_CN}`;
-const TOOLS = ['ip', 'wireguard-go', 'wg', 'wg-quick', 'nft', 'curl', 'ping', 'ss', 'openssl', 'runuser', 'squid', 'mitmdump', '/usr/lib/squid/security_file_certgen'];
+const TOOLS = ['ip', 'wireguard-go', 'wg', 'wg-quick', 'nft', 'curl', 'ping', 'ss', 'openssl', 'runuser'];
+/** Each anchor proxy needs its own tools; without them only its rows are skipped, the others still run. */
+const SQUID_TOOLS = ['squid', '/usr/lib/squid/security_file_certgen'];
+const MITM_TOOLS = ['mitmdump'];
 
 const DIRECT = 'no inspection (wireguard-go + kernel forwarding)';
 const SQUID = 'squid ssl-bump (wireguard-go + nft redirect)';
@@ -67,6 +71,7 @@ export async function benchInspect(): Promise<BenchRow[]> {
   runStarted = Date.now();
   const missing = missingE2EPrerequisites(TOOLS);
   if (missing.length > 0) return skippedRows(`skipped: needs ${missing.join(', ')}`);
+  const anchors = { squid: missingTools(SQUID_TOOLS), mitmproxy: missingTools(MITM_TOOLS) };
   const t = new TunnelLab();
   // Squid drops root for the `proxy` user, which cannot enter the lab's 0700 temp dir.
   const squidDir = mkdtempSync(join(tmpdir(), 'sightline-bench-squid-'));
@@ -77,7 +82,7 @@ export async function benchInspect(): Promise<BenchRow[]> {
   process.once('SIGINT', abort);
   process.once('SIGTERM', abort);
   try {
-    return await measureAll(t, squidDir);
+    return await measureAll(t, squidDir, anchors);
   } catch (err) {
     const msg = (err as Error).message;
     process.stderr.write(`inspect benchmark aborted: ${msg}\n`);
@@ -90,7 +95,13 @@ export async function benchInspect(): Promise<BenchRow[]> {
   }
 }
 
-async function measureAll(t: TunnelLab, squidDir: string): Promise<BenchRow[]> {
+/** Per anchor proxy, the tools it lacks (empty: it runs). */
+interface AnchorTools {
+  squid: string[];
+  mitmproxy: string[];
+}
+
+async function measureAll(t: TunnelLab, squidDir: string, anchors: AnchorTools): Promise<BenchRow[]> {
   progress(`certificates, ${FILE_MB} MB file, namespaces, origin`);
   const pki = makeOriginPki(join(t.tmp, 'pki'), VISIT_NAMES);
   const file = join(t.tmp, 'file.bin');
@@ -98,7 +109,7 @@ async function measureAll(t: TunnelLab, squidDir: string): Promise<BenchRow[]> {
   t.build();
   await startAndWait(t.lab, t.origin, 'node', [helper('inspect_origin'), pki.certDir, ORIGIN_NAME, file, '443'], 'ready', 10_000);
   await t.startAnchor();
-  const pipelines = await startPipelines(t, pki, squidDir);
+  const pipelines = await startPipelines(t, pki, squidDir, anchors);
 
   // Measurements alternate between pipelines, round after round, so a burst
   // of load from elsewhere on the machine does not land on one pipeline only.
@@ -107,6 +118,10 @@ async function measureAll(t: TunnelLab, squidDir: string): Promise<BenchRow[]> {
     else if (p.redirectTo !== undefined) setRedirect(t.anchorGw, t.anchorServerIf, p.redirectTo);
   };
   const res = new Map<string, Results>();
+  for (const [label, lacking] of [[SQUID, anchors.squid], [MITM, anchors.mitmproxy]] as const) {
+    const skipped: Measured = { ok: false, reason: `skipped: needs ${lacking.join(', ')}` };
+    if (lacking.length > 0) res.set(label, { bulk: skipped, conns: skipped, visit: skipped });
+  }
   const active: Pipeline[] = [];
   for (const p of pipelines) {
     select(p);
@@ -144,18 +159,26 @@ async function measureAll(t: TunnelLab, squidDir: string): Promise<BenchRow[]> {
 }
 
 /** Squid, mitmproxy and the concentrator, all started before anything is measured. */
-async function startPipelines(t: TunnelLab, pki: OriginPki, squidDir: string): Promise<Pipeline[]> {
-  progress('squid: ssl-bump in intercept mode');
-  const squidCa = makeSquidCa(join(t.tmp, 'squid-ca'));
-  const hostsFile = join(squidDir, 'hosts');
-  writeFileSync(hostsFile, [ORIGIN_NAME, ...pki.visitNames].map((n) => `${ORIGIN_VIA_ANCHOR} ${n}\n`).join(''));
-  await startSquid(t.anchorGw, { dir: squidDir, caCrt: squidCa.crt, caKey: squidCa.key, originRoot: pki.rootCrt, hostsFile });
-
-  progress('mitmproxy: transparent mode');
-  const mitm = await startMitmproxy(t.anchorGw, join(t.tmp, 'mitmproxy'), pki.rootCrt);
+async function startPipelines(t: TunnelLab, pki: OriginPki, squidDir: string, anchors: AnchorTools): Promise<Pipeline[]> {
+  const pipelines: Pipeline[] = [{ label: DIRECT, client: t.anchorClient, ip: ORIGIN_VIA_ANCHOR, caFile: pki.rootCrt, redirectTo: null }];
+  if (anchors.squid.length === 0) {
+    progress('squid: ssl-bump in intercept mode');
+    const squidCa = makeSquidCa(join(t.tmp, 'squid-ca'));
+    const hostsFile = join(squidDir, 'hosts');
+    writeFileSync(hostsFile, [ORIGIN_NAME, ...pki.visitNames].map((n) => `${ORIGIN_VIA_ANCHOR} ${n}\n`).join(''));
+    await startSquid(t.anchorGw, { dir: squidDir, caCrt: squidCa.crt, caKey: squidCa.key, originRoot: pki.rootCrt, hostsFile });
+    pipelines.push({ label: SQUID, client: t.anchorClient, ip: ORIGIN_VIA_ANCHOR, caFile: squidCa.crt, redirectTo: SQUID_PORT });
+  }
+  if (anchors.mitmproxy.length === 0) {
+    progress('mitmproxy: transparent mode');
+    const mitm = await startMitmproxy(t.anchorGw, join(t.tmp, 'mitmproxy'), pki.rootCrt);
+    pipelines.push({ label: MITM, client: t.anchorClient, ip: ORIGIN_VIA_ANCHOR, caFile: mitm.caCrt, redirectTo: MITMPROXY_PORT });
+  }
 
   progress('sightline: concentrator with TLS inspection, peer, client');
-  const conc = await t.startConcentrator('inspect', 51820, [], [
+  // SIGHTLINE_BENCH_CPU_PROF=DIR: the concentrator writes a V8 CPU profile there when it stops.
+  const profDir = process.env.SIGHTLINE_BENCH_CPU_PROF;
+  const conc = await t.startConcentrator('inspect', 51820, profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [], [
     'tls:',
     '  inspectPorts: [443]',
     `  upstreamCaFile: ${JSON.stringify(pki.rootCrt)}`,
@@ -168,12 +191,8 @@ async function startPipelines(t: TunnelLab, pki: OriginPki, squidDir: string): P
   const companyCa = join(t.tmp, 'company-ca.crt');
   writeFileSync(companyCa, exported.stdout);
 
-  return [
-    { label: DIRECT, client: t.anchorClient, ip: ORIGIN_VIA_ANCHOR, caFile: pki.rootCrt, redirectTo: null },
-    { label: SQUID, client: t.anchorClient, ip: ORIGIN_VIA_ANCHOR, caFile: squidCa.crt, redirectTo: SQUID_PORT },
-    { label: MITM, client: t.anchorClient, ip: ORIGIN_VIA_ANCHOR, caFile: mitm.caCrt, redirectTo: MITMPROXY_PORT },
-    { label: SIGHTLINE, client: t.sightlineClient, ip: ORIGIN_VIA_SIGHTLINE, caFile: companyCa },
-  ];
+  pipelines.push({ label: SIGHTLINE, client: t.sightlineClient, ip: ORIGIN_VIA_SIGHTLINE, caFile: companyCa });
+  return pipelines;
 }
 
 function client(t: TunnelLab, p: Pipeline, args: string[], timeoutMs: number): Promise<ExecResult> {
@@ -231,6 +250,10 @@ function row(name: string, unit: string, m: Measured, anchor?: string): BenchRow
   const r: BenchRow = { name, value: m.value, unit: m.note ? `${unit}; ${m.note}` : unit };
   if (anchor !== undefined) r.anchor = anchor;
   return r;
+}
+
+function missingTools(tools: string[]): string[] {
+  return tools.filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0);
 }
 
 function skippedRows(reason: string): BenchRow[] {

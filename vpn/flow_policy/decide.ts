@@ -5,7 +5,7 @@
 // take the current one. Decisions that refuse a flow, or leave it
 // undecrypted on an inspected port, become `policy` records (rate-limited per
 // user: a flood of refused packets costs a few lines).
-import type { FlowOwner, PolicyBlock } from '../../netstack';
+import { Counters, type FlowOwner, type PolicyBlock } from '../../netstack';
 import { IpAddress } from '../../netstack/wire';
 import type { Action, FlowProtocol, FlowQuery, Policy, PolicyHolder, Verdict } from '../../policy';
 import type { RecordSink } from '../../mitm';
@@ -55,7 +55,7 @@ const ACTION_BIT: Record<Action, number> = { inspect: 1, bypass: 2, allow: 4, bl
 const FORWARD = ACTION_BIT.allow | ACTION_BIT.bypass;
 
 export class FlowPolicy {
-  readonly counters: Record<string, number> = Object.create(null) as Record<string, number>;
+  private readonly counterSet = new Counters();
   readonly inspectPorts: ReadonlySet<number>;
   private readonly limit: PerUserRecordLimit;
   /** Per compiled policy: for rule i, the actions of the rules before it that set hosts or categories. */
@@ -149,7 +149,12 @@ export class FlowPolicy {
   }
 
   count(key: string): void {
-    this.counters[key] = (this.counters[key] ?? 0) + 1;
+    this.counterSet.inc(key);
+  }
+
+  /** Counters by reason (status.json, /metrics). */
+  get counters(): Record<string, number> {
+    return this.counterSet.values;
   }
 
   /**

@@ -3,7 +3,7 @@
 // with the upstream connection already open (no byte is sent before the
 // decision).
 //   TLS          -> the SNI; then as tls_hook.ts decides (a plain forward is
-//                   spliced here, everything else goes to the TLS engine)
+//                   relayed here, everything else goes to the TLS engine)
 //   plain HTTP   -> the request's Host (http_host.ts); a block answers 403
 //   anything else, or the server speaking first -> no name
 // Bounded in bytes (a ClientHello or request head of at most 16 KB) and in
@@ -12,7 +12,7 @@
 // waiting is no way around a rule by name.
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { splice, type TcpFlowInfo } from '../../netstack';
+import { relay, type TcpFlowInfo } from '../../netstack';
 import { ClientHelloReader, readFirstBytes, refuseWith, RequestHostReader } from '../../mitm';
 import type { OpenedFlow } from './decide';
 import type { TcpPolicy, TcpPolicyDeps } from './tcp';
@@ -112,7 +112,7 @@ function readRequestHost(client: Duplex, already: Buffer): Promise<HeadRead> {
 function forward(client: Duplex, upstream: Socket, fromClient: Buffer, fromServer: Buffer): void {
   if (fromClient.length > 0) upstream.write(fromClient);
   if (fromServer.length > 0) client.write(fromServer);
-  splice(client, upstream);
+  relay(client, upstream, {});
 }
 
 function abort(client: Duplex, upstream: Socket): void {

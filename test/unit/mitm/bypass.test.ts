@@ -1,9 +1,12 @@
-// The verified-bypass gate's verdict cache, on a fake clock and a fake
-// probe: one probe per (address, port, name) shared by concurrent flows,
-// positive verdicts kept for their TTL but never past the leaf's notAfter,
-// negative ones for a shorter TTL, bounded in size.
+// The verified-bypass gate: its verdict cache, on a fake clock (positive
+// verdicts kept for their TTL but never past the leaf's notAfter, negative
+// ones for a shorter TTL, per (address, port, name), bounded in size), and
+// its prober on a fake probe (one probe per destination shared by
+// concurrent flows; a probe that throws is a refusal).
 
 import { BypassVerifier, type BypassTarget, type ProbeResult } from '../../../mitm/bypass';
+import { BypassProber } from '../../../mitm/bypass_probe';
+import { Counters } from '../../../netstack';
 
 const target = (over: Partial<BypassTarget> = {}): BypassTarget => ({ address: '192.0.2.10', port: 443, name: 'bank.test', alpn: [], ...over });
 
@@ -25,69 +28,76 @@ function fakeProbe(result: (t: BypassTarget) => ProbeResult): { probe: (t: Bypas
 const GOOD: ProbeResult = { ok: true, notAfter: 10_000_000 };
 const BAD: ProbeResult = { ok: false, reason: 'self_signed', detail: 'self-signed' };
 
-test('concurrent flows to one destination share one probe', async () => {
-  const p = fakeProbe(() => GOOD);
-  const v = new BypassVerifier({ probe: p.probe, now: () => 0 });
-  const all = Promise.all([v.verify(target()), v.verify(target()), v.verify(target({ name: 'BANK.test' }))]);
-  p.release();
-  expect((await all).map((r) => r.ok)).toEqual([true, true, true]);
-  expect(p.calls).toHaveLength(1);
+describe('the verdict cache', () => {
+  test('a verdict is per (address, port, name): another address or port is not answered by it; the name is case-insensitive', () => {
+    const v = new BypassVerifier();
+    v.store(target(), GOOD, 0);
+    expect(v.cached(target({ name: 'BANK.test' }), 0)).toEqual(GOOD);
+    expect(v.cached(target({ address: '198.51.100.66' }), 0)).toBeUndefined();
+    expect(v.cached(target({ port: 8443 }), 0)).toBeUndefined();
+  });
+
+  test('a positive verdict is reused until its TTL, then the destination must be probed again', () => {
+    const v = new BypassVerifier({ positiveTtlMs: 1000 });
+    v.store(target(), GOOD, 0);
+    expect(v.cached(target(), 999)).toEqual(GOOD);
+    expect(v.cached(target(), 1000)).toBeUndefined();
+  });
+
+  test('a positive verdict never outlives the certificate that earned it', () => {
+    const v = new BypassVerifier({ positiveTtlMs: 60_000 });
+    v.store(target(), { ok: true, notAfter: 500 }, 0);
+    expect(v.cached(target(), 499)).toBeDefined();
+    expect(v.cached(target(), 500)).toBeUndefined();
+  });
+
+  test('a negative verdict is cached for the negative TTL', () => {
+    const v = new BypassVerifier({ negativeTtlMs: 100 });
+    v.store(target(), BAD, 0);
+    expect(v.cached(target(), 99)).toEqual(BAD);
+    expect(v.cached(target(), 100)).toBeUndefined();
+  });
+
+  test('the cache is bounded: a client naming endless destinations cannot grow it', () => {
+    const v = new BypassVerifier({ maxEntries: 50 });
+    for (let i = 0; i < 500; i++) v.store(target({ port: 1000 + i }), BAD, 0);
+    expect(v.cacheSize).toBe(50);
+  });
 });
 
-test('the verdict is per (address, port, name): another address or port is probed on its own', async () => {
-  const p = fakeProbe((t) => (t.address === '192.0.2.10' ? GOOD : BAD));
-  p.release();
-  const v = new BypassVerifier({ probe: p.probe, now: () => 0 });
-  expect((await v.verify(target())).ok).toBe(true);
-  expect(await v.verify(target({ address: '198.51.100.66' }))).toMatchObject({ ok: false, reason: 'self_signed', cached: false });
-  expect((await v.verify(target({ port: 8443 }))).ok).toBe(true);
-  expect(p.calls).toHaveLength(3);
-});
+describe('the prober', () => {
+  test('concurrent flows to one destination share one probe, counted once', async () => {
+    const p = fakeProbe(() => GOOD);
+    const counters = new Counters();
+    const prober = new BypassProber(p.probe, counters);
+    const all = Promise.all([prober.probe(target()), prober.probe(target()), prober.probe(target({ name: 'BANK.test' }))]);
+    p.release();
+    expect((await all).map((r) => r.ok)).toEqual([true, true, true]);
+    expect(p.calls).toHaveLength(1);
+    expect(counters.values['bypass.probes']).toBe(1);
+  });
 
-test('a positive verdict is reused until its TTL, then probed again', async () => {
-  let now = 0;
-  const p = fakeProbe(() => GOOD);
-  p.release();
-  const v = new BypassVerifier({ probe: p.probe, now: () => now, positiveTtlMs: 1000 });
-  expect(await v.verify(target())).toMatchObject({ ok: true, cached: false });
-  now = 999;
-  expect(await v.verify(target())).toMatchObject({ ok: true, cached: true });
-  now = 1000;
-  expect(await v.verify(target())).toMatchObject({ ok: true, cached: false });
-  expect(p.calls).toHaveLength(2);
-});
+  test('another address or port is probed on its own', async () => {
+    const p = fakeProbe((t) => (t.address === '192.0.2.10' ? GOOD : BAD));
+    p.release();
+    const prober = new BypassProber(p.probe, new Counters());
+    expect((await prober.probe(target())).ok).toBe(true);
+    expect(await prober.probe(target({ address: '198.51.100.66' }))).toMatchObject({ ok: false, reason: 'self_signed' });
+    expect((await prober.probe(target({ port: 8443 }))).ok).toBe(true);
+    expect(p.calls).toHaveLength(3);
+  });
 
-test('a positive verdict never outlives the certificate that earned it', async () => {
-  let now = 0;
-  const p = fakeProbe(() => ({ ok: true, notAfter: 500 }));
-  p.release();
-  const v = new BypassVerifier({ probe: p.probe, now: () => now, positiveTtlMs: 60_000 });
-  await v.verify(target());
-  now = 500;
-  expect((await v.verify(target())).cached).toBe(false);
-});
+  test('a finished probe is not shared: the next one probes again', async () => {
+    const p = fakeProbe(() => GOOD);
+    p.release();
+    const prober = new BypassProber(p.probe, new Counters());
+    await prober.probe(target());
+    await prober.probe(target());
+    expect(p.calls).toHaveLength(2);
+  });
 
-test('a negative verdict is cached for the negative TTL', async () => {
-  let now = 0;
-  const p = fakeProbe(() => BAD);
-  p.release();
-  const v = new BypassVerifier({ probe: p.probe, now: () => now, negativeTtlMs: 100 });
-  await v.verify(target());
-  now = 99;
-  expect(await v.verify(target())).toMatchObject({ ok: false, cached: true });
-  now = 100;
-  expect((await v.verify(target())).cached).toBe(false);
-});
-
-test('a probe that throws is a refusal, not an exception', async () => {
-  const v = new BypassVerifier({ probe: () => Promise.reject(new Error('boom')), now: () => 0 });
-  expect(await v.verify(target())).toMatchObject({ ok: false, reason: 'tls_handshake_failed', detail: 'probe failed: boom' });
-});
-
-test('the cache is bounded: a client naming endless destinations cannot grow it', async () => {
-  const p = fakeProbe(() => BAD);
-  p.release();
-  const v = new BypassVerifier({ probe: p.probe, now: () => 0, maxEntries: 50 });
-  for (let i = 0; i < 500; i++) await v.verify(target({ port: 1000 + i }));
-  expect(v.cacheSize).toBe(50);
+  test('a probe that throws is a refusal, not an exception', async () => {
+    const prober = new BypassProber(() => Promise.reject(new Error('boom')), new Counters());
+    expect(await prober.probe(target())).toMatchObject({ ok: false, reason: 'tls_handshake_failed', detail: 'probe failed: boom' });
+  });
 });

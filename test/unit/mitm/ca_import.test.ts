@@ -24,7 +24,7 @@ describe('importCa: an existing enterprise intermediate', () => {
   test('leaves minted from it chain to the enterprise root', () => {
     const dir = tempDir();
     importCa(dir, { certPem: pki.intCrtPem, keyPem: pki.intKeyPem });
-    const leaf = new LeafMinter(loadCa(dir)).mint({ sans: [{ type: 'dns', value: 'intranet.acme.test' }] });
+    const leaf = new LeafMinter(loadCa(dir)).mint({ sans: [{ type: 'dns', value: 'intranet.acme.test' }] }, { now: Date.now() });
     const leafFile = path.join(dir, 'leaf.pem');
     fs.writeFileSync(leafFile, leaf.certPem);
     const intFile = path.join(dir, 'int.pem');

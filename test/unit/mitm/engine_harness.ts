@@ -1,9 +1,8 @@
-// Loopback harness for the inspection engine: a listener plays the TCP
-// stack (it accepts the client's connection, opens the upstream socket to
-// the origin first, then hands both to engine.handle), origins are real
-// node:https / node:http2 servers with certificates from the test PKI, and
-// clients are real node:tls / https / http2 clients trusting only the CA the
-// test names.
+// The inspection engine behind a loopback listener, for tests outside the
+// engine that want its records from real clients (the per-user log schema
+// test, the portal): a listener plays the TCP stack (it accepts the client's
+// connection, opens the upstream socket to the origin first, then hands both
+// to engine.handle). The engine's own tests run in memory (engine/).
 
 import { createHash } from 'node:crypto';
 import * as http2 from 'node:http2';
@@ -11,46 +10,13 @@ import * as https from 'node:https';
 import * as net from 'node:net';
 import { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
-import { LoadedCa, ensureCa } from '../../../mitm/ca';
 import { InspectedFlow, InspectionEngine, InspectionEngineOptions } from '../../../mitm/engine';
-import type { FlowPolicyHook, NonTlsDecision, TlsDecision } from '../../../mitm/flow_policy';
-import { TrustStore } from '../../../mitm/upstream';
-import { TestCert, makeIntermediate, makeLeaf, makeRoot } from '../../helpers/pki';
-import { tempDir } from './ca_helpers';
+import type { FlowPolicyHook } from '../../../mitm/flow_policy';
+import { TestCert, makeLeaf } from '../../helpers/pki';
+import { MemoryRecords } from './engine/adapter';
+import { type Pki, type Rec, fixedPolicy, makePki } from './engine/machine';
 
-export interface Rec {
-  user: string;
-  peer: string;
-  type: string;
-  [k: string]: unknown;
-}
-
-export class MemoryRecords {
-  readonly all: Rec[] = [];
-  write(user: string, peer: string, type: string, fields: Record<string, unknown> = {}): void {
-    this.all.push({ ...fields, type, user, peer });
-  }
-  ofType(type: string): Rec[] {
-    return this.all.filter((r) => r.type === type);
-  }
-}
-
-export interface Pki {
-  root: TestCert;
-  intermediate: TestCert;
-  trust: TrustStore;
-  ca: LoadedCa;
-  untrusted: LoadedCa;
-  dataDir: string;
-}
-
-export function makePki(): Pki {
-  const root = makeRoot();
-  const intermediate = makeIntermediate(root);
-  const dataDir = tempDir('sightline-engine-');
-  const { ca, untrusted } = ensureCa(dataDir);
-  return { root, intermediate, trust: new TrustStore([root.cert]), ca, untrusted, dataDir };
-}
+export { MemoryRecords, type Pki, fixedPolicy, makePki };
 
 /** A leaf for `host` (and 127.0.0.1 as IP SAN) with the chain to send. */
 export function originCert(pki: Pki, host: string, opts: Parameters<typeof makeLeaf>[1] = {}): { key: string; cert: string; leaf: TestCert } {
@@ -134,12 +100,6 @@ export class EngineUnderTest {
 
 /** Engine options, plus how the harness hands the client stream to the engine and the flows' policy. */
 export type EngineSetup = Partial<InspectionEngineOptions> & { genericDuplex?: boolean; policy?: EngineUnderTest['policy'] };
-
-/** A hook that gives every flow the same decision, recording what it is told. */
-export function fixedPolicy(tls: TlsDecision, nonTls: NonTlsDecision = 'nonTls'): FlowPolicyHook & { undecryptedSeen: string[] } {
-  const undecryptedSeen: string[] = [];
-  return { tls: () => tls, nonTls: () => nonTls, undecrypted: (reason) => void undecryptedSeen.push(reason), undecryptedSeen };
-}
 
 /** Runs `run` against an engine whose flows go to `origin`, then stops both. */
 export async function withEngine<T>(pki: Pki, origin: net.Server, run: (eut: EngineUnderTest) => Promise<T>, setup: EngineSetup = {}): Promise<T> {

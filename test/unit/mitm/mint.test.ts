@@ -47,7 +47,7 @@ describe('a minted leaf', () => {
   });
 
   test('passes openssl verify -CAfile with purpose sslserver', () => {
-    const leaf = new LeafMinter(ca).mint(upstream);
+    const leaf = new LeafMinter(ca).mint(upstream, { now: NOW });
     expect(opensslVerify(ca.certPem, leaf.certPem).ok).toBe(true);
   });
 
@@ -66,7 +66,7 @@ describe('a minted leaf', () => {
   });
 
   test('is an end entity for TLS servers only: CA:FALSE, EKU serverAuth, digitalSignature', () => {
-    const leafPem = new LeafMinter(ca).mint(upstream).certPem;
+    const leafPem = new LeafMinter(ca).mint(upstream, { now: NOW }).certPem;
     const leaf = new X509Certificate(leafPem);
     expect(leaf.ca).toBe(false);
     expect(leaf.keyUsage).toEqual(['1.3.6.1.5.5.7.3.1']);
@@ -76,7 +76,7 @@ describe('a minted leaf', () => {
   });
 
   test('an RSA leaf key also gets keyEncipherment (TLS 1.2 RSA key transport)', () => {
-    const leaf = new LeafMinter(ca, { keyType: 'rsa-2048' }).mint(upstream);
+    const leaf = new LeafMinter(ca, { keyType: 'rsa-2048' }).mint(upstream, { now: NOW });
     expect(leaf.key.asymmetricKeyType).toBe('rsa');
     expect([...(parseCertificate(leaf.certDer).keyUsage ?? [])].sort()).toEqual([0, 2]);
     expect(opensslVerify(ca.certPem, leaf.certPem).ok).toBe(true);
@@ -84,14 +84,14 @@ describe('a minted leaf', () => {
 
   test('an RSA-3072 CA signs with sha256WithRSAEncryption and the leaf verifies', () => {
     const { ca: rsaCa } = ensureCa(tempDir(), { keyType: 'rsa-3072' });
-    const leaf = new LeafMinter(rsaCa).mint(upstream);
+    const leaf = new LeafMinter(rsaCa).mint(upstream, { now: NOW });
     expect(new X509Certificate(leaf.certPem).verify(rsaCa.x509.publicKey)).toBe(true);
     expect(opensslVerify(rsaCa.certPem, leaf.certPem).ok).toBe(true);
   });
 
   test('authorityKeyIdentifier equals the CA subjectKeyIdentifier (RFC 5280 4.2.1.1)', () => {
     const leafFile = path.join(dir, 'aki.pem');
-    fs.writeFileSync(leafFile, new LeafMinter(ca).mint(upstream).certPem);
+    fs.writeFileSync(leafFile, new LeafMinter(ca).mint(upstream, { now: NOW }).certPem);
     const out = opensslStatus(['x509', '-in', leafFile, '-noout', '-ext', 'authorityKeyIdentifier'], dir).output;
     const ski = (ca.fields.subjectKeyId as Buffer).toString('hex').toUpperCase().match(/../g)?.join(':');
     expect(out).toContain(ski);
@@ -99,23 +99,23 @@ describe('a minted leaf', () => {
 
   test('serials are random and distinct per mint', () => {
     const minter = new LeafMinter(ca);
-    const a = new X509Certificate(minter.mint({ sans: [{ type: 'dns', value: 'a.test' }] }).certPem);
-    const b = new X509Certificate(minter.mint({ sans: [{ type: 'dns', value: 'b.test' }] }).certPem);
+    const a = new X509Certificate(minter.mint({ sans: [{ type: 'dns', value: 'a.test' }] }, { now: NOW }).certPem);
+    const b = new X509Certificate(minter.mint({ sans: [{ type: 'dns', value: 'b.test' }] }, { now: NOW }).certPem);
     expect(a.serialNumber).not.toBe(b.serialNumber);
     expect(a.serialNumber.length).toBeGreaterThanOrEqual(30);
   });
 
   test('one leaf key pair is reused across hosts', () => {
     const minter = new LeafMinter(ca);
-    const a = minter.mint({ sans: [{ type: 'dns', value: 'a.test' }] });
-    const b = minter.mint({ sans: [{ type: 'dns', value: 'b.test' }] });
+    const a = minter.mint({ sans: [{ type: 'dns', value: 'a.test' }] }, { now: NOW });
+    const b = minter.mint({ sans: [{ type: 'dns', value: 'b.test' }] }, { now: NOW });
     expect(a.key).toBe(b.key);
     expect(a.keyPem).toBe(b.keyPem);
   });
 
   test('can be minted from the upstream certificate itself', () => {
     const original = new LeafMinter(ca).mint(upstream, { now: NOW });
-    const copy = new X509Certificate(new LeafMinter(ca).mint(new X509Certificate(original.certDer)).certPem);
+    const copy = new X509Certificate(new LeafMinter(ca).mint(new X509Certificate(original.certDer), { now: NOW }).certPem);
     expect(copy.subjectAltName).toBe(new X509Certificate(original.certPem).subjectAltName);
     expect(copy.subject).toBe('CN=www.example.com');
   });
@@ -152,7 +152,7 @@ describe('leaf validity', () => {
 describe('names', () => {
   test('a CN too long for ub-common-name gives an empty subject and a critical SAN (RFC 5280 4.2.1.6)', () => {
     const long = `${'a'.repeat(60)}.example.com`;
-    const leaf = new LeafMinter(ca).mint({ subjectCN: long, sans: [{ type: 'dns', value: long }] });
+    const leaf = new LeafMinter(ca).mint({ subjectCN: long, sans: [{ type: 'dns', value: long }] }, { now: NOW });
     const text = opensslStatus(['x509', '-inform', 'DER', '-noout', '-text', '-in', writeTmp(leaf.certDer)], dir).output;
     expect(new X509Certificate(leaf.certPem).subject ?? '').toBe('');
     expect(text).toMatch(/Subject Alternative Name: critical/);
@@ -162,27 +162,27 @@ describe('names', () => {
   test('the SNI fills an absent CN only when the SANs cover it', () => {
     const minter = new LeafMinter(ca);
     const sans = [{ type: 'dns' as const, value: '*.example.org' }];
-    expect(new X509Certificate(minter.mint({ sans }, { sni: 'app.example.org' }).certPem).subject).toBe('CN=app.example.org');
+    expect(new X509Certificate(minter.mint({ sans }, { sni: 'app.example.org', now: NOW }).certPem).subject).toBe('CN=app.example.org');
     const other = new LeafMinter(ca);
-    expect(new X509Certificate(other.mint({ sans }, { sni: 'evil.test' }).certPem).subject).toBe('CN=*.example.org');
+    expect(new X509Certificate(other.mint({ sans }, { sni: 'evil.test', now: NOW }).certPem).subject).toBe('CN=*.example.org');
   });
 
   test('the SNI never adds a name the upstream does not have', () => {
-    const leaf = new X509Certificate(new LeafMinter(ca).mint({ sans: [{ type: 'dns', value: 'a.test' }] }, { sni: 'b.test' }).certPem);
+    const leaf = new X509Certificate(new LeafMinter(ca).mint({ sans: [{ type: 'dns', value: 'a.test' }] }, { sni: 'b.test', now: NOW }).certPem);
     expect(leaf.subjectAltName).toBe('DNS:a.test');
   });
 
   test('a CN-only legacy upstream gets its CN as the SAN', () => {
-    const leaf = new X509Certificate(new LeafMinter(ca).mint({ subjectCN: 'legacy.test', sans: [] }).certPem);
+    const leaf = new X509Certificate(new LeafMinter(ca).mint({ subjectCN: 'legacy.test', sans: [] }, { now: NOW }).certPem);
     expect(leaf.subjectAltName).toBe('DNS:legacy.test');
   });
 
   test.each([['*.com'], ['bad name.test'], ['a..test'], ['*']])('refuses the invalid or overly broad name %s', (name) => {
-    expect(() => new LeafMinter(ca).mint({ sans: [{ type: 'dns', value: name }] })).toThrow(MintError);
+    expect(() => new LeafMinter(ca).mint({ sans: [{ type: 'dns', value: name }] }, { now: NOW })).toThrow(MintError);
   });
 
   test('refuses an upstream with no names at all', () => {
-    expect(() => new LeafMinter(ca).mint({ sans: [] })).toThrow(/names no DNS name or IP address/);
+    expect(() => new LeafMinter(ca).mint({ sans: [] }, { now: NOW })).toThrow(/names no DNS name or IP address/);
   });
 });
 
@@ -197,8 +197,8 @@ describe('cache', () => {
 
   test('different name sets are different entries', () => {
     const minter = new LeafMinter(ca);
-    const a = minter.mint({ sans: [{ type: 'dns', value: 'a.test' }] });
-    const b = minter.mint({ sans: [{ type: 'dns', value: 'a.test' }, { type: 'dns', value: 'b.test' }] });
+    const a = minter.mint({ sans: [{ type: 'dns', value: 'a.test' }] }, { now: NOW });
+    const b = minter.mint({ sans: [{ type: 'dns', value: 'a.test' }, { type: 'dns', value: 'b.test' }] }, { now: NOW });
     expect(b).not.toBe(a);
     expect(minter.stats.misses).toBe(2);
   });
@@ -206,14 +206,14 @@ describe('cache', () => {
   test('is bounded: the least recently used entry is evicted', () => {
     const minter = new LeafMinter(ca, { cacheSize: 2 });
     const host = (h: string) => ({ sans: [{ type: 'dns' as const, value: h }] });
-    const a = minter.mint(host('a.test'));
-    minter.mint(host('b.test'));
-    expect(minter.mint(host('a.test'))).toBe(a); // a is now most recent
-    minter.mint(host('c.test')); // evicts b
+    const a = minter.mint(host('a.test'), { now: NOW });
+    minter.mint(host('b.test'), { now: NOW });
+    expect(minter.mint(host('a.test'), { now: NOW })).toBe(a); // a is now most recent
+    minter.mint(host('c.test'), { now: NOW }); // evicts b
     expect(minter.stats).toMatchObject({ size: 2, evictions: 1 });
-    expect(minter.mint(host('a.test'))).toBe(a);
+    expect(minter.mint(host('a.test'), { now: NOW })).toBe(a);
     const missesBefore = minter.stats.misses;
-    minter.mint(host('b.test'));
+    minter.mint(host('b.test'), { now: NOW });
     expect(minter.stats.misses).toBe(missesBefore + 1);
   });
 
@@ -234,7 +234,7 @@ describe('cache', () => {
 
 describe('the untrusted CA', () => {
   test('mints leaves that verify against it and not against the company CA', () => {
-    const leaf = new LeafMinter(untrusted).mint(upstream);
+    const leaf = new LeafMinter(untrusted).mint(upstream, { now: NOW });
     const x = new X509Certificate(leaf.certPem);
     expect(x.verify(untrusted.x509.publicKey)).toBe(true);
     expect(x.verify(ca.x509.publicKey)).toBe(false);

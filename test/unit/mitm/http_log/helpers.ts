@@ -1,6 +1,7 @@
 // Shared drivers for the HTTP log tests: replay a recorded exchange (a list
 // of chunks with their direction) into a parser, whole or re-split.
-import { HttpRequestRecord, ConnectionParser } from '../../../../mitm/http_log/record';
+import type { RelayTap } from '../../../../netstack';
+import { HttpRequestRecord } from '../../../../mitm/http_log/record';
 
 export type Dir = 'c2s' | 's2c';
 export interface Event {
@@ -11,7 +12,7 @@ export interface Event {
 export const c2s = (s: string | Buffer): Event => ({ dir: 'c2s', data: typeof s === 'string' ? Buffer.from(s, 'latin1') : s });
 export const s2c = (s: string | Buffer): Event => ({ dir: 's2c', data: typeof s === 'string' ? Buffer.from(s, 'latin1') : s });
 
-export type Factory = (emit: (r: HttpRequestRecord) => void) => ConnectionParser;
+export type Factory = (emit: (r: HttpRequestRecord) => void) => RelayTap;
 
 export function replay(make: Factory, events: Event[], end = true): HttpRequestRecord[] {
   const out: HttpRequestRecord[] = [];

@@ -1,4 +1,4 @@
-// connectUpstream against real node:https / node:tls servers on 127.0.0.1,
+// dialTls against real node:https / node:tls servers on 127.0.0.1,
 // one per kind of bad certificate: the failure must be the precise reason,
 // never a connection handed on as if it were fine.
 
@@ -6,7 +6,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
-import { ConnectUpstreamOptions, OcspCache, TrustStore, UpstreamConnection, UpstreamFailure, certIdFor, connectUpstream, encodeOcspRequest, httpFetch } from '../../../../mitm/upstream';
+import { DialTlsOptions, OcspCache, TrustStore, UpstreamConnection, UpstreamFailure, certIdFor, dialTls, encodeOcspRequest, httpFetch } from '../../../../mitm/upstream';
 import { OcspResponder, TestCert, daysFromNow, issueCert, makeIntermediate, makeLeaf, makeRoot, randomSerialHex, startOcspResponder } from '../../../helpers/pki';
 
 const HOST = 'origin.example';
@@ -45,11 +45,11 @@ function httpsOrigin(chain: TestCert[], extra: https.ServerOptions = {}): Promis
   return listen(server);
 }
 
-function connect(port: number, overrides: Partial<ConnectUpstreamOptions> = {}): Promise<UpstreamConnection | UpstreamFailure> {
-  return connectUpstream({ host: '127.0.0.1', port, servername: HOST, alpn: ['h2', 'http/1.1'], trust, revocation: 'soft', timeoutMs: 3_000, ocspCache: new OcspCache(), ...overrides });
+function connect(port: number, overrides: Partial<DialTlsOptions> = {}): Promise<UpstreamConnection | UpstreamFailure> {
+  return dialTls({ host: '127.0.0.1', port, servername: HOST, alpn: ['h2', 'http/1.1'], trust, revocation: 'soft', timeoutMs: 3_000, ocspCache: new OcspCache(), now: () => new Date(), ...overrides });
 }
 
-async function failureOf(port: number, overrides: Partial<ConnectUpstreamOptions> = {}): Promise<string> {
+async function failureOf(port: number, overrides: Partial<DialTlsOptions> = {}): Promise<string> {
   const result = await connect(port, overrides);
   if (result.ok) {
     result.socket.destroy();

@@ -74,7 +74,7 @@ afterAll(async () => {
 });
 
 const check = (leaf: TestCert, mode: 'soft' | 'hard' | 'off' = 'soft', extra: Partial<Parameters<typeof checkRevocation>[2]> = {}): Promise<RevocationResult> =>
-  checkRevocation(leaf.cert, ca.cert, { mode, cache: new OcspCache(), timeoutMs: 3_000, ...extra });
+  checkRevocation(leaf.cert, ca.cert, { mode, cache: new OcspCache(), timeoutMs: 3_000, now: new Date(), ...extra });
 
 /** The raw DER a responder gives for (leaf, ca), as a server would staple it. */
 async function fetchResponse(leaf: TestCert, url: string): Promise<Buffer> {

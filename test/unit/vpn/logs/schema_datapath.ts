@@ -7,7 +7,7 @@
 // the blocked destinations are blocked before any egress.
 import { createSocket } from 'node:dgram';
 import * as net from 'node:net';
-import { NetStack, TunEgress } from '../../../../netstack';
+import { TunEgress } from '../../../../netstack';
 import { buildIcmpEcho, buildIpPacket, buildTcpPacket, buildUdpPacket, IpAddress, RST, SYN } from '../../../../netstack/wire';
 import { DnsForwarder } from '../../../../vpn/dns';
 import type { EgressBoundary } from '../../../../vpn/egress';
@@ -16,7 +16,8 @@ import type { UserLog } from '../../../../vpn/logs';
 import { DnsLog, dnsQuestion } from '../../../../vpn/logs/dns_log';
 import { SessionLog } from '../../../../vpn/logs/session_log';
 import { routedPolicy } from '../../../../vpn/routed';
-import { DENIAL_RECORDS_BURST } from '../../../../vpn/egress_denials';
+import { DENIAL_RECORDS_BURST } from '../../../../vpn/egress';
+import { stackWithSinks } from '../../netstack/stack_harness';
 
 export const SERVER4 = IpAddress.parse('10.77.0.1');
 export const SERVER6 = IpAddress.parse('fd77::1');
@@ -62,7 +63,7 @@ async function stackRecords(ctx: DatapathContext): Promise<void> {
     nonTls: 'block',
   });
   let ended = 0;
-  const stack = new NetStack({
+  const stack = stackWithSinks({
     localAddresses: [SERVER4, SERVER6],
     guard: ctx.egress.guard,
     onEgressDenied: ctx.egress.onStackDenial,
@@ -102,7 +103,7 @@ async function stackRecords(ctx: DatapathContext): Promise<void> {
     stack.receive(syn(ALICE4, LAB_ORIGIN, originPort), alice, performance.now());
     stack.budgets.unreserve(alice.user, BUDGET);
   } finally {
-    stack.close();
+    stack.close(performance.now());
     await new Promise((r) => origin.close(r));
   }
 }

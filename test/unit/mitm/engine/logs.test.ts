@@ -1,19 +1,20 @@
 // The records an inspected flow leaves in DATA_DIR/logs/<user>.ndjson, with
-// the real HTTP log parser wired into the engine's hook: one `http` record
-// per request, and none of the secrets the request carried (issue 5: "greps
-// every log file for those secrets and finds none").
+// the real HTTP log parser wired into the engine's hook, over in-memory
+// connections: one `http` record per request, and none of the secrets the
+// request carried (issue 5: "greps every log file for those secrets and
+// finds none").
 
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import * as https from 'node:https';
-import type { Server } from 'node:net';
 import * as tls from 'node:tls';
 import { join } from 'node:path';
-import { HttpLoggerFactory } from '../../../mitm/engine';
-import { createHttpLogger } from '../../../mitm/http_log';
-import { UserLog } from '../../../vpn/logs/user_log';
-import { removeTempDirs } from './ca_helpers';
-import { EngineUnderTest, Pki, close, listen, makePki, originCert } from './engine_harness';
+import type { HttpLoggerFactory, InspectionEngineOptions } from '../../../../mitm/engine';
+import { createHttpLogger } from '../../../../mitm/http_log';
+import { UserLog } from '../../../../vpn/logs/user_log';
+import { removeTempDirs } from '../ca_helpers';
+import { EngineOverMemory, get, originCert } from './adapter';
+import { type Pki, makePki } from './machine';
 
 let pki: Pki;
 beforeAll(() => {
@@ -23,15 +24,13 @@ afterAll(removeTempDirs);
 
 const SECRETS = ['Bearer-S3CR3T-AUTHZ', 'sid=S3CR3T-COOKIE', 'hunter2-S3CR3T-PASSWORD', 'S3CR3T-SET-COOKIE', 'S3CR3T-QUERY-TOKEN'];
 
-function wiredEngine(userLog: UserLog): Partial<ConstructorParameters<typeof EngineUnderTest>[1]> {
+function wired(userLog: UserLog): Partial<InspectionEngineOptions> {
   const httpLogger: HttpLoggerFactory = (flow, alpn, ctx) =>
     createHttpLogger({ alpn, sniHost: ctx.sni, now: Date.now, emit: (r) => userLog.write(flow.user, flow.peer, 'http', { ...r }) });
   return { records: userLog, httpLogger };
 }
 
-function readAllLogs(dir: string): string {
-  return readdirSync(dir).map((f) => readFileSync(join(dir, f), 'utf8')).join('');
-}
+const readAllLogs = (dir: string): string => readdirSync(dir).map((f) => readFileSync(join(dir, f), 'utf8')).join('');
 
 test('HTTP/1.1 requests carrying credentials leave one http record each and no secret in any log file', async () => {
   const origin = https.createServer(originCert(pki, 'shop.test'), (req, res) => {
@@ -42,24 +41,14 @@ test('HTTP/1.1 requests carrying credentials leave one http record each and no s
     });
   });
   const userLog = new UserLog({ dataDir: pki.dataDir });
-  const eut = await new EngineUnderTest(pki, wiredEngine(userLog)).start(await listen(origin));
+  const eut = new EngineOverMemory(pki, origin, wired(userLog));
   try {
-    await new Promise<void>((resolve, reject) => {
-      const req = https.request({
-        host: '127.0.0.1', port: eut.port, servername: 'shop.test', ca: [pki.ca.certPem], agent: false, method: 'POST',
-        path: '/login?token=S3CR3T-QUERY-TOKEN',
-        headers: { host: 'shop.test', authorization: 'Bearer Bearer-S3CR3T-AUTHZ', cookie: 'sid=S3CR3T-COOKIE', 'user-agent': 'engine-test/1', 'content-type': 'application/x-www-form-urlencoded' },
-      }, (res) => {
-        res.resume();
-        res.on('end', resolve);
-      });
-      req.on('error', reject);
-      req.end('user=alice&password=hunter2-S3CR3T-PASSWORD');
+    await get(eut, '/login?token=S3CR3T-QUERY-TOKEN', {
+      servername: 'shop.test', ca: pki.ca.certPem, method: 'POST', body: Buffer.from('user=alice&password=hunter2-S3CR3T-PASSWORD'),
+      headers: { authorization: 'Bearer Bearer-S3CR3T-AUTHZ', cookie: 'sid=S3CR3T-COOKIE', 'user-agent': 'engine-test/1', 'content-type': 'application/x-www-form-urlencoded' },
     });
     await eut.ended(1);
   } finally {
-    await eut.stop();
-    await close(origin);
     await userLog.close();
   }
   const text = readAllLogs(userLog.dir);
@@ -73,16 +62,15 @@ test('HTTP/1.1 requests carrying credentials leave one http record each and no s
 });
 
 test('HTTP/2 requests are logged from the decrypted stream, without their secrets', async () => {
-  const { key, cert } = originCert(pki, 'h2shop.test');
-  const origin = http2.createSecureServer({ key, cert }, (req, res) => {
+  const origin = http2.createSecureServer(originCert(pki, 'h2shop.test'), (req, res) => {
     req.resume();
     req.on('end', () => res.end('ok'));
   });
   const userLog = new UserLog({ dataDir: pki.dataDir });
-  const eut = await new EngineUnderTest(pki, wiredEngine(userLog), 'bob').start(await listen(origin as unknown as Server));
+  const eut = new EngineOverMemory(pki, origin, wired(userLog), 'bob');
   try {
     const session = http2.connect('https://h2shop.test', {
-      createConnection: () => tls.connect({ host: '127.0.0.1', port: eut.port, servername: 'h2shop.test', ca: [pki.ca.certPem], ALPNProtocols: ['h2'] }),
+      createConnection: () => tls.connect({ socket: eut.connect(), servername: 'h2shop.test', ca: [pki.ca.certPem], ALPNProtocols: ['h2'] }),
     });
     for (let i = 0; i < 3; i++) {
       await new Promise<void>((resolve, reject) => {
@@ -96,8 +84,6 @@ test('HTTP/2 requests are logged from the decrypted stream, without their secret
     session.close();
     await eut.ended(1);
   } finally {
-    await eut.stop();
-    await close(origin);
     await userLog.close();
   }
   const text = readFileSync(userLog.pathFor('bob'), 'utf8');

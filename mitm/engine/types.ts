@@ -1,13 +1,15 @@
 // The inspection engine's public types: the flow it is handed, its options,
-// and the sinks it writes to (engine.ts).
+// and the sinks it writes to.
 
-import type { LoadedCa } from './ca';
-import type { BypassVerifier } from './bypass';
-import type { MtlsHosts } from './exemptions';
-import type { FlowPolicyHook } from './flow_policy';
-import type { LeafMinter } from './mint';
-import type { PinningTracker } from './pinning';
-import type { AiaFetcher, Dialer, HttpFetcher, OcspCache, RevocationMode, TrustStore } from './upstream';
+import type { RelayTap } from '../../netstack';
+import type { LoadedCa } from '../ca';
+import type { BypassVerifier } from '../bypass';
+import type { BypassProbe } from '../bypass_probe';
+import type { MtlsHosts } from '../exemptions';
+import type { FlowPolicyHook } from '../flow_policy';
+import type { LeafMinter } from '../mint';
+import type { PinningTracker } from '../pinning';
+import type { AiaFetcher, Dialer, HttpFetcher, OcspCache, RevocationMode, TrustStore } from '../upstream';
 
 export interface InspectedFlow {
   user: string;
@@ -44,25 +46,19 @@ export interface RecordSink {
   write(user: string, peer: string, type: string, fields?: Record<string, unknown>): void;
 }
 
-/** Receives the decrypted bytes of one inspected flow, for mitm/http_log. */
-export interface HttpStreamLogger {
-  clientToServer(chunk: Buffer): void;
-  serverToClient(chunk: Buffer): void;
-  end(): void;
-}
-
 export interface HttpLogContext {
   /** The client's SNI, or null. */
   sni: string | null;
 }
 
-export type HttpLoggerFactory = (flow: InspectedFlow, alpn: string | null, ctx: HttpLogContext) => HttpStreamLogger | null;
+/** The relay's tap for one inspected flow's decrypted bytes (mitm/http_log), or null for none. */
+export type HttpLoggerFactory = (flow: InspectedFlow, alpn: string | null, ctx: HttpLogContext) => RelayTap | null;
 
-export interface InspectionEngineOptions {
+/** What the engine's core decides with (core.ts); no I/O behind any of it. */
+export interface InspectionCoreOptions {
   ca: LoadedCa;
   /** Signs leaves for upstreams that failed validation in 'untrusted-ca' mode; never given to clients. */
   untrustedCa: LoadedCa;
-  trust: TrustStore;
   tls?: { onUpstreamError?: OnUpstreamError; revocation?: RevocationMode };
   pinning?: {
     tracker?: PinningTracker;
@@ -70,11 +66,8 @@ export interface InspectionEngineOptions {
     mode?: PinningMode;
     approvals?: PinApprovals;
   };
-  /** Gate for every bypass; default: a probe with this engine's trust, revocation, dialer and upstream timeout. */
+  /** The bypass gate's verdict cache (may be shared between engines). */
   bypass?: BypassVerifier;
-  /** How probes reach a destination: the dialer the flows use. Default: a plain TCP connect. */
-  dial?: Dialer;
-  records: RecordSink;
   httpLogger?: HttpLoggerFactory;
   /** Servers learned to demand client certificates (default: a table with the pinning tracker's TTL). */
   mtls?: MtlsHosts;
@@ -83,12 +76,31 @@ export interface InspectionEngineOptions {
   timeouts?: { clientHelloMs?: number; upstreamHandshakeMs?: number; clientHandshakeMs?: number };
   minter?: LeafMinter;
   untrustedMinter?: LeafMinter;
+}
+
+/** The core's options plus what its stream adapter needs to do the I/O (streams.ts). */
+export interface InspectionEngineOptions extends InspectionCoreOptions {
+  trust: TrustStore;
+  records: RecordSink;
+  /** How probes reach a destination: the dialer the flows use. Default: netstack's connectUpstream. */
+  dial?: Dialer;
+  /** How the bypass gate's probe is made; default: a TLS handshake and validation with this engine's trust, revocation and dialer. */
+  probe?: BypassProbe;
   aia?: AiaFetcher;
   fetch?: HttpFetcher;
   /** The fetcher for AIA and OCSP on behalf of one flow (the egress guard's, which logs refusals for its user); overrides `fetch`. */
   fetchFor?: (flow: InspectedFlow) => HttpFetcher;
   ocspCache?: OcspCache;
-  now?: () => number;
+  /** The wall clock and timers (tests pass a fake one). */
+  clock?: EngineClock;
+}
+
+/** The one clock of the engine: read by its adapter only, and passed in to the core. */
+export interface EngineClock {
+  /** Wall-clock ms. */
+  now(): number;
+  setTimer(fn: () => void, ms: number): unknown;
+  clearTimer(timer: unknown): void;
 }
 
 export const DEFAULT_CLIENT_HELLO_TIMEOUT_MS = 10_000;

@@ -1,9 +1,13 @@
-// Byte relay between the client side and the server side of a flow, used for
-// decrypted (inspected) streams and raw spliced (bypassed) streams alike.
+// The one byte relay between the client side and the server side of a flow:
+// socket egress, flows forwarded after their name was read, and the TLS
+// engine's decrypted (inspected) and raw (bypassed, non-TLS) streams.
 // pipe() gives backpressure both ways; each direction's FIN is passed on as
 // a half-close (a request body ended with shutdown(SHUT_WR) still gets its
-// response); an error or reset on either side destroys both.
+// response); an error or reset on either side ends both, and a side that is
+// a TCP socket is then reset (RST), so the far end learns of the reset
+// rather than seeing a clean close.
 
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 
 /** Observer of the plaintext; it can neither stall nor break the relay. */
@@ -31,7 +35,8 @@ export interface RelayOptions {
   onTapError?: (err: unknown) => void;
   /** Called the first time the client sends application data. */
   onClientData?: () => void;
-  onEnd(result: RelayResult): void;
+  /** Once both sides closed. */
+  onEnd?(result: RelayResult): void;
 }
 
 export function relay(client: Duplex, server: Duplex, opts: RelayOptions): void {
@@ -64,8 +69,8 @@ export function relay(client: Duplex, server: Duplex, opts: RelayOptions): void 
       end = why;
       detail = err ? ((err as NodeJS.ErrnoException).code ?? err.message) : undefined;
     }
-    client.destroy();
-    server.destroy();
+    abort(client);
+    abort(server);
   };
   const onClose = (side: Duplex, reset: RelayEnd): void => {
     // A side that closes without having both ended its reading and finished its writing was reset.
@@ -73,7 +78,7 @@ export function relay(client: Duplex, server: Duplex, opts: RelayOptions): void 
     if (++closed < 2) return;
     const t = tap;
     if (t) tapCall(() => t.end());
-    opts.onEnd({ end: end ?? 'closed', detail, fromClient, fromServer, firstEnd });
+    opts.onEnd?.({ end: end ?? 'closed', detail, fromClient, fromServer, firstEnd });
   };
 
   client.on('data', (chunk: Buffer) => {
@@ -102,22 +107,17 @@ export function relay(client: Duplex, server: Duplex, opts: RelayOptions): void 
   server.pipe(client);
 }
 
-/** How long a cleanly finished stream may take to flush and close before it is destroyed. */
-const CLOSE_LINGER_MS = 5_000;
-
-/**
- * After a clean ending, the raw stream under a TLS socket may still hold the
- * last bytes (close_notify) in its send buffer: end it and let it flush,
- * destroying it only if it does not close by itself. Errors destroy at once.
- */
-export function closeRaw(stream: Duplex, clean: boolean): void {
+/** RST for a TCP socket; a stream without its own TCP handle (a TLS socket, the stack's stream) is destroyed. */
+function abort(stream: Duplex): void {
   if (stream.destroyed) return;
-  if (!clean) {
-    stream.destroy();
-    return;
+  if (stream instanceof Socket) {
+    try {
+      // Throws for a socket whose handle is not TCP (a TLSSocket wraps its handle).
+      stream.resetAndDestroy();
+      return;
+    } catch {
+      // fall through
+    }
   }
-  stream.end();
-  const timer = setTimeout(() => stream.destroy(), CLOSE_LINGER_MS);
-  timer.unref();
-  stream.once('close', () => clearTimeout(timer));
+  stream.destroy();
 }
