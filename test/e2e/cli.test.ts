@@ -4,7 +4,8 @@ import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync, existsSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { BIN, buildOnce } from '../helpers/topology';
 
 jest.setTimeout(120_000);
@@ -150,4 +151,36 @@ describe('sightline CLI', () => {
     expect(both.code).toBe(1);
     expect(both.stderr).toMatch(/cannot be used with/);
   });
+  test('SIGHTLINE_CA_PASSPHRASE read by start is gone from the running concentrator\'s /proc/PID/environ', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'cli-'));
+    const secret = 'ca-pass-7f3e9b1d';
+    expect(sightline(['--data-dir', d, 'ca', 'init'], { SIGHTLINE_CA_PASSPHRASE: secret }).code).toBe(0);
+    expect(readFileSync(join(d, 'ca', 'ca.key'), 'utf8')).toMatch(/ENCRYPTED/);
+    const port = await freeUdpPort();
+    writeFileSync(join(d, 'sightline.yaml'), `listenPort: ${port}\nlistenAddress: 127.0.0.1\nadmin:\n  listen: "off"\ndns:\n  upstream: ["127.0.0.1:53"]\n`);
+    const child = spawn('node', [BIN, '--data-dir', d, 'start'], { env: { ...process.env, SIGHTLINE_CA_PASSPHRASE: secret }, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+      const deadline = Date.now() + 30_000;
+      while (!out.includes('listening on UDP') && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(out).toContain('listening on UDP'); // the encrypted CA key was opened with the passphrase
+      const environ = readFileSync(`/proc/${child.pid}/environ`, 'latin1');
+      expect(environ).not.toContain(secret);
+      expect(environ).not.toContain('SIGHTLINE_CA_PASSPHRASE=');
+      expect(environ).toContain('PATH='); // the rest of the environment is untouched
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
 });
+
+/** A UDP port nothing listens on right now (the kernel picks it). */
+async function freeUdpPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+  const { port } = s.address();
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}

@@ -4,16 +4,19 @@ import { Command, Option } from 'commander';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { CaError, exportCa, importCa, initCa, loadCa, type CaExportFormat, type CaInfo } from '../../mitm';
 import { resolveDataDir } from '../config';
+import { scrubEnvironment } from '../process';
 
 /**
  * The CA key passphrase: the first line of --passphrase-file, else
  * SIGHTLINE_CA_PASSPHRASE. The variable is deleted from the environment once
- * read, so child processes never inherit it and /proc/PID/environ of a
- * running concentrator no longer shows it.
+ * read, so child processes never inherit it, and its bytes in the process's
+ * original environment are wiped, so /proc/PID/environ of a running
+ * concentrator no longer shows it.
  */
 export function caPassphrase(file: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
   const fromEnv = env.SIGHTLINE_CA_PASSPHRASE;
   delete env.SIGHTLINE_CA_PASSPHRASE;
+  if (fromEnv !== undefined && env === process.env) scrubEnvironment('SIGHTLINE_CA_PASSPHRASE');
   if (file !== undefined) return secretFromFile(file, '--passphrase-file');
   return fromEnv || undefined;
 }
