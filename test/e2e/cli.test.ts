@@ -151,6 +151,25 @@ describe('sightline CLI', () => {
     expect(both.code).toBe(1);
     expect(both.stderr).toMatch(/cannot be used with/);
   });
+  test('peer add NAME takes the options of device add NAME --name default (--public-key, --expires, --qr-png)', () => {
+    const d = mkdtempSync(join(tmpdir(), 'cli-'));
+    const pub = 'v2fQX6Q8DCu+OP6OEarqUIX6UOcHnTYxMbdEKyUUPG4=';
+    const own = sightline(['--data-dir', d, 'peer', 'add', 'dana', '--endpoint', '1.2.3.4:51820', '--public-key', pub, '--expires', '30d', '--no-psk']);
+    expect(own.code).toBe(0);
+    expect(own.stdout).not.toMatch(/^PrivateKey =/m);
+    expect(own.stdout).not.toMatch(/^PresharedKey =/m);
+    const png = join(d, 'erin.png');
+    expect(sightline(['--data-dir', d, 'peer', 'add', 'erin', '--endpoint', '1.2.3.4:51820', '--qr-png', png]).code).toBe(0);
+    expect(mode(png)).toBe(0o600);
+    const qr = spawnSync('zbarimg', ['--quiet', '--raw', '--nodbus', png], { encoding: 'utf8' });
+    expect(qr.stdout).toMatch(/^PrivateKey = /m);
+    const devices = JSON.parse(sightline(['--data-dir', d, 'device', 'list', '--json']).stdout) as Array<{ user: string; device: string; publicKey: string; expiresAt: string | null }>;
+    expect(devices.map((r) => [r.user, r.device])).toEqual([['dana', 'default'], ['erin', 'default']]);
+    expect(devices[0].publicKey).toBe(pub);
+    expect(devices[0].expiresAt).not.toBeNull();
+    expect(sightline(['--data-dir', d, 'peer', 'add', 'dana', '--endpoint', '1.2.3.4:51820']).stderr).toMatch(/a peer named "dana" already exists/);
+  });
+
   test('SIGHTLINE_CA_PASSPHRASE read by start is gone from the running concentrator\'s /proc/PID/environ', async () => {
     const d = mkdtempSync(join(tmpdir(), 'cli-'));
     const secret = 'ca-pass-7f3e9b1d';
