@@ -151,6 +151,14 @@ describe('sightline CLI', () => {
     expect(both.code).toBe(1);
     expect(both.stderr).toMatch(/cannot be used with/);
   });
+  test('ca import with an unreadable --cert or --key names the option and the file (exit 1)', () => {
+    const d = mkdtempSync(join(tmpdir(), 'cli-'));
+    const missing = join(d, 'nope.key');
+    const r = sightline(['--data-dir', d, 'ca', 'import', '--cert', missing, '--key', missing]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`cannot read --cert ${missing}: ENOENT`);
+  });
+
   test('peer add NAME takes the options of device add NAME --name default (--public-key, --expires, --qr-png)', () => {
     const d = mkdtempSync(join(tmpdir(), 'cli-'));
     const pub = 'v2fQX6Q8DCu+OP6OEarqUIX6UOcHnTYxMbdEKyUUPG4=';

@@ -23,8 +23,13 @@ export function caPassphrase(file: string | undefined, env: NodeJS.ProcessEnv = 
 
 /** A secret kept in a file (first line, without its line ending): never on the command line, where ps and shell history show it. */
 export function secretFromFile(file: string, option: string): string {
+  return readInput(file, option).split('\n')[0].replace(/\r$/, '');
+}
+
+/** A file named by an option, or an error naming the option, the file and why (not a bare ENOENT). */
+function readInput(file: string, option: string): string {
   try {
-    return readFileSync(file, 'utf8').split('\n')[0].replace(/\r$/, '');
+    return readFileSync(file, 'utf8');
   } catch (err) {
     throw new CaError(`cannot read ${option} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
@@ -64,8 +69,8 @@ export function caCommand(): Command {
     .option('--passphrase-file <file>', 'passphrase of the key (or env SIGHTLINE_CA_PASSPHRASE)')
     .action((opts: { cert: string; key: string; force?: boolean; passphraseFile?: string }, cmd: Command) => {
       const info = importCa(dataDirOf(cmd), {
-        certPem: readFileSync(opts.cert, 'utf8'),
-        keyPem: readFileSync(opts.key, 'utf8'),
+        certPem: readInput(opts.cert, '--cert'),
+        keyPem: readInput(opts.key, '--key'),
         passphrase: caPassphrase(opts.passphraseFile),
         force: opts.force,
       });
