@@ -4,7 +4,8 @@ import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync, existsSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { BIN, buildOnce } from '../helpers/topology';
 
 jest.setTimeout(120_000);
@@ -150,4 +151,63 @@ describe('sightline CLI', () => {
     expect(both.code).toBe(1);
     expect(both.stderr).toMatch(/cannot be used with/);
   });
+  test('ca import with an unreadable --cert or --key names the option and the file (exit 1)', () => {
+    const d = mkdtempSync(join(tmpdir(), 'cli-'));
+    const missing = join(d, 'nope.key');
+    const r = sightline(['--data-dir', d, 'ca', 'import', '--cert', missing, '--key', missing]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`cannot read --cert ${missing}: ENOENT`);
+  });
+
+  test('peer add NAME takes the options of device add NAME --name default (--public-key, --expires, --qr-png)', () => {
+    const d = mkdtempSync(join(tmpdir(), 'cli-'));
+    const pub = 'v2fQX6Q8DCu+OP6OEarqUIX6UOcHnTYxMbdEKyUUPG4=';
+    const own = sightline(['--data-dir', d, 'peer', 'add', 'dana', '--endpoint', '1.2.3.4:51820', '--public-key', pub, '--expires', '30d', '--no-psk']);
+    expect(own.code).toBe(0);
+    expect(own.stdout).not.toMatch(/^PrivateKey =/m);
+    expect(own.stdout).not.toMatch(/^PresharedKey =/m);
+    const png = join(d, 'erin.png');
+    expect(sightline(['--data-dir', d, 'peer', 'add', 'erin', '--endpoint', '1.2.3.4:51820', '--qr-png', png]).code).toBe(0);
+    expect(mode(png)).toBe(0o600);
+    const qr = spawnSync('zbarimg', ['--quiet', '--raw', '--nodbus', png], { encoding: 'utf8' });
+    expect(qr.stdout).toMatch(/^PrivateKey = /m);
+    const devices = JSON.parse(sightline(['--data-dir', d, 'device', 'list', '--json']).stdout) as Array<{ user: string; device: string; publicKey: string; expiresAt: string | null }>;
+    expect(devices.map((r) => [r.user, r.device])).toEqual([['dana', 'default'], ['erin', 'default']]);
+    expect(devices[0].publicKey).toBe(pub);
+    expect(devices[0].expiresAt).not.toBeNull();
+    expect(sightline(['--data-dir', d, 'peer', 'add', 'dana', '--endpoint', '1.2.3.4:51820']).stderr).toMatch(/a peer named "dana" already exists/);
+  });
+
+  test('SIGHTLINE_CA_PASSPHRASE read by start is gone from the running concentrator\'s /proc/PID/environ', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'cli-'));
+    const secret = 'ca-pass-7f3e9b1d';
+    expect(sightline(['--data-dir', d, 'ca', 'init'], { SIGHTLINE_CA_PASSPHRASE: secret }).code).toBe(0);
+    expect(readFileSync(join(d, 'ca', 'ca.key'), 'utf8')).toMatch(/ENCRYPTED/);
+    const port = await freeUdpPort();
+    writeFileSync(join(d, 'sightline.yaml'), `listenPort: ${port}\nlistenAddress: 127.0.0.1\nadmin:\n  listen: "off"\ndns:\n  upstream: ["127.0.0.1:53"]\n`);
+    const child = spawn('node', [BIN, '--data-dir', d, 'start'], { env: { ...process.env, SIGHTLINE_CA_PASSPHRASE: secret }, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+      const deadline = Date.now() + 30_000;
+      while (!out.includes('listening on UDP') && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(out).toContain('listening on UDP'); // the encrypted CA key was opened with the passphrase
+      const environ = readFileSync(`/proc/${child.pid}/environ`, 'latin1');
+      expect(environ).not.toContain(secret);
+      expect(environ).not.toContain('SIGHTLINE_CA_PASSPHRASE=');
+      expect(environ).toContain('PATH='); // the rest of the environment is untouched
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
 });
+
+/** A UDP port nothing listens on right now (the kernel picks it). */
+async function freeUdpPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+  const { port } = s.address();
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}

@@ -138,6 +138,18 @@ describe('sightline user and device commands', () => {
     expect(JSON.parse(sightline(dir, ['user', 'list', '--json']).stdout)).toMatchObject([{ name: 'alice', email: 'alice@example.com', disabled: false, devices: 1 }]);
   });
 
+  test('user list --json gives each user\'s state as the table prints it (enabled/disabled)', () => {
+    const dir = dataDir();
+    sightline(dir, ['user', 'add', 'alice']);
+    sightline(dir, ['user', 'add', 'bob']);
+    expect(sightline(dir, ['user', 'disable', 'bob']).code).toBe(0);
+    expect(JSON.parse(sightline(dir, ['user', 'list', '--json']).stdout)).toMatchObject([
+      { name: 'alice', state: 'enabled', disabled: false },
+      { name: 'bob', state: 'disabled', disabled: true },
+    ]);
+    expect(sightline(dir, ['user', 'list']).stdout).toMatch(/^bob +- +disabled +0 /m);
+  });
+
   test('peer remove NAME removes the device "default" that peer add NAME made', () => {
     const dir = dataDir();
     sightline(dir, ['peer', 'add', 'alice', ...EP]);

@@ -4,24 +4,32 @@ import { Command, Option } from 'commander';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { CaError, exportCa, importCa, initCa, loadCa, type CaExportFormat, type CaInfo } from '../../mitm';
 import { resolveDataDir } from '../config';
+import { scrubEnvironment } from '../process';
 
 /**
  * The CA key passphrase: the first line of --passphrase-file, else
  * SIGHTLINE_CA_PASSPHRASE. The variable is deleted from the environment once
- * read, so child processes never inherit it and /proc/PID/environ of a
- * running concentrator no longer shows it.
+ * read, so child processes never inherit it, and its bytes in the process's
+ * original environment are wiped, so /proc/PID/environ of a running
+ * concentrator no longer shows it.
  */
 export function caPassphrase(file: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
   const fromEnv = env.SIGHTLINE_CA_PASSPHRASE;
   delete env.SIGHTLINE_CA_PASSPHRASE;
+  if (fromEnv !== undefined && env === process.env) scrubEnvironment('SIGHTLINE_CA_PASSPHRASE');
   if (file !== undefined) return secretFromFile(file, '--passphrase-file');
   return fromEnv || undefined;
 }
 
 /** A secret kept in a file (first line, without its line ending): never on the command line, where ps and shell history show it. */
 export function secretFromFile(file: string, option: string): string {
+  return readInput(file, option).split('\n')[0].replace(/\r$/, '');
+}
+
+/** A file named by an option, or an error naming the option, the file and why (not a bare ENOENT). */
+function readInput(file: string, option: string): string {
   try {
-    return readFileSync(file, 'utf8').split('\n')[0].replace(/\r$/, '');
+    return readFileSync(file, 'utf8');
   } catch (err) {
     throw new CaError(`cannot read ${option} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
@@ -61,8 +69,8 @@ export function caCommand(): Command {
     .option('--passphrase-file <file>', 'passphrase of the key (or env SIGHTLINE_CA_PASSPHRASE)')
     .action((opts: { cert: string; key: string; force?: boolean; passphraseFile?: string }, cmd: Command) => {
       const info = importCa(dataDirOf(cmd), {
-        certPem: readFileSync(opts.cert, 'utf8'),
-        keyPem: readFileSync(opts.key, 'utf8'),
+        certPem: readInput(opts.cert, '--cert'),
+        keyPem: readInput(opts.key, '--key'),
         passphrase: caPassphrase(opts.passphraseFile),
         force: opts.force,
       });

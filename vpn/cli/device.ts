@@ -12,7 +12,7 @@ import type { PeerStatus } from '../process';
 import { table, withDeployment, withDeploymentAsync } from './common';
 import { livePeers } from './live_status';
 
-interface AddOptions {
+export interface AddOptions {
   name?: string;
   publicKey?: string;
   expires?: string;
@@ -25,16 +25,10 @@ interface AddOptions {
 export function deviceCommand(): Command {
   const device = new Command('device').description("manage an employee's devices (one WireGuard key pair and tunnel address pair each)");
 
-  device
+  withAddOptions(device
     .command('add <user>')
     .description('add a device (and the user if new): key pair, tunnel addresses, and a wg-quick client config on stdout')
-    .option('--name <device>', 'device name (default: "default" for the first device, then device2, device3, ...)')
-    .option('--public-key <key>', 'the public key of a key pair the device generated itself; the config then has no PrivateKey')
-    .option('--expires <when>', `refuse the device after this: ${EXPIRY_HELP}`)
-    .option('--endpoint <host:port>', 'address clients connect to (default: config "endpoint")')
-    .option('--qr', 'print the config as a QR code in the terminal instead (WireGuard app: scan from QR code)')
-    .option('--qr-png <file>', 'write the config as a QR code PNG (mode 0600) instead of printing it')
-    .option('--no-psk', 'do not add a preshared key')
+    .option('--name <device>', 'device name (default: "default" for the first device, then device2, device3, ...)'))
     .action((user: string, opts: AddOptions, cmd: Command) => addDeviceAction(cmd, user, opts));
 
   device
@@ -96,7 +90,19 @@ export function deviceCommand(): Command {
   return device;
 }
 
-async function addDeviceAction(cmd: Command, user: string, opts: AddOptions): Promise<void> {
+/** The options of `device add` besides --name; `peer add` takes the same, being `device add NAME --name default`. */
+export function withAddOptions(cmd: Command): Command {
+  return cmd
+    .option('--public-key <key>', 'the public key of a key pair the device generated itself; the config then has no PrivateKey')
+    .option('--expires <when>', `refuse the device after this: ${EXPIRY_HELP}`)
+    .option('--endpoint <host:port>', 'address clients connect to (default: config "endpoint")')
+    .option('--qr', 'print the config as a QR code in the terminal instead (WireGuard app: scan from QR code)')
+    .option('--qr-png <file>', 'write the config as a QR code PNG (mode 0600) instead of printing it')
+    .option('--no-psk', 'do not add a preshared key');
+}
+
+/** `peerName`: called as `peer add NAME`, whose messages name the peer. */
+export async function addDeviceAction(cmd: Command, user: string, opts: AddOptions, peerName?: string): Promise<void> {
   validateName('user', user);
   if (opts.name !== undefined) validateName('device', opts.name);
   const now = Date.now();
@@ -110,7 +116,7 @@ async function addDeviceAction(cmd: Command, user: string, opts: AddOptions): Pr
     else if (opts.qrPng === undefined) process.stdout.write(added.clientConfig);
     const { device: r } = added;
     const notes = [
-      `device "${r.name}" of user "${r.user}"${added.userCreated ? ' (new user)' : ''} added: ${r.ipv4}, ${r.ipv6}`,
+      peerName !== undefined ? `peer "${peerName}" added: ${r.ipv4}, ${r.ipv6}` : `device "${r.name}" of user "${r.user}"${added.userCreated ? ' (new user)' : ''} added: ${r.ipv4}, ${r.ipv6}`,
       r.expiresAt === null ? '' : `, expires ${new Date(r.expiresAt).toISOString()}`,
       opts.qrPng === undefined ? '' : `; QR code written to ${opts.qrPng}`,
       '. ',

@@ -2,26 +2,22 @@
 // kept as aliases. A peer is a user's device named "default" (peer NAME);
 // other devices appear as USER/DEVICE.
 import { Command } from 'commander';
-import { DEFAULT_DEVICE, deviceState, findDevice, listDevices, peerLabel, provisionDevice, removeDevice, validateName } from '../control';
+import { DEFAULT_DEVICE, deviceState, findDevice, listDevices, peerLabel, removeDevice, validateName } from '../control';
 import { withDeployment } from './common';
+import { addDeviceAction, withAddOptions, type AddOptions } from './device';
 
 export function peerCommand(): Command {
   const peer = new Command('peer').description('alias of "device" for one device per user: peer NAME is device "default" of user NAME');
 
-  peer
+  withAddOptions(peer
     .command('add <name>')
-    .description('same as: device add NAME --name default (prints a wg-quick client config on stdout)')
-    .option('--endpoint <host:port>', 'address clients connect to (default: config "endpoint")')
-    .option('--no-psk', 'do not add a preshared key')
-    .action((name: string, opts: { endpoint?: string; psk: boolean }, cmd: Command) => {
+    .description('same as: device add NAME --name default, with the same options (prints a wg-quick client config on stdout)'))
+    .action(async (name: string, opts: Omit<AddOptions, 'name'>, cmd: Command) => {
       validateName('peer', name);
       withDeployment(cmd, (d) => {
         if (findDevice(d.store, name, DEFAULT_DEVICE)) throw new Error(`a peer named "${name}" already exists`);
-        const added = provisionDevice(d, { user: name, device: DEFAULT_DEVICE, endpoint: opts.endpoint, presharedKey: opts.psk });
-        if (added.endpointWarning) process.stderr.write(`warning: ${added.endpointWarning}\n`);
-        process.stdout.write(added.clientConfig);
-        process.stderr.write(`peer "${name}" added: ${added.device.ipv4}, ${added.device.ipv6}. The config above holds the client's private key; it is not stored on the server.\n`);
       });
+      await addDeviceAction(cmd, name, { ...opts, name: DEFAULT_DEVICE }, name);
     });
 
   peer

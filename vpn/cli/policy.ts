@@ -1,7 +1,7 @@
 // `sightline policy show | explain`: the effective rules, and why a given
 // flow gets its verdict, computed by the same Policy.decide the data path
 // calls. Exit 2 for an invalid query or configuration.
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { IpAddress } from '../../netstack/wire';
 import { compilePolicy, explain, formatExplanation, formatPolicy, normalizeDomain, PolicyError, type FlowProtocol, type FlowQuery, type Policy } from '../../policy';
 import { ConfigError, defaultConfig, loadConfigFile, parseHostPort } from '../config';
@@ -62,6 +62,16 @@ export function parseExplainQuery(o: ExplainOptions): FlowQuery {
   return { user: o.user, protocol, dst: addr.bytes, dstPort: protocol === 'icmp' ? 0 : port, host };
 }
 
+/**
+ * A query commander refuses (no --user or --dst, an unknown option, a stray
+ * argument) is an invalid query like a bad --dst: exit 2, not commander's 1.
+ * Help and version keep their own status.
+ */
+function invalidQueryExits2(err: CommanderError): never {
+  if (err.exitCode === 0 || err.code === 'commander.helpDisplayed' || err.code === 'commander.version') throw err;
+  throw new CommanderError(2, err.code, err.message);
+}
+
 export function policyCommand(): Command {
   const policy = new Command('policy').description('the inspection and access policy: effective rules, and why a flow gets its verdict');
 
@@ -87,6 +97,7 @@ export function policyCommand(): Command {
     .option('--sni <name>', 'the SNI or HTTP Host of the flow (without it, only rules without hosts/categories can match)')
     .option('--protocol <protocol>', 'tcp, udp or icmp', 'tcp')
     .option('--json', 'JSON output')
+    .exitOverride(invalidQueryExits2)
     .action((opts: ExplainOptions & { json?: boolean }, cmd: Command) => {
       let q: FlowQuery;
       try {

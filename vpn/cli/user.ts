@@ -25,7 +25,9 @@ export function userCommand(): Command {
     .action((opts: { json?: boolean }, cmd: Command) =>
       withDeployment(cmd, (d) => {
         const users = listUsers(d.store).map((u) => ({
-          name: u.name, email: u.email, disabled: u.disabled, devices: u.devices, createdAt: new Date(u.createdAt).toISOString(),
+          // `state` as the table prints it, beside the boolean: the same word as device list's state.
+          name: u.name, email: u.email, state: u.disabled ? 'disabled' : 'enabled', disabled: u.disabled, devices: u.devices,
+          createdAt: new Date(u.createdAt).toISOString(),
         }));
         if (opts.json) {
           process.stdout.write(JSON.stringify(users, null, 2) + '\n');
@@ -36,7 +38,7 @@ export function userCommand(): Command {
           return;
         }
         process.stdout.write(table(['USER', 'EMAIL', 'STATE', 'DEVICES', 'CREATED'],
-          users.map((u) => [u.name, u.email ?? '-', u.disabled ? 'disabled' : 'enabled', String(u.devices), u.createdAt])));
+          users.map((u) => [u.name, u.email ?? '-', u.state, String(u.devices), u.createdAt])));
       }),
     );
 

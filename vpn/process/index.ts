@@ -5,3 +5,4 @@ export { createLogger, REDACT_PATHS, type Logger } from './log';
 export { EXIT_FATAL, ProcessGuard, type FatalReason, type ProcessGuardOptions } from './guard';
 export { IncidentLog } from './incidents';
 export { StatusFile, peerStatus, peersFingerprint, type PeerStatus, type StatusWrite } from './status_file';
+export { environEntries, envStartFromStat, scrubEnvironment, type ScrubResult } from './environ';

@@ -116,6 +116,24 @@ describe('sightline policy', () => {
     expect(r.stdout).toBe('');
   });
 
+  test.each([
+    [['--dst', '10.0.0.1:443'], /required option '--user <user>' not specified/],
+    [['--user', 'alice'], /required option '--dst <addr:port>' not specified/],
+    [['--user', 'alice', '--dst', '10.0.0.1:443', '--port', '443'], /unknown option '--port'/],
+    [['--user', 'alice', '--dst'], /option '--dst <addr:port>' argument missing/],
+  ])('a query commander refuses %j is an invalid query too: exit 2', async (args, message) => {
+    const r = await run(['policy', 'explain', ...args, ...cfg]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stdout).toBe('');
+  });
+
+  test('explain --help still exits 0', async () => {
+    const r = await run(['policy', 'explain', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('--sni <name>');
+  });
+
   test('an invalid configuration exits 2 with file and line', async () => {
     const bad = dir.write('bad.yaml', 'policy:\n  rules:\n    - { id: x, action: allow, groups: [nobody] }\n');
     const r = await run(['policy', 'explain', '--user', 'a', '--dst', '10.0.0.1:443', '--config', bad]);
