@@ -21,6 +21,23 @@ const cidr = (family: 4 | 6 | 'any') =>
     }
   }, { message: CIDR_EXAMPLE[family] });
 
+/**
+ * An egress.allow / egress.deny entry: a prefix without host bits. 10.20.1.0/16
+ * is a typo for /24 or for 10.20.0.0 (the refusal would silently cover the
+ * wider one), refused as policy.rules[].dst and routing.exclude refuse it.
+ */
+const egressPrefix = cidr('any').superRefine((s, ctx) => {
+  let c: IpCidr;
+  try {
+    c = IpCidr.parse(s);
+  } catch {
+    return; // not a prefix at all: cidr's own message says what is expected
+  }
+  if (!c.network.equals(c.address)) {
+    ctx.addIssue({ code: 'custom', message: `a prefix without host bits (${c.network.toString()}/${c.prefixLength}, or a longer prefix length)` });
+  }
+});
+
 const hostPort = z.string().refine((s) => parseHostPort(s) !== null, {
   message: 'HOST:PORT (IPv6 as [ADDR]:PORT)',
 });
@@ -99,8 +116,8 @@ export const configSchema = z
       .prefault({}),
     egress: z
       .object({
-        deny: z.array(cidr('any')).default([]),
-        allow: z.array(cidr('any')).default([]),
+        deny: z.array(egressPrefix).default([]),
+        allow: z.array(egressPrefix).default([]),
         // Routed mode (issue 11): packets not terminated here go to a TUN and the kernel routes them.
         mode: z.enum(['socket', 'routed']).default('socket'),
         tun: z

@@ -5,6 +5,14 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Action } from './decisions';
 
+/** A decision's label in sightline_flows_total: the policy's own action words (policy.rules[].action), as `policy explain` prints them. */
+const POLICY_ACTION: Record<Action, 'inspect' | 'bypass' | 'allow' | 'block'> = {
+  inspected: 'inspect',
+  'not decrypted': 'bypass',
+  passed: 'allow',
+  blocked: 'block',
+};
+
 /** What the metrics read; the concentrator provides it. */
 export interface MetricsSource {
   peersConfigured(): number;
@@ -50,8 +58,8 @@ export function createMetrics(src: MetricsSource): Registry {
     return [[{ direction: 'in' }, b.in], [{ direction: 'out' }, b.out]];
   });
   gauge('sightline_tcp_flows_open', 'TCP flows terminated in the userspace stack right now', () => src.tcpFlowsOpen());
-  counter('sightline_flows_total', 'Flows by what was done with them: inspected, not_decrypted, passed, blocked', ['action'], () =>
-    Object.entries(src.flowsByAction()).map(([action, v]) => [{ action: action.replace(' ', '_') }, v]));
+  counter('sightline_flows_total', "Flows by the policy's action that was carried out: inspect, bypass (not decrypted), allow (passed as is), block", ['action'], () =>
+    Object.entries(src.flowsByAction()).map(([done, v]) => [{ action: POLICY_ACTION[done as Action] }, v]));
   counter('sightline_drops_total', 'Packets and flows dropped, by layer and reason', ['layer', 'reason'], () => drops(src));
   gauge('sightline_certificate_cache_size', 'Minted leaf certificates cached', () => src.certificateCache().size);
   counter('sightline_certificate_cache_lookups_total', 'Leaf certificate lookups, by result (hit: served from the cache)', ['result'], () => {

@@ -111,6 +111,15 @@ describe('egress config', () => {
     },
   );
 
+  test.each([['deny', '10.20.1.0/16', '10.20.0.0/16'], ['allow', 'fd20::1/64', 'fd20::/64']])(
+    'egress.%s refuses %s, a prefix with host bits, naming the network it would cover',
+    (list, bad, network) => {
+      const msg = errorOf(`egress:\n  ${list}:\n    - "${bad}"\n`);
+      expect(msg).toMatch(new RegExp(`^sightline\\.yaml:3:\\d+: egress\\.${list}\\.0: `));
+      expect(msg).toContain(`a prefix without host bits (${network}, or a longer prefix length)`);
+    },
+  );
+
   test('a single string instead of a list is refused', () => {
     expect(errorOf('egress:\n  deny: 10.0.0.0/8\n')).toMatch(/^sightline\.yaml:2:\d+: egress\.deny: expected array, found "10\.0\.0\.0\/8"$/);
   });

@@ -74,6 +74,13 @@ describe('a running concentrator', () => {
     expect([...m.types.keys()].filter((n) => !n.startsWith('sightline_'))).toEqual([]);
   });
 
+  test("sightline_flows_total counts flows by the policy's action words, each shown from zero", async () => {
+    const m = parsePrometheusText((await get(port, '/metrics')).body);
+    const actions = m.samples.filter((s) => s.name === 'sightline_flows_total').map((s) => s.labels.action).sort();
+    expect(actions).toEqual(['allow', 'block', 'bypass', 'inspect']);
+    for (const action of actions) expect(m.value('sightline_flows_total', { action })).toBe(0);
+  });
+
   test('/healthz answers 200 with a small JSON while the WireGuard socket is open', async () => {
     const res = await get(port, '/healthz');
     expect(res.status).toBe(200);
