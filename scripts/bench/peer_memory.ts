@@ -56,18 +56,37 @@ function freeUdpPort(): Promise<number> {
   });
 }
 
-function connect(input: object, n: number): Promise<{ stop: () => void; connected: number }> {
+/**
+ * Starts `clients` in a child process. The concentrator never roams a peer to
+ * a loopback source (a packet loop), so each peer is given its client's
+ * loopback port as its configured endpoint before the handshakes start.
+ */
+interface ClientsInput {
+  server: string;
+  endpoint: string;
+  serverIp: string;
+  clients: Array<{ key: string; ip: string }>;
+}
+
+function connect(input: ClientsInput, setEndpoint: (key: string, port: number) => void): Promise<{ stop: () => void; connected: number }> {
+  const n = input.clients.length;
   const child = spawn(process.execPath, [join(__dirname, 'peer_clients.js')], { stdio: ['pipe', 'pipe', 'inherit'] });
-  child.stdin.end(JSON.stringify(input));
+  child.stdin.write(`${JSON.stringify(input)}\n`);
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (c: Buffer) => {
       out += c.toString();
-      const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (line) {
-        const r = JSON.parse(line) as { connected: number };
-        if (r.connected < n) reject(new Error(`only ${r.connected} of ${n} clients connected`));
-        else resolve({ connected: r.connected, stop: () => child.kill('SIGKILL') });
+      const lines = out.split('\n');
+      out = lines.pop() ?? '';
+      for (const line of lines) {
+        const r = JSON.parse(line) as { ports?: number[]; connected?: number };
+        if (r.ports !== undefined) {
+          r.ports.forEach((port, i) => setEndpoint(input.clients[i].key, port));
+          child.stdin.end('go\n');
+        } else if (r.connected !== undefined) {
+          if (r.connected < n) reject(new Error(`only ${r.connected} of ${n} clients connected`));
+          else resolve({ connected: r.connected, stop: () => child.kill('SIGKILL') });
+        }
       }
     });
     child.on('exit', (code) => reject(new Error(`clients exited (${code}) before connecting`)));
@@ -108,7 +127,12 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 50));
       }
       if (connectPeers) {
-        const conn = await connect({ server, endpoint: `127.0.0.1:${port}`, serverIp: d.layout.serverV4, clients: batch }, step);
+        const setEndpoint = (key: string, clientPort: number): void => {
+          const peer = c.device.peer(PrivateKey.fromBase64(key).publicKey());
+          if (peer === undefined) throw new Error('a client has no peer on the concentrator');
+          peer.endpoint = { address: '127.0.0.1', port: clientPort };
+        };
+        const conn = await connect({ server, endpoint: `127.0.0.1:${port}`, serverIp: d.layout.serverV4, clients: batch }, setEndpoint);
         clients.push(conn.stop);
       }
       await new Promise((r) => setTimeout(r, SETTLE_MS));
