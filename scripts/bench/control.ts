@@ -52,15 +52,18 @@ function peerMemory(mode: 'connected' | 'configured'): BenchRow {
   const r = spawnSync(process.execPath, ['--expose-gc', join(__dirname, 'peer_memory.js'), String(PEERS), String(PEER_STEPS), mode], { encoding: 'utf8', timeout: 180_000 });
   const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
   if (r.status !== 0 || line === undefined) throw new Error(`peer memory (${mode}) failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
-  const out = JSON.parse(line) as { connected: number; deltasBytesPerPeer: number[] };
+  const out = JSON.parse(line) as { connected: number; warmupBytesPerPeer: number; deltasBytesPerPeer: number[] };
   // A negative step means the measurement is broken (GC timing, a leak elsewhere): fail loudly, never average it away.
-  const negative = out.deltasBytesPerPeer.filter((d) => d < 0);
+  const negative = [out.warmupBytesPerPeer, ...out.deltasBytesPerPeer].filter((d) => d < 0);
   if (negative.length > 0) throw new Error(`peer memory (${mode}): a negative delta ${negative[0].toFixed(0)} B/peer; the measurement is not trustworthy`);
+  // Every peer, the warm-up step's too, must still have its session at the end, or idle sessions were not what was measured.
+  const expected = mode === 'connected' ? PEERS + PEERS / PEER_STEPS : 0;
+  if (out.connected !== expected) throw new Error(`peer memory (${mode}): ${out.connected} sessions up at the end, expected ${expected}`);
   const kb = out.deltasBytesPerPeer.map((d) => d / 1024);
   return {
     name,
     value: median(kb),
-    unit: `KB/peer (median of ${PEER_STEPS} steps of ${PEERS / PEER_STEPS}, steps ${kb.map((k) => k.toFixed(1)).join('/')}; heap+external after GC; ${out.connected} sessions up; target < 4)`,
+    unit: `KB/peer (median of ${PEER_STEPS} steps of ${PEERS / PEER_STEPS}, steps ${kb.map((k) => k.toFixed(1)).join('/')}, mean ${(kb.reduce((a, k) => a + k, 0) / kb.length).toFixed(2)}, after an uncounted warm-up step of as many: ${(out.warmupBytesPerPeer / 1024).toFixed(1)}; heap+external after GC; ${out.connected} sessions up; target < 4)`,
   };
 }
 

@@ -2,10 +2,15 @@
 // WgDevice each), for the memory-per-connected-peer measurement: each pings
 // the concentrator's tunnel address once, so its session is up, then stays
 // idle. Handshakes are paced so the concentrator is not put under load.
-// Input (stdin, JSON): { server: PUBLIC_KEY, endpoint: "HOST:PORT", serverIp, clients: [{ key, ip }] }
+// Input (stdin, one JSON line): { server: PUBLIC_KEY, endpoint: "HOST:PORT", serverIp, clients: [{ key, ip }] }
+// Binds every client's socket and prints {"ports": [...]} (in the order of
+// `clients`), then waits for a line "go" on stdin: the concentrator refuses
+// to roam a peer to a loopback source (a packet loop), so the measurement
+// sets each peer's endpoint to its client's port before the handshakes.
 // Prints {"connected": N} once every client got its echo reply (or the deadline passed).
-import { createSocket } from 'node:dgram';
+import { createSocket, type Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
 import { buildIcmpEcho, IpAddress } from '../../netstack/wire';
 import { PrivateKey, PublicKey, WgDevice, type DeviceOutput } from '../../vpn/protocol';
 
@@ -20,17 +25,24 @@ const PER_SECOND = 200;
 const DEADLINE_MS = 60_000;
 
 async function main(): Promise<void> {
-  let text = '';
-  for await (const c of process.stdin) text += String(c);
-  const input = JSON.parse(text) as Input;
+  const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  const input = JSON.parse(String((await lines.next()).value)) as Input;
   const colon = input.endpoint.lastIndexOf(':');
   const endpoint = { address: input.endpoint.slice(0, colon), port: Number(input.endpoint.slice(colon + 1)) };
   let connected = 0;
   const devices: WgDevice[] = [];
   const routes = new Map<WgDevice, (out: DeviceOutput) => void>();
+  const sockets: Socket[] = [];
+  for (let i = 0; i < input.clients.length; i++) {
+    const sock = createSocket('udp4');
+    await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
+    sockets.push(sock);
+  }
+  process.stdout.write(`${JSON.stringify({ ports: sockets.map((s) => s.address().port) })}\n`);
+  if ((await lines.next()).value !== 'go') throw new Error('expected "go" on stdin');
   const started = Date.now();
   for (const [i, c] of input.clients.entries()) {
-    const sock = createSocket('udp4');
+    const sock = sockets[i];
     let got = false;
     const device = new WgDevice({ privateKey: PrivateKey.fromBase64(c.key), wallClock: Date.now });
     const route = (out: DeviceOutput): void => {
@@ -41,7 +53,6 @@ async function main(): Promise<void> {
     };
     routes.set(device, route);
     sock.on('message', (m, r) => route(device.receive(m, { address: r.address, port: r.port }, performance.now())));
-    await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
     const peer = device.addPeer({ publicKey: PublicKey.fromBase64(input.server), endpoint });
     route(device.send(peer, buildIcmpEcho(IpAddress.parse(c.ip), IpAddress.parse(input.serverIp), 'echo_request', 1, 1, Buffer.from('idle')), performance.now()));
     devices.push(device);

@@ -4,7 +4,10 @@
 // STEP peers that are configured and connected (a WireGuard session up,
 // then idle). Each step gives one per-peer delta; the median is reported,
 // and a negative delta fails the measurement instead of being averaged away.
-// Usage: node --expose-gc peer_memory.js PEERS STEPS   → prints one JSON line.
+// One more step of STEP peers comes first and is not counted: the first
+// peers also pay one-time costs (code compiled for the handshake and session
+// paths: about 3 KB per peer in a first step of 250), which are not per peer.
+// Usage: node --expose-gc peer_memory.js PEERS STEPS [configured]   → prints one JSON line.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -56,18 +59,37 @@ function freeUdpPort(): Promise<number> {
   });
 }
 
-function connect(input: object, n: number): Promise<{ stop: () => void; connected: number }> {
+/**
+ * Starts `clients` in a child process. The concentrator never roams a peer to
+ * a loopback source (a packet loop), so each peer is given its client's
+ * loopback port as its configured endpoint before the handshakes start.
+ */
+interface ClientsInput {
+  server: string;
+  endpoint: string;
+  serverIp: string;
+  clients: Array<{ key: string; ip: string }>;
+}
+
+function connect(input: ClientsInput, setEndpoint: (key: string, port: number) => void): Promise<{ stop: () => void; connected: number }> {
+  const n = input.clients.length;
   const child = spawn(process.execPath, [join(__dirname, 'peer_clients.js')], { stdio: ['pipe', 'pipe', 'inherit'] });
-  child.stdin.end(JSON.stringify(input));
+  child.stdin.write(`${JSON.stringify(input)}\n`);
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (c: Buffer) => {
       out += c.toString();
-      const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (line) {
-        const r = JSON.parse(line) as { connected: number };
-        if (r.connected < n) reject(new Error(`only ${r.connected} of ${n} clients connected`));
-        else resolve({ connected: r.connected, stop: () => child.kill('SIGKILL') });
+      const lines = out.split('\n');
+      out = lines.pop() ?? '';
+      for (const line of lines) {
+        const r = JSON.parse(line) as { ports?: number[]; connected?: number };
+        if (r.ports !== undefined) {
+          r.ports.forEach((port, i) => setEndpoint(input.clients[i].key, port));
+          child.stdin.end('go\n');
+        } else if (r.connected !== undefined) {
+          if (r.connected < n) reject(new Error(`only ${r.connected} of ${n} clients connected`));
+          else resolve({ connected: r.connected, stop: () => child.kill('SIGKILL') });
+        }
       }
     });
     child.on('exit', (code) => reject(new Error(`clients exited (${code}) before connecting`)));
@@ -95,7 +117,8 @@ async function main(): Promise<void> {
     for (let i = 0; i < DEFAULT_MAX_OPEN; i++) c.records.userLog.write(`warmup-${i}`, 'WARMUP', 'session', { event: 'up', endpoint: null }, 'warmup');
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const samples = [await settledMemory()];
-    for (let s = 0; s < steps; s++) {
+    // Step 0 is the warm-up (not counted); steps 1..STEPS are measured.
+    for (let s = 0; s <= steps; s++) {
       const batch: Array<{ key: string; ip: string }> = [];
       for (let i = 0; i < step; i++) {
         const key = PrivateKey.generate();
@@ -108,7 +131,12 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 50));
       }
       if (connectPeers) {
-        const conn = await connect({ server, endpoint: `127.0.0.1:${port}`, serverIp: d.layout.serverV4, clients: batch }, step);
+        const setEndpoint = (key: string, clientPort: number): void => {
+          const peer = c.device.peer(PrivateKey.fromBase64(key).publicKey());
+          if (peer === undefined) throw new Error('a client has no peer on the concentrator');
+          peer.endpoint = { address: '127.0.0.1', port: clientPort };
+        };
+        const conn = await connect({ server, endpoint: `127.0.0.1:${port}`, serverIp: d.layout.serverV4, clients: batch }, setEndpoint);
         clients.push(conn.stop);
       }
       await new Promise((r) => setTimeout(r, SETTLE_MS));
@@ -117,10 +145,10 @@ async function main(): Promise<void> {
     const now = performance.now();
     let up = 0;
     for (const p of c.device.peers()) if (p.hasSession(now)) up++;
-    const deltas = samples.slice(1).map((m, i) => (m - samples[i]) / step);
+    const [warmup, ...deltas] = samples.slice(1).map((m, i) => (m - samples[i]) / step);
     admin.store.close();
     await c.stop();
-    process.stdout.write(`${JSON.stringify({ peers: step * steps, connected: up, samples, deltasBytesPerPeer: deltas })}\n`);
+    process.stdout.write(`${JSON.stringify({ peers: step * steps, connected: up, samples, warmupBytesPerPeer: warmup, deltasBytesPerPeer: deltas })}\n`);
   } finally {
     for (const stop of clients) stop();
     rmSync(dataDir, { recursive: true, force: true });

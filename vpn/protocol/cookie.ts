@@ -3,7 +3,7 @@ import {
   COOKIE_LEN, COOKIE_NONCE_LEN, COOKIE_REFRESH_TIME, KEY_LEN, LABEL_COOKIE, LABEL_MAC1, MAC_LEN,
   MESSAGE_COOKIE_REPLY, MESSAGE_COOKIE_REPLY_SIZE,
 } from './constants';
-import { constantTimeEqual, hash, mac, PublicKey, xaeadOpen, xaeadSeal } from './crypto';
+import { constantTimeEqual, hash, mac, PublicKey, wipe, xaeadOpen, xaeadSeal } from './crypto';
 import { Endpoint, endpointBytes } from './endpoint';
 
 // Cookie reply layout (§5.4.7).
@@ -82,12 +82,10 @@ export class CookieChecker {
  * mac1 to our handshake messages and mac2 while a cookie from that peer is fresh.
  */
 export class CookieGenerator {
-  // mac1 key, cookie key, cookie, last mac1: one allocation per peer.
+  // mac1 key, cookie key, cookie, last mac1: one allocation per peer, and
+  // views of it made per handshake message rather than kept (a view costs
+  // about 100 bytes of heap for as long as the peer lives).
   private readonly slab = Buffer.alloc(2 * KEY_LEN + COOKIE_LEN + MAC_LEN);
-  private readonly mac1Key = this.slab.subarray(0, KEY_LEN);
-  private readonly cookieKey = this.slab.subarray(KEY_LEN, 2 * KEY_LEN);
-  private readonly cookie = this.slab.subarray(2 * KEY_LEN, 2 * KEY_LEN + COOKIE_LEN);
-  private readonly lastMac1 = this.slab.subarray(2 * KEY_LEN + COOKIE_LEN);
   private cookieSetAt = -Infinity;
   private hasLastMac1 = false;
 
@@ -96,12 +94,29 @@ export class CookieGenerator {
     hash(LABEL_COOKIE_BYTES, peerPublicKey.bytes).copy(this.cookieKey);
   }
 
+  private get mac1Key(): Buffer {
+    return this.slab.subarray(0, KEY_LEN);
+  }
+
+  private get cookieKey(): Buffer {
+    return this.slab.subarray(KEY_LEN, 2 * KEY_LEN);
+  }
+
+  private get cookie(): Buffer {
+    return this.slab.subarray(2 * KEY_LEN, 2 * KEY_LEN + COOKIE_LEN);
+  }
+
+  private get lastMac1(): Buffer {
+    return this.slab.subarray(2 * KEY_LEN + COOKIE_LEN);
+  }
+
   /** Fills mac1 and mac2 of an outgoing initiation or response in place. */
   addMacs(msg: Buffer, now: number): void {
     const off1 = mac1Offset(msg);
     const off2 = mac2Offset(msg);
-    mac(this.mac1Key, msg.subarray(0, off1), this.lastMac1);
-    this.lastMac1.copy(msg, off1);
+    const lastMac1 = this.lastMac1;
+    mac(this.mac1Key, msg.subarray(0, off1), lastMac1);
+    lastMac1.copy(msg, off1);
     this.hasLastMac1 = true;
     // §5.4.7: mac2 only while the cookie is younger than COOKIE_REFRESH_TIME.
     if (now - this.cookieSetAt < COOKIE_REFRESH_TIME) {
@@ -126,5 +141,12 @@ export class CookieGenerator {
 
   hasFreshCookie(now: number): boolean {
     return now - this.cookieSetAt < COOKIE_REFRESH_TIME;
+  }
+
+  /** Zeroes the cookie and the last mac1 (the generator is dropped). */
+  wipe(): void {
+    wipe(this.slab);
+    this.hasLastMac1 = false;
+    this.cookieSetAt = -Infinity;
   }
 }

@@ -6,7 +6,7 @@
 import { Counters, WakeQueue } from '../../netstack';
 import { REKEY_TIMEOUT_JITTER_MAX, UNDER_LOAD_AFTER_TIME } from './constants';
 import { CookieChecker } from './cookie';
-import type { PublicKey } from './crypto';
+import { wipe, type PublicKey } from './crypto';
 import { endpointEquals, type Endpoint } from './endpoint';
 import { IndexTable } from './index_table';
 import { Keypair } from './keypair';
@@ -113,6 +113,8 @@ export class DeviceCore<T> {
     const keys = deriveSessionKeys(peer.handshake);
     if (!keys) return null;
     const kp = new Keypair(keys.sendKey, keys.recvKey, keys.isInitiator, now, keys.localIndex, keys.remoteIndex);
+    wipe(keys.sendKey);
+    wipe(keys.recvKey);
     this.indexes.setKeypair(kp, peer);
     for (const old of peer.installKeypair(kp)) this.indexes.deleteKeypair(old);
     peer.timers.sessionDerived(now);
@@ -123,6 +125,7 @@ export class DeviceCore<T> {
     peer.timers.handshakeComplete();
     peer.lastHandshakeAt = now;
     peer.sessionUp = true;
+    peer.releaseCookies(now);
     this.emit({ type: 'handshake_complete', peer });
   }
 

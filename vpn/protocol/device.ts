@@ -87,7 +87,7 @@ export class WgDevice<T = void> {
     const { peersByKey } = this.core;
     if (peersByKey.has(key)) throw new Error(`peer ${key} is already configured on this device`);
     if (cfg.publicKey.equals(this.core.publicKey)) throw new Error(`peer ${key} is this device's own public key`);
-    const peer = new WgPeer<T>(this.core.identity, cfg, tag, this.core.jitter, this.core.wake);
+    const peer = new WgPeer<T>(this.core.identity, cfg, tag, this.core.jitter, this.core);
     peersByKey.set(key, peer);
     return peer;
   }
@@ -99,7 +99,7 @@ export class WgDevice<T = void> {
     peer.handshake.destroy();
     peer.timers.stopAll();
     this.core.wakes.cancel(peer);
-    peer.staged.length = 0;
+    peer.clearStaged();
     this.core.peersByKey.delete(publicKey.toBase64());
   }
 
@@ -114,7 +114,7 @@ export class WgDevice<T = void> {
     this.core.zeroKeyMaterial(peer);
     peer.timers.stopAll();
     this.core.wakes.cancel(peer);
-    peer.staged.length = 0;
+    peer.clearStaged();
     peer.sessionUp = false;
   }
 

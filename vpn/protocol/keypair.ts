@@ -1,17 +1,28 @@
 // A transport session (whitepaper §5.4.5-§5.4.6; wireguard-go keypair.go).
-import { REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES_HI } from './constants';
-import { counterExhausted, ReplayFilter } from './replay';
+import { KEY_LEN, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES_HI } from './constants';
+import { counterExhausted, REPLAY_RING_BYTES, ReplayFilter } from './replay';
 import { wipe } from './crypto';
+
+const SEND_KEY = 0;
+const RECV_KEY = KEY_LEN;
+const RING = 2 * KEY_LEN;
 
 export class Keypair {
   /** Next send counter, as 32-bit halves (see replay.ts for why not a bigint). */
   sendCounterHi = 0;
   sendCounterLo = 0;
-  readonly replay = new ReplayFilter();
+  readonly sendKey: Buffer;
+  readonly recvKey: Buffer;
+  readonly replay: ReplayFilter;
 
+  /**
+   * Copies the two keys (the caller wipes its own): both keys and the replay
+   * ring share one allocation of the keypair's own, so a session holds no
+   * slice of a shared Buffer pool (see ownCopy) and one backing store, not three.
+   */
   constructor(
-    readonly sendKey: Buffer,
-    readonly recvKey: Buffer,
+    sendKey: Uint8Array,
+    recvKey: Uint8Array,
     readonly isInitiator: boolean,
     /** Monotonic ms when the handshake completed. */
     readonly createdAt: number,
@@ -19,7 +30,14 @@ export class Keypair {
     readonly localIndex: number,
     /** The peer's index: the receiver field we write. */
     readonly remoteIndex: number,
-  ) {}
+  ) {
+    const memory = new ArrayBuffer(RING + REPLAY_RING_BYTES);
+    this.sendKey = Buffer.from(memory, SEND_KEY, KEY_LEN);
+    this.recvKey = Buffer.from(memory, RECV_KEY, KEY_LEN);
+    this.sendKey.set(sendKey);
+    this.recvKey.set(recvKey);
+    this.replay = new ReplayFilter(new Uint32Array(memory, RING, REPLAY_RING_BYTES / 4));
+  }
 
   /** §6.1: no message is sent or accepted with a keypair older than REJECT_AFTER_TIME. */
   isExpired(now: number): boolean {

@@ -37,10 +37,14 @@ export interface StaticIdentity {
   readonly publicKey: PublicKey;
 }
 
-// One peer's keys for handshakes: DH(S_priv, S_pub_peer) then the PSK, in
-// one allocation (a Buffer costs ~200 bytes of heap beyond its bytes).
+// One peer's keys for handshakes: DH(S_priv, S_pub_peer) then the PSK, the
+// greatest TAI64N accepted from it, and its static public key, in one
+// allocation (an ArrayBuffer costs ~100 bytes of heap beyond its bytes).
 const SS_OFFSET = 0;
 const PSK_OFFSET = KEY_LEN;
+const TIMESTAMP_OFFSET = 2 * KEY_LEN;
+const SECRETS_LEN = 2 * KEY_LEN;
+const REMOTE_STATIC_OFFSET = 2 * KEY_LEN + TIMESTAMP_LEN;
 // Handshake working state: hash, chaining key, remote ephemeral.
 const HASH_OFFSET = 0;
 const CHAIN_KEY_OFFSET = HASH_LEN;
@@ -57,8 +61,8 @@ interface HandshakeWork {
 /**
  * Per-peer handshake state (wireguard-go's Handshake). The working buffers
  * exist only between the first message and deriveSessionKeys (clear() drops
- * them), and the timestamp from the first initiation received: an idle peer
- * holds only its two keys. DESIGN.md: an idle peer costs under 4 KB.
+ * them): an idle peer holds only its two keys and the latest timestamp, in
+ * one allocation. DESIGN.md: an idle peer costs under 4 KB.
  */
 export class Handshake {
   state: HandshakeState = 'zeroed';
@@ -67,13 +71,15 @@ export class Handshake {
   remoteIndex = 0;
   lastInitiationConsumedAt = -Infinity;
   private work: HandshakeWork | null = null;
-  private timestamp: Buffer | null = null;
   private readonly keys: Buffer;
   private readonly lowOrder: boolean;
+  /** The peer's static key, kept in this handshake's allocation (the peer's own publicKey is this one). */
+  readonly remoteStatic: PublicKey;
 
-  constructor(identity: StaticIdentity, readonly remoteStatic: PublicKey, presharedKey?: Uint8Array) {
+  constructor(identity: StaticIdentity, remoteStatic: PublicKey, presharedKey?: Uint8Array) {
     if (presharedKey && presharedKey.length !== KEY_LEN) throw new Error(`preshared key must be 32 bytes, got ${presharedKey.length}`);
-    this.keys = Buffer.alloc(2 * KEY_LEN);
+    this.keys = Buffer.alloc(REMOTE_STATIC_OFFSET + KEY_LEN);
+    this.remoteStatic = remoteStatic.rehomed(this.keys.subarray(REMOTE_STATIC_OFFSET));
     const ss = dh(identity.privateKey.bytes, remoteStatic.bytes);
     this.lowOrder = ss === null;
     if (ss) {
@@ -97,7 +103,7 @@ export class Handshake {
 
   /** Greatest TAI64N accepted from this peer: replay protection for initiations (§5.1). */
   get latestTimestamp(): Buffer {
-    return (this.timestamp ??= Buffer.alloc(TIMESTAMP_LEN));
+    return this.keys.subarray(TIMESTAMP_OFFSET, TIMESTAMP_OFFSET + TIMESTAMP_LEN);
   }
 
   /** DH(S_priv, S_pub_peer), computed once per peer; null when the peer key is a low-order point. */
@@ -127,7 +133,7 @@ export class Handshake {
    */
   destroy(): void {
     this.clear();
-    wipe(this.keys);
+    wipe(this.keys.subarray(0, SECRETS_LEN));
   }
 
   private workBuffers(): HandshakeWork {

@@ -7,7 +7,9 @@ import { PublicKey } from './crypto';
 import { Endpoint } from './endpoint';
 import { Keypair } from './keypair';
 import { Handshake, StaticIdentity } from './noise';
-import { PeerTimers } from './timers';
+import { PeerTimers, type DeadlineQueue } from './timers';
+
+const NOTHING_STAGED: readonly Buffer[] = Object.freeze([]);
 
 export interface PeerSettings {
   publicKey: PublicKey;
@@ -32,12 +34,13 @@ export class WgPeer<T = void> {
   // Internal state below is public for the device and for tests; the wiring
   // should treat it as read-only.
   readonly handshake: Handshake;
-  readonly timers: PeerTimers;
+  readonly timers: PeerTimers<WgPeer<T>>;
   current: Keypair | null = null;
   previous: Keypair | null = null;
   /** Responder's fresh keypair, promoted on the first packet received with it (§6.2). */
   next: Keypair | null = null;
-  readonly staged: Buffer[] = [];
+  /** Packets waiting for a session, oldest first; null while there are none (an idle peer holds no array). */
+  private stagedQueue: Buffer[] | null = null;
   lastSentHandshakeAt = -Infinity;
   /** Set on handshake completion; a session_expired event is due when no keypair is usable any more. */
   sessionUp = false;
@@ -47,15 +50,16 @@ export class WgPeer<T = void> {
   wakeAt = Infinity;
   wakeIndex = -1;
 
-  constructor(identity: StaticIdentity, cfg: PeerSettings, tag: T, jitter: () => number, wake: (peer: WgPeer<T>, at: number) => void) {
-    this.publicKey = cfg.publicKey;
+  constructor(identity: StaticIdentity, cfg: PeerSettings, tag: T, jitter: () => number, queue: DeadlineQueue<WgPeer<T>>) {
+    // The handshake keeps the key in the peer's one allocation; the peer names the same object.
+    this.handshake = new Handshake(identity, cfg.publicKey, cfg.presharedKey);
+    this.publicKey = this.handshake.remoteStatic;
     this.endpoint = cfg.endpoint ? { address: cfg.endpoint.address, port: cfg.endpoint.port } : undefined;
     this.tag = tag;
-    this.handshake = new Handshake(identity, cfg.publicKey, cfg.presharedKey);
     if (!this.handshake.precomputedStaticStatic) {
       throw new Error(`peer public key ${cfg.publicKey.toBase64()} is a low-order point; no handshake with it can succeed`);
     }
-    this.timers = new PeerTimers((cfg.persistentKeepaliveSeconds ?? 0) * 1000, jitter, (at) => wake(this, at));
+    this.timers = new PeerTimers((cfg.persistentKeepaliveSeconds ?? 0) * 1000, jitter, queue, this);
   }
 
   /**
@@ -64,6 +68,24 @@ export class WgPeer<T = void> {
    */
   get cookies(): CookieGenerator {
     return (this.cookieGenerator ??= new CookieGenerator(this.publicKey));
+  }
+
+  /** Whether a cookie generator exists now (made by the first handshake message, dropped by releaseCookies). */
+  get holdsCookies(): boolean {
+    return this.cookieGenerator !== null;
+  }
+
+  /**
+   * The handshake completed: no cookie reply can answer it any more, so unless
+   * the generator holds a cookie still fresh for our next message (§5.4.7), it
+   * goes (about 330 bytes per connected peer), and the next handshake makes
+   * another.
+   */
+  releaseCookies(now: number): void {
+    const gen = this.cookieGenerator;
+    if (gen === null || gen.hasFreshCookie(now)) return;
+    gen.wipe();
+    this.cookieGenerator = null;
   }
 
   /**
@@ -93,15 +115,39 @@ export class WgPeer<T = void> {
     this.timers.persistentKeepaliveInterval = Math.max(0, s) * 1000;
   }
 
+  /** Packets waiting for a session, oldest first. */
+  get staged(): readonly Buffer[] {
+    return this.stagedQueue ?? NOTHING_STAGED;
+  }
+
   /** Queues a copy of `packet` (the caller may reuse its buffer); drops the oldest when full. */
   stage(packet: Buffer): boolean {
+    return this.stageOwned(Buffer.from(packet));
+  }
+
+  /** Queues `packet` itself, which nobody changes afterwards (the empty keepalive); drops the oldest when full. */
+  stageOwned(packet: Buffer): boolean {
+    const queue = (this.stagedQueue ??= []);
     let overflow = false;
-    if (this.staged.length >= MAX_STAGED_PACKETS) {
-      this.staged.shift();
+    if (queue.length >= MAX_STAGED_PACKETS) {
+      queue.shift();
       overflow = true;
     }
-    this.staged.push(Buffer.from(packet));
+    queue.push(packet);
     return !overflow;
+  }
+
+  /** The oldest staged packet, taken off the queue; undefined when none. */
+  takeStaged(): Buffer | undefined {
+    const queue = this.stagedQueue;
+    if (queue === null) return undefined;
+    const packet = queue.shift();
+    if (queue.length === 0) this.stagedQueue = null;
+    return packet;
+  }
+
+  clearStaged(): void {
+    this.stagedQueue = null;
   }
 
   /**

@@ -10,6 +10,8 @@ const RING_BLOCKS = 128; // 4096-bit ring
 const RING_MASK = RING_BLOCKS - 1;
 /** One block is always being recycled, so the usable window is one block short of the ring (RFC 6479 §2). */
 export const REPLAY_WINDOW_SIZE = (RING_BLOCKS - 1) << BLOCK_BITS_LOG; // 4064 counters
+/** Bytes of the ring, for owners that place it in an allocation of their own (keypair.ts). */
+export const REPLAY_RING_BYTES = RING_BLOCKS * 4;
 const TWO_POW_27 = 2 ** (32 - BLOCK_BITS_LOG);
 const TWO_POW_32 = 2 ** 32;
 
@@ -21,7 +23,10 @@ export function counterExhausted(hi: number, lo: number): boolean {
 export class ReplayFilter {
   private lastHi = 0;
   private lastLo = 0;
-  private readonly ring = new Uint32Array(RING_BLOCKS);
+
+  constructor(private readonly ring = new Uint32Array(RING_BLOCKS)) {
+    if (ring.length !== RING_BLOCKS) throw new Error(`replay ring must be ${RING_BLOCKS} blocks, got ${ring.length}`);
+  }
 
   reset(): void {
     this.lastHi = 0;

@@ -44,7 +44,7 @@ export function sendStagedPackets<T>(core: DeviceCore<T>, peer: WgPeer<T>, now: 
       sendHandshakeInitiation(core, peer, now, false);
       return;
     }
-    sendTransport(core, peer, kp, peer.staged.shift() as Buffer, now);
+    sendTransport(core, peer, kp, peer.takeStaged() as Buffer, now);
   }
   keepKeyFreshSending(core, peer, now);
 }
@@ -52,7 +52,7 @@ export function sendStagedPackets<T>(core: DeviceCore<T>, peer: WgPeer<T>, now: 
 /** A keepalive is an empty transport message; it also flushes staged packets (wireguard-go SendKeepalive). */
 export function sendKeepalive<T>(core: DeviceCore<T>, peer: WgPeer<T>, now: number): void {
   if (peer.staged.length === 0) {
-    peer.staged.push(EMPTY);
+    peer.stageOwned(EMPTY);
     core.count('keepalive_sent');
   }
   sendStagedPackets(core, peer, now);

@@ -15,7 +15,7 @@ export function runExpiredTimers<T>(core: DeviceCore<T>, peer: WgPeer<T>, now: n
     if (t.handshakeAttempts > MAX_TIMER_HANDSHAKES) {
       // §6.4: give up after REKEY_ATTEMPT_TIME; staged packets go with it.
       t.sendKeepaliveAt = Infinity;
-      peer.staged.length = 0;
+      peer.clearStaged();
       if (t.zeroKeyMaterialAt === Infinity) t.zeroKeyMaterialAt = now + 3 * REJECT_AFTER_TIME;
       core.emit({ type: 'handshake_failed', peer });
     } else {

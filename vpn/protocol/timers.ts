@@ -6,7 +6,12 @@ import {
   KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_TIMEOUT, ZERO_KEY_MATERIAL_AFTER,
 } from './constants';
 
-export class PeerTimers {
+/** Where deadlines are told: the device, which queues `owner` (the peer) by its earliest one. */
+export interface DeadlineQueue<P> {
+  wake(owner: P, at: number): void;
+}
+
+export class PeerTimers<P = unknown> {
   retransmitHandshakeAt = Infinity;
   sendKeepaliveAt = Infinity;
   newHandshakeAt = Infinity;
@@ -21,15 +26,20 @@ export class PeerTimers {
     /** Persistent keepalive interval in ms; 0 = off. */
     public persistentKeepaliveInterval: number,
     private readonly jitter: () => number,
-    /** Told every deadline set: the device's queue must hold the peer no later. */
-    private readonly wake: (at: number) => void,
+    /**
+     * Told every deadline set: it must hold `owner` no later. The device and
+     * the owner, rather than a closure per peer (about 100 bytes each while
+     * the peer lives).
+     */
+    private readonly queue: DeadlineQueue<P>,
+    private readonly owner: P,
   ) {}
 
   /** We sent data: expect something back within KEEPALIVE_TIMEOUT + REKEY_TIMEOUT, else rehandshake (§6.5). */
   dataSent(now: number): void {
     if (this.newHandshakeAt !== Infinity) return;
     this.newHandshakeAt = now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + this.jitter();
-    this.wake(this.newHandshakeAt);
+    this.queue.wake(this.owner, this.newHandshakeAt);
   }
 
   /** We received data: answer with a keepalive if we have nothing to send within KEEPALIVE_TIMEOUT (§6.5). */
@@ -39,7 +49,7 @@ export class PeerTimers {
       return;
     }
     this.sendKeepaliveAt = now + KEEPALIVE_TIMEOUT;
-    this.wake(this.sendKeepaliveAt);
+    this.queue.wake(this.owner, this.sendKeepaliveAt);
   }
 
   anyAuthenticatedPacketSent(): void {
@@ -53,13 +63,13 @@ export class PeerTimers {
   anyAuthenticatedPacketTraversal(now: number): void {
     if (this.persistentKeepaliveInterval <= 0) return;
     this.persistentKeepaliveAt = now + this.persistentKeepaliveInterval;
-    this.wake(this.persistentKeepaliveAt);
+    this.queue.wake(this.owner, this.persistentKeepaliveAt);
   }
 
   handshakeInitiated(now: number): void {
     this.sendKeepaliveAt = Infinity;
     this.retransmitHandshakeAt = now + REKEY_TIMEOUT + this.jitter();
-    this.wake(this.retransmitHandshakeAt);
+    this.queue.wake(this.owner, this.retransmitHandshakeAt);
   }
 
   handshakeComplete(): void {
@@ -75,12 +85,12 @@ export class PeerTimers {
    */
   sessionDerived(now: number): void {
     this.zeroKeyMaterialAt = now + ZERO_KEY_MATERIAL_AFTER;
-    this.wake(now + REJECT_AFTER_TIME);
+    this.queue.wake(this.owner, now + REJECT_AFTER_TIME);
   }
 
   /** The current keypair may send no more (its counter is exhausted): the session may have ended now. */
   sendExhausted(now: number): void {
-    this.wake(now);
+    this.queue.wake(this.owner, now);
   }
 
   nextDeadline(): number {
