@@ -5,6 +5,9 @@
 //   mitmproxy: the same gateway, the redirect pointed at mitmdump (transparent)
 //   sightline: wireguard-go client → the concentrator (socket egress, TLS
 //              inspection with its own CA) → origin
+//   sightline, not inspected: the same tunnel and concentrator to the same
+//              origin on a port outside tls.inspectPorts (bulk only): what
+//              inspection itself costs the download
 // Same origin process, same file, same machine; each client trusts only its
 // pipeline's CA, each proxy validates upstream against the origin's test root.
 // Topology from tunnel_topology.ts, proxies in inspect_proxies.ts. Needs root.
@@ -44,6 +47,9 @@ const DIRECT = 'no inspection (wireguard-go + kernel forwarding)';
 const SQUID = 'squid ssl-bump (wireguard-go + nft redirect)';
 const MITM = 'mitmproxy transparent (wireguard-go + nft redirect)';
 const SIGHTLINE = 'sightline (concentrator, socket egress)';
+const SIGHTLINE_PLAIN = `${SIGHTLINE}, not inspected (port 8443)`;
+/** The origin's second port: not in the concentrator's tls.inspectPorts, so its TLS passes untouched. */
+const PLAIN_PORT = 8443;
 
 const BULK = `HTTPS ${FILE_MB} MB download`;
 const CONNS = 'new HTTPS connections/s, warm cert cache';
@@ -59,6 +65,10 @@ interface Pipeline {
   caFile: string;
   /** Anchor gateway only: the local port 443 is redirected to (null: no redirect). */
   redirectTo?: number | null;
+  /** The origin's port (443 unless given). */
+  port?: number;
+  /** Measured for the bulk download only: the uninspected twin of an inspecting pipeline. */
+  bulkOnly?: boolean;
 }
 
 interface Results {
@@ -108,6 +118,7 @@ async function measureAll(t: TunnelLab, squidDir: string, anchors: AnchorTools):
   writeRandomFile(file, FILE_BYTES);
   t.build();
   await startAndWait(t.lab, t.origin, 'node', [helper('inspect_origin'), pki.certDir, ORIGIN_NAME, file, '443'], 'ready', 10_000);
+  await startAndWait(t.lab, t.origin, 'node', [helper('inspect_origin'), pki.certDir, ORIGIN_NAME, file, String(PLAIN_PORT)], 'ready', 10_000);
   await t.startAnchor();
   const pipelines = await startPipelines(t, pki, squidDir, anchors);
 
@@ -125,7 +136,7 @@ async function measureAll(t: TunnelLab, squidDir: string, anchors: AnchorTools):
   const active: Pipeline[] = [];
   for (const p of pipelines) {
     select(p);
-    const verdict = p.label === DIRECT ? { inspected: true, reason: '' } : parseProbe((await client(t, p, ['probe', p.ip, ORIGIN_NAME, p.caFile], 20_000)).stdout, ORIGIN_ISSUER);
+    const verdict = p.label === DIRECT || p.bulkOnly ? { inspected: true, reason: '' } : parseProbe((await client(t, p, ['probe', p.ip, ORIGIN_NAME, p.caFile], 20_000)).stdout, ORIGIN_ISSUER);
     const failed: Measured = { ok: false, reason: verdict.reason };
     res.set(p.label, { bulk: failed, conns: failed, visit: failed });
     if (verdict.inspected) active.push(p);
@@ -140,7 +151,7 @@ async function measureAll(t: TunnelLab, squidDir: string, anchors: AnchorTools):
     }
   }
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const p of active) {
+    for (const p of active.filter((a) => !a.bulkOnly)) {
       progress(`${p.label}: connection rate, round ${round} of ${ROUNDS}`);
       select(p);
       const r = res.get(p.label) as Results;
@@ -148,7 +159,7 @@ async function measureAll(t: TunnelLab, squidDir: string, anchors: AnchorTools):
       r.conns = best(round === 1 ? null : r.conns, connsPerSecond((await client(t, p, args, CONN_LIMIT_MS + 20_000)).stdout));
     }
   }
-  for (const p of active) {
+  for (const p of active.filter((a) => !a.bulkOnly)) {
     progress(`${p.label}: first visits`);
     select(p);
     const out = await client(t, p, ['first', p.ip, p.caFile, String(VISIT_LIMIT_MS), ...pki.visitNames], VISIT_LIMIT_MS + 15_000);
@@ -192,6 +203,7 @@ async function startPipelines(t: TunnelLab, pki: OriginPki, squidDir: string, an
   writeFileSync(companyCa, exported.stdout);
 
   pipelines.push({ label: SIGHTLINE, client: t.sightlineClient, ip: ORIGIN_VIA_SIGHTLINE, caFile: companyCa });
+  pipelines.push({ label: SIGHTLINE_PLAIN, client: t.sightlineClient, ip: ORIGIN_VIA_SIGHTLINE, caFile: pki.rootCrt, port: PLAIN_PORT, bulkOnly: true });
   return pipelines;
 }
 
@@ -207,8 +219,9 @@ function best(a: Measured | null, b: Measured): Measured {
 }
 
 async function bulk(t: TunnelLab, p: Pipeline): Promise<Measured> {
-  const args = ['--http1.1', '-s', '-o', '/dev/null', '--cacert', p.caFile, '--resolve', `${ORIGIN_NAME}:443:${p.ip}`,
-    '--connect-timeout', '5', '-m', String(BULK_MAX_SECONDS), '-w', CURL_WRITE_OUT, `https://${ORIGIN_NAME}/file`];
+  const port = p.port ?? 443;
+  const args = ['--http1.1', '-s', '-o', '/dev/null', '--cacert', p.caFile, '--resolve', `${ORIGIN_NAME}:${port}:${p.ip}`,
+    '--connect-timeout', '5', '-m', String(BULK_MAX_SECONDS), '-w', CURL_WRITE_OUT, `https://${ORIGIN_NAME}:${port}/file`];
   const r = await execAsync(p.client, 'curl', args, (BULK_MAX_SECONDS + 10) * 1000, t.lab);
   const m = curlMbps(r.stdout, FILE_BYTES, 'download', r.code === 28);
   return m.ok || r.code === 0 ? m : { ok: false, reason: `curl exit ${r.code}: ${m.reason}` };
@@ -227,7 +240,11 @@ function toRows(res: Map<string, Results>): BenchRow[] {
     const target = (what: string): string => (label === SIGHTLINE ? `; target ${what}` : '');
     const bulk = markTunnelBound(get(label).bulk, get(DIRECT).bulk);
     rows.push(row(`${label}, ${BULK}`, `${BULK_UNIT}${target('≥ 1.0x squid')}`, bulk, anchor && `${anchor}, ${BULK}`));
-    if (label === SIGHTLINE) rows.push(row(`${label}, ${BULK} (vs mitmproxy)`, `${BULK_UNIT}${target('≥ 5x mitmproxy')}`, bulk, `${MITM}, ${BULK}`));
+    if (label === SIGHTLINE) {
+      rows.push(row(`${label}, ${BULK} (vs mitmproxy)`, `${BULK_UNIT}${target('≥ 5x mitmproxy')}`, bulk, `${MITM}, ${BULK}`));
+      rows.push(row(`${SIGHTLINE_PLAIN}, ${BULK}`, `${BULK_UNIT}; the same tunnel and origin, TLS passed untouched`, get(SIGHTLINE_PLAIN).bulk));
+      rows.push(row(`${label}, ${BULK} (vs not inspected)`, `${BULK_UNIT}${target('≥ 0.9x the same tunnel not inspected')}`, bulk, `${SIGHTLINE_PLAIN}, ${BULK}`));
+    }
     const conns = markTunnelBound(get(label).conns, get(DIRECT).conns);
     rows.push(row(`${label}, ${CONNS}`, `${CONNS_UNIT}${target('≥ 1.0x squid')}`, conns, anchor && `${anchor}, ${CONNS}`));
     const visit = aboveControl(get(label).visit, get(DIRECT).visit);
@@ -258,7 +275,7 @@ function missingTools(tools: string[]): string[] {
 
 function skippedRows(reason: string): BenchRow[] {
   const names = [DIRECT, SQUID, MITM, SIGHTLINE].flatMap((l) => [`${l}, ${BULK}`, `${l}, ${CONNS}`, `${l}, ${VISIT}`]);
-  return names.map((name) => ({ name, value: NaN, unit: reason }));
+  return [...names, `${SIGHTLINE_PLAIN}, ${BULK}`].map((name) => ({ name, value: NaN, unit: reason }));
 }
 
 let runStarted = Date.now();
