@@ -1,0 +1,61 @@
+// One transfer through the socket-mode tunnel with the concentrator under
+// `node --cpu-prof`: a profile of the download, the upload or the close of
+// 10,000 idle flows alone, without the anchors and the other rows of the
+// tunnel benchmark. Summarise it with profile_top.ts.
+// Usage (root): node dist/scripts/bench/tunnel_profile.js download|upload|close PROFILE_DIR
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { missingE2EPrerequisites, sleep } from '../lab/netns';
+import { FILE_BYTES, curlSmall, curlTransfer, iperf, openIdleFlows, recoveryAfterClose, type Path } from './tunnel';
+import { HTTP_PORT, IDLE_PORT, ORIGIN_VIA_SIGHTLINE, TunnelLab, helper, startAndWait, stopChild, withFdRoom, writeRandomFile } from './tunnel_topology';
+
+const MODES = ['download', 'upload', 'close'] as const;
+type Mode = (typeof MODES)[number];
+
+async function run(mode: Mode, profDir: string): Promise<void> {
+  const t = new TunnelLab();
+  try {
+    const file = join(t.tmp, 'file.bin');
+    writeRandomFile(file, mode === 'close' ? 1 << 20 : FILE_BYTES);
+    t.build();
+    const [originCmd, originArgs] = withFdRoom('node', [helper('tunnel_origin'), file, String(HTTP_PORT), String(IDLE_PORT)]);
+    await startAndWait(t.lab, t.origin, originCmd, originArgs, 'ready', 10_000);
+    for (const port of [5203, 5204]) await startAndWait(t.lab, t.origin, 'iperf3', ['-s', '-p', String(port), '--forceflush'], 'Server listening', 10_000);
+    const conc = await t.startConcentrator('profiled', 51820, ['--cpu-prof', '--cpu-prof-dir', profDir]);
+    await t.startSightlineClient(conc);
+    const p: Path = { label: 'sightline', client: t.sightlineClient, target: ORIGIN_VIA_SIGHTLINE, iperfPorts: { download: 5203, upload: 5204 } };
+    if (!(await curlSmall(t, p)).ok) throw new Error('TCP through the concentrator failed');
+    if (mode === 'close') {
+      const flows = await openIdleFlows(t, p.client, p.target, true);
+      await sleep(2000);
+      await flows.stop();
+      const row = await recoveryAfterClose(t, p);
+      process.stdout.write(`${flows.opened} flows opened; ${row.name}: ${row.value} ${row.unit}\n`);
+    } else {
+      const i = await iperf(t, p, mode);
+      const c = await curlTransfer(t, p, mode);
+      process.stdout.write(`${mode}: iperf3 ${i.ok ? i.value.toFixed(0) : i.reason} Mbit/s, curl ${c.ok ? c.value.toFixed(0) : c.reason} Mbit/s\n`);
+    }
+    await stopChild(conc.child);
+  } finally {
+    await t.cleanup();
+  }
+}
+
+async function main(): Promise<void> {
+  const [mode, dir] = process.argv.slice(2);
+  if (!MODES.includes(mode as Mode) || dir === undefined) {
+    process.stderr.write(`usage: tunnel_profile ${MODES.join('|')} PROFILE_DIR\n`);
+    process.exit(1);
+  }
+  const missing = missingE2EPrerequisites(['ip', 'wireguard-go', 'wg', 'wg-quick', 'iperf3', 'curl']);
+  if (missing.length > 0) throw new Error(`needs root and ${missing.join(', ')}`);
+  const profDir = resolve(dir);
+  mkdirSync(profDir, { recursive: true });
+  await run(mode as Mode, profDir);
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`tunnel_profile failed: ${err.stack ?? err.message}\n`);
+  process.exit(1);
+});
