@@ -10,7 +10,7 @@
 // connect, the stream) read the edge clock, when I/O completes outside any
 // call into the stack. What it produces goes to the stack's output.
 import { DEFAULT_MSL_MS, TcpEndpoint, mssForMtu, rstForUnknownSegment, type TcpEvent } from './tcp';
-import { buildIcmpUnreachable, buildTcpPacket, IpAddress, mayReportUnreachable, SYN, ACK, RST, type IpPacket, type TcpRepr } from './wire';
+import { buildIcmpUnreachable, buildTcpPacket, IpAddress, mayReportUnreachable, PacketArena, SYN, ACK, RST, type IpPacket, type TcpRepr } from './wire';
 import { TcpEndpointStream } from './tcp_stream';
 import { TcpOpenError, type TcpUpstream } from './egress/tcp_socket';
 import type { FdGate } from './egress/fd_budget';
@@ -73,6 +73,8 @@ export class TcpFlowTable {
   private readonly limits: TcpFlowLimits;
   private readonly wakes = new WakeQueue<Flow>();
   private readonly closed: ClosedFlows;
+  /** Memory of the segments the flows emit (see PacketArena). */
+  private readonly arena = new PacketArena();
 
   constructor(
     private readonly opts: TcpFlowOptions,
@@ -272,7 +274,7 @@ export class TcpFlowTable {
     const { info } = flow;
     try {
       flow.ep.abort(now);
-      for (const seg of flow.ep.drainOutput()) this.toClient(buildTcpPacket(info.dst, info.client, seg));
+      for (const seg of flow.ep.drainOutput()) this.toClient(buildTcpPacket(info.dst, info.client, seg, this.arena));
     } catch {
       // The endpoint itself is what failed: the client's retransmissions will meet an unknown flow and get a reset.
     }
@@ -291,7 +293,7 @@ export class TcpFlowTable {
   /** Sends what the endpoint produced, dispatches its events, reschedules its timer. */
   private flush(flow: Flow, now: number): void {
     const { info } = flow;
-    for (const seg of flow.ep.drainOutput()) this.toClient(buildTcpPacket(info.dst, info.client, seg));
+    for (const seg of flow.ep.drainOutput()) this.toClient(buildTcpPacket(info.dst, info.client, seg, this.arena));
     for (const e of flow.ep.drainEvents()) this.onEvent(flow, e, now);
     if (this.flows.get(flow.key) === flow) {
       const wake = flow.ep.nextWakeAt();
