@@ -31,6 +31,7 @@ export class TcpEndpointStream extends Duplex {
   private wantRead = false;
   private pendingWrite: { chunk: Buffer; cb: (err?: Error | null) => void } | null = null;
   private peerFinished = false;
+  private pumpQueued = false;
   private ended = false;
 
   constructor(
@@ -46,8 +47,19 @@ export class TcpEndpointStream extends Duplex {
 
   // Called by the flow when the endpoint reports events.
   onReadable(): void {
-    if (this.wantRead) this.pump();
+    // Read once the datagrams of this receive batch are all in (microtasks
+    // run after the edge's batch callback): the segments of one batch reach
+    // the upstream socket in one write, not one write (syscall) per segment.
+    if (this.wantRead && !this.pumpQueued) {
+      this.pumpQueued = true;
+      queueMicrotask(this.queuedPump);
+    }
   }
+
+  private readonly queuedPump = (): void => {
+    this.pumpQueued = false;
+    if (this.wantRead && !this.destroyed) this.pump();
+  };
 
   onWritable(): void {
     const p = this.pendingWrite;
