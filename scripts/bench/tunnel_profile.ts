@@ -3,7 +3,7 @@
 // 10,000 idle flows alone, without the anchors and the other rows of the
 // tunnel benchmark. Summarise it with profile_top.ts.
 // Usage (root): node dist/scripts/bench/tunnel_profile.js download|upload|close PROFILE_DIR
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { missingE2EPrerequisites, sleep } from '../lab/netns';
 import { FILE_BYTES, curlSmall, curlTransfer, iperf, openIdleFlows, recoveryAfterClose, type Path } from './tunnel';
@@ -28,18 +28,58 @@ async function run(mode: Mode, profDir: string): Promise<void> {
     if (mode === 'close') {
       const flows = await openIdleFlows(t, p.client, p.target, true);
       await sleep(2000);
+      const before = tcpCounters(t);
+      const cpu = cpuTimeline(conc.pid);
+      const t0 = Date.now();
       await flows.stop();
+      process.stdout.write(`opener stopped after ${Date.now() - t0} ms\n`);
       const row = await recoveryAfterClose(t, p);
       process.stdout.write(`${flows.opened} flows opened; ${row.name}: ${row.value} ${row.unit}\n`);
+      await sleep(3000);
+      process.stdout.write(`concentrator CPU per 250 ms from the close on (ms): ${cpu.stop().join(' ')}\n`);
+      const after = tcpCounters(t);
+      process.stdout.write(`client TCP counters during the close: ${[...after].map(([k, v]) => `${k} +${v - (before.get(k) ?? 0)}`).join(', ')}\n`);
     } else {
+      const before = tcpCounters(t);
       const i = await iperf(t, p, mode);
       const c = await curlTransfer(t, p, mode);
-      process.stdout.write(`${mode}: iperf3 ${i.ok ? i.value.toFixed(0) : i.reason} Mbit/s, curl ${c.ok ? c.value.toFixed(0) : c.reason} Mbit/s\n`);
+      const after = tcpCounters(t);
+      const d = (k: string): number => (after.get(k) ?? 0) - (before.get(k) ?? 0);
+      process.stdout.write(`${mode}: iperf3 ${i.ok ? i.value.toFixed(0) : i.reason} Mbit/s, curl ${c.ok ? c.value.toFixed(0) : c.reason} Mbit/s; `
+        + `client TCP segments in ${d('TcpInSegs')}, out ${d('TcpOutSegs')}, retransmitted ${d('TcpRetransSegs')}\n`);
     }
     await stopChild(conc.child);
   } finally {
     await t.cleanup();
   }
+}
+
+/** The client namespace's TCP counters worth watching while flows close (nstat, absolute values). */
+function tcpCounters(t: TunnelLab): Map<string, number> {
+  const out = t.sightlineClient.exec('nstat', ['-az', 'TcpInSegs', 'TcpOutSegs', 'TcpRetransSegs', 'TcpExtTCPSynRetrans', 'TcpExtTCPTimeouts', 'TcpOutRsts', 'TcpInErrs', 'UdpRcvbufErrors', 'UdpSndbufErrors']).stdout;
+  const m = new Map<string, number>();
+  for (const line of out.split('\n')) {
+    const [k, v] = line.trim().split(/\s+/);
+    if (k !== undefined && /^\d+$/.test(v ?? '')) m.set(k, Number(v));
+  }
+  return m;
+}
+
+/** CPU time (user + system) the process used in each 250 ms, from /proc/PID/stat. */
+function cpuTimeline(pid: number): { stop: () => number[] } {
+  const ticksPerMs = 100 / 1000;
+  const read = (): number => {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return Number(f[11]) + Number(f[12]);
+  };
+  const samples: number[] = [];
+  let last = read();
+  const timer = setInterval(() => {
+    const now = read();
+    samples.push(Math.round((now - last) / ticksPerMs));
+    last = now;
+  }, 250);
+  return { stop: () => (clearInterval(timer), samples) };
 }
 
 async function main(): Promise<void> {
