@@ -52,6 +52,8 @@ interface Flow {
   held: number;
   /** Made on the first wait for buffer room (most flows never wait). */
   waiter: BudgetWaiter | null;
+  /** In the table's list of flows owing an ACK at the end of the receive batch. */
+  ackQueued: boolean;
 }
 
 /** What the table needs from the stack around it. */
@@ -75,6 +77,10 @@ export class TcpFlowTable {
   private readonly closed: ClosedFlows;
   /** Memory of the segments the flows emit (see PacketArena). */
   private readonly arena = new PacketArena();
+  /** Set by the stack's edge while a receive batch is being fed (see endBatch). */
+  batching = false;
+  /** Flows whose every-second-segment ACK waits for the end of the batch. */
+  private owedAcks: Flow[] = [];
 
   constructor(
     private readonly opts: TcpFlowOptions,
@@ -98,8 +104,12 @@ export class TcpFlowTable {
     const flow = this.flows.get(key);
     if (flow !== undefined && !(seg.flags & SYN && !(seg.flags & ACK) && flow.ep.acceptsNewSyn(seg))) {
       try {
-        flow.ep.onSegment(seg, now);
+        flow.ep.onSegment(seg, now, this.batching);
         this.flush(flow, now);
+        if (flow.ep.ackOwed && !flow.ackQueued) {
+          flow.ackQueued = true;
+          this.owedAcks.push(flow);
+        }
       } catch (err) {
         this.fail(flow, err, now);
       }
@@ -161,7 +171,7 @@ export class TcpFlowTable {
       msl: this.opts.msl,
       room: account ? () => (flow === null ? Infinity : this.roomFor(flow)) : undefined,
     });
-    const opened: Flow = { key, info, ep, stream: null, startedAt: now, endReason: null, wakeAt: Infinity, wakeIndex: -1, account, held: 0, waiter: null };
+    const opened: Flow = { key, info, ep, stream: null, startedAt: now, endReason: null, wakeAt: Infinity, wakeIndex: -1, account, held: 0, waiter: null, ackQueued: false };
     flow = opened;
     this.flows.set(key, opened);
     this.ctx.counters.inc('tcp_flows_opened');
@@ -354,6 +364,24 @@ export class TcpFlowTable {
         break;
       default:
         break;
+    }
+  }
+
+  /** The receive batch is over: each flow sends the one ACK it held for its segments in it. */
+  endBatch(now: number): void {
+    this.batching = false;
+    const owed = this.owedAcks;
+    if (owed.length === 0) return;
+    this.owedAcks = [];
+    for (const flow of owed) {
+      flow.ackQueued = false;
+      if (this.flows.get(flow.key) !== flow) continue;
+      try {
+        flow.ep.sendOwedAck(now);
+        this.flush(flow, now);
+      } catch (err) {
+        this.fail(flow, err, now);
+      }
     }
   }
 

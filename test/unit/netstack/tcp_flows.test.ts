@@ -277,3 +277,29 @@ describe('closing the flows of one owner (its tunnel was cut)', () => {
     expect(s.drain()).toEqual([]);
   });
 });
+
+describe('ACKs of a receive batch', () => {
+  function data(port: number, seq: number, ack: number, len: number): Buffer {
+    return buildTcpPacket(CLIENT, ORIGIN, { srcPort: port, dstPort: 80, seq, ack, flags: ACK, window: 65535, urgent: 0, options: {}, payload: Buffer.alloc(len, 0x61) });
+  }
+
+  test('between beginBatch and endBatch each flow sends one ACK for all its in-order segments, at the end', async () => {
+    const s = makeStack('stays_open');
+    const nxt = await establish(s, [40100, 40101]);
+    s.stack.beginBatch();
+    for (let i = 0; i < 8; i++) {
+      for (const p of [40100, 40101]) s.stack.receive(data(p, CLIENT_ISN + 1 + i * 1000, nxt.get(p) as number, 1000), owner, s.now());
+    }
+    expect(s.drain()).toEqual([]);
+    s.stack.endBatch(s.now());
+    const acks = s.drain();
+    expect(acks.map((r) => [r.dstPort, r.ack])).toEqual([[40100, CLIENT_ISN + 8001], [40101, CLIENT_ISN + 8001]]);
+  });
+
+  test('without a batch every second segment is acknowledged at once, as before', async () => {
+    const s = makeStack('stays_open');
+    const nxt = await establish(s, [40102]);
+    for (let i = 0; i < 4; i++) s.stack.receive(data(40102, CLIENT_ISN + 1 + i * 1000, nxt.get(40102) as number, 1000), owner, s.now());
+    expect(s.drain().map((r) => r.ack)).toEqual([CLIENT_ISN + 2001, CLIENT_ISN + 4001]);
+  });
+});
