@@ -3,7 +3,7 @@
 // 10,000 idle flows alone, without the anchors and the other rows of the
 // tunnel benchmark. Summarise it with profile_top.ts.
 // Usage (root): node dist/scripts/bench/tunnel_profile.js download|upload|close PROFILE_DIR
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { missingE2EPrerequisites, sleep } from '../lab/netns';
 import { FILE_BYTES, curlSmall, curlTransfer, iperf, openIdleFlows, recoveryAfterClose, type Path } from './tunnel';
@@ -46,12 +46,29 @@ async function run(mode: Mode, profDir: string): Promise<void> {
       const after = tcpCounters(t);
       const d = (k: string): number => (after.get(k) ?? 0) - (before.get(k) ?? 0);
       process.stdout.write(`${mode}: iperf3 ${i.ok ? i.value.toFixed(0) : i.reason} Mbit/s, curl ${c.ok ? c.value.toFixed(0) : c.reason} Mbit/s; `
-        + `client TCP segments in ${d('TcpInSegs')}, out ${d('TcpOutSegs')}, retransmitted ${d('TcpRetransSegs')}\n`);
+        + `client TCP segments in ${d('TcpInSegs')}, out ${d('TcpOutSegs')}, retransmitted ${d('TcpRetransSegs')}; client UDP receive-buffer drops ${d('UdpRcvbufErrors')}\n`);
     }
     await stopChild(conc.child);
+    if (mode !== 'close') process.stdout.write(bulkFlowRecords(conc.dataDir));
   } finally {
     await t.cleanup();
   }
+}
+
+/** The per-user log's records of flows that moved over 1 MB: retransmissions and RTOs of the bulk transfers. */
+function bulkFlowRecords(dataDir: string): string {
+  const dir = join(dataDir, 'logs');
+  const lines: string[] = [];
+  for (const f of readdirSync(dir, { recursive: true }) as string[]) {
+    if (!f.endsWith('.ndjson')) continue;
+    for (const line of readFileSync(join(dir, f), 'utf8').split('\n')) {
+      if (!line.includes('"retransmits"')) continue;
+      const r = JSON.parse(line) as { dstPort: number; bytesUp: number; bytesDown: number; retransmits: number; rtoExpirations: number };
+      if (r.bytesUp + r.bytesDown < 1e6) continue;
+      lines.push(`  flow to port ${r.dstPort}: up ${r.bytesUp} B, down ${r.bytesDown} B, retransmits ${r.retransmits}, RTOs ${r.rtoExpirations}\n`);
+    }
+  }
+  return lines.join('');
 }
 
 /** The client namespace's TCP counters worth watching while flows close (nstat, absolute values). */
