@@ -281,6 +281,27 @@ export class NetStack {
     this.output.events.push({ type: 'egress_denied', denial: { owner, protocol: pkt.protocol, family: pkt.family, dst: pkt.dst, dstPort, verdict } });
   }
 
+  /**
+   * The edge feeds a batch of packets (one recvmmsg): until endBatch(), the
+   * ACK a TCP flow owes for every second segment waits for the batch's end,
+   * so one ACK covers all of a flow's in-order segments in it. ACKs the
+   * RFCs want at once (out of order, duplicate, FIN) still go at once.
+   */
+  beginBatch(): void {
+    this.tcp.batching = true;
+  }
+
+  /** The batch is over: the held ACKs are sent. Never throws. */
+  endBatch(now: number): StackOutput {
+    this.depth++;
+    try {
+      this.tcp.endBatch(now);
+    } catch (err) {
+      this.contain('stack_error', err);
+    }
+    return this.done();
+  }
+
   /** Runs flow timers. Never throws. */
   tick(now: number): StackOutput {
     this.depth++;

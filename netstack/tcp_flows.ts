@@ -10,7 +10,7 @@
 // connect, the stream) read the edge clock, when I/O completes outside any
 // call into the stack. What it produces goes to the stack's output.
 import { DEFAULT_MSL_MS, TcpEndpoint, mssForMtu, rstForUnknownSegment, type TcpEvent } from './tcp';
-import { buildIcmpUnreachable, buildTcpPacket, IpAddress, mayReportUnreachable, SYN, ACK, RST, type IpPacket, type TcpRepr } from './wire';
+import { buildIcmpUnreachable, buildTcpPacket, IpAddress, mayReportUnreachable, PacketArena, SYN, ACK, RST, type IpPacket, type TcpRepr } from './wire';
 import { TcpEndpointStream } from './tcp_stream';
 import { TcpOpenError, type TcpUpstream } from './egress/tcp_socket';
 import type { FdGate } from './egress/fd_budget';
@@ -52,6 +52,8 @@ interface Flow {
   held: number;
   /** Made on the first wait for buffer room (most flows never wait). */
   waiter: BudgetWaiter | null;
+  /** In the table's list of flows owing an ACK at the end of the receive batch. */
+  ackQueued: boolean;
 }
 
 /** What the table needs from the stack around it. */
@@ -73,6 +75,12 @@ export class TcpFlowTable {
   private readonly limits: TcpFlowLimits;
   private readonly wakes = new WakeQueue<Flow>();
   private readonly closed: ClosedFlows;
+  /** Memory of the segments the flows emit (see PacketArena). */
+  private readonly arena = new PacketArena();
+  /** Set by the stack's edge while a receive batch is being fed (see endBatch). */
+  batching = false;
+  /** Flows whose every-second-segment ACK waits for the end of the batch. */
+  private owedAcks: Flow[] = [];
 
   constructor(
     private readonly opts: TcpFlowOptions,
@@ -96,8 +104,12 @@ export class TcpFlowTable {
     const flow = this.flows.get(key);
     if (flow !== undefined && !(seg.flags & SYN && !(seg.flags & ACK) && flow.ep.acceptsNewSyn(seg))) {
       try {
-        flow.ep.onSegment(seg, now);
+        flow.ep.onSegment(seg, now, this.batching);
         this.flush(flow, now);
+        if (flow.ep.ackOwed && !flow.ackQueued) {
+          flow.ackQueued = true;
+          this.owedAcks.push(flow);
+        }
       } catch (err) {
         this.fail(flow, err, now);
       }
@@ -159,7 +171,7 @@ export class TcpFlowTable {
       msl: this.opts.msl,
       room: account ? () => (flow === null ? Infinity : this.roomFor(flow)) : undefined,
     });
-    const opened: Flow = { key, info, ep, stream: null, startedAt: now, endReason: null, wakeAt: Infinity, wakeIndex: -1, account, held: 0, waiter: null };
+    const opened: Flow = { key, info, ep, stream: null, startedAt: now, endReason: null, wakeAt: Infinity, wakeIndex: -1, account, held: 0, waiter: null, ackQueued: false };
     flow = opened;
     this.flows.set(key, opened);
     this.ctx.counters.inc('tcp_flows_opened');
@@ -272,7 +284,7 @@ export class TcpFlowTable {
     const { info } = flow;
     try {
       flow.ep.abort(now);
-      for (const seg of flow.ep.drainOutput()) this.toClient(buildTcpPacket(info.dst, info.client, seg));
+      for (const seg of flow.ep.drainOutput()) this.toClient(buildTcpPacket(info.dst, info.client, seg, this.arena));
     } catch {
       // The endpoint itself is what failed: the client's retransmissions will meet an unknown flow and get a reset.
     }
@@ -291,7 +303,7 @@ export class TcpFlowTable {
   /** Sends what the endpoint produced, dispatches its events, reschedules its timer. */
   private flush(flow: Flow, now: number): void {
     const { info } = flow;
-    for (const seg of flow.ep.drainOutput()) this.toClient(buildTcpPacket(info.dst, info.client, seg));
+    for (const seg of flow.ep.drainOutput()) this.toClient(buildTcpPacket(info.dst, info.client, seg, this.arena));
     for (const e of flow.ep.drainEvents()) this.onEvent(flow, e, now);
     if (this.flows.get(flow.key) === flow) {
       const wake = flow.ep.nextWakeAt();
@@ -352,6 +364,24 @@ export class TcpFlowTable {
         break;
       default:
         break;
+    }
+  }
+
+  /** The receive batch is over: each flow sends the one ACK it held for its segments in it. */
+  endBatch(now: number): void {
+    this.batching = false;
+    const owed = this.owedAcks;
+    if (owed.length === 0) return;
+    this.owedAcks = [];
+    for (const flow of owed) {
+      flow.ackQueued = false;
+      if (this.flows.get(flow.key) !== flow) continue;
+      try {
+        flow.ep.sendOwedAck(now);
+        this.flush(flow, now);
+      } catch (err) {
+        this.fail(flow, err, now);
+      }
     }
   }
 

@@ -31,6 +31,7 @@ export class TcpEndpointStream extends Duplex {
   private wantRead = false;
   private pendingWrite: { chunk: Buffer; cb: (err?: Error | null) => void } | null = null;
   private peerFinished = false;
+  private pumpQueued = false;
   private ended = false;
 
   constructor(
@@ -46,8 +47,19 @@ export class TcpEndpointStream extends Duplex {
 
   // Called by the flow when the endpoint reports events.
   onReadable(): void {
-    if (this.wantRead) this.pump();
+    // Read once the datagrams of this receive batch are all in (microtasks
+    // run after the edge's batch callback): the segments of one batch reach
+    // the upstream socket in one write, not one write (syscall) per segment.
+    if (this.wantRead && !this.pumpQueued) {
+      this.pumpQueued = true;
+      queueMicrotask(this.queuedPump);
+    }
   }
+
+  private readonly queuedPump = (): void => {
+    this.pumpQueued = false;
+    if (this.wantRead && !this.destroyed) this.pump();
+  };
 
   onWritable(): void {
     const p = this.pendingWrite;
@@ -57,6 +69,12 @@ export class TcpEndpointStream extends Duplex {
   }
 
   onPeerFin(): void {
+    finPacer.add(this);
+  }
+
+  /** The client's FIN, passed on by the pacer (see FinPacer). */
+  deliverPeerFin(): void {
+    if (this.destroyed || this.peerFinished) return;
     this.peerFinished = true;
     if (this.wantRead) this.pump();
   }
@@ -163,3 +181,48 @@ export class TcpEndpointStream extends Duplex {
     cb(err);
   }
 }
+
+/**
+ * Passes the clients' FINs on to the upstream side at most FINS_PER_TURN per
+ * event-loop turn. Passing a FIN on ends the upstream socket, and the origin's
+ * answer ends the flow (stream, relay, socket, record): hundreds of
+ * microseconds each. When thousands of flows close at once, doing it all as
+ * the FINs arrive would hold the loop for seconds while the tunnel's socket
+ * fills, ACKs go out late, clients retransmit and a new connection waits
+ * behind all of it. Paced, the FINs are ACKed as they arrive and the closes
+ * are done between turns that read the tunnel.
+ */
+const FINS_PER_TURN = 64;
+
+class FinPacer {
+  private queue: TcpEndpointStream[] = [];
+  private head = 0;
+  private scheduled = false;
+
+  add(s: TcpEndpointStream): void {
+    this.queue.push(s);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.run);
+    }
+  }
+
+  private readonly run = (): void => {
+    this.scheduled = false;
+    const end = Math.min(this.queue.length, this.head + FINS_PER_TURN);
+    for (; this.head < end; this.head++) {
+      const s = this.queue[this.head];
+      this.queue[this.head] = undefined as unknown as TcpEndpointStream;
+      s.deliverPeerFin();
+    }
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else {
+      this.scheduled = true;
+      setImmediate(this.run);
+    }
+  };
+}
+
+const finPacer = new FinPacer();

@@ -43,6 +43,8 @@ export class TcpEndpoint implements SegmentSink {
   private lastNow: number;
   private synAckRetries = 0;
   private readonly challenges = new ChallengeAckLimiter();
+  /** The segment being processed is part of a receive batch (see onSegment). */
+  private inBatch = false;
 
   private constructor(syn: TcpRepr, now: number, private readonly opts: TcpEndpointOptions) {
     this.irs = asSeq(syn.seq);
@@ -213,7 +215,13 @@ export class TcpEndpoint implements SegmentSink {
     this.onTimer(now); // more than one timer may be due
   }
 
-  onSegment(seg: TcpRepr, now: number): void {
+  /**
+   * One segment from the client. `inBatch`: more segments of the same
+   * receive batch may follow, and the caller calls sendOwedAck() once the
+   * batch is done, so the ACK owed for every second segment may wait for it.
+   */
+  onSegment(seg: TcpRepr, now: number, inBatch = false): void {
+    this.inBatch = inBatch;
     this.lastNow = now;
     this.stats.segmentsIn++;
     if (this.st === 'CLOSED') {
@@ -328,10 +336,29 @@ export class TcpEndpoint implements SegmentSink {
     // RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK out-of-order, duplicate, hole-filling
     // data and FIN at once; otherwise every second full segment or after 40 ms.
     const immediate = (r & (DATA_OUT_OF_ORDER | DATA_DUPLICATE | DATA_FIN | DATA_FILLED_HOLE | DATA_REFUSED)) !== 0
-      || this.tx.unackedSegments >= 2 || (r & DATA_NEW) === 0;
+      || (r & DATA_NEW) === 0;
     // The ACK rides on data if flush() sends any; otherwise flush() sends it alone.
-    if (immediate) this.tx.ackPending = true;
-    else this.timers.delackAt(now + DELAYED_ACK_MS);
+    if (immediate || (this.tx.unackedSegments >= 2 && !this.inBatch)) {
+      this.tx.ackPending = true;
+    } else {
+      // In a batch, one ACK at its end (sendOwedAck) covers all its in-order segments, as
+      // Linux ACKs a GRO batch; the delayed-ACK timer stays armed in case the end never comes.
+      if (this.tx.unackedSegments >= 2) this.tx.ackOwed = true;
+      this.timers.delackAt(now + DELAYED_ACK_MS);
+    }
+  }
+
+  /** An ACK held for the end of a receive batch (see onSegment). */
+  get ackOwed(): boolean {
+    return this.tx.ackOwed;
+  }
+
+  /** The receive batch ended: send the ACK held for it, unless a segment since carried it. */
+  sendOwedAck(now: number): void {
+    this.inBatch = false;
+    if (!this.tx.ackOwed || !this.synchronized()) return;
+    this.lastNow = now;
+    this.sendAck(now);
   }
 
   private flush(now: number): void {

@@ -18,6 +18,8 @@ export class Transmitter {
   ackPending = false;
   /** Segments with new data since our last ACK (RFC 5681 §4.2: ACK every second). */
   unackedSegments = 0;
+  /** The every-second-segment ACK is owed but held for the end of the receive batch. */
+  ackOwed = false;
 
   constructor(
     private readonly srcPort: number,
@@ -66,6 +68,7 @@ export class Transmitter {
     this.stats.segmentsOut++;
     this.lastAckSent = this.rcv.rcvNxt;
     this.ackPending = false;
+    this.ackOwed = false;
     this.unackedSegments = 0;
     this.timers.delackAt(null);
   }

@@ -1,6 +1,7 @@
 // Whole IP packets: the receive path's one entry point (`parseIpPacket`) and
 // builders that emit replies with every checksum filled, for IPv4 and IPv6.
 import { IpAddress, type AddressKey } from './address';
+import type { PacketArena } from './arena';
 import { checksum, pseudoHeaderSum } from './checksum';
 import { WireError, wireError } from './error';
 import * as icmp4 from './icmpv4';
@@ -98,8 +99,13 @@ export interface IpPacketSpec {
   /** TTL / Hop Limit; 64 by default. */
   ttl?: number;
   payloadLen: number;
-  /** Fills the upper-layer bytes (zeroed beforehand); its checksum is filled afterwards. */
+  /** Fills the upper-layer bytes (zeroed beforehand, unless from an arena); its checksum is filled afterwards. */
   writePayload(payload: Buffer): void;
+  /**
+   * Where the packet's memory comes from: uninitialised, from the arena, for
+   * writers that fill every byte of the payload; a fresh zeroed buffer without.
+   */
+  arena?: PacketArena;
 }
 
 function ipHeaderLen(src: IpAddress, dst: IpAddress): number {
@@ -138,8 +144,8 @@ export function buildIpPacket(spec: IpPacketSpec): Buffer {
   if (header !== null && payloadLen < header[1]) {
     throw new RangeError(`buildIpPacket: ${header[0]} needs at least ${header[1]} payload bytes, got ${payloadLen}`);
   }
-  // Zeroed, so a writer that leaves gaps cannot leak old heap bytes onto the wire.
-  const buf = Buffer.alloc(hlen + payloadLen);
+  // Zeroed unless from an arena, so a writer that leaves gaps cannot leak old heap bytes onto the wire.
+  const buf = spec.arena ? spec.arena.take(hlen + payloadLen) : Buffer.alloc(hlen + payloadLen);
   if (src.family === 4) {
     new Ipv4Repr({ src, dst, protocol, payloadLen, ttl: spec.ttl }).emit(Ipv4View.unchecked(buf));
   } else {
@@ -160,11 +166,15 @@ export function buildUdpPacket(src: IpAddress, srcPort: number, dst: IpAddress, 
   return buildIpPacket({ src, dst, protocol: IP_PROTOCOL_UDP, payloadLen: repr.bufferLen(), writePayload });
 }
 
-/** Takes a TcpRepr (what the endpoint emits), or the plain fields of one. */
-export function buildTcpPacket(src: IpAddress, dst: IpAddress, segment: TcpRepr | TcpReprInit): Buffer {
+/**
+ * Takes a TcpRepr (what the endpoint emits), or the plain fields of one.
+ * With an arena (the flows' emit path) the packet is carved from it:
+ * TcpRepr.emit writes every byte of the segment.
+ */
+export function buildTcpPacket(src: IpAddress, dst: IpAddress, segment: TcpRepr | TcpReprInit, arena?: PacketArena): Buffer {
   const repr = segment instanceof TcpRepr ? segment : new TcpRepr(segment);
   const writePayload = (b: Buffer): void => repr.emit(TcpView.unchecked(b));
-  return buildIpPacket({ src, dst, protocol: IP_PROTOCOL_TCP, payloadLen: repr.bufferLen(), writePayload });
+  return buildIpPacket({ src, dst, protocol: IP_PROTOCOL_TCP, payloadLen: repr.bufferLen(), writePayload, arena });
 }
 
 export function buildIcmpv4Packet(src: IpAddress, dst: IpAddress, message: icmp4.Icmpv4Message): Buffer {

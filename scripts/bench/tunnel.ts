@@ -19,7 +19,7 @@ import {
 } from './tunnel_topology';
 
 const FILE_MB = 200;
-const FILE_BYTES = FILE_MB * 1024 * 1024;
+export const FILE_BYTES = FILE_MB * 1024 * 1024;
 const IPERF_SECONDS = 5;
 // Cuts a slow transfer short; its rate so far is still reported (partial).
 const CURL_MAX_SECONDS = 40;
@@ -45,7 +45,7 @@ interface Transfer {
   run: (t: TunnelLab, p: Path) => Promise<Measured>;
 }
 
-interface Path {
+export interface Path {
   label: string;
   client: Namespace;
   target: string;
@@ -134,7 +134,10 @@ async function measureTunnels(t: TunnelLab, rows: BenchRow[], passThroughOnly: b
   const anchor: Path = { label: A, client: t.anchorClient, target: ORIGIN_VIA_ANCHOR, iperfPorts: { download: 5201, upload: 5202 } };
 
   progress('sightline: socket-mode concentrator, peer, client');
-  const conc = await t.startConcentrator('sightline', 51820);
+  // SIGHTLINE_BENCH_CPU_PROF=DIR: the socket-mode concentrator writes a V8 CPU
+  // profile there when it stops (the whole run; tunnel_profile.ts profiles one transfer).
+  const profDir = process.env.SIGHTLINE_BENCH_CPU_PROF;
+  const conc = await t.startConcentrator('sightline', 51820, profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []);
   await t.startSightlineClient(conc);
   const sightline: Path = { label: S, client: t.sightlineClient, target: ORIGIN_VIA_SIGHTLINE, iperfPorts: { download: 5203, upload: 5204 } };
   const probe = await curlSmall(t, sightline);
@@ -195,7 +198,7 @@ function toRow(name: string, unit: string, m: Measured, anchor?: string): BenchR
   return row;
 }
 
-async function iperf(t: TunnelLab, p: Path, direction: 'download' | 'upload'): Promise<Measured> {
+export async function iperf(t: TunnelLab, p: Path, direction: 'download' | 'upload'): Promise<Measured> {
   const port = direction === 'download' ? p.iperfPorts.download : p.iperfPorts.upload;
   // -O 1 leaves slow start out of the average on both paths alike.
   const args = ['-c', p.target, '-p', String(port), '-t', String(IPERF_SECONDS), '-O', '1', '-J', '--connect-timeout', '3000', ...(direction === 'download' ? ['-R'] : [])];
@@ -203,7 +206,7 @@ async function iperf(t: TunnelLab, p: Path, direction: 'download' | 'upload'): P
   return iperfMbps(r.stdout);
 }
 
-async function curlTransfer(t: TunnelLab, p: Path, direction: 'download' | 'upload'): Promise<Measured> {
+export async function curlTransfer(t: TunnelLab, p: Path, direction: 'download' | 'upload'): Promise<Measured> {
   const common = ['-s', '-o', '/dev/null', '--connect-timeout', '3', '-m', String(CURL_MAX_SECONDS), '-w', CURL_WRITE_OUT];
   const args = direction === 'download'
     ? [...common, `http://${p.target}:${HTTP_PORT}/file`]
@@ -214,7 +217,7 @@ async function curlTransfer(t: TunnelLab, p: Path, direction: 'download' | 'uplo
 }
 
 /** Whether TCP passes at all: a 1 KiB GET, bounded to a few seconds. */
-async function curlSmall(t: TunnelLab, p: Path): Promise<Measured> {
+export async function curlSmall(t: TunnelLab, p: Path): Promise<Measured> {
   const r = await execAsync(p.client, 'curl', ['-s', '-o', '/dev/null', '--connect-timeout', '3', '-m', '8', '-w', CURL_WRITE_OUT, `http://${p.target}:${HTTP_PORT}/small`], 15_000, t.lab);
   const m = curlMbps(r.stdout, 1024, 'download');
   return m.ok ? m : { ok: false, reason: TCP_NOT_AVAILABLE };
@@ -228,7 +231,7 @@ interface IdleFlows {
   stop: () => Promise<void>;
 }
 
-async function openIdleFlows(t: TunnelLab, client: Namespace, target: string, keep = false): Promise<IdleFlows> {
+export async function openIdleFlows(t: TunnelLab, client: Namespace, target: string, keep = false): Promise<IdleFlows> {
   const [cmd, args] = withFdRoom('node', [helper('tunnel_idle_flows'), target, String(IDLE_PORT), String(IDLE_FLOWS), String(IDLE_FLOW_CONCURRENCY), String(IDLE_FLOW_DEADLINE_MS)]);
   const opener = await startAndWait(t.lab, client, cmd, args, '"opened"', IDLE_FLOW_DEADLINE_MS + 15_000);
   const line = opener.output().split('\n').find((l) => l.includes('"opened"')) ?? '{}';
@@ -256,7 +259,7 @@ async function flowMemory(t: TunnelLab, p: Path, conc: Concentrator): Promise<Be
  * start only once a new connection gets through again, and how long that
  * took is itself worth a row.
  */
-async function recoveryAfterClose(t: TunnelLab, p: Path): Promise<BenchRow> {
+export async function recoveryAfterClose(t: TunnelLab, p: Path): Promise<BenchRow> {
   const name = `${S}, first new connection after ${IDLE_FLOWS.toLocaleString('en-US')} flows close`;
   const t0 = Date.now();
   while (Date.now() - t0 < RECOVERY_LIMIT_MS) {

@@ -59,6 +59,8 @@ export class Concentrator {
   private timerAt = Infinity;
   /** Set while the stack's output is being taken (output added meanwhile is taken by the same pass). */
   private drainingStack = false;
+  /** Datagrams of a receive batch are being fed to the stack (see endOfBatch). */
+  private inBatch = false;
   /** Set once a fatal fault was reported: no more packets through a device that may be broken. */
   private dying = false;
   private readonly statusReport: StatusReport;
@@ -156,6 +158,7 @@ export class Concentrator {
       port: d.config.listenPort,
       address: d.config.listenAddress,
       onDatagram: (data, from) => c.fromUdp(data, from),
+      onBatchEnd: () => c.endOfBatch(),
       onError: (err) => c.incident('udp_edge_error', 'warn', err),
       onFallback: (why) => log.warn(why),
     });
@@ -179,6 +182,10 @@ export class Concentrator {
 
   private fromUdp(data: Buffer, from: Endpoint): void {
     if (this.dying) return;
+    if (!this.inBatch) {
+      this.inBatch = true;
+      this.stack.beginBatch();
+    }
     this.bytesIn += data.length;
     const now = monotonicNow();
     let out: DeviceOutput<PeerTag>;
@@ -188,6 +195,15 @@ export class Concentrator {
       return this.coreFault(err);
     }
     this.route(out, now);
+  }
+
+  /** The edge's receive batch is over: the stack sends the ACKs it held for it (NetStack.beginBatch). */
+  private endOfBatch(): void {
+    if (!this.inBatch) return;
+    this.inBatch = false;
+    const now = monotonicNow();
+    this.stack.endBatch(now);
+    this.drainStack(now);
   }
 
   /**

@@ -20,6 +20,8 @@ export interface UdpEdgeOptions {
    * reuses its memory for the next batch): copy what must outlive it.
    */
   onDatagram(data: Buffer, from: Endpoint): void;
+  /** After the datagrams of one receive batch (recvmmsg) were all passed on; after each with node:dgram. */
+  onBatchEnd?(): void;
   /** Socket errors, and exceptions thrown by onDatagram (both paths catch them). */
   onError(err: Error): void;
   /** Why batched I/O is not used; called at most once per process. Default: a process warning. */
@@ -66,11 +68,15 @@ export class UdpEdge {
     // one peer's datagrams back to back); the device copies it when it keeps it.
     let lastFrom: Endpoint = { address: '', port: 0 };
     const onBatch = (b: RecvBatch) => {
-      for (let i = 0; i < b.count; i++) {
-        const address = b.addressOf(i);
-        const port = b.portOf(i);
-        if (address !== lastFrom.address || port !== lastFrom.port) lastFrom = { address, port };
-        opts.onDatagram(b.datagram(i), lastFrom);
+      try {
+        for (let i = 0; i < b.count; i++) {
+          const address = b.addressOf(i);
+          const port = b.portOf(i);
+          if (address !== lastFrom.address || port !== lastFrom.port) lastFrom = { address, port };
+          opts.onDatagram(b.datagram(i), lastFrom);
+        }
+      } finally {
+        opts.onBatchEnd?.();
       }
     };
     const sock = await BatchUdpSocket.open({ port: opts.port, address, onBatch, onError: opts.onError });
@@ -104,6 +110,7 @@ export class UdpEdge {
           try {
             const addr = rinfo.address.startsWith(V4_MAPPED) && isIPv4(rinfo.address.slice(V4_MAPPED.length)) ? rinfo.address.slice(V4_MAPPED.length) : rinfo.address;
             opts.onDatagram(msg, { address: addr, port: rinfo.port });
+            opts.onBatchEnd?.();
           } catch (err) {
             opts.onError(err instanceof Error ? err : new Error(String(err)));
           }

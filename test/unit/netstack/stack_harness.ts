@@ -27,6 +27,10 @@ class HarnessStack extends NetStack {
     return this.take(super.tick(now));
   }
 
+  override endBatch(now: number): StackOutput {
+    return this.take(super.endBatch(now));
+  }
+
   override closeFlowsOf(ownerId: string, reason: string, now: number): { tcp: number; udp: number } {
     const closed = super.closeFlowsOf(ownerId, reason, now);
     this.take();

@@ -47,6 +47,38 @@ describe('receiving data from the client', () => {
     expect(out[0].ack).toBe(cseq + 2000);
   });
 
+  test('inside a receive batch, one ACK at the batch end covers every in-order segment of it', () => {
+    const { ep, cseq, sseq } = establish();
+    for (let i = 0; i < 6; i++) ep.onSegment(seg({ seq: cseq + i * 1000, ack: sseq, payload: bytes(1000) }), 10, true);
+    expect(ep.drainOutput()).toEqual([]);
+    expect(ep.ackOwed).toBe(true);
+    ep.sendOwedAck(11);
+    const out = ep.drainOutput();
+    expect(out).toHaveLength(1);
+    expect(out[0].ack).toBe(cseq + 6000);
+    expect(ep.ackOwed).toBe(false);
+  });
+
+  test('inside a receive batch, an out-of-order segment is still acknowledged at once (RFC 5681 §4.2)', () => {
+    const { ep, cseq, sseq } = establish({ mss: 1000, sackPermitted: true });
+    ep.onSegment(seg({ seq: cseq, ack: sseq, payload: bytes(1000) }), 10, true);
+    ep.onSegment(seg({ seq: cseq + 2000, ack: sseq, payload: bytes(1000) }), 10, true);
+    const [dup] = ep.drainOutput();
+    expect(dup.ack).toBe(cseq + 1000);
+    expect(dup.options.sack).toEqual([[cseq + 2000, cseq + 3000]]);
+  });
+
+  test('a batch ACK that never gets its batch end goes out with the delayed-ACK timer', () => {
+    const { ep, cseq, sseq } = establish();
+    ep.onSegment(seg({ seq: cseq, ack: sseq, payload: bytes(1000) }), 10, true);
+    ep.onSegment(seg({ seq: cseq + 1000, ack: sseq, payload: bytes(1000) }), 10, true);
+    expect(ep.nextWakeAt()).toBe(10 + DELAYED_ACK_MS);
+    ep.onTimer(10 + DELAYED_ACK_MS);
+    expect(ep.drainOutput().map((s) => s.ack)).toEqual([cseq + 2000]);
+    ep.sendOwedAck(60);
+    expect(ep.drainOutput()).toEqual([]);
+  });
+
   test('an out-of-order segment draws an immediate duplicate ACK with a SACK block', () => {
     const { ep, cseq, sseq } = establish({ mss: 1000, sackPermitted: true });
     ep.onSegment(seg({ seq: cseq + 1000, ack: sseq, payload: bytes(1000) }), 10);
