@@ -1,5 +1,5 @@
-// Tunnel benchmark: bulk TCP through the tunnel and memory per idle flow and
-// peer, side by side in one run with the anchor DESIGN.md names: wireguard-go
+// Tunnel benchmark: bulk TCP through the tunnel and memory per idle flow
+// (per peer: the control group, after forced GC), side by side in one run with the anchor DESIGN.md names: wireguard-go
 // as the server with kernel forwarding and nftables masquerade. Same client
 // (wireguard-go), same origin processes, same file for every path; topology
 // in tunnel_topology.ts. Sightline is measured in both egress modes: socket
@@ -15,7 +15,7 @@ import type { BenchRow } from './table';
 import { CURL_WRITE_OUT, curlMbps, iperfMbps, type Measured } from './tunnel_parse';
 import {
   HTTP_PORT, IDLE_PORT, ORIGIN_VIA_ANCHOR, ORIGIN_VIA_ROUTED, ORIGIN_VIA_SIGHTLINE, TunnelLab,
-  execAsync, helper, rssKb, startAndWait, statusPeers, stopChild, withFdRoom, writeRandomFile, type Concentrator,
+  execAsync, helper, rssKb, startAndWait, stopChild, withFdRoom, writeRandomFile, type Concentrator,
 } from './tunnel_topology';
 
 const FILE_MB = 200;
@@ -27,7 +27,6 @@ const IDLE_FLOWS = 10_000;
 const IDLE_FLOW_CONCURRENCY = 256;
 const IDLE_FLOW_DEADLINE_MS = 40_000;
 const RECOVERY_LIMIT_MS = 30_000;
-const IDLE_PEERS = 1_000;
 const DGRAM_SIZE = 1420;
 const DGRAM_SECONDS = 3;
 
@@ -62,7 +61,6 @@ const TRANSFERS: Transfer[] = [
 const transfersFor = (passThroughOnly: boolean): Transfer[] => (passThroughOnly ? TRANSFERS.filter((x) => x.iperf) : TRANSFERS);
 
 const FLOW_MEMORY = `${S}, memory per idle TCP flow`;
-const PEER_MEMORY = `${S}, memory per idle peer`;
 const ANCHOR_FLOWS = `${A}, idle TCP flows opened`;
 
 export function benchTunnel(): Promise<BenchRow[]> {
@@ -120,13 +118,6 @@ async function measureTunnels(t: TunnelLab, rows: BenchRow[], passThroughOnly: b
   // leave the server busy for the next one.
   for (const port of [5201, 5202, 5203, 5204, 5205, 5206]) {
     await startAndWait(t.lab, t.origin, 'iperf3', ['-s', '-p', String(port), '--forceflush'], 'Server listening', 10_000);
-  }
-
-  // Memory per idle peer first, on a concentrator of its own that nothing
-  // else has touched: a heap grown by earlier tests would hide the cost.
-  if (!passThroughOnly) {
-    progress(`memory per idle peer (${IDLE_PEERS} peers)`);
-    rows.push(await peerMemory(t));
   }
 
   progress('anchor: wireguard-go server with kernel forwarding');
@@ -268,26 +259,6 @@ export async function recoveryAfterClose(t: TunnelLab, p: Path): Promise<BenchRo
   return { name, value: NaN, unit: `s (none within ${RECOVERY_LIMIT_MS / 1000} s)` };
 }
 
-async function peerMemory(t: TunnelLab): Promise<BenchRow> {
-  // A 1 MiB young generation: with the default (16 MiB semi-spaces) garbage
-  // not yet scavenged is several times the 4 MB that 1,000 peers may cost,
-  // and the RSS delta would measure allocation timing instead of peers.
-  const conc = await t.startConcentrator('peers', 51821, ['--max-semi-space-size=1']);
-  try {
-    await sleep(1000);
-    const before = rssKb(conc.pid);
-    const add = await execAsync(null, 'node', [helper('tunnel_peers'), conc.dataDir, conc.config, String(IDLE_PEERS), '10.211.2.1:51821'], 60_000, t.lab);
-    if (add.code !== 0) throw new Error(`adding ${IDLE_PEERS} peers failed: ${add.stderr.trim()}`);
-    await waitFor(`the concentrator to load ${IDLE_PEERS} peers`, () => (statusPeers(conc.dataDir).length >= IDLE_PEERS ? true : undefined), 20_000, 200);
-    await sleep(1000);
-    const after = rssKb(conc.pid);
-    if (before === null || after === null) return { name: PEER_MEMORY, value: NaN, unit: 'KB/peer (the concentrator exited)' };
-    return { name: PEER_MEMORY, value: (after - before) / IDLE_PEERS, unit: `KB/peer (${IDLE_PEERS.toLocaleString('en-US')} peers, RSS delta, 1 MiB semi-space; target < 4)` };
-  } finally {
-    await stopChild(conc.child);
-  }
-}
-
 /** Receive rate of the UDP edge on loopback, against a Node flood sender. */
 async function dgramDiagnostic(): Promise<BenchRow[]> {
   const lab = new Lab('td'); // only tracks the two processes; no namespaces
@@ -317,7 +288,7 @@ async function dgramDiagnostic(): Promise<BenchRow[]> {
 }
 
 function skippedRows(reason: string, passThroughOnly: boolean): BenchRow[] {
-  const names = [...(passThroughOnly ? [] : [PEER_MEMORY, FLOW_MEMORY]), ...transfersFor(passThroughOnly).flatMap((x) => [A, S, R].map((p) => `${p}, ${x.suffix}`))];
+  const names = [...(passThroughOnly ? [] : [FLOW_MEMORY]), ...transfersFor(passThroughOnly).flatMap((x) => [A, S, R].map((p) => `${p}, ${x.suffix}`))];
   return names.map((name) => ({ name, value: NaN, unit: reason }));
 }
 
