@@ -213,7 +213,13 @@ class FinPacer {
     for (; this.head < end; this.head++) {
       const s = this.queue[this.head];
       this.queue[this.head] = undefined as unknown as TcpEndpointStream;
-      s.deliverPeerFin();
+      // An error boundary per flow, as on the receive path this hand-off left:
+      // a failure ends that flow (its stream's error), never the turn or the process.
+      try {
+        s.deliverPeerFin();
+      } catch (err) {
+        s.destroy(err instanceof Error ? err : new Error(String(err)));
+      }
     }
     if (this.head === this.queue.length) {
       this.queue = [];

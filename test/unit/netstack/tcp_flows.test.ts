@@ -104,6 +104,21 @@ describe('TcpFlowTable close path', () => {
     expect(s.records.map((r) => r.end)).toEqual(['fin']);
   });
 
+  test("a flow whose FIN hand-off fails is ended with the error; the others' FINs still reach their origins", async () => {
+    const s = makeStack();
+    const nxt = await establish(s, [40010, 40011]);
+    const failing = s.streams[0];
+    const errors: Error[] = [];
+    failing.on('error', (e) => errors.push(e));
+    jest.spyOn(failing, 'deliverPeerFin').mockImplementation(() => {
+      throw new Error('hand-off failed');
+    });
+    const sent = await closeFromClient(s, [40011, 40010], nxt);
+    expect(failing.destroyed).toBe(true);
+    expect(errors.map((e) => e.message)).toEqual(['hand-off failed']);
+    expect(sent.filter((r) => r.flags & FIN).map((r) => r.dstPort)).toContain(40011);
+  });
+
   test("the origin's stream ending both ways does not reset a connection still in LAST-ACK", async () => {
     const s = makeStack();
     const nxt = await establish(s, [40001]);
