@@ -81,6 +81,13 @@ export class TcpEndpointStream extends Duplex {
 
   onClosed(reason: string): void {
     if (this.destroyed) return;
+    // Data that came before the reset in the same receive batch is still
+    // waiting for the batched read: the reader gets it first (a client's last
+    // TLS alert before its RST is what pinning detection reads).
+    if (this.pumpQueued && this.wantRead) {
+      this.pumpQueued = false;
+      this.pump();
+    }
     if (reason === 'fin') {
       this.peerFinished = true;
       this.pump();

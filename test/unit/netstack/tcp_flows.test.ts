@@ -7,6 +7,7 @@ import { WakeQueue, type Wakeable } from '../../../netstack/wake_queue';
 import {
   ACK, FIN, RST, SYN, IpAddress, buildTcpPacket, isWireError, parseIpPacket, TcpView, TcpRepr,
 } from '../../../netstack/wire';
+import type { TcpEndpointStream } from '../../../netstack/tcp_stream';
 import { labStackBase, stackWithSinks } from './stack_harness';
 
 const CLIENT = IpAddress.parse('10.77.0.2');
@@ -107,7 +108,7 @@ describe('TcpFlowTable close path', () => {
   test("a flow whose FIN hand-off fails is ended with the error; the others' FINs still reach their origins", async () => {
     const s = makeStack();
     const nxt = await establish(s, [40010, 40011]);
-    const failing = s.streams[0];
+    const failing = s.streams[0] as TcpEndpointStream;
     const errors: Error[] = [];
     failing.on('error', (e) => errors.push(e));
     jest.spyOn(failing, 'deliverPeerFin').mockImplementation(() => {
@@ -117,6 +118,24 @@ describe('TcpFlowTable close path', () => {
     expect(failing.destroyed).toBe(true);
     expect(errors.map((e) => e.message)).toEqual(['hand-off failed']);
     expect(sent.filter((r) => r.flags & FIN).map((r) => r.dstPort)).toContain(40011);
+  });
+
+  test("data in the same receive batch as the client's RST reaches the origin's side before the reset", async () => {
+    const s = makeStack('stays_open');
+    const nxt = await establish(s, [40020]);
+    const stream = s.streams[0];
+    const got: Buffer[] = [];
+    stream.on('data', (d: Buffer) => got.push(d));
+    stream.on('error', () => undefined);
+    const alert = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x30]); // TLS alert: fatal unknown_ca
+    const ack = nxt.get(40020) as number;
+    s.stack.beginBatch();
+    s.stack.receive(buildTcpPacket(CLIENT, ORIGIN, { srcPort: 40020, dstPort: 80, seq: CLIENT_ISN + 1, ack, flags: ACK, window: 65535, urgent: 0, options: {}, payload: alert }), owner, s.now());
+    s.stack.receive(segment(40020, CLIENT_ISN + 1 + alert.length, ack, RST | ACK), owner, s.now());
+    s.stack.endBatch(s.now());
+    await settle();
+    expect(Buffer.concat(got)).toEqual(alert);
+    expect(stream.destroyed).toBe(true);
   });
 
   test("the origin's stream ending both ways does not reset a connection still in LAST-ACK", async () => {
