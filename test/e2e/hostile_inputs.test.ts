@@ -107,7 +107,8 @@ describeE2E('hostile inputs from a tunnel client', ['ip', 'wireguard-go', 'wg', 
     const udp = hostile(alice, 'udp', ORIGIN_BROADCAST, 7);
     const tcp = hostile(alice, 'tcp', ORIGIN_BROADCAST, 80);
     await expectStillServing(alice);
-    expect({ udp: refusedOrIgnored(udp), tcp: refusedOrIgnored(tcp) }).toEqual({ udp: true, tcp: true });
+    // What came back, when it was neither an ICMP error nor silence (a reply, a connection).
+    expect([{ udp }, { tcp }].filter((r) => !refusedOrIgnored(Object.values(r)[0]))).toEqual([]);
   });
 
   test('UDP to multicast groups (224.0.0.251:5353, [ff02::fb]:5353) gets an ICMP error or nothing, and stops nothing', async () => {

@@ -47,9 +47,31 @@ export function icmpErrors(packets: Buffer[]): IcmpError[] {
   return out;
 }
 
-/** Sends the packets through the client's tunnel; the ICMP errors that come back, in order. */
+/**
+ * Sends the packets through the client's tunnel; the ICMP errors that come
+ * back about them, in order. Errors about anything else (a SYN an earlier
+ * test's client is still retransmitting) are not this probe's: each probe
+ * packet has a source port of its own, and an error quotes it.
+ */
 export function probe(c: Client, packets: Buffer[]): IcmpError[] {
-  return icmpErrors(rawExchange(c.ns, c.ifname, packets, 2000));
+  const sent = new Set(packets.map((p) => flowKey(p)));
+  return icmpErrors(rawExchange(c.ns, c.ifname, packets, 2000).filter((p) => sent.has(quotedFlowKey(p))));
+}
+
+/** Destination, protocol and the transport header's first 4 bytes (ports; type, code and checksum for ICMP) of an IP packet. */
+function flowKey(packet: Buffer): string {
+  const v4 = packet[0] >> 4 === 4;
+  const headerLen = v4 ? (packet[0] & 0x0f) * 4 : 40;
+  const dst = v4 ? packet.subarray(16, 20) : packet.subarray(24, 40);
+  const protocol = v4 ? packet[9] : packet[6];
+  return `${dst.toString('hex')}/${protocol}/${packet.subarray(headerLen, headerLen + 4).toString('hex')}`;
+}
+
+/** The flow key of the packet an ICMP error quotes ('' when `packet` is no such error). */
+function quotedFlowKey(packet: Buffer): string {
+  const pkt = parseIpPacket(packet);
+  if (isWireError(pkt) || pkt.payload.length < 8 + 20) return '';
+  return flowKey(pkt.payload.subarray(8));
 }
 
 // Source ports (and echo identifiers) of hand-built probes: each probe is its own flow.
