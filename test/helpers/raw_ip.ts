@@ -23,28 +23,51 @@ export interface IcmpError {
   aboutProtocol: number;
 }
 
-/** The ICMP/ICMPv6 errors (destination unreachable and the like) among `packets`. */
-export function icmpErrors(packets: Buffer[]): IcmpError[] {
-  const out: IcmpError[] = [];
+/** An IP header's destination, protocol and the first 4 bytes after it (ports; type, code and checksum for ICMP); null when too short. */
+function headerFields(packet: Buffer): { dst: Buffer; protocol: number; transportHead: Buffer } | null {
+  const v4 = packet[0] >> 4 === 4;
+  const headerLen = v4 ? (packet[0] & 0x0f) * 4 : 40;
+  if (packet.length < headerLen + 4) return null;
+  return {
+    dst: v4 ? packet.subarray(16, 20) : packet.subarray(24, 40),
+    protocol: v4 ? packet[9] : packet[6],
+    transportHead: packet.subarray(headerLen, headerLen + 4),
+  };
+}
+
+/** Which flow a packet (or an error's quote of it) belongs to: destination, protocol, ports. */
+function flowKey(h: { dst: Buffer; protocol: number; transportHead: Buffer }): string {
+  return `${h.dst.toString('hex')}/${h.protocol}/${h.transportHead.toString('hex')}`;
+}
+
+/** The ICMP/ICMPv6 errors (destination unreachable and the like) among `packets`, each with the flow key of what it quotes. */
+function quotingErrors(packets: Buffer[]): Array<{ error: IcmpError; about: string }> {
+  const out: Array<{ error: IcmpError; about: string }> = [];
   for (const p of packets) {
     const pkt = parseIpPacket(p);
     if (isWireError(pkt)) continue;
     const icmp = pkt.family === 4 ? pkt.protocol === IP_PROTOCOL_ICMP : pkt.protocol === IP_PROTOCOL_ICMPV6;
     // Types below 128 are errors in ICMPv6 (RFC 4443 §2.1); in ICMPv4, 3 (unreachable) is the one we meet.
     if (!icmp || pkt.payload.length < 8 + 20 || (pkt.family === 4 ? pkt.payload[0] !== 3 : pkt.payload[0] >= 128)) continue;
-    const quote = pkt.payload.subarray(8);
-    const v4 = quote[0] >> 4 === 4;
-    const dst = v4 ? quote.subarray(16, 20) : quote.subarray(24, 40);
-    if (dst.length !== (v4 ? 4 : 16)) continue;
+    const quoted = headerFields(pkt.payload.subarray(8));
+    if (quoted === null) continue;
     out.push({
-      src: IpAddress.fromBytes(pkt.src).toString(),
-      type: pkt.payload[0],
-      code: pkt.payload[1],
-      aboutDst: IpAddress.fromBytes(dst).toString(),
-      aboutProtocol: v4 ? quote[9] : quote[6],
+      error: {
+        src: IpAddress.fromBytes(pkt.src).toString(),
+        type: pkt.payload[0],
+        code: pkt.payload[1],
+        aboutDst: IpAddress.fromBytes(quoted.dst).toString(),
+        aboutProtocol: quoted.protocol,
+      },
+      about: flowKey(quoted),
     });
   }
   return out;
+}
+
+/** The ICMP/ICMPv6 errors (destination unreachable and the like) among `packets`. */
+export function icmpErrors(packets: Buffer[]): IcmpError[] {
+  return quotingErrors(packets).map((e) => e.error);
 }
 
 /**
@@ -54,24 +77,11 @@ export function icmpErrors(packets: Buffer[]): IcmpError[] {
  * packet has a source port of its own, and an error quotes it.
  */
 export function probe(c: Client, packets: Buffer[]): IcmpError[] {
-  const sent = new Set(packets.map((p) => flowKey(p)));
-  return icmpErrors(rawExchange(c.ns, c.ifname, packets, 2000).filter((p) => sent.has(quotedFlowKey(p))));
-}
-
-/** Destination, protocol and the transport header's first 4 bytes (ports; type, code and checksum for ICMP) of an IP packet. */
-function flowKey(packet: Buffer): string {
-  const v4 = packet[0] >> 4 === 4;
-  const headerLen = v4 ? (packet[0] & 0x0f) * 4 : 40;
-  const dst = v4 ? packet.subarray(16, 20) : packet.subarray(24, 40);
-  const protocol = v4 ? packet[9] : packet[6];
-  return `${dst.toString('hex')}/${protocol}/${packet.subarray(headerLen, headerLen + 4).toString('hex')}`;
-}
-
-/** The flow key of the packet an ICMP error quotes ('' when `packet` is no such error). */
-function quotedFlowKey(packet: Buffer): string {
-  const pkt = parseIpPacket(packet);
-  if (isWireError(pkt) || pkt.payload.length < 8 + 20) return '';
-  return flowKey(pkt.payload.subarray(8));
+  const sent = new Set(packets.flatMap((p) => {
+    const h = headerFields(p);
+    return h === null ? [] : [flowKey(h)];
+  }));
+  return quotingErrors(rawExchange(c.ns, c.ifname, packets, 2000)).filter((e) => sent.has(e.about)).map((e) => e.error);
 }
 
 // Source ports (and echo identifiers) of hand-built probes: each probe is its own flow.
