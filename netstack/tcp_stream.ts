@@ -202,7 +202,8 @@ export class TcpEndpointStream extends Duplex {
 const FINS_PER_TURN = 64;
 
 class FinPacer {
-  private queue: TcpEndpointStream[] = [];
+  /** Streams waiting, from `head` on; the slots before it are cleared so a delivered stream is not kept alive. */
+  private queue: Array<TcpEndpointStream | undefined> = [];
   private head = 0;
   private scheduled = false;
 
@@ -219,7 +220,8 @@ class FinPacer {
     const end = Math.min(this.queue.length, this.head + FINS_PER_TURN);
     for (; this.head < end; this.head++) {
       const s = this.queue[this.head];
-      this.queue[this.head] = undefined as unknown as TcpEndpointStream;
+      this.queue[this.head] = undefined;
+      if (s === undefined) continue;
       // An error boundary per flow, as on the receive path this hand-off left:
       // a failure ends that flow (its stream's error), never the turn or the process.
       try {
