@@ -24,7 +24,7 @@ import { ClosedFlows } from './tcp_closed_flows';
 import { TcpFlowLimits } from './tcp_flow_limits';
 import { flowRecord, type TcpFlowHandler, type TcpFlowInfo, type TcpFlowOptions } from './tcp_flow_info';
 import { openUpstream } from './tcp_upstream';
-import type { BudgetWaiter, BufferAccount } from './budget';
+import { FlowBufferShare } from './tcp_flow_share';
 
 export type { FlowRecord, TcpFlowHandler, TcpFlowInfo, TcpFlowOptions } from './tcp_flow_info';
 
@@ -47,11 +47,8 @@ interface Flow {
   /** WakeQueue slot: the deadline it is queued for (Infinity when not queued). */
   wakeAt: number;
   wakeIndex: number;
-  /** The user's buffer account (null without budgets) and what this flow has put in it. */
-  account: BufferAccount | null;
-  held: number;
-  /** Made on the first wait for buffer room (most flows never wait). */
-  waiter: BudgetWaiter | null;
+  /** Its share of the user's buffer account (null without budgets). */
+  share: FlowBufferShare | null;
   /** In the table's list of flows owing an ACK at the end of the receive batch. */
   ackQueued: boolean;
 }
@@ -161,17 +158,19 @@ export class TcpFlowTable {
     if (handler === null) return this.reset(info, syn, 'tcp_no_handler', null);
     this.limits.opened(owner.user);
     const budgets = this.opts.budgets;
-    const account = budgets ? budgets.take(owner.user) : null;
     let flow: Flow | null = null;
+    const share = budgets ? new FlowBufferShare(budgets, budgets.take(owner.user), (at) => {
+      if (flow !== null) this.roomAgain(flow, at);
+    }) : null;
     const ep = TcpEndpoint.fromSyn(syn, now, {
       mss: mssForMtu(this.opts.mtu, pkt.family === 6),
       idleTimeoutMs: this.opts.idleTimeoutMs,
       recvBufferBytes: this.opts.recvBufferBytes,
       sendBufferBytes: this.opts.sendBufferBytes,
       msl: this.opts.msl,
-      room: account ? () => (flow === null ? Infinity : this.roomFor(flow)) : undefined,
+      room: share ? () => (flow === null ? Infinity : this.roomFor(flow)) : undefined,
     });
-    const opened: Flow = { key, info, ep, stream: null, startedAt: now, endReason: null, wakeAt: Infinity, wakeIndex: -1, account, held: 0, waiter: null, ackQueued: false };
+    const opened: Flow = { key, info, ep, stream: null, startedAt: now, endReason: null, wakeAt: Infinity, wakeIndex: -1, share, ackQueued: false };
     flow = opened;
     this.flows.set(key, opened);
     this.ctx.counters.inc('tcp_flows_opened');
@@ -309,32 +308,22 @@ export class TcpFlowTable {
       const wake = flow.ep.nextWakeAt();
       if (wake === null) this.wakes.cancel(flow);
       else if (wake !== flow.wakeAt) this.wakes.schedule(flow, wake);
-      if (flow.account !== null) this.account(flow, flow.account);
+      // What the flow holds now: endpoint queues and stream buffers.
+      const s = flow.stream;
+      flow.share?.update(flow.ep.heldBytes + (s === null ? 0 : s.readableLength + s.writableLength));
     }
     this.opts.budgets?.runWakes(now);
   }
 
-  /** Brings the user's account up to date with what the flow holds now (endpoint queues and stream buffers). */
-  private account(flow: Flow, account: BufferAccount): void {
-    const s = flow.stream;
-    const held = flow.ep.heldBytes + (s === null ? 0 : s.readableLength + s.writableLength);
-    if (held === flow.held) return;
-    account.add(held - flow.held);
-    flow.held = held;
-  }
-
   private roomFor(flow: Flow): number {
-    if (flow.account === null) return Infinity;
-    const room = flow.account.room;
+    if (flow.share === null) return Infinity;
+    const room = flow.share.room;
     if (room <= 0) this.waitForRoom(flow);
     return room;
   }
 
   private waitForRoom(flow: Flow): void {
-    const { account } = flow;
-    if (account === null || this.flows.get(flow.key) !== flow) return;
-    flow.waiter ??= { account, wake: (now) => this.roomAgain(flow, now) };
-    this.opts.budgets?.wait(flow.waiter);
+    if (this.flows.get(flow.key) === flow) flow.share?.wait();
   }
 
   /** The user has buffer room again: resume writes from the upstream and reopen the window. */
@@ -417,12 +406,7 @@ export class TcpFlowTable {
     if (refused.budget > 0) counters.inc('tcp_rx_refused_budget_bytes', refused.budget);
     if (refused.oooCapacity > 0) counters.inc('tcp_ooo_refused_capacity_bytes', refused.oooCapacity);
     if (refused.oooPieces > 0) counters.inc('tcp_ooo_refused_pieces_bytes', refused.oooPieces);
-    const budgets = this.opts.budgets;
-    if (flow.account === null || budgets === undefined) return;
-    flow.account.add(-flow.held);
-    flow.held = 0;
-    if (flow.waiter !== null) budgets.forget(flow.waiter);
-    budgets.release(flow.account);
+    flow.share?.release();
   }
 
   /**

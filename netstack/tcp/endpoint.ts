@@ -9,9 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { ACK, FIN, PSH, RST, SYN, TcpRepr } from '../wire/tcp';
 import { ChallengeAckLimiter, ackTooOld, rstAction, segmentAcceptable } from './acceptance';
 import { NewReno } from './congestion';
-import { DEFAULT_RECV_BUFFER_BYTES, DELAYED_ACK_MS, SYNACK_RETRIES, TcpEndpointOptions } from './config';
+import { DEFAULT_RECV_BUFFER_BYTES, SYNACK_RETRIES, TcpEndpointOptions } from './config';
 import { MAX_WINDOW_FIELD, Negotiated, negotiate, rstForUnknownSegment, segmentLength } from './options';
-import { DATA_DUPLICATE, DATA_FILLED_HOLE, DATA_FIN, DATA_NEW, DATA_OUT_OF_ORDER, DATA_REFUSED, Receiver } from './receiver';
+import { DATA_FIN, DATA_NEW, Receiver } from './receiver';
 import { INITIAL_RTO_MS, RttEstimator } from './retransmit';
 import { DEFAULT_SEND_BUFFER_BYTES, SendBuffer } from './send_buffer';
 import { SegmentSink } from './send_queue';
@@ -321,7 +321,6 @@ export class TcpEndpoint implements SegmentSink {
     const r = this.rcv.onData(seq, seg.payload, fin);
     if (r & DATA_NEW) {
       this.stats.bytesIn += this.rcv.buffered - queuedBefore;
-      this.tx.unackedSegments++;
       if (!this.readablePending) {
         this.readablePending = true;
         this.events.push({ type: 'readable' });
@@ -333,19 +332,7 @@ export class TcpEndpoint implements SegmentSink {
       else if (this.st === 'FIN-WAIT-1') this.st = 'CLOSING';
       else if (this.st === 'FIN-WAIT-2') this.enterTimeWait(now);
     }
-    // RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK out-of-order, duplicate, hole-filling
-    // data and FIN at once; otherwise every second full segment or after 40 ms.
-    const immediate = (r & (DATA_OUT_OF_ORDER | DATA_DUPLICATE | DATA_FIN | DATA_FILLED_HOLE | DATA_REFUSED)) !== 0
-      || (r & DATA_NEW) === 0;
-    // The ACK rides on data if flush() sends any; otherwise flush() sends it alone.
-    if (immediate || (this.tx.unackedSegments >= 2 && !this.inBatch)) {
-      this.tx.ackPending = true;
-    } else {
-      // In a batch, one ACK at its end (sendOwedAck) covers all its in-order segments, as
-      // Linux ACKs a GRO batch; the delayed-ACK timer stays armed in case the end never comes.
-      if (this.tx.unackedSegments >= 2) this.tx.ackOwed = true;
-      this.timers.delackAt(now + DELAYED_ACK_MS);
-    }
+    this.tx.dataReceived(r, this.inBatch, now);
   }
 
   /** An ACK held for the end of a receive batch (see onSegment). */

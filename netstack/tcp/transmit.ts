@@ -1,9 +1,11 @@
 // What one endpoint sends: every segment it emits is built here, with the
 // current ACK, window, timestamps and SACK blocks (RFC 9293 §3.8.6, RFC 7323,
-// RFC 2018), and the ACK state that sending a segment clears.
+// RFC 2018), when received data is acknowledged (RFC 9293 §3.8.6.3, RFC 5681
+// §4.2), and the ACK state that sending a segment clears.
 import { ACK, RST, SYN, TcpOptions, TcpRepr } from '../wire/tcp';
 import { MAX_WINDOW_FIELD, Negotiated } from './options';
-import { Receiver } from './receiver';
+import { DELAYED_ACK_MS } from './config';
+import { DATA_DUPLICATE, DATA_FILLED_HOLE, DATA_FIN, DATA_NEW, DATA_OUT_OF_ORDER, DATA_REFUSED, Receiver } from './receiver';
 import { Seq, seqAdd } from './seq';
 import { TcpStats, TimerSet } from './timers';
 import { Timestamps } from './timestamps';
@@ -37,6 +39,27 @@ export class Transmitter {
     const o = this.out;
     this.out = [];
     return o;
+  }
+
+  /**
+   * Received text or FIN was handled with result `r` (Receiver.onData flags).
+   * Out-of-order, duplicate and hole-filling data and a FIN are ACKed at once;
+   * otherwise every second full segment or after DELAYED_ACK_MS. The ACK rides
+   * on data if the endpoint's flush sends any, else it goes alone. `inBatch`:
+   * one ACK at the end of the receive batch (sendOwedAck) covers all its
+   * in-order segments, as Linux ACKs a GRO batch; the delayed-ACK timer stays
+   * armed in case the end never comes.
+   */
+  dataReceived(r: number, inBatch: boolean, now: number): void {
+    if (r & DATA_NEW) this.unackedSegments++;
+    const immediate = (r & (DATA_OUT_OF_ORDER | DATA_DUPLICATE | DATA_FIN | DATA_FILLED_HOLE | DATA_REFUSED)) !== 0
+      || (r & DATA_NEW) === 0;
+    if (immediate || (this.unackedSegments >= 2 && !inBatch)) {
+      this.ackPending = true;
+    } else {
+      if (this.unackedSegments >= 2) this.ackOwed = true;
+      this.timers.delackAt(now + DELAYED_ACK_MS);
+    }
   }
 
   /** A segment built elsewhere (the reset of a closed flow), queued as it is and not counted. */
