@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { REFUSAL_LINGER_MS, alertRecord } from './alerts';
 import { ClientHandshakeEnd, rejectionAlertOf } from './pinning';
+import { TLS_HIGH_WATER_MARK } from './tls_record';
 
 export { ALERT_ACCESS_DENIED, ALERT_HANDSHAKE_FAILURE, ALERT_INTERNAL_ERROR, alertRecord } from './alerts';
 
@@ -44,11 +45,14 @@ export function startClientTls(client: Duplex, replay: Buffer, context: tls.Secu
     return null;
   }
   client.unshift(replay);
-  const socket = new tls.TLSSocket(client, {
+  // highWaterMark is passed on to the stream by node's TLSSocket, but missing from its typings.
+  const options: tls.TLSSocketOptions & { highWaterMark: number } = {
     isServer: true,
     secureContext: context,
     ALPNProtocols: alpn ? [alpn] : undefined,
-  });
+    highWaterMark: TLS_HIGH_WATER_MARK,
+  };
+  const socket = new tls.TLSSocket(client, options);
   let settled = false;
   const settle = (r: ClientTlsEnd): void => {
     if (settled) return;

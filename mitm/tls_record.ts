@@ -9,6 +9,15 @@ export const RECORD_HEADER_LEN = 5;
 /** RFC 8446 §5.1: TLSPlaintext.length MUST NOT exceed 2^14. */
 export const MAX_PLAINTEXT_LEN = 1 << 14;
 export const HANDSHAKE_HEADER_LEN = 4;
+/**
+ * What each TLS socket of an inspected flow buffers before the relay pauses
+ * the other side. With node's 16 KB, one record's plaintext (MAX_PLAINTEXT_LEN)
+ * reached the mark while its write was in flight, so the relay paused and
+ * resumed the other side's reading once per record. As much as the TCP
+ * stack's stream buffers for writes (tcp_stream.ts), so a flow under
+ * backpressure holds at most 48 KB more per direction than before.
+ */
+export const TLS_HIGH_WATER_MARK = 4 * MAX_PLAINTEXT_LEN;
 
 // RFC 8446 §5.1 ContentType.
 export const CONTENT_TYPE_CHANGE_CIPHER_SPEC = 20;

@@ -27,6 +27,7 @@ import type { HttpFetcher } from './http_fetch';
 import { OcspCache, RevocationMode, RevocationResult, checkRevocation } from './revocation';
 import type { TrustStore } from './trust_store';
 import { VALIDATION_FAILURES } from './validate';
+import { TLS_HIGH_WATER_MARK } from '../tls_record';
 
 /** Why an upstream was not accepted: a validation verdict, or no TLS session to judge (docs/log-schema.json lists them). */
 export const UPSTREAM_ERRORS = [...VALIDATION_FAILURES, 'connect_failed', 'tls_handshake_failed', 'timeout', 'client_certificate_required'] as const;
@@ -122,8 +123,8 @@ export function secureUpstream(raw: Duplex, opts: SecureUpstreamOptions): Promis
   return new Promise((resolve) => {
     let stapled: Buffer | null = null;
     let settled = false;
-    // requestOCSP is honoured by tls.connect (passed to TLSSocket) but missing from ConnectionOptions' typings.
-    const options: tls.ConnectionOptions & Pick<tls.TLSSocketOptions, 'requestOCSP'> = {
+    // requestOCSP and highWaterMark are honoured by tls.connect (passed to TLSSocket) but missing from ConnectionOptions' typings.
+    const options: tls.ConnectionOptions & Pick<tls.TLSSocketOptions, 'requestOCSP'> & { highWaterMark: number } = {
       socket: raw,
       // RFC 6066 3 forbids IP literals in SNI; such a name is still checked, against IP SANs.
       servername: opts.servername && isIP(opts.servername) === 0 ? opts.servername : undefined,
@@ -131,6 +132,7 @@ export function secureUpstream(raw: Duplex, opts: SecureUpstreamOptions): Promis
       rejectUnauthorized: false,
       secureContext: upstreamContext(),
       requestOCSP: true,
+      highWaterMark: TLS_HIGH_WATER_MARK,
     };
     const socket = tls.connect(options);
     const settle = (result: UpstreamConnection | SecureUpstreamFailure): void => {

@@ -11,6 +11,7 @@
 //                                    most MS; counts completed and failed ones
 //   first IP CA MS NAME...           per name: time to the response headers of
 //                                    the first request ever, then of two repeats
+//   warm IP CA NAME...               one request per name, nothing timed
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import type { TLSSocket } from 'node:tls';
@@ -113,6 +114,20 @@ async function first(t: Omit<Target, 'name'>, limitMs: number, names: string[]):
   return { samples, firstError };
 }
 
+async function warm(t: Omit<Target, 'name'>, names: string[]): Promise<object> {
+  let failed = 0;
+  let firstError: string | null = null;
+  for (const name of names) {
+    try {
+      await get({ ...t, name });
+    } catch (err) {
+      failed++;
+      firstError ??= (err as Error).message;
+    }
+  }
+  return { done: names.length - failed, failed, firstError };
+}
+
 async function main(): Promise<void> {
   const [mode, ...a] = process.argv.slice(2);
   const base = (ip: string, name: string, caFile: string): Target => ({ ip, name, ca: readFileSync(caFile), verify: true });
@@ -120,7 +135,8 @@ async function main(): Promise<void> {
   if (mode === 'probe' && a.length === 3) out = await probe(base(a[0], a[1], a[2]));
   else if (mode === 'conns' && a.length === 6) out = await conns(base(a[0], a[1], a[2]), Number(a[3]), Number(a[4]), Number(a[5]));
   else if (mode === 'first' && a.length >= 4) out = await first(base(a[0], '', a[1]), Number(a[2]), a.slice(3));
-  else throw new Error('usage: inspect_client probe IP NAME CA | conns IP NAME CA COUNT POOL MS | first IP CA MS NAME...');
+  else if (mode === 'warm' && a.length >= 3) out = await warm(base(a[0], '', a[1]), a.slice(2));
+  else throw new Error('usage: inspect_client probe IP NAME CA | conns IP NAME CA COUNT POOL MS | first IP CA MS NAME... | warm IP CA NAME...');
   process.stdout.write(JSON.stringify(out) + '\n');
 }
 

@@ -22,6 +22,8 @@ export interface OriginPki {
   certDir: string;
   /** Names with a certificate of their own, for first-visit measurements. */
   visitNames: string[];
+  /** More such names, visited once before the measured ones (inspect.ts says why). */
+  warmNames: string[];
 }
 
 // One config for every openssl call; sections chosen with -extensions.
@@ -50,8 +52,8 @@ authorityKeyIdentifier = keyid
 
 const DAYS = '30';
 
-/** The origin's PKI under `dir`, with `visitCount` extra names hN.bench.test. */
-export function makeOriginPki(dir: string, visitCount: number): OriginPki {
+/** The origin's PKI under `dir`, with `visitCount` extra names hN.bench.test and `warmCount` more wN.bench.test. */
+export function makeOriginPki(dir: string, visitCount: number, warmCount = 0): OriginPki {
   mkdirSync(dir, { recursive: true });
   const cnf = join(dir, 'openssl.cnf');
   writeFileSync(cnf, OPENSSL_CNF);
@@ -67,13 +69,14 @@ export function makeOriginPki(dir: string, visitCount: number): OriginPki {
   openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', join(certDir, 'leaf.key')], env);
   const intPem = readFileSync(f('int.crt'), 'utf8');
   const visitNames = Array.from({ length: visitCount }, (_, i) => `h${i}.bench.test`);
-  for (const name of [ORIGIN_NAME, ...visitNames]) {
+  const warmNames = Array.from({ length: warmCount }, (_, i) => `w${i}.bench.test`);
+  for (const name of [ORIGIN_NAME, ...visitNames, ...warmNames]) {
     const leaf = join(certDir, `${name}.leaf`);
     openssl(['req', '-config', cnf, '-x509', '-new', '-key', join(certDir, 'leaf.key'), '-out', leaf, '-CA', f('int.crt'), '-CAkey', f('int.key'),
       '-subj', `/CN=${name}`, '-days', DAYS, '-extensions', 'leaf'], { SAN: name });
     writeFileSync(join(certDir, `${name}.crt`), readFileSync(leaf, 'utf8') + intPem);
   }
-  return { rootCrt: f('root.crt'), certDir, visitNames };
+  return { rootCrt: f('root.crt'), certDir, visitNames, warmNames };
 }
 
 /** A company CA for Squid's ssl-bump (certificate and key in one PEM file each). */

@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { LoadedCa, initCa, loadCa } from '../../mitm/ca';
 import * as tls from 'node:tls';
-import { DEFAULT_PREPARED_CONTEXTS, LeafContexts, REFILL_INTERVAL_MS } from '../../mitm/leaf_contexts';
+import { DEFAULT_PREPARED_CONTEXTS, LeafContexts, type NativeContext, REFILL_INTERVAL_MS } from '../../mitm/leaf_contexts';
 import { LeafMinter, UpstreamNames } from '../../mitm/mint';
 import type { BenchRow } from './table';
 
@@ -86,6 +86,14 @@ export async function benchMint(): Promise<BenchRow[]> {
     timeEach(CONTEXT_WARMUP, (i) => contexts.for(minter.mint(hostNames(i, 'prepared-warmup'), { now })));
     const prepared = timeEach(CONTEXT_HOSTS, (i) => contexts.for(minter.mint(hostNames(i, 'prepared'), { now })));
 
+    // What loading the leaf costs, next to one X.509 decode: node's setCert decodes the leaf twice (PEM
+    // read, then a copy kept for getCertificate()), and OpenSSL 3.0 decodes each public key through its
+    // provider decoders, which is most of the time.
+    const loadLeaves = Array.from({ length: CONTEXT_HOSTS }, (_, i) => minter.mint(hostNames(i, 'load'), { now }));
+    const loadContexts = Array.from({ length: CONTEXT_HOSTS }, () => tls.createSecureContext({ key: minter.keyPem, minVersion: 'TLSv1.2' }));
+    const setCert = timeEach(CONTEXT_HOSTS, (i) => (loadContexts[i].context as NativeContext).setCert(loadLeaves[i].chainPem));
+    const decode = timeEach(CONTEXT_HOSTS, (i) => new X509Certificate(loadLeaves[i].certDer));
+
     const rsaMinter = new LeafMinter(rsa.ca);
     timeEach(20, (i) => rsaMinter.mint(hostNames(i, 'rsawarm'), { now }));
     const rsaCold = timeEach(RSA_CA_HOSTS, (i) => rsaMinter.mint(hostNames(i, 'rsa'), { now }));
@@ -103,6 +111,8 @@ export async function benchMint(): Promise<BenchRow[]> {
         anchor: 'first visit: cold mint + TLS context from scratch (key as PEM), mean',
       },
       { name: 'first visit: cold mint + prepared TLS context, p99', value: p99(prepared), unit: 'us' },
+      { name: 'loading the leaf into a prepared context (setCert), mean', value: mean(setCert), unit: 'us', anchor: 'first visit: cold mint + prepared TLS context, mean' },
+      { name: 'one X.509 decode (X509Certificate from DER), mean', value: mean(decode), unit: 'us', anchor: 'loading the leaf into a prepared context (setCert), mean' },
       { name: 'cold mint, RSA-3072 CA, mean', value: mean(rsaCold), unit: 'us', anchor: 'cold mint, P-256 CA, mean' },
       { name: 'cold mint, RSA-3072 CA, p99', value: p99(rsaCold), unit: 'us' },
     ];
