@@ -59,17 +59,22 @@ interface FirstJson {
 }
 
 /**
- * What a first visit adds: per name, the first request's time to response
- * headers minus the faster of two repeats (same name, fresh connection, leaf
- * cached); the median over names. Taking the faster repeat errs toward a
+ * What a first visit adds, over the client's outputs of every batch: per
+ * name, the first request's time to response headers minus the faster of two
+ * repeats (same name, fresh connection, leaf cached); the median over names. Taking the faster repeat errs toward a
  * larger added latency, never a smaller one.
  */
-export function firstVisitExtraMs(stdout: string): Measured {
-  const f = parseJson<FirstJson>(stdout);
-  if (f === null) return { ok: false, reason: `client printed no JSON: ${stdout.trim().slice(0, 120) || '(empty)'}` };
-  if (f.error !== undefined) return { ok: false, reason: f.error };
-  const extras = (f.samples ?? []).filter((s) => s.warmMs.length > 0).map((s) => s.firstMs - Math.min(...s.warmMs));
-  if (extras.length === 0) return { ok: false, reason: `no name answered${f.firstError ? ` (${f.firstError})` : ''}` };
+export function firstVisitExtraMs(outputs: string[]): Measured {
+  const extras: number[] = [];
+  let firstError: string | null = null;
+  for (const stdout of outputs) {
+    const f = parseJson<FirstJson>(stdout);
+    if (f === null) return { ok: false, reason: `client printed no JSON: ${stdout.trim().slice(0, 120) || '(empty)'}` };
+    if (f.error !== undefined) return { ok: false, reason: f.error };
+    for (const s of f.samples ?? []) if (s.warmMs.length > 0) extras.push(s.firstMs - Math.min(...s.warmMs));
+    firstError ??= f.firstError ?? null;
+  }
+  if (extras.length === 0) return { ok: false, reason: `no name answered${firstError ? ` (${firstError})` : ''}` };
   return { ok: true, value: median(extras), note: `median of ${extras.length} names` };
 }
 
