@@ -9,11 +9,13 @@
 // getCertificate() returns, and OpenSSL 3.0 decodes each public key through
 // its provider decoders; node has no way to load a certificate with fewer).
 // A prepared context's first handshake costs no more than its later ones
-// (200 alternating pairs on loopback: medians within 0.06 ms). The pool is refilled once first visits pause (a page opens its
-// new hosts in a burst), one context at a time, spaced out: right away, or
-// all at once, the refill would land on the very handshakes the prepared
-// contexts were meant to speed up. Below half full it refills even while
-// first visits go on, so a steady stream of them never runs it dry.
+// (200 alternating pairs on loopback: medians within 0.06 ms).
+//
+// The pool is refilled once first visits pause (a page opens its new hosts
+// in a burst), one context at a time, spaced out: right away, or all at once,
+// the refill would land on the very handshakes the prepared contexts were
+// meant to speed up. Below half full it refills even while first visits go
+// on, so a steady stream of them never runs it dry.
 //
 // All contexts of a key share one set of session-ticket keys: a client that
 // resumes (RFC 8446 §2.2) skips the certificate and the signature, also
