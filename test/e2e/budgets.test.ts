@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { describeE2E } from '../helpers/e2e';
+import { userRecords } from '../helpers/inspect_client';
 import { ORIGIN_V4, ROOT, Topology, type Client } from '../helpers/topology';
 import { patternDigest } from '../../scripts/lab/origin_server';
 import { sleep, waitFor } from '../../scripts/lab/netns';
@@ -91,12 +92,7 @@ describeE2E('buffer budgets per user', ['ip', 'wireguard-go', 'wg', 'wg-quick', 
     expect(s.buffers?.users.alice ?? 0).toBeLessThan(BUDGET + SLOW_FLOWS * 192 * 1024);
     expect(s.counters.stack.tcp_flow_refused_concentrator_budget).toBeUndefined();
 
-    const logFile = join(t.dataDir, 'logs', 'alice.ndjson');
-    const record = await waitFor('flow_refused in alice\'s log', () => {
-      if (!existsSync(logFile)) return undefined;
-      return readFileSync(logFile, 'utf8').split('\n').filter(Boolean)
-        .map((l) => JSON.parse(l) as Record<string, unknown>).find((x) => x.type === 'flow_refused');
-    }, 15_000, 200);
+    const record = await waitFor('flow_refused in alice\'s log', () => userRecords(t.dataDir, 'alice').find((x) => x.type === 'flow_refused'), 15_000, 200);
     expect(record).toMatchObject({ user: 'alice', reason: 'user_buffer_budget', proto: 'tcp', dst: ORIGIN_V4, dstPort: 80, limitBytes: BUDGET });
     const bobLog = join(t.dataDir, 'logs', 'bob.ndjson');
     if (existsSync(bobLog)) expect(readFileSync(bobLog, 'utf8')).not.toContain('flow_refused');

@@ -8,6 +8,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeE2E } from '../helpers/e2e';
+import { userRecords } from '../helpers/inspect_client';
 import { probe, tcpSyn, udpProbe as udp } from '../helpers/raw_ip';
 import { CONC_ORIGIN_V4, CONC_ORIGIN_V6, ORIGIN_V4, SERVER_V4, SERVER_V6, Topology, startUdpEcho, udpExchange, type Client } from '../helpers/topology';
 import { sleep, waitFor } from '../../scripts/lab/netns';
@@ -85,17 +86,8 @@ describeE2E('egress guard: what a tunnel user cannot reach', ['ip', 'wireguard-g
     return read();
   }
 
-  function logRecords(user: string): Array<Record<string, unknown>> {
-    try {
-      const text = readFileSync(join(t.dataDir, 'logs', `${user}.ndjson`), 'utf8');
-      return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-    } catch {
-      return [];
-    }
-  }
-
   function deniedRecords(user: string): DeniedRecord[] {
-    return logRecords(user).filter((r) => r.type === 'egress_denied') as unknown as DeniedRecord[];
+    return userRecords(t.dataDir, user).filter((r) => r.type === 'egress_denied') as unknown as DeniedRecord[];
   }
 
   /** Waits for the user's log to hold an egress_denied record matching `want`. */
@@ -168,7 +160,7 @@ describeE2E('egress guard: what a tunnel user cannot reach', ['ip', 'wireguard-g
     const curl = alice.ns.exec('curl', ['-sS', '--max-time', '10', '--cacert', companyCa, '--resolve', `${AIA_SITE}:443:${ORIGIN_V4}`, `https://${AIA_SITE}/`]);
     expect(curl.code).not.toBe(0);
     await expectDenied('alice', { proto: 'tcp', dst: METADATA, dstPort: 80, reason: 'link_local', path: 'fetch' });
-    await waitFor('tls_upstream_rejected incomplete_chain', () => (logRecords('alice').some((r) => r.type === 'tls_upstream_rejected' && r.reason === 'incomplete_chain') ? true : undefined));
+    await waitFor('tls_upstream_rejected incomplete_chain', () => (userRecords(t.dataDir, 'alice').some((r) => r.type === 'tls_upstream_rejected' && r.reason === 'incomplete_chain') ? true : undefined));
     expect(await settled(() => originRequests)).not.toContain(AIA_PATH);
     expect(ordinaryTrafficWorks(alice)).toBe(true);
   });

@@ -31,7 +31,7 @@ export function curl(c: Client, site: Site, opts: CurlOptions): ExecResult {
 
 export type UserRecord = Record<string, unknown> & { type: string };
 
-/** Every record in DATA_DIR/logs/<user>.ndjson so far. */
+/** Every record in DATA_DIR/logs/<user>.ndjson written in full so far. */
 export function userRecords(dataDir: string, user: string): UserRecord[] {
   let text = '';
   try {
@@ -39,7 +39,9 @@ export function userRecords(dataDir: string, user: string): UserRecord[] {
   } catch {
     return [];
   }
-  return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as UserRecord);
+  // The concentrator appends while the test reads: a last line without its newline is still being written.
+  const complete = text.slice(0, text.lastIndexOf('\n') + 1);
+  return complete.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as UserRecord);
 }
 
 /** Waits (records are written asynchronously) for a record matching `pred`. */
