@@ -107,7 +107,7 @@ describeE2E('users and devices with wireguard-go clients', ['ip', 'wireguard-go'
     expect(ping(bob, SERVER_V4)).toBe(true);
 
     await waitFor('the origin to see the held flow closed', () => (originLog().includes('closed') ? true : undefined), 10_000);
-    const cut = t.concOutput.split('\n').find((l) => l.includes('"msg":"tunnel cut"') && l.includes('"peer":"alice"'));
+    const cut = (await t.outputMatching('the cut logged', /"peer":"alice"[^\n]*"msg":"tunnel cut"/)).split('\n').find((l) => l.includes('"msg":"tunnel cut"') && l.includes('"peer":"alice"'));
     expect(cut).toMatch(/"reason":"disabled".*"tcpFlows":1/);
   });
 

@@ -114,6 +114,15 @@ export class Topology {
     return JSON.parse(readFileSync(join(this.dataDir, 'status.json'), 'utf8')) as StatusJson;
   }
 
+  /**
+   * Waits until the concentrator's output (both streams, every run so far) matches `pattern`.
+   * Its log is written asynchronously, so a line may still be on its way after the banner
+   * or after a synchronous probe: read it through this, not straight from concOutput.
+   */
+  async outputMatching(what: string, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+    return waitFor(what, () => (pattern.test(this.concOutput) ? this.concOutput : undefined), timeoutMs, 100);
+  }
+
   /** Waits for the next status.json that satisfies pred. */
   async statusWhere(what: string, pred: (s: StatusJson) => boolean, timeoutMs = 10_000): Promise<StatusJson> {
     return waitFor(what, () => {
