@@ -4,17 +4,19 @@
   # native/napi_poll.c is the event-loop plumbing both share.
   "targets": [
     {
-      # Batched UDP socket for the WireGuard edge: recvmmsg/sendmmsg, UDP GRO/GSO.
+      # Batched UDP socket for the WireGuard edge: recvmmsg/sendmmsg, UDP GRO/GSO, and
+      # transport messages sealed into its send queue with the OpenSSL Node links (seal.h).
       "target_name": "udp_native",
       "sources": [
         "vpn/edge/udp_native/src/udp_native.c",
         "vpn/edge/udp_native/src/batch_io.c",
+        "vpn/edge/udp_native/src/seal.c",
         "native/napi_poll.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "conditions": [
-        ["OS!='linux'", { "type": "none", "sources!": ["vpn/edge/udp_native/src/udp_native.c", "vpn/edge/udp_native/src/batch_io.c", "native/napi_poll.c"] }]
+        ["OS!='linux'", { "type": "none", "sources!": ["vpn/edge/udp_native/src/udp_native.c", "vpn/edge/udp_native/src/batch_io.c", "vpn/edge/udp_native/src/seal.c", "native/napi_poll.c"] }]
       ]
     },
     {

@@ -46,7 +46,7 @@ async function main(): Promise<void> {
     let got = false;
     const device = new WgDevice({ privateKey: PrivateKey.fromBase64(c.key), wallClock: Date.now });
     const route = (out: DeviceOutput): void => {
-      for (let d = 0; d < out.datagrams.length; d++) sock.send(out.datagrams[d], out.endpoints[d].port, out.endpoints[d].address);
+      for (let d = 0; d < out.datagrams.length; d++) sock.send(out.bytes(d), out.endpoints[d].port, out.endpoints[d].address);
       if (out.packet === null || got) return;
       got = true;
       if (++connected === input.clients.length) process.stdout.write(`${JSON.stringify({ connected, ms: Date.now() - started })}\n`);

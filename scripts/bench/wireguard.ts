@@ -42,10 +42,12 @@ function backToBack(): Pair {
       const to = from === a ? b : a;
       const src = from === a ? epA : epB;
       if (n > 1) {
-        for (const data of out.datagrams.slice()) run(to, to.receive(data, src, clock.now));
+        // Sealed now: the records of `out` are reused by the sender's next call.
+        const sealed = out.datagrams.map((_, i) => out.bytes(i));
+        for (const data of sealed) run(to, to.receive(data, src, clock.now));
         return;
       }
-      out = to.receive(out.datagrams[0], src, clock.now);
+      out = to.receive(out.bytes(0), src, clock.now);
       from = to;
     }
   };

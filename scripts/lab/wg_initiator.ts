@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   const device = new WgDevice({ privateKey: key, wallClock: Date.now });
   const edge: UdpEdge = await UdpEdge.listen({ port: 0, onDatagram: (d, from) => route(device.receive(d, from, performance.now())), onError: () => undefined });
   const route = (out: DeviceOutput): void => {
-    for (let i = 0; i < out.datagrams.length; i++) edge.send(out.datagrams[i], out.endpoints[i]);
+    for (let i = 0; i < out.datagrams.length; i++) edge.sendDatagram(out.datagrams[i], out.endpoints[i]);
     if (out.packet === null) return;
     const pkt = parseIpPacket(out.packet);
     if (!isWireError(pkt) && IpAddress.fromBytes(pkt.src).toString() === peerIp) {

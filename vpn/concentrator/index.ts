@@ -213,8 +213,9 @@ export class Concentrator {
    */
   private route(out: DeviceOutput<PeerTag>, now: number): void {
     for (let i = 0; i < out.datagrams.length; i++) {
-      this.bytesOut += out.datagrams[i].length;
-      this.edge?.send(out.datagrams[i], out.endpoints[i]);
+      const d = out.datagrams[i];
+      this.bytesOut += d instanceof Uint8Array ? d.length : d.sealedLength;
+      this.edge?.sendDatagram(d, out.endpoints[i]);
     }
     for (const e of out.events) this.onDeviceEvent(e);
     this.arm(out.wakeAt);

@@ -30,10 +30,24 @@ export interface UdpEdgeOptions {
   batched?: boolean;
 }
 
+/**
+ * A WireGuard transport message numbered but not sealed (the device's
+ * OutboundTransport): the batched socket seals it into its send queue.
+ */
+export interface UnsealedTransport {
+  readonly packet: Uint8Array;
+  readonly key: Uint8Array;
+  readonly receiverIndex: number;
+  readonly counterLo: number;
+  readonly counterHi: number;
+  seal(): Buffer;
+}
+
 interface EdgeIo {
   readonly port: number;
   readonly address: string;
   send(data: Buffer, to: Endpoint): void;
+  sendTransport(t: UnsealedTransport, to: Endpoint): void;
   close(): Promise<void>;
 }
 
@@ -88,6 +102,13 @@ export class UdpEdge {
       send: (data, to) => {
         sock.send(data, to.address, to.port);
       },
+      sendTransport: sock.seals
+        ? (t, to) => {
+          sock.sealSend(t.packet, t.key, t.receiverIndex, t.counterLo, t.counterHi, to.address, to.port);
+        }
+        : (t, to) => {
+          sock.send(t.seal(), to.address, to.port);
+        },
       close: () => sock.close(),
     };
     return new UdpEdge(io, type === 'udp6', 'batched');
@@ -132,19 +153,26 @@ export class UdpEdge {
     this.io.send(data, to);
   }
 
+  /** Bytes as they are, or a transport message sealed on the way out (by the addon when it can). */
+  sendDatagram(d: Buffer | UnsealedTransport, to: Endpoint): void {
+    if (d instanceof Uint8Array) this.io.send(d, to);
+    else this.io.sendTransport(d, to);
+  }
+
   close(): Promise<void> {
     return this.io.close();
   }
 }
 
 function dgramIo(socket: Socket, dualStack: boolean, onError: (err: Error) => void): EdgeIo {
-  return {
+  const io: EdgeIo = {
     get port() {
       return socket.address().port;
     },
     get address() {
       return socket.address().address;
     },
+    sendTransport: (t, to) => io.send(t.seal(), to),
     send: (data, to) => {
       // Like the batched path, never throws (a closed socket, an address of the other family): reported instead.
       try {
@@ -155,6 +183,7 @@ function dgramIo(socket: Socket, dualStack: boolean, onError: (err: Error) => vo
     },
     close: () => new Promise((resolve) => socket.close(() => resolve())),
   };
+  return io;
 }
 
 function reportFallback(opts: UdpEdgeOptions, reason: string): void {

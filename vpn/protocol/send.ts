@@ -7,7 +7,6 @@ import type { Endpoint } from './endpoint';
 import type { Keypair } from './keypair';
 import { createInitiation, tai64n } from './noise';
 import type { WgPeer } from './peer';
-import { sealTransport } from './transport';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -26,14 +25,13 @@ export function sendPacket<T>(core: DeviceCore<T>, peer: WgPeer<T>, packet: Buff
 }
 
 function sendTransport<T>(core: DeviceCore<T>, peer: WgPeer<T>, kp: Keypair, packet: Buffer, now: number): void {
-  const msg = sealTransport(kp, packet);
-  peer.txBytes += msg.length;
+  const msg = core.out.sendTransport(kp, packet, peer.endpoint as Endpoint);
+  peer.txBytes += msg.sealedLength;
   const t = peer.timers;
   if (kp.sendExhausted()) t.sendExhausted(now);
   t.anyAuthenticatedPacketTraversal(now);
   t.anyAuthenticatedPacketSent();
   if (packet.length !== 0) t.dataSent(now);
-  core.out.sendDatagram(msg, peer.endpoint as Endpoint);
 }
 
 /** wireguard-go SendStagedPackets: flush the queue with the current keypair, or handshake for one. */

@@ -19,31 +19,72 @@ const nonce = Buffer.alloc(12);
 // download's profile). The edge copies what it sends, so a slab is only kept
 // alive by messages someone still holds; every byte is written below.
 const sealed = new PacketArena();
+const EMPTY = Buffer.alloc(0);
 
 /**
- * Encrypts `packet` (zero-padded to a multiple of 16, §5.4.6) as a transport
- * message with the keypair's next counter, then advances the counter. The
- * caller has checked that the keypair may still send.
+ * A transport message the device has numbered (keypair, counter) but not yet
+ * sealed. Sealing is a pure function of these fields, so it runs where the
+ * message is written: the batched edge seals into its send queue (one copy,
+ * no sealed Buffer in JavaScript), anything else calls `seal()`. This is
+ * wireguard-go's split: its send path numbers an element, its encryption
+ * workers seal it. Valid until the device's next call (DeviceOutput reuses it).
  */
-export function sealTransport(keypair: Keypair, packet: Uint8Array): Buffer {
-  const len = packet.length;
-  const padded = (len + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1);
-  const out = sealed.take(TRANSPORT_CONTENT + padded + AEAD_TAG_LEN);
-  out.writeUInt32LE(MESSAGE_TRANSPORT, 0);
-  out.writeUInt32LE(keypair.remoteIndex, TRANSPORT_RECEIVER);
-  out.writeUInt32LE(keypair.sendCounterLo, TRANSPORT_COUNTER);
-  out.writeUInt32LE(keypair.sendCounterHi, TRANSPORT_COUNTER + 4);
-  out.set(packet, TRANSPORT_CONTENT);
-  if (padded !== len) out.fill(0, TRANSPORT_CONTENT + len, TRANSPORT_CONTENT + padded);
-  nonce.writeUInt32LE(keypair.sendCounterLo, 4);
-  nonce.writeUInt32LE(keypair.sendCounterHi, 8);
-  sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
-    out.subarray(TRANSPORT_CONTENT),
-    out.subarray(TRANSPORT_CONTENT, TRANSPORT_CONTENT + padded),
-    null, null, nonce, keypair.sendKey,
-  );
+export class OutboundTransport {
+  packet: Uint8Array = EMPTY;
+  key: Buffer = EMPTY;
+  receiverIndex = 0;
+  counterLo = 0;
+  counterHi = 0;
+
+  /** Bytes of the sealed message: header, packet padded to 16, tag. */
+  get sealedLength(): number {
+    return TRANSPORT_CONTENT + paddedLength(this.packet.length) + AEAD_TAG_LEN;
+  }
+
+  /** The sealed message, through sodium-native, in a buffer of its own. */
+  seal(): Buffer {
+    const packet = this.packet;
+    const len = packet.length;
+    const padded = paddedLength(len);
+    const out = sealed.take(TRANSPORT_CONTENT + padded + AEAD_TAG_LEN);
+    out.writeUInt32LE(MESSAGE_TRANSPORT, 0);
+    out.writeUInt32LE(this.receiverIndex, TRANSPORT_RECEIVER);
+    out.writeUInt32LE(this.counterLo, TRANSPORT_COUNTER);
+    out.writeUInt32LE(this.counterHi, TRANSPORT_COUNTER + 4);
+    out.set(packet, TRANSPORT_CONTENT);
+    if (padded !== len) out.fill(0, TRANSPORT_CONTENT + len, TRANSPORT_CONTENT + padded);
+    nonce.writeUInt32LE(this.counterLo, 4);
+    nonce.writeUInt32LE(this.counterHi, 8);
+    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
+      out.subarray(TRANSPORT_CONTENT),
+      out.subarray(TRANSPORT_CONTENT, TRANSPORT_CONTENT + padded),
+      null, null, nonce, this.key,
+    );
+    return out;
+  }
+}
+
+/**
+ * Numbers `packet` as the keypair's next transport message (into `t`), then
+ * advances the counter. The caller has checked that the keypair may still send.
+ */
+export function numberTransport(keypair: Keypair, packet: Uint8Array, t: OutboundTransport): OutboundTransport {
+  t.packet = packet;
+  t.key = keypair.sendKey;
+  t.receiverIndex = keypair.remoteIndex;
+  t.counterLo = keypair.sendCounterLo;
+  t.counterHi = keypair.sendCounterHi;
   keypair.advanceSendCounter();
-  return out;
+  return t;
+}
+
+/** Numbers and seals in one step: the message for `packet` (§5.4.6, zero-padded to a multiple of 16). */
+export function sealTransport(keypair: Keypair, packet: Uint8Array): Buffer {
+  return numberTransport(keypair, packet, new OutboundTransport()).seal();
+}
+
+function paddedLength(len: number): number {
+  return (len + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1);
 }
 
 /** Decrypts a transport message into a fresh buffer; null when authentication fails. */

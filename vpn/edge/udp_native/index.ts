@@ -22,6 +22,8 @@ interface NativeOpen {
   family: 4 | 6;
   gso: number;
   gro: number;
+  /** 1 when the addon can seal transport messages (Node's OpenSSL has ChaCha20-Poly1305). */
+  seal: number;
   recv: ArrayBuffer;
   offsets: ArrayBuffer;
   lengths: ArrayBuffer;
@@ -31,6 +33,7 @@ interface NativeOpen {
 interface NativeBinding {
   open(address: string, port: number, gso: boolean, gro: boolean, onBatch: (count: number) => void): NativeOpen;
   send(handle: object, data: Uint8Array, address: string, port: number): number;
+  sealSend(handle: object, packet: Uint8Array, key: Uint8Array, receiver: number, counterLo: number, counterHi: number, address: string, port: number): number;
   flush(handle: object): number;
   close(handle: object, onClosed?: () => void): void;
   counters(handle: object): Record<string, number>;
@@ -158,6 +161,25 @@ export class BatchUdpSocket {
   send(data: Uint8Array, address: string, port: number): boolean {
     if (this.closed !== null) return false;
     const r = this.native.send(this.h.handle, data, address, port);
+    if (r > 0 && !this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushLater);
+    }
+    return r >= 0;
+  }
+
+  /** Whether sealSend is available (else the caller seals and calls send). */
+  get seals(): boolean {
+    return this.h.seal === 1;
+  }
+
+  /**
+   * Queues the WireGuard transport message for `packet` (whitepaper §5.4.6),
+   * sealed by the addon straight into its send queue; as send() otherwise.
+   */
+  sealSend(packet: Uint8Array, key: Uint8Array, receiver: number, counterLo: number, counterHi: number, address: string, port: number): boolean {
+    if (this.closed !== null) return false;
+    const r = this.native.sealSend(this.h.handle, packet, key, receiver, counterLo, counterHi, address, port);
     if (r > 0 && !this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(this.flushLater);

@@ -3,10 +3,13 @@
 // intact, with its true source (roaming, §6.5 of the whitepaper, and cookie
 // binding, §5.4.7, use the source address and port), and on a socket that
 // survives anything a peer or the network does to it.
+import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { BatchUdpSocket, formatEntryAddress, loadUdpNative, type RecvBatch } from '../../../../vpn/edge';
 import { UdpEdge } from '../../../../vpn/edge';
 import type { Endpoint } from '../../../../vpn/protocol';
+import { Keypair } from '../../../../vpn/protocol/keypair';
+import { numberTransport, openTransport, OutboundTransport } from '../../../../vpn/protocol/transport';
 
 interface Got { data: Buffer; address: string; port: number }
 
@@ -200,6 +203,58 @@ test('IPv6 source text follows RFC 5952 (longest zero run compressed, lower case
   expect(formatEntryAddress(t, 0)).toBe('10.0.0.1');
 });
 
+describe('transport messages sealed by the addon (sealSend)', () => {
+  /** A keypair whose send key is the receive key of `peer`, as after a handshake. */
+  function pair(): { ours: Keypair; theirs: Keypair } {
+    const k1 = randomBytes(32), k2 = randomBytes(32);
+    return { ours: new Keypair(k1, k2, true, 0, 1, 0x01020304), theirs: new Keypair(k2, k1, false, 0, 0x01020304, 1) };
+  }
+
+  test('byte for byte the message sodium-native seals, for every padding case and a counter past 2^32, and it opens', async () => {
+    const got: Got[] = [];
+    const rx = await receiver('127.0.0.1', got);
+    const tx = await receiver('127.0.0.1', []);
+    expect(tx.seals).toBe(true);
+    const { ours, theirs } = pair();
+    ours.setSendCounter((7n << 32n) | 0xfffffffen);
+    const lengths = [0, 1, 15, 16, 17, 40, 1419, 1420, 1500, 9000];
+    const want: Buffer[] = [];
+    for (const len of lengths) {
+      const packet = randomBytes(len);
+      const t = numberTransport(ours, packet, new OutboundTransport());
+      want.push(t.seal());
+      expect(tx.sealSend(t.packet, t.key, t.receiverIndex, t.counterLo, t.counterHi, '127.0.0.1', rx.port)).toBe(true);
+    }
+    await until('all sealed messages', () => got.length === lengths.length);
+    got.forEach((g, i) => {
+      expect(g.data.length).toBe(want[i].length);
+      expect(g.data.equals(want[i])).toBe(true);
+      expect(openTransport(theirs, g.data)?.subarray(0, lengths[i]).length).toBe(lengths[i]);
+    });
+    expect(got[2].data.readUInt32LE(8)).toBe(0); // the third message crossed into counter 2^32 * 8
+    expect(got[2].data.readUInt32LE(12)).toBe(8);
+  });
+
+  test('a wrong key length is refused and nothing is sent; later sends to alternating destinations reach each one', async () => {
+    const gotA: Got[] = [], gotB: Got[] = [];
+    const a = await receiver('127.0.0.1', gotA);
+    const b = await receiver('127.0.0.1', gotB);
+    const tx = await receiver('127.0.0.1', []);
+    const { ours, theirs } = pair();
+    expect(tx.sealSend(Buffer.from('x'), Buffer.alloc(31), 1, 0, 0, '127.0.0.1', a.port)).toBe(false);
+    expect(tx.sealSend(Buffer.from('x'), ours.sendKey, 1, 0, 0, 'not an address', a.port)).toBe(false);
+    for (let i = 0; i < 6; i++) {
+      const t = numberTransport(ours, Buffer.from(`m${i}`), new OutboundTransport());
+      expect(tx.sealSend(t.packet, t.key, t.receiverIndex, t.counterLo, t.counterHi, '127.0.0.1', i % 2 === 0 ? a.port : b.port)).toBe(true);
+    }
+    await until('both halves', () => gotA.length === 3 && gotB.length === 3);
+    const text = (g: Got[]) => g.map((x) => openTransport(theirs, x.data)?.subarray(0, 2).toString());
+    expect(text(gotA)).toEqual(['m0', 'm2', 'm4']);
+    expect(text(gotB)).toEqual(['m1', 'm3', 'm5']);
+    expect(tx.counters.tx_errors).toBe(1); // the bad address; the bad key never reached the queue
+  });
+});
+
 describe('UdpEdge', () => {
   async function edgeRoundTrip(batched: boolean): Promise<{ kind: string; got: Array<{ data: string; from: Endpoint }> }> {
     const got: Array<{ data: string; from: Endpoint }> = [];
@@ -213,6 +268,15 @@ describe('UdpEdge', () => {
       await until('hello', () => got.length === 1);
       edge.send(Buffer.from('back'), got[0].from);
       await until('reply', () => replies.length === 1);
+      // A transport message is sealed on the way out, by the addon or (dgram) by sodium-native: the same bytes.
+      const key = Buffer.alloc(32, 9);
+      const t = numberTransport(new Keypair(key, key, true, 0, 1, 2), Buffer.from('sealed'), new OutboundTransport());
+      const want = t.seal();
+      const sealed: Buffer[] = [];
+      peer.on('message', (m) => sealed.push(m));
+      edge.sendDatagram(t, got[0].from);
+      await until('sealed reply', () => sealed.length === 1);
+      expect(sealed[0].equals(want)).toBe(true);
       expect(got[0].from).toEqual({ address: '127.0.0.1', port: peer.address().port });
       peer.close();
       return { kind: edge.kind, got };

@@ -77,7 +77,7 @@ export class Node {
 
   /** Routes one call's output, as the concentrator does. */
   take(out: DeviceOutput): DeviceOutput {
-    for (let i = 0; i < out.datagrams.length; i++) this.net.emitted({ data: out.datagrams[i], from: this.endpoint, to: out.endpoints[i] });
+    for (let i = 0; i < out.datagrams.length; i++) this.net.emitted({ data: out.bytes(i), from: this.endpoint, to: out.endpoints[i] });
     this.events.push(...out.events);
     if (out.packet !== null && out.peer !== null) this.deliver(out.peer, out.packet);
     return out;

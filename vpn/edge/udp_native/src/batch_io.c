@@ -202,25 +202,59 @@ int bio_recv_batch(bio_socket *s) {
   return entries;
 }
 
-int bio_enqueue(bio_socket *s, const uint8_t *data, uint32_t len, const char *address, int port) {
+/* A bulk transfer sends to one peer again and again: its address is parsed once. */
+static int destination(bio_socket *s, const char *address, int port, struct sockaddr_in6 *to) {
+  if (s->last_to_valid && s->last_port == port && strcmp(s->last_address, address) == 0) {
+    *to = s->last_to;
+    return 0;
+  }
+  if (parse_address(address, port, to) != 0) return -EINVAL;
+  size_t n = strlen(address);
+  s->last_to_valid = n < sizeof s->last_address;
+  if (s->last_to_valid) {
+    memcpy(s->last_address, address, n + 1);
+    s->last_port = port;
+    s->last_to = *to;
+  }
+  return 0;
+}
+
+uint8_t *bio_reserve(bio_socket *s, uint32_t len, const char *address, int port, int *err) {
   if (s->q_count == BIO_QUEUE_CAP) {
     s->c.tx_dropped_queue_full++;
-    return -ENOBUFS;
+    *err = -ENOBUFS;
+    return NULL;
   }
   bio_entry *e = &s->queue[(s->q_head + s->q_count) % BIO_QUEUE_CAP];
-  if (parse_address(address, port, &e->to) != 0) {
+  if (destination(s, address, port, &e->to) != 0) {
     s->c.tx_errors++;
     s->last_errno = EINVAL;
-    return -EINVAL;
+    *err = -EINVAL;
+    return NULL;
   }
   e->data = malloc(len > 0 ? len : 1);
   if (!e->data) {
     s->c.tx_dropped_queue_full++;
-    return -ENOBUFS;
+    *err = -ENOBUFS;
+    return NULL;
   }
-  memcpy(e->data, data, len);
   e->len = len;
   s->q_count++;
+  return e->data;
+}
+
+void bio_unreserve(bio_socket *s) {
+  bio_entry *e = &s->queue[(s->q_head + s->q_count - 1) % BIO_QUEUE_CAP];
+  free(e->data);
+  e->data = NULL;
+  s->q_count--;
+}
+
+int bio_enqueue(bio_socket *s, const uint8_t *data, uint32_t len, const char *address, int port) {
+  int err = 0;
+  uint8_t *to = bio_reserve(s, len, address, port, &err);
+  if (!to) return err;
+  memcpy(to, data, len);
   return 0;
 }
 

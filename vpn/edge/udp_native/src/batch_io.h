@@ -69,6 +69,10 @@ typedef struct {
   /* Send side: ring of queued datagrams. */
   bio_entry queue[BIO_QUEUE_CAP];
   uint32_t q_head, q_count;
+  /* The last destination parsed, reused while it repeats. */
+  char last_address[64];
+  int last_port, last_to_valid;
+  struct sockaddr_in6 last_to;
   send_scratch scratch;
 
   bio_counters c;
@@ -82,6 +86,11 @@ int bio_local_port(const bio_socket *s);
 int bio_recv_batch(bio_socket *s);
 /* Queues a copy of data for `address`:`port`. Returns 0, -EINVAL for a bad address, -ENOBUFS when full. */
 int bio_enqueue(bio_socket *s, const uint8_t *data, uint32_t len, const char *address, int port);
+/* Queues `len` bytes for `address`:`port` and returns them for the caller to fill before the
+ * next flush; NULL with *err set as bio_enqueue's result when it cannot. */
+uint8_t *bio_reserve(bio_socket *s, uint32_t len, const char *address, int port, int *err);
+/* Takes back the datagram bio_reserve queued last (its content could not be written). */
+void bio_unreserve(bio_socket *s);
 /* Sends queued datagrams until the queue is empty (0) or the socket would block (-EAGAIN). */
 int bio_flush(bio_socket *s);
 /* Frees queued datagrams and closes the fd. */

@@ -16,6 +16,7 @@
 
 #include "../../../../native/napi_poll.h"
 #include "batch_io.h"
+#include "seal.h"
 
 /* recvmmsg rounds per readable event before yielding to the rest of the loop. */
 #define DRAIN_ROUNDS 16
@@ -24,6 +25,7 @@ typedef struct {
   np_handle h; /* first: what np_close frees */
   bio_socket bio;
   napi_ref on_batch;
+  wg_sealer *sealer; /* NULL when Node's OpenSSL cannot seal: sealSend then answers -ENOTSUP */
 } native_socket;
 
 #define CHECK NP_CHECK
@@ -56,7 +58,10 @@ static void on_poll(uv_poll_t *p, int status, int events) {
 }
 
 static void release(np_handle *h) {
-  bio_close(&((native_socket *)h)->bio);
+  native_socket *ns = (native_socket *)h;
+  bio_close(&ns->bio);
+  wg_sealer_free(ns->sealer);
+  ns->sealer = NULL;
 }
 
 static napi_value throw_errno(napi_env env, const char *what, int err) {
@@ -90,6 +95,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     free(ns);
     return throw_errno(env, "udp_native bind", -r);
   }
+  ns->sealer = wg_sealer_new();
   napi_value result, handle, abs[4];
   void *mem[4];
   size_t sizes[4] = {(size_t)BIO_RECV_SLOTS * BIO_SLOT_SIZE, BIO_MAX_ENTRIES * 4, BIO_MAX_ENTRIES * 4, BIO_MAX_ENTRIES * BIO_ADDR_ENTRY};
@@ -98,6 +104,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   if (!ok) {
     np_abandon(&ns->h);
     bio_close(&ns->bio);
+    wg_sealer_free(ns->sealer);
     free(ns);
     return throw_errno(env, "udp_native buffers", ENOMEM);
   }
@@ -113,6 +120,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   np_set(env, result, "family", np_num(env, ns->bio.family == AF_INET ? 4 : 6));
   np_set(env, result, "gso", np_num(env, ns->bio.gso));
   np_set(env, result, "gro", np_num(env, ns->bio.gro));
+  np_set(env, result, "seal", np_num(env, ns->sealer != NULL));
   const char *names[4] = {"recv", "offsets", "lengths", "addrs"};
   for (int i = 0; i < 4; i++) np_set(env, result, names[i], abs[i]);
   return result;
@@ -142,6 +150,43 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   int r = bio_enqueue(&ns->bio, data, (uint32_t)length, address, port);
   if (r < 0) return np_num(env, r);
   /* A full batch goes out at once; the wrapper flushes the rest at the end of the macrotask. */
+  if (ns->bio.q_count >= BIO_SEND_BATCH && !(ns->h.poll_events & UV_WRITABLE)) after_flush(ns, bio_flush(&ns->bio));
+  return np_num(env, ns->bio.q_count);
+}
+
+/* sealSend(handle, packet: Uint8Array, key: Uint8Array(32), receiver, counterLo, counterHi, address, port)
+ * → datagrams still queued, or -errno when dropped: the transport message for
+ * `packet` (seal.h), sealed into the queue, so neither a sealed copy in
+ * JavaScript nor a second copy into the queue is made. */
+static napi_value js_seal_send(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  native_socket *ns = unwrap(env, argv[0]);
+  if (!ns || ns->h.closing) return np_num(env, -EBADF);
+  if (!ns->sealer) return np_num(env, -ENOTSUP);
+  napi_typedarray_type type;
+  size_t length, key_len, offset;
+  void *packet, *key;
+  napi_value ab;
+  uint32_t receiver, lo, hi;
+  char address[64];
+  size_t alen;
+  int32_t port;
+  if (napi_get_typedarray_info(env, argv[1], &type, &length, &packet, &ab, &offset) != napi_ok || type != napi_uint8_array) return np_num(env, -EINVAL);
+  if (napi_get_typedarray_info(env, argv[2], &type, &key_len, &key, &ab, &offset) != napi_ok || type != napi_uint8_array || key_len != WG_KEY_LEN) return np_num(env, -EINVAL);
+  if (napi_get_value_uint32(env, argv[3], &receiver) != napi_ok || napi_get_value_uint32(env, argv[4], &lo) != napi_ok || napi_get_value_uint32(env, argv[5], &hi) != napi_ok) return np_num(env, -EINVAL);
+  if (napi_get_value_string_latin1(env, argv[6], address, sizeof address, &alen) != napi_ok) return np_num(env, -EINVAL);
+  if (napi_get_value_int32(env, argv[7], &port) != napi_ok) return np_num(env, -EINVAL);
+  if (length > BIO_GSO_MAX_BYTES) return np_num(env, -EMSGSIZE);
+  int err = 0;
+  uint8_t *out = bio_reserve(&ns->bio, wg_sealed_len((uint32_t)length), address, port, &err);
+  if (!out) return np_num(env, err);
+  if (wg_seal(ns->sealer, out, packet, (uint32_t)length, key, receiver, lo, hi) != 0) {
+    bio_unreserve(&ns->bio);
+    ns->bio.c.tx_errors++;
+    return np_num(env, -EIO);
+  }
   if (ns->bio.q_count >= BIO_SEND_BATCH && !(ns->h.poll_events & UV_WRITABLE)) after_flush(ns, bio_flush(&ns->bio));
   return np_num(env, ns->bio.q_count);
 }
@@ -192,6 +237,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
       {"send", NULL, js_send, NULL, NULL, NULL, napi_default, NULL},
+      {"sealSend", NULL, js_seal_send, NULL, NULL, NULL, napi_default, NULL},
       {"flush", NULL, js_flush, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"counters", NULL, js_counters, NULL, NULL, NULL, napi_default, NULL},
