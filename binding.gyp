@@ -20,6 +20,13 @@
       ]
     },
     {
+      # The Internet checksum's sum over a range (netstack/wire/checksum.ts falls back to JS without it).
+      "target_name": "wire_native",
+      "sources": ["netstack/wire/native/checksum.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    },
+    {
       # TUN device for routed mode: IFF_TUN | IFF_NO_PI, batched reads on the event loop.
       "target_name": "tun_native",
       "sources": [

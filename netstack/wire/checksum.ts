@@ -2,9 +2,29 @@
 // TCP/UDP/ICMPv6 (RFC 768, RFC 9293 §3.1, RFC 8200 §8.1) and incremental
 // updates for rewritten fields (RFC 1624).
 
+import { loadNativeAddon } from '../native_addon';
+
 // Below this many bytes a DataView costs more to create than it saves
 // (measured: for 1500 bytes DataView.getUint32 ≈ 0.4 µs vs 0.7 µs indexing).
 const DATAVIEW_MIN = 64;
+
+// From this many bytes the sum is taken by our addon (native/checksum.c) when
+// it is built: measured below. Without it (not built, not Linux, or
+// SIGHTLINE_WIRE_NATIVE=off) the JS loop below does it all.
+const NATIVE_MIN = 128;
+interface WireNative {
+  sum(buf: Uint8Array, start: number, end: number): number;
+}
+const wireNative = loadWireNative();
+
+function loadWireNative(): WireNative | null {
+  if (process.env.SIGHTLINE_WIRE_NATIVE === 'off') return null;
+  const addon = loadNativeAddon<WireNative>('wire_native.node', 'native checksums');
+  return typeof addon === 'string' ? null : addon;
+}
+
+/** Whether sums of long ranges are taken natively (for tests and benchmarks). */
+export const nativeChecksum = wireNative !== null;
 
 function fold(sum: number): number {
   // Sums of 32-bit words exceed 2^32, so no bitwise ops until folded below it.
@@ -19,6 +39,15 @@ function fold(sum: number): number {
  * independent of the word size as long as carries are folded back.
  */
 export function onesComplementSum(buf: Buffer, start: number, end: number, initial = 0): number {
+  if (wireNative !== null && end - start >= NATIVE_MIN) {
+    const sum = wireNative.sum(buf, start, end);
+    if (sum >= 0) return fold(sum + initial);
+  }
+  return onesComplementSumJs(buf, start, end, initial);
+}
+
+/** onesComplementSum in JavaScript alone (the fallback, and the reference the addon is tested against). */
+export function onesComplementSumJs(buf: Buffer, start: number, end: number, initial = 0): number {
   let sum = initial;
   let i = start;
   const end4 = start + ((end - start) & ~3);

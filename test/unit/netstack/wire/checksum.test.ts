@@ -8,6 +8,7 @@ import {
   updateChecksumBytes,
   updateChecksumWord,
 } from '../../../../netstack/wire';
+import { nativeChecksum, onesComplementSumJs } from '../../../../netstack/wire/checksum';
 import {
   hex,
   LOOPBACK4,
@@ -73,6 +74,36 @@ describe('Internet checksum (RFC 1071)', () => {
   test('all-0xff data of 64 KiB does not overflow the accumulator', () => {
     const b = Buffer.alloc(65536, 0xff);
     expect(checksum(b, 0, b.length)).toBe(naiveChecksum(b));
+  });
+});
+
+describe('the addon sum (wire_native) against the JS loop', () => {
+  test('the addon is built and used (npm install runs node-gyp for binding.gyp)', () => {
+    expect(nativeChecksum).toBe(true);
+  });
+
+  test('equal for every length 0..400 at even and odd starts, with and without an initial sum, and for 65,535 bytes', () => {
+    const r = rng(12);
+    const buf = randomBytes(r, 66_000);
+    for (let len = 0; len <= 400; len++) {
+      for (const start of [0, 1, 2, 3]) {
+        const initial = len % 3 === 0 ? 0 : (len * 2654435761) % 0x30000;
+        expect([len, start, onesComplementSum(buf, start, start + len, initial)]).toEqual([len, start, onesComplementSumJs(buf, start, start + len, initial)]);
+      }
+    }
+    expect(onesComplementSum(buf, 7, 7 + 65_535)).toBe(onesComplementSumJs(buf, 7, 7 + 65_535));
+    // All ones: the sum that must fold to 0xffff, never to 0.
+    const ones = Buffer.alloc(1500, 0xff);
+    expect(onesComplementSum(ones, 0, ones.length)).toBe(0xffff);
+    expect(onesComplementSumJs(ones, 0, ones.length)).toBe(0xffff);
+  });
+
+  test('a segment built and verified through the addon checks out with the naive reference', () => {
+    const r = rng(99);
+    for (let i = 0; i < 50; i++) {
+      const b = randomBytes(r, 129 + (r() % 1400));
+      expect(checksum(b, 0, b.length)).toBe(naiveChecksum(b));
+    }
   });
 });
 
