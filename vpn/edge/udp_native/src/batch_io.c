@@ -210,7 +210,8 @@ static int destination(bio_socket *s, const char *address, int port, struct sock
   }
   if (parse_address(address, port, to) != 0) return -EINVAL;
   size_t n = strlen(address);
-  s->last_to_valid = n < sizeof s->last_address;
+  /* A zone names an interface, whose index may change: such a destination is parsed every time. */
+  s->last_to_valid = n < sizeof s->last_address && strchr(address, '%') == NULL;
   if (s->last_to_valid) {
     memcpy(s->last_address, address, n + 1);
     s->last_port = port;
