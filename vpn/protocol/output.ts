@@ -57,6 +57,8 @@ export class DeviceOutput<T = void> {
       endpoints.pop();
     }
     while (events.length > 0) events.pop();
+    const { transports } = this;
+    for (let i = 0; i < this.transportsUsed; i++) transports[i].release();
     this.transportsUsed = 0;
     this.packet = null;
     this.peer = null;

@@ -41,6 +41,12 @@ export class OutboundTransport {
     return TRANSPORT_CONTENT + paddedLength(this.packet.length) + AEAD_TAG_LEN;
   }
 
+  /** Drops the references to the packet and the key (a reused record keeps neither alive). */
+  release(): void {
+    this.packet = EMPTY;
+    this.key = EMPTY;
+  }
+
   /** The sealed message, through sodium-native, in a buffer of its own. */
   seal(): Buffer {
     const packet = this.packet;

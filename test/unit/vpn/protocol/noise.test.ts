@@ -7,6 +7,7 @@ import {
   consumeInitiation, consumeResponse, createInitiation, createResponse, deriveSessionKeys, Handshake, tai64n,
 } from '../../../../vpn/protocol/noise';
 import { openTransport, sealTransport } from '../../../../vpn/protocol/transport';
+import { DeviceOutput } from '../../../../vpn/protocol/output';
 
 const V = {
   initiation: '0100000044332211e91cb54a921625d460fb12619c852bb40a21b4e55077827fd19a9bca6607cd5c709ef4a2d417fd68258faf87fad408ad8720d9596aed9e3d81051b2f05f98fa65fabec99b06baebea4217a5155fa565f54cf09b6219fd4b1e90305dfd5938939e40f43ad42bd84f02e65527595c92d0cfd459e45282bc407b67e96a100000000000000000000000000000000',
@@ -76,6 +77,23 @@ describe('Noise_IKpsk2 handshake known answers', () => {
     expect(kp.sendCounter).toBe(1n);
     const rx = new Keypair(b(V.recvKeyInitiator), b(V.sendKeyInitiator), false, 0, 0x55667788, 0x11223344);
     expect(hex(openTransport(rx, msg) as Buffer)).toBe(hex(Buffer.concat([packet, Buffer.alloc(7)])));
+  });
+
+  test('the device output numbers transport messages into reused records, sealed by the writer to the same vector', () => {
+    const kp = new Keypair(b(V.sendKeyInitiator), b(V.recvKeyInitiator), true, 0, 0x11223344, 0x55667788);
+    const packet = Buffer.concat([b('4500001900000000401100000a0000010a000002'), Buffer.from('hello')]);
+    const out = new DeviceOutput();
+    const to = { address: '192.0.2.1', port: 51820 };
+    const t = out.sendTransport(kp, packet, to);
+    expect(kp.sendCounter).toBe(1n); // numbered at once, sealed later
+    expect(out.datagrams).toEqual([t]);
+    expect(out.endpoints).toEqual([to]);
+    expect(t.sealedLength).toBe(V.data.length / 2);
+    expect(hex(out.bytes(0))).toBe(V.data);
+    out.clear();
+    const again = out.sendTransport(kp, packet, to);
+    expect(again).toBe(t);
+    expect([again.counterLo, again.counterHi]).toEqual([1, 0]);
   });
 });
 
