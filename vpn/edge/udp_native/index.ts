@@ -180,7 +180,8 @@ export class BatchUdpSocket {
   sealSend(packet: Uint8Array, key: Uint8Array, receiver: number, counterLo: number, counterHi: number, address: string, port: number): boolean {
     if (this.closed !== null) return false;
     const r = this.native.sealSend(this.h.handle, packet, key, receiver, counterLo, counterHi, address, port);
-    if (r > 0 && !this.flushScheduled) {
+    // Even when nothing is left queued: the flush at the end of the macrotask also clears the key from the addon.
+    if (r >= 0 && !this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(this.flushLater);
     }

@@ -220,6 +220,8 @@ describe('transport messages sealed by the addon (sealSend)', () => {
     const lengths = [0, 1, 15, 16, 17, 40, 1419, 1420, 1500, 9000];
     const want: Buffer[] = [];
     for (const len of lengths) {
+      // Half of them after a flush, which clears the addon's cipher context of the last key.
+      if (len === 40) await tick();
       const packet = randomBytes(len);
       const t = numberTransport(ours, packet, new OutboundTransport());
       want.push(t.seal());

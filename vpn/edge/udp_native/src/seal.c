@@ -29,6 +29,12 @@ void wg_sealer_free(wg_sealer *s) {
   free(s);
 }
 
+void wg_sealer_forget(wg_sealer *s) {
+  static const uint8_t zero_key[WG_KEY_LEN] = {0};
+  static const uint8_t zero_nonce[12] = {0};
+  if (s) EVP_EncryptInit_ex(s->ctx, NULL, NULL, zero_key, zero_nonce);
+}
+
 uint32_t wg_sealed_len(uint32_t len) {
   return WG_TRANSPORT_HEADER + ((len + WG_PADDING - 1) & ~(uint32_t)(WG_PADDING - 1)) + WG_TAG_LEN;
 }

@@ -198,6 +198,7 @@ static napi_value js_flush(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   native_socket *ns = unwrap(env, argv[0]);
   if (!ns || ns->h.closing) return np_num(env, 0);
+  wg_sealer_forget(ns->sealer); /* the end of a batch: the last session key leaves the cipher context */
   if (ns->bio.q_count > 0 && !(ns->h.poll_events & UV_WRITABLE)) after_flush(ns, bio_flush(&ns->bio));
   return np_num(env, ns->bio.q_count);
 }
