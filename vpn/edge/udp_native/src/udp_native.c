@@ -130,28 +130,51 @@ static native_socket *unwrap(napi_env env, napi_value v) {
   return (native_socket *)np_unwrap(env, v);
 }
 
-/* send(handle, data: Uint8Array, address, port) → datagrams still queued, or -errno when dropped. */
-static napi_value js_send(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+/* The call's `n` arguments into argv (missing ones undefined) and the socket of argv[0]; NULL when closed or not one. */
+static native_socket *socket_call(napi_env env, napi_callback_info info, size_t n, napi_value *argv) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   native_socket *ns = unwrap(env, argv[0]);
-  if (!ns || ns->h.closing) return np_num(env, -EBADF);
+  return ns && !ns->h.closing ? ns : NULL;
+}
+
+/* A Uint8Array argument's bytes; 0 or -EINVAL. */
+static int bytes_arg(napi_env env, napi_value v, void **data, size_t *length) {
   napi_typedarray_type type;
-  size_t length, offset;
-  void *data;
+  size_t offset;
   napi_value ab;
-  char address[64];
+  if (napi_get_typedarray_info(env, v, &type, length, data, &ab, &offset) != napi_ok || type != napi_uint8_array) return -EINVAL;
+  return 0;
+}
+
+/* The destination arguments (address text, port); 0 or -EINVAL. */
+static int destination_args(napi_env env, napi_value address, napi_value port, char text[64], int32_t *port_out) {
   size_t alen;
-  int32_t port;
-  if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, &ab, &offset) != napi_ok || type != napi_uint8_array) return np_num(env, -EINVAL);
-  if (napi_get_value_string_latin1(env, argv[2], address, sizeof address, &alen) != napi_ok) return np_num(env, -EINVAL);
-  if (napi_get_value_int32(env, argv[3], &port) != napi_ok) return np_num(env, -EINVAL);
-  int r = bio_enqueue(&ns->bio, data, (uint32_t)length, address, port);
-  if (r < 0) return np_num(env, r);
-  /* A full batch goes out at once; the wrapper flushes the rest at the end of the macrotask. */
+  if (napi_get_value_string_latin1(env, address, text, 64, &alen) != napi_ok) return -EINVAL;
+  if (napi_get_value_int32(env, port, port_out) != napi_ok) return -EINVAL;
+  return 0;
+}
+
+/* After a datagram was queued: a full batch goes out at once; the wrapper flushes the rest at the
+ * end of the macrotask. Returns what the JS call returns: datagrams still queued. */
+static napi_value queued(napi_env env, native_socket *ns) {
   if (ns->bio.q_count >= BIO_SEND_BATCH && !(ns->h.poll_events & UV_WRITABLE)) after_flush(ns, bio_flush(&ns->bio));
   return np_num(env, ns->bio.q_count);
+}
+
+/* send(handle, data: Uint8Array, address, port) → datagrams still queued, or -errno when dropped. */
+static napi_value js_send(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  native_socket *ns = socket_call(env, info, 4, argv);
+  if (!ns) return np_num(env, -EBADF);
+  void *data;
+  size_t length;
+  char address[64];
+  int32_t port;
+  if (bytes_arg(env, argv[1], &data, &length) != 0 || destination_args(env, argv[2], argv[3], address, &port) != 0) return np_num(env, -EINVAL);
+  int r = bio_enqueue(&ns->bio, data, (uint32_t)length, address, port);
+  if (r < 0) return np_num(env, r);
+  return queued(env, ns);
 }
 
 /* sealSend(handle, packet: Uint8Array, key: Uint8Array(32), receiver, counterLo, counterHi, address, port)
@@ -159,25 +182,18 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
  * `packet` (seal.h), sealed into the queue, so neither a sealed copy in
  * JavaScript nor a second copy into the queue is made. */
 static napi_value js_seal_send(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
   napi_value argv[8];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  native_socket *ns = unwrap(env, argv[0]);
-  if (!ns || ns->h.closing) return np_num(env, -EBADF);
+  native_socket *ns = socket_call(env, info, 8, argv);
+  if (!ns) return np_num(env, -EBADF);
   if (!ns->sealer) return np_num(env, -ENOTSUP);
-  napi_typedarray_type type;
-  size_t length, key_len, offset;
   void *packet, *key;
-  napi_value ab;
+  size_t length, key_len;
   uint32_t receiver, lo, hi;
   char address[64];
-  size_t alen;
   int32_t port;
-  if (napi_get_typedarray_info(env, argv[1], &type, &length, &packet, &ab, &offset) != napi_ok || type != napi_uint8_array) return np_num(env, -EINVAL);
-  if (napi_get_typedarray_info(env, argv[2], &type, &key_len, &key, &ab, &offset) != napi_ok || type != napi_uint8_array || key_len != WG_KEY_LEN) return np_num(env, -EINVAL);
+  if (bytes_arg(env, argv[1], &packet, &length) != 0 || bytes_arg(env, argv[2], &key, &key_len) != 0 || key_len != WG_KEY_LEN) return np_num(env, -EINVAL);
   if (napi_get_value_uint32(env, argv[3], &receiver) != napi_ok || napi_get_value_uint32(env, argv[4], &lo) != napi_ok || napi_get_value_uint32(env, argv[5], &hi) != napi_ok) return np_num(env, -EINVAL);
-  if (napi_get_value_string_latin1(env, argv[6], address, sizeof address, &alen) != napi_ok) return np_num(env, -EINVAL);
-  if (napi_get_value_int32(env, argv[7], &port) != napi_ok) return np_num(env, -EINVAL);
+  if (destination_args(env, argv[6], argv[7], address, &port) != 0) return np_num(env, -EINVAL);
   if (length > BIO_GSO_MAX_BYTES) return np_num(env, -EMSGSIZE);
   int err = 0;
   uint8_t *out = bio_reserve(&ns->bio, wg_sealed_len((uint32_t)length), address, port, &err);
@@ -187,17 +203,14 @@ static napi_value js_seal_send(napi_env env, napi_callback_info info) {
     ns->bio.c.tx_errors++;
     return np_num(env, -EIO);
   }
-  if (ns->bio.q_count >= BIO_SEND_BATCH && !(ns->h.poll_events & UV_WRITABLE)) after_flush(ns, bio_flush(&ns->bio));
-  return np_num(env, ns->bio.q_count);
+  return queued(env, ns);
 }
 
 /* flush(handle) → datagrams still queued (waiting for the socket to become writable). */
 static napi_value js_flush(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  native_socket *ns = unwrap(env, argv[0]);
-  if (!ns || ns->h.closing) return np_num(env, 0);
+  native_socket *ns = socket_call(env, info, 1, argv);
+  if (!ns) return np_num(env, 0);
   wg_sealer_forget(ns->sealer); /* the end of a batch: the last session key leaves the cipher context */
   if (ns->bio.q_count > 0 && !(ns->h.poll_events & UV_WRITABLE)) after_flush(ns, bio_flush(&ns->bio));
   return np_num(env, ns->bio.q_count);
