@@ -1,5 +1,7 @@
 // Type-4 transport data messages (whitepaper §5.4.6). This is the hot path:
-// no allocation per packet but the message's view, in-place AEAD, no closures.
+// a message is numbered into a reused record and sealed where it is written
+// (the batched UDP addon; `seal()` below for everything else), and opened
+// into one fresh buffer.
 import {
   AEAD_TAG_LEN, MESSAGE_TRANSPORT, MESSAGE_TRANSPORT_HEADER_SIZE, PADDING_MULTIPLE,
 } from './constants';
