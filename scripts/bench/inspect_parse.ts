@@ -61,8 +61,9 @@ interface FirstJson {
 /**
  * What a first visit adds, over the client's outputs of every batch: per
  * name, the first request's time to response headers minus the faster of two
- * repeats (same name, fresh connection, leaf cached); the median over names. Taking the faster repeat errs toward a
- * larger added latency, never a smaller one.
+ * repeats (same name, fresh connection, leaf cached); the median over names.
+ * Taking the faster repeat errs toward a larger added latency, never a
+ * smaller one.
  */
 export function firstVisitExtraMs(outputs: string[]): Measured {
   const extras: number[] = [];

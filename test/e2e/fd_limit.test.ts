@@ -73,7 +73,7 @@ describeE2E('a concentrator near its file-descriptor limit', ['ip', 'wireguard-g
     const s = await t.statusWhere('fd_limit counted', (st) => (st.counters.stack?.fd_limit ?? 0) >= result.refused);
     expect(s.counters.fds.limit).toBe(NOFILE);
     expect(s.counters.fds.open).toBeLessThan(NOFILE);
-    await t.outputMatching('the fd_limit refusal logged', /"reason":"fd_limit"/);
+    await t.outputLine('the fd_limit refusal logged', /"reason":"fd_limit"/);
     const lines = t.concOutput.split('\n').filter((l) => l.includes('"reason":"fd_limit"') && !l.includes('"more"'));
     expect(lines).toHaveLength(1);
   });

@@ -107,7 +107,7 @@ describeE2E('users and devices with wireguard-go clients', ['ip', 'wireguard-go'
     expect(ping(bob, SERVER_V4)).toBe(true);
 
     await waitFor('the origin to see the held flow closed', () => (originLog().includes('closed') ? true : undefined), 10_000);
-    const cut = (await t.outputMatching('the cut logged', /"peer":"alice"[^\n]*"msg":"tunnel cut"/)).split('\n').find((l) => l.includes('"msg":"tunnel cut"') && l.includes('"peer":"alice"'));
+    const cut = await t.outputLine('the cut logged', /"peer":"alice".*"msg":"tunnel cut"/);
     expect(cut).toMatch(/"reason":"disabled".*"tcpFlows":1/);
   });
 
@@ -174,7 +174,7 @@ describeE2E('users and devices with wireguard-go clients', ['ip', 'wireguard-go'
     const r = t.sightline(['user', 'remove', 'bob']);
     const returned = Date.now();
     expect(r.code).toBe(0);
-    const cut = await waitFor('the cut to be logged', () => t.concOutput.split('\n').find((l) => l.includes('"msg":"tunnel cut"') && l.includes('"peer":"bob"') && l.includes('"reason":"removed"')), 5000);
+    const cut = await t.outputLine('the cut to be logged', /"peer":"bob".*"reason":"removed".*"msg":"tunnel cut"/, 5000);
     expect(Date.parse((JSON.parse(cut) as { time: string }).time) - returned).toBeLessThan(CUT_WITHIN_MS);
     expect(pingOnce(bob)).toBe(false);
     await t.statusWhere('bob gone', (st) => !st.peers.some((p) => p.name === 'bob'));

@@ -115,12 +115,13 @@ export class Topology {
   }
 
   /**
-   * Waits until the concentrator's output (both streams, every run so far) matches `pattern`.
-   * Its log is written asynchronously, so a line may still be on its way after the banner
-   * or after a synchronous probe: read it through this, not straight from concOutput.
+   * Waits for the first line of the concentrator's output (both streams, every run so far)
+   * that matches `pattern`, and returns it. Its log is written asynchronously, so a line may
+   * still be on its way after the banner or after a synchronous probe: read it through this,
+   * not straight from concOutput.
    */
-  async outputMatching(what: string, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
-    return waitFor(what, () => (pattern.test(this.concOutput) ? this.concOutput : undefined), timeoutMs, 100);
+  async outputLine(what: string, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+    return waitFor(what, () => this.concOutput.split('\n').find((l) => pattern.test(l)), timeoutMs, 100);
   }
 
   /** Waits for the next status.json that satisfies pred. */

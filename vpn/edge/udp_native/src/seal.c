@@ -9,6 +9,7 @@
 
 struct wg_sealer {
   EVP_CIPHER_CTX *ctx;
+  int keyed; /* a session key is loaded (since the last wg_sealer_forget) */
 };
 
 wg_sealer *wg_sealer_new(void) {
@@ -32,7 +33,10 @@ void wg_sealer_free(wg_sealer *s) {
 void wg_sealer_forget(wg_sealer *s) {
   static const uint8_t zero_key[WG_KEY_LEN] = {0};
   static const uint8_t zero_nonce[12] = {0};
-  if (s) EVP_EncryptInit_ex(s->ctx, NULL, NULL, zero_key, zero_nonce);
+  /* A batch that sealed nothing (handshake messages only, or data that needed no reply) has nothing to forget. */
+  if (!s || !s->keyed) return;
+  EVP_EncryptInit_ex(s->ctx, NULL, NULL, zero_key, zero_nonce);
+  s->keyed = 0;
 }
 
 uint32_t wg_sealed_len(uint32_t len) {
@@ -60,6 +64,7 @@ int wg_seal(wg_sealer *s, uint8_t *out, const uint8_t *packet, uint32_t len,
   /* Encrypted straight from the packet; the zero padding is a second, short update. */
   static const uint8_t zeros[WG_PADDING] = {0};
   int n = 0, pad = 0, fin = 0;
+  s->keyed = 1;
   if (EVP_EncryptInit_ex(s->ctx, NULL, NULL, key, nonce) != 1) return -1;
   if (len > 0 && EVP_EncryptUpdate(s->ctx, body, &n, packet, (int)len) != 1) return -1;
   if (padded > len && EVP_EncryptUpdate(s->ctx, body + n, &pad, zeros, (int)(padded - len)) != 1) return -1;
