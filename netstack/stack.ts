@@ -302,6 +302,16 @@ export class NetStack {
     return this.done();
   }
 
+  /**
+   * Every packet the stack has put in its output so far has been read and let
+   * go (sealed, copied or dropped): the TCP flows write later segments over
+   * them (PacketArena.recycle). The edge calls it once the output is drained;
+   * without the call nothing is reused.
+   */
+  recyclePackets(): void {
+    this.tcp.recyclePackets();
+  }
+
   /** Runs flow timers. Never throws. */
   tick(now: number): StackOutput {
     this.depth++;

@@ -374,6 +374,11 @@ export class TcpFlowTable {
     }
   }
 
+  /** Every segment the flows emitted so far has been read and let go: their memory is reused (PacketArena.recycle). */
+  recyclePackets(): void {
+    this.arena.recycle();
+  }
+
   /** Runs due endpoint timers. */
   tick(now: number): void {
     for (let flow = this.wakes.popDue(now); flow !== null; flow = this.wakes.popDue(now)) {

@@ -23,4 +23,4 @@ export * from './tcp';
 export * from './icmpv4';
 export * from './icmpv6';
 export * from './packet';
-export { PacketArena, ARENA_SLAB_BYTES } from './arena';
+export { PacketArena, ARENA_KEPT_SLABS, ARENA_SLAB_BYTES } from './arena';

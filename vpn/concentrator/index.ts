@@ -264,6 +264,9 @@ export class Concentrator {
       out.clear();
       this.drainingStack = false;
     }
+    // Each packet went to the device, which sealed it into the edge's send
+    // queue (or copied it to stage it) before returning, or was dropped.
+    this.stack.recyclePackets();
     this.arm(out.wakeAt);
   }
 

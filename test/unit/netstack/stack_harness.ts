@@ -2,12 +2,16 @@
 // sends it, to callbacks the tests record: packets to toClient, events to
 // onFlowEnd / onEgressDenied / onIncident / onBudgetRefusal. Like the loop,
 // it takes the output after every call and whenever the stack says output is
-// waiting, and empties it even when a callback throws.
+// waiting, and empties it even when a callback throws. With `recyclePackets`,
+// it then lets the stack reuse the packets' memory, as the loop does: a sink
+// must read a packet when it gets it (copy what it keeps).
 import { EgressGuard, NetStack, type BudgetRefusalRecord, type EgressDenial, type FlowOwner, type FlowRecord, type NetStackOptions, type StackIncident, type StackOutput } from '../../../netstack';
 import { IpAddress, IpCidr } from '../../../netstack/wire';
 
 export interface StackSinks {
   toClient?(packet: Buffer): void;
+  /** Recycle the output's packets once the sinks had them (NetStack.recyclePackets), as the concentrator does. */
+  recyclePackets?: boolean;
   onFlowEnd?(r: FlowRecord): void;
   onEgressDenied?(d: EgressDenial): void;
   onIncident?(i: StackIncident): void;
@@ -54,15 +58,16 @@ class HarnessStack extends NetStack {
     } finally {
       out.clear();
     }
+    if (s.recyclePackets === true) this.recyclePackets();
     return out;
   }
 }
 
 /** A NetStack driven as the concentrator drives it, its output handed to `sinks`. */
 export function stackWithSinks(opts: Omit<NetStackOptions, 'onOutput'> & StackSinks): NetStack {
-  const { toClient, onFlowEnd, onEgressDenied, onIncident, onBudgetRefusal, ...options } = opts;
+  const { toClient, recyclePackets, onFlowEnd, onEgressDenied, onIncident, onBudgetRefusal, ...options } = opts;
   const self: { stack?: HarnessStack } = {};
-  self.stack = new HarnessStack(options, { toClient, onFlowEnd, onEgressDenied, onIncident, onBudgetRefusal }, self);
+  self.stack = new HarnessStack(options, { toClient, recyclePackets, onFlowEnd, onEgressDenied, onIncident, onBudgetRefusal }, self);
   return self.stack;
 }
 

@@ -1,7 +1,8 @@
 // The flows' emit path: segments carved from a PacketArena (uninitialised
 // memory) must be byte for byte what a zeroed buffer gives, and a packet
-// must stay intact however many are carved after it.
-import { ACK, ARENA_SLAB_BYTES, buildTcpPacket, IpAddress, isWireError, PacketArena, parseIpPacket, PSH, SYN, TcpRepr, TcpView, verifyUpperLayerChecksum, type TcpOptions } from '../../../../netstack/wire';
+// must stay intact however many are carved after it, until the owner
+// recycles the arena (then its slabs are carved again, up to a bound).
+import { ACK, ARENA_KEPT_SLABS, ARENA_SLAB_BYTES, buildTcpPacket, IpAddress, isWireError, PacketArena, parseIpPacket, PSH, SYN, TcpRepr, TcpView, verifyUpperLayerChecksum, type TcpOptions } from '../../../../netstack/wire';
 
 const V4: [IpAddress, IpAddress] = [IpAddress.parse('10.210.2.2'), IpAddress.parse('10.77.0.2')];
 const V6: [IpAddress, IpAddress] = [IpAddress.parse('fd77:1:2::1'), IpAddress.parse('fd77:1:2::2')];
@@ -60,5 +61,42 @@ describe('buildTcpPacket with an arena (the flows emit path)', () => {
     expect(big.length).toBe(ARENA_SLAB_BYTES / 2);
     expect(big.byteOffset).toBe(0);
     expect(big.buffer.byteLength).toBe(ARENA_SLAB_BYTES / 2);
+  });
+
+  test('recycle(): the next packets are carved from the same slabs again, from the start', () => {
+    const arena = new PacketArena();
+    const taken = Array.from({ length: 3 * 40 }, () => arena.take(1500));
+    const slabs = [...new Set(taken.map((b) => b.buffer))];
+    expect(slabs.length).toBeGreaterThan(1);
+    arena.recycle();
+    const again = arena.take(1500);
+    expect(again.buffer).toBe(taken[0].buffer);
+    expect(again.byteOffset).toBe(0);
+    // The reuse goes on slab by slab, in the same order.
+    const more = Array.from({ length: 3 * 40 - 1 }, () => arena.take(1500));
+    expect([...new Set([again, ...more].map((b) => b.buffer))]).toEqual(slabs);
+  });
+
+  test(`recycle() keeps ${ARENA_KEPT_SLABS} slabs; a longer burst gets fresh ones, not a slab still carved`, () => {
+    const arena = new PacketArena();
+    const perSlab = Math.floor(ARENA_SLAB_BYTES / 1504);
+    const burst = (): ArrayBufferLike[] => [...new Set(Array.from({ length: (ARENA_KEPT_SLABS + 2) * perSlab }, () => arena.take(1500).buffer))];
+    const first = burst();
+    expect(first).toHaveLength(ARENA_KEPT_SLABS + 2);
+    arena.recycle();
+    const second = burst();
+    expect(second.slice(0, ARENA_KEPT_SLABS)).toEqual(first.slice(0, ARENA_KEPT_SLABS));
+    for (const b of second.slice(ARENA_KEPT_SLABS)) expect(first).not.toContain(b);
+  });
+
+  test('recycle() before anything was taken, or twice, changes nothing', () => {
+    const arena = new PacketArena();
+    arena.recycle();
+    const a = arena.take(100);
+    arena.recycle();
+    arena.recycle();
+    const b = arena.take(100);
+    expect(b.buffer).toBe(a.buffer);
+    expect(b.byteOffset).toBe(0);
   });
 });
