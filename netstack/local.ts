@@ -18,7 +18,11 @@ export interface LocalUdpRequest {
   payload: Buffer;
 }
 
-/** A local UDP service; `reply` may be called later (an upstream's answer), at most once per request in practice. */
+/**
+ * A local UDP service; `reply` may be called later (an upstream's answer), at
+ * most once per request in practice. `req.payload` is only lent for the call
+ * (its packet's memory is reused): a service that keeps it copies it.
+ */
 export type LocalUdpHandler = (req: LocalUdpRequest, reply: (payload: Buffer) => void) => void;
 
 type IcmpMessage = Icmpv4Message | Icmpv6Message;

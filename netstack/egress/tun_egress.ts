@@ -99,7 +99,10 @@ export class TunEgress {
   /**
    * One packet from a tunnel client (its source already checked). True when
    * it was routed into the TUN or blocked here; false: the stack handles it.
-   * Never throws for any input.
+   * Never throws for any input. A routed packet is kept, not copied, until
+   * the flush at the end of the burst (a microtask by default): the
+   * concentrator reuses a received packet's memory only in its next receive
+   * batch (WgDevice.recyclePackets).
    */
   take(packet: Buffer, owner: FlowOwner): boolean {
     const pkt = parseIpPacket(packet);

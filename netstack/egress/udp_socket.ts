@@ -17,6 +17,7 @@ export interface UdpEgressHandlers {
 }
 
 export interface UdpEgressSocket {
+  /** `payload` is only lent for the call (it may be a view into a packet whose memory is reused): a socket that keeps it copies it. */
   send(payload: Buffer): void;
   close(): void;
   /** Bytes accepted by send() but not yet handed to the kernel (buffer budgets). */
@@ -47,10 +48,11 @@ export const osUdpEgress: UdpEgressFactory = (family, host, port, h) => {
     pendingBytes = 0;
     h.onFailed(errorCode(err));
   };
-  const transmit = (payload: Buffer): void => {
+  /** Node holds the buffer until the kernel takes it, which can be after the call (EAGAIN): `owned` is ours alone. */
+  const transmit = (owned: Buffer): void => {
     try {
       // Asynchronous send errors arrive as 'error' events; only argument and state errors throw.
-      sock.send(payload);
+      sock.send(owned);
     } catch (err) {
       fail(err);
     }
@@ -74,7 +76,7 @@ export const osUdpEgress: UdpEgressFactory = (family, host, port, h) => {
   }
   return {
     send(payload) {
-      if (state === 'connected') transmit(payload);
+      if (state === 'connected') transmit(Buffer.from(payload));
       else if (state === 'connecting' && pending.length < MAX_PENDING) {
         pending.push(Buffer.from(payload));
         pendingBytes += payload.length;

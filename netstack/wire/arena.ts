@@ -32,7 +32,7 @@ export class PacketArena {
   /** `len` uninitialised bytes. */
   take(len: number): Buffer {
     if (len > OWN_BUFFER_ABOVE) return Buffer.allocUnsafeSlow(len);
-    if (len > ARENA_SLAB_BYTES - this.used) {
+    if (this.current < 0 || len > ARENA_SLAB_BYTES - this.used) {
       this.current++;
       if (this.current === this.slabs.length) this.slabs.push(Buffer.allocUnsafeSlow(ARENA_SLAB_BYTES));
       this.used = 0;

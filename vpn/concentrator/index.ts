@@ -184,6 +184,10 @@ export class Concentrator {
     if (this.dying) return;
     if (!this.inBatch) {
       this.inBatch = true;
+      // The previous batch's packets are done with: the stack and the
+      // routed egress copied what they keep (the TUN's queue was written at
+      // the end of that batch, in a microtask), so they are opened over.
+      this.device.recyclePackets();
       this.stack.beginBatch();
     }
     this.bytesIn += data.length;

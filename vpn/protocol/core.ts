@@ -4,6 +4,7 @@
 // call in progress. The public surface is WgDevice (device.ts); this file
 // holds the small state transitions the paths have in common.
 import { Counters, WakeQueue } from '../../netstack';
+import { PacketArena } from '../../netstack/wire';
 import { REKEY_TIMEOUT_JITTER_MAX, UNDER_LOAD_AFTER_TIME } from './constants';
 import { CookieChecker } from './cookie';
 import { wipe, type PublicKey } from './crypto';
@@ -32,6 +33,8 @@ export class DeviceCore<T> {
   readonly wakes = new WakeQueue<WgPeer<T>>();
   readonly counters = new Counters();
   readonly out = new DeviceOutput<T>();
+  /** Where transport messages are opened (WgDevice.recyclePackets). */
+  readonly opened = new PacketArena();
   readonly random: (n: number) => Buffer;
   /** Wall clock in ms since the epoch, for TAI64N timestamps only (§5.4.2). */
   readonly wallClock: () => number;

@@ -151,6 +151,15 @@ export class WgDevice<T = void> {
   }
 
   /**
+   * Every packet receive() returned so far has been read and let go (each
+   * taker copied what it keeps): the next ones are opened into the same memory
+   * (PacketArena.recycle). Without the call nothing is reused.
+   */
+  recyclePackets(): void {
+    this.core.opened.recycle();
+  }
+
+  /**
    * Encrypts `packet` for `peer`, or stages it and starts a handshake when
    * there is no usable session. Throws only WireGuardCoreError, on a bug.
    */

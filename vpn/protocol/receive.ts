@@ -121,7 +121,7 @@ function receiveTransport<T>(core: DeviceCore<T>, msg: Buffer, from: Endpoint, n
   const lo = msg.readUInt32LE(TRANSPORT_COUNTER);
   const hi = msg.readUInt32LE(TRANSPORT_COUNTER + 4);
   if (kp.isExpired(now) || counterExhausted(hi, lo)) return core.drop('expired_keypair', peer);
-  const plain = openTransport(kp, msg);
+  const plain = openTransport(kp, msg, core.opened);
   if (plain === null) return core.drop('decrypt_failed', peer);
   // After authentication, or a forger could mark counters as used.
   if (!kp.replay.validate(hi, lo)) return core.drop('replay', peer);

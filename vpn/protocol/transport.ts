@@ -1,7 +1,7 @@
 // Type-4 transport data messages (whitepaper §5.4.6). This is the hot path:
 // a message is numbered into a reused record and sealed where it is written
 // (the batched UDP addon; `seal()` below for everything else), and opened
-// into one fresh buffer.
+// into the device's packet arena.
 import {
   AEAD_TAG_LEN, MESSAGE_TRANSPORT, MESSAGE_TRANSPORT_HEADER_SIZE, PADDING_MULTIPLE,
 } from './constants';
@@ -95,9 +95,13 @@ function paddedLength(len: number): number {
   return (len + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1);
 }
 
-/** Decrypts a transport message into a fresh buffer; null when authentication fails. */
-export function openTransport(keypair: Keypair, msg: Buffer): Buffer | null {
-  const out = Buffer.allocUnsafe(msg.length - TRANSPORT_CONTENT - AEAD_TAG_LEN);
+/**
+ * Decrypts a transport message into a buffer of `arena` (the device's, which
+ * its owner may recycle), or a fresh one; null when authentication fails.
+ */
+export function openTransport(keypair: Keypair, msg: Buffer, arena?: PacketArena): Buffer | null {
+  const len = msg.length - TRANSPORT_CONTENT - AEAD_TAG_LEN;
+  const out = arena ? arena.take(len) : Buffer.allocUnsafe(len);
   msg.copy(nonce, 4, TRANSPORT_COUNTER, TRANSPORT_COUNTER + 8);
   try {
     sodium.crypto_aead_chacha20poly1305_ietf_decrypt(out, null, msg.subarray(TRANSPORT_CONTENT), null, nonce, keypair.recvKey);

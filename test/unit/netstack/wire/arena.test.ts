@@ -89,6 +89,14 @@ describe('buildTcpPacket with an arena (the flows emit path)', () => {
     for (const b of second.slice(ARENA_KEPT_SLABS)) expect(first).not.toContain(b);
   });
 
+  test('zero bytes (a keepalive opened) from a fresh and from a recycled arena', () => {
+    const arena = new PacketArena();
+    expect(arena.take(0)).toHaveLength(0);
+    arena.take(100);
+    arena.recycle();
+    expect(arena.take(0)).toHaveLength(0);
+  });
+
   test('recycle() before anything was taken, or twice, changes nothing', () => {
     const arena = new PacketArena();
     arena.recycle();
