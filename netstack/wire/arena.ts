@@ -23,11 +23,12 @@ const OWN_BUFFER_ABOVE = ARENA_SLAB_BYTES / 4;
 export const ARENA_KEPT_SLABS = 16;
 
 export class PacketArena {
-  /** The slabs handed out since the last recycle(), in order; the last one is being carved. */
+  /** Every slab this arena holds, in the order they are carved; those after `current` wait for reuse. */
   private readonly slabs: Buffer[] = [];
-  /** Index in `slabs` of the slab being carved (-1: none yet). */
+  /** Index in `slabs` of the slab being carved (-1: none since the last recycle). */
   private current = -1;
-  private used = ARENA_SLAB_BYTES;
+  /** Bytes carved from slabs[current]. */
+  private used = 0;
 
   /** `len` uninitialised bytes. */
   take(len: number): Buffer {
@@ -51,6 +52,5 @@ export class PacketArena {
     if (this.current < 0) return;
     if (this.slabs.length > ARENA_KEPT_SLABS) this.slabs.length = ARENA_KEPT_SLABS;
     this.current = -1;
-    this.used = ARENA_SLAB_BYTES;
   }
 }
