@@ -9,7 +9,7 @@
 // The table is passed `now`; only its flows' I/O adapters (the upstream's
 // connect, the stream) read the edge clock, when I/O completes outside any
 // call into the stack. What it produces goes to the stack's output.
-import { DEFAULT_MSL_MS, TcpEndpoint, mssForMtu, rstForUnknownSegment, type TcpEvent } from './tcp';
+import { DEFAULT_MSL_MS, SendChunkPool, TcpEndpoint, mssForMtu, rstForUnknownSegment, type TcpEvent } from './tcp';
 import { buildIcmpUnreachable, buildTcpPacket, IpAddress, mayReportUnreachable, PacketArena, SYN, ACK, RST, type IpPacket, type TcpRepr } from './wire';
 import { TcpEndpointStream } from './tcp_stream';
 import { TcpOpenError, type TcpUpstream } from './egress/tcp_socket';
@@ -74,6 +74,8 @@ export class TcpFlowTable {
   private readonly closed: ClosedFlows;
   /** Memory of the segments the flows emit (see PacketArena). */
   private readonly arena = new PacketArena();
+  /** Memory of the flows' send queues (see SendBuffer). */
+  private readonly sendChunks = new SendChunkPool();
   /** Set by the stack's edge while a receive batch is being fed (see endBatch). */
   batching = false;
   /** Flows whose every-second-segment ACK waits for the end of the batch. */
@@ -167,6 +169,7 @@ export class TcpFlowTable {
       idleTimeoutMs: this.opts.idleTimeoutMs,
       recvBufferBytes: this.opts.recvBufferBytes,
       sendBufferBytes: this.opts.sendBufferBytes,
+      sendChunks: this.sendChunks,
       msl: this.opts.msl,
       room: share ? () => (flow === null ? Infinity : this.roomFor(flow)) : undefined,
     });

@@ -130,8 +130,9 @@ export class TcpEndpointStream extends Duplex {
   }
 
   private writeChunk(chunk: Buffer, cb: (err?: Error | null) => void): void {
-    const room = this.driver.room();
-    const part = room < chunk.length ? chunk.subarray(0, Math.max(0, room)) : chunk;
+    // The budget is charged the send queue's memory, which grows a chunk at a time.
+    const fits = this.ep.writableWithin(this.driver.room());
+    const part = fits < chunk.length ? chunk.subarray(0, fits) : chunk;
     let taken = 0;
     if (part.length > 0) {
       const now = this.clock();

@@ -1,6 +1,7 @@
 // Options and constants of a TCP endpoint, named as in the RFCs.
 import { TcpRepr } from '../wire/tcp';
 import { CongestionControl } from './congestion';
+import type { SendChunkPool } from './send_buffer';
 
 export interface TcpEndpointOptions {
   /** our MSS (see mssForMtu) */
@@ -9,6 +10,8 @@ export interface TcpEndpointOptions {
   recvBufferBytes?: number;
   /** send buffer (default 4 MiB) */
   sendBufferBytes?: number;
+  /** where the send buffer takes its chunks (default: a pool of its own; a table shares one among its flows) */
+  sendChunks?: SendChunkPool;
   /** maximum segment lifetime in ms; TIME-WAIT lasts 2*MSL (default 30 s) */
   msl?: number;
   /** close with RST after this long without traffic; 0 = never (default) */

@@ -57,7 +57,7 @@ export class TcpEndpoint implements SegmentSink {
     this.rcv = new Receiver(this.irs, recvBytes, this.neg.rcvWscale, this.neg.recvMss, maxWindow, opts.room);
     const rtt = new RttEstimator(opts.initialRtoMs ?? INITIAL_RTO_MS);
     const cc = (opts.congestion ?? ((m: number) => new NewReno(m)))(this.neg.sendMss);
-    const buf = new SendBuffer(opts.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES);
+    const buf = new SendBuffer(opts.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES, opts.sendChunks);
     this.snd = new Sender(this.iss, buf, this.neg.sendMss, this.neg.sndWscale, this.neg.sackOk, rtt, cc, this.stats);
     this.snd.initWindow(syn.window, this.irs, this.iss);
     if (syn.options.timestamp !== undefined) this.ts.recent = syn.options.timestamp.value;
@@ -88,9 +88,9 @@ export class TcpEndpoint implements SegmentSink {
     return this.snd.rtt.srtt;
   }
 
-  /** Bytes this flow holds: in-order and out-of-order received data, and the send queue (buffer budgets). */
+  /** Bytes this flow holds: in-order and out-of-order received data, and the send queue's chunks (buffer budgets). */
   get heldBytes(): number {
-    return this.rcv.buffered + this.rcv.ooo.memory + this.snd.queue.buf.length;
+    return this.rcv.buffered + this.rcv.ooo.memory + this.snd.queue.buf.memory;
   }
 
   /** Bytes of client data not taken for lack of buffer room or reassembly space, by reason. */
@@ -143,6 +143,12 @@ export class TcpEndpoint implements SegmentSink {
     this.close('aborted');
   }
 
+  /** Bytes write() may take while the send queue grows by at most `room` bytes of memory (its capacity aside). */
+  writableWithin(room: number): number {
+    return this.snd.queue.buf.fitsIn(room);
+  }
+
+  /** Queues bytes to send (copied) and returns how many were taken: fewer while the send queue is full. */
   write(data: Buffer, now: number): number {
     if (this.snd.queue.finQueued || !this.canSend()) return 0;
     this.lastNow = now;

@@ -5,6 +5,7 @@ import { BufferBudgets, NetStack, type BudgetRefusalRecord, type TcpFlowHandler 
 import {
   ACK, RST, SYN, IpAddress, buildTcpPacket, isWireError, parseIpPacket, TcpView, type TcpOptions, TcpRepr,
 } from '../../../netstack/wire';
+import { SEND_CHUNK_BYTES } from '../../../netstack/tcp/send_buffer';
 import { labStackBase, stackWithSinks } from './stack_harness';
 
 const KiB = 1024;
@@ -239,6 +240,33 @@ describe('buffer budgets in the stack', () => {
     await settle();
     expect(Buffer.concat(received).length).toBe(200 * 1360);
     expect(h.drain().filter((r) => r.dstPort === 40004).pop()?.ack).toBe(seq >>> 0);
+  });
+
+  test('a send queue is charged the chunks it holds: small unacknowledged writes on many flows cannot pin more memory than the budget', async () => {
+    const chunks = 8 * SEND_CHUNK_BYTES;
+    const h = makeStack(chunks + 1024); // room for eight chunks, not for a ninth
+    const ports = Array.from({ length: 12 }, (_, i) => 41000 + i);
+    const nxt = new Map<number, number>();
+    for (const port of ports) nxt.set(port, await open(h, 'alice', port));
+    h.drain();
+    const accepted = new Set<number>();
+    for (const port of ports) h.streams.get(`alice:${port}`)?.write(Buffer.from('x'), () => accepted.add(port));
+    await settle();
+    // Each byte sits in a chunk of its own until the client acknowledges it.
+    expect(accepted.size).toBe(8);
+    const used = h.stack.budgets?.usage().alice ?? 0;
+    // Eight chunks, and a byte or so per flow that a stream's buffer also counts until its next flush.
+    expect(used).toBeGreaterThanOrEqual(chunks);
+    expect(used).toBeLessThanOrEqual(chunks + 12);
+    // The client acknowledges six bytes: their chunks go back, and the four waiting writes go on.
+    const sent = h.drain().filter((r) => r.payload.length === 1);
+    expect(sent).toHaveLength(8);
+    for (const seg of sent.slice(0, 6)) send(h, 'alice', seg.dstPort, ISN + 1, (seg.seq + 1) >>> 0, ACK);
+    await settle();
+    expect(accepted.size).toBe(12);
+    const after = h.stack.budgets?.usage().alice ?? 0;
+    expect(after).toBeGreaterThanOrEqual(6 * SEND_CHUNK_BYTES);
+    expect(after).toBeLessThanOrEqual(6 * SEND_CHUNK_BYTES + 12);
   });
 
   test("when flows end, the user's account returns to zero", async () => {

@@ -3,6 +3,8 @@
 // is only safe if no flow keeps a packet past the drain that took it: here a
 // bulk transfer runs through a stack driven that way, the client side reading
 // each packet the moment it gets it, and every segment must arrive intact.
+// The send queue is small, so its chunks also go back to the pool and are
+// written again many times over during the transfer.
 import { PassThrough, type Duplex } from 'node:stream';
 import { ACK, ARENA_KEPT_SLABS, buildTcpPacket, IpAddress, isWireError, parseIpPacket, SYN, TcpRepr, TcpView, verifyUpperLayerChecksum } from '../../../netstack/wire';
 import { labStackBase, stackWithSinks } from './stack_harness';
@@ -16,7 +18,7 @@ const flush = () => new Promise((r) => setImmediate(r));
 /** Byte i of the transfer. */
 const patternAt = (i: number): number => (i * 7 + (i >>> 11)) & 0xff;
 
-test('a 4 MiB download with the packet memory recycled after every drain: every segment intact, the slabs reused', async () => {
+test('a 4 MiB download with the packet memory recycled after every drain and a 256 KiB send queue: every segment intact, the slabs reused', async () => {
   const received = Buffer.alloc(TOTAL);
   let isn = -1;
   let highest = 0;
@@ -41,7 +43,7 @@ test('a 4 MiB download with the packet memory recycled after every drain: every 
       }
     },
     udp: { idleTimeoutMs: 60_000, maxFlowsPerUser: 4 },
-    tcp: { mtu: 1420, maxFlowsPerUser: 4, maxSynPerSecond: 10, idleTimeoutMs: 60_000, msl: 100 },
+    tcp: { mtu: 1420, maxFlowsPerUser: 4, maxSynPerSecond: 10, idleTimeoutMs: 60_000, msl: 100, sendBufferBytes: 256 * 1024 },
     tcpHandler: () => async () => ({ attach: (c: Duplex) => (stream = c), abort: () => undefined }),
     clock: () => now,
   });

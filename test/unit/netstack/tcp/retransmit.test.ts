@@ -1,5 +1,4 @@
 import { MAX_RTO_MS, MIN_RTO_MS, RttEstimator, SackScoreboard } from '../../../../netstack/tcp/retransmit';
-import { SendBuffer } from '../../../../netstack/tcp/send_buffer';
 import { asSeq } from '../../../../netstack/tcp/seq';
 import { bytes } from './helpers';
 
@@ -73,27 +72,5 @@ describe('SACK scoreboard (RFC 6675 §3)', () => {
     sb.ackTo(asSeq(450));
     expect(sb.sackedBytes).toBe(50);
     expect(sb.sackedIn(asSeq(450), asSeq(1000))).toBe(50);
-  });
-});
-
-describe('send buffer', () => {
-  test('accepts only up to its capacity and reports how much it took', () => {
-    const b = new SendBuffer(100);
-    expect(b.push(bytes(60))).toBe(60);
-    expect(b.push(bytes(60))).toBe(40);
-    expect(b.free).toBe(0);
-  });
-
-  test('slices across chunk boundaries and after partial consumption', () => {
-    const b = new SendBuffer(1000);
-    const all = bytes(300);
-    b.push(all.subarray(0, 100));
-    b.push(all.subarray(100, 250));
-    b.push(all.subarray(250));
-    expect(b.slice(50, 100)).toEqual(all.subarray(50, 150));
-    b.consume(120);
-    expect(b.slice(0, 50)).toEqual(all.subarray(120, 170));
-    expect(b.slice(100, 500)).toEqual(all.subarray(220));
-    expect(b.length).toBe(180);
   });
 });
