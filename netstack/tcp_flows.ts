@@ -74,8 +74,8 @@ export class TcpFlowTable {
   private readonly closed: ClosedFlows;
   /** Memory of the segments the flows emit (see PacketArena). */
   private readonly arena = new PacketArena();
-  /** Memory of the flows' send queues (see SendBuffer). */
-  private readonly sendChunks = new SendChunkPool();
+  /** Memory of the flows' send queues (see SendBuffer); segments spanning two chunks are copied into the arena. */
+  private readonly sendChunks = new SendChunkPool(this.arena);
   /** Set by the stack's edge while a receive batch is being fed (see endBatch). */
   batching = false;
   /** Flows whose every-second-segment ACK waits for the end of the batch. */
@@ -377,7 +377,7 @@ export class TcpFlowTable {
     }
   }
 
-  /** Every segment the flows emitted so far has been read and let go: their memory is reused (PacketArena.recycle). */
+  /** Every segment the flows emitted so far has been read and let go: their memory, and that of the send queues' seam copies, is reused (PacketArena.recycle). */
   recyclePackets(): void {
     this.arena.recycle();
   }

@@ -10,6 +10,8 @@
 // the GC and page faults it brought cost more than the copy (see README,
 // "Where the download's time goes").
 
+import { PacketArena } from '../wire/arena';
+
 export const DEFAULT_SEND_BUFFER_BYTES = 4 * 1024 * 1024;
 /** Size of the chunks written data is copied into. */
 export const SEND_CHUNK_BYTES = 16 * 1024;
@@ -20,10 +22,14 @@ const NO_DATA = Buffer.alloc(0);
 
 /**
  * Free send-buffer chunks, last freed first out: the chunk taken next is the
- * one most likely still in the CPU's caches.
+ * one most likely still in the CPU's caches. A segment that spans two chunks
+ * is copied into `seams`: a flow table passes the arena it builds its packets
+ * in, which it recycles only once every segment is built.
  */
 export class SendChunkPool {
   private readonly freeChunks: Buffer[] = [];
+
+  constructor(readonly seams: PacketArena = new PacketArena()) {}
 
   take(): Buffer {
     return this.freeChunks.pop() ?? Buffer.allocUnsafeSlow(SEND_CHUNK_BYTES);
@@ -129,9 +135,9 @@ export class SendBuffer {
 
   /**
    * Bytes [offset, offset+len) counted from the front. Returns a view when the
-   * range lies in one chunk, otherwise a copy. A view is valid until those
-   * bytes are acknowledged: read it before the pool can hand its chunk out
-   * again.
+   * range lies in one chunk, otherwise a copy in the pool's seam arena. Either
+   * is for building a segment at once: a view is valid until those bytes are
+   * acknowledged, a copy until the seam arena is recycled.
    */
   slice(offset: number, len: number): Buffer {
     len = Math.min(len, this.total - offset);
@@ -140,7 +146,7 @@ export class SendBuffer {
     const idx = this.head + Math.floor(at / SEND_CHUNK_BYTES);
     const within = at % SEND_CHUNK_BYTES;
     if (within + len <= SEND_CHUNK_BYTES) return this.chunks[idx].subarray(within, within + len);
-    const out = Buffer.allocUnsafe(len);
+    const out = this.pool.seams.take(len);
     let copied = this.chunks[idx].copy(out, 0, within);
     for (let j = idx + 1; copied < len; j++) {
       copied += this.chunks[j].copy(out, copied, 0, Math.min(SEND_CHUNK_BYTES, len - copied));

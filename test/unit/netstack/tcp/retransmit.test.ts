@@ -1,6 +1,5 @@
 import { MAX_RTO_MS, MIN_RTO_MS, RttEstimator, SackScoreboard } from '../../../../netstack/tcp/retransmit';
 import { asSeq } from '../../../../netstack/tcp/seq';
-import { bytes } from './helpers';
 
 describe('RTO estimation (RFC 6298)', () => {
   test('starts at the initial RTO before any sample (§2.1)', () => {

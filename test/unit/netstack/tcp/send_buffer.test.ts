@@ -1,6 +1,7 @@
 // The send buffer copies written bytes into pooled chunks, gives each chunk
 // back once all its bytes are acknowledged, and charges budgets whole chunks.
 import { SEND_CHUNK_BYTES, SEND_POOL_KEPT_CHUNKS, SendBuffer, SendChunkPool } from '../../../../netstack/tcp/send_buffer';
+import { PacketArena } from '../../../../netstack/wire/arena';
 import { bytes } from './helpers';
 
 const CHUNK = SEND_CHUNK_BYTES;
@@ -96,6 +97,18 @@ describe('send buffer', () => {
     expect(b.fitsIn(0)).toBe(CHUNK - 100);
     expect(b.fitsIn(-5)).toBe(CHUNK - 100);
     expect(b.fitsIn(CHUNK)).toBe(2 * CHUNK - 100);
+  });
+
+  test("a range spanning two chunks is copied into the pool's seam arena, not into fresh memory", () => {
+    const seams = new PacketArena();
+    const b = new SendBuffer(1 << 20, new SendChunkPool(seams));
+    const all = bytes(2 * CHUNK, 5);
+    b.push(all);
+    const seam = b.slice(CHUNK - 100, 1368);
+    expect(seam).toEqual(all.subarray(CHUNK - 100, CHUNK + 1268));
+    expect(seams.take(8).buffer).toBe(seam.buffer);
+    seams.recycle();
+    expect(b.slice(CHUNK - 50, 100).buffer).toBe(seam.buffer);
   });
 
   test('the pool keeps a bounded number of free chunks', () => {
