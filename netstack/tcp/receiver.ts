@@ -30,6 +30,8 @@ export class Receiver {
   private queued = 0;
   private slab: Buffer | null = null;
   private slabUsed = 0;
+  /** Bytes per unit of the window field (2^wscale; a power computed per segment showed in profiles). */
+  private readonly windowUnit: number;
 
   constructor(
     irs: Seq,
@@ -41,6 +43,7 @@ export class Receiver {
     /** Bytes the flow's owner may still buffer (buffer budgets); ≤ 0 stops queueing and window opening. */
     private readonly room: () => number = () => Infinity,
   ) {
+    this.windowUnit = 2 ** wscale;
     this.rcvNxt = seqAdd(irs, 1);
     this.rcvAdvRight = this.rcvNxt;
     this.ooo = new Reassembly(capacity, DEFAULT_MAX_PIECES, (bytes) => this.room() >= bytes);
@@ -166,7 +169,7 @@ export class Receiver {
   advertise(): number {
     const current = this.window;
     const wnd = this.proposedWindow();
-    const unit = 2 ** this.wscale;
+    const unit = this.windowUnit;
     // Round the kept window up so scaling never moves the right edge left.
     let field = wnd === current ? Math.ceil(wnd / unit) : Math.floor(wnd / unit);
     if (field > MAX_WINDOW_FIELD) field = MAX_WINDOW_FIELD;

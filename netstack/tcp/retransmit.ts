@@ -28,7 +28,8 @@ export class RttEstimator {
 
   /** Current RTO including exponential backoff (RFC 6298 §5.5), capped at MAX_RTO_MS. */
   get rto(): number {
-    return Math.min(this.baseRto * 2 ** this.backoffs, MAX_RTO_MS);
+    // Read for every segment sent: no power computed while there is no backoff.
+    return Math.min(this.backoffs === 0 ? this.baseRto : this.baseRto * 2 ** this.backoffs, MAX_RTO_MS);
   }
 
   /** Whether SRTT holds a measurement (RFC 8985 §7.2 "if SRTT is available"). */

@@ -60,6 +60,8 @@ export class Sender implements SackSink {
   readonly rack = new Rack();
   private readonly tlp = new TailLossProbe();
   private readonly prr = new Prr();
+  /** Bytes per unit of the client's window field (2^SND.WIND.SHIFT). */
+  private readonly sndWindowUnit: number;
 
   constructor(
     iss: Seq,
@@ -71,6 +73,7 @@ export class Sender implements SackSink {
     readonly cc: CongestionControl,
     private readonly stats: SenderStats,
   ) {
+    this.sndWindowUnit = 2 ** sndWscale;
     this.sndUna = iss;
     this.sndNxt = seqAdd(iss, 1); // the SYN
     this.queue = new SendQueue(buf, seqAdd(iss, 1));
@@ -124,7 +127,7 @@ export class Sender implements SackSink {
     if (seqGt(ack, this.sndNxt)) return -1;
     const oldWnd = this.sndWnd;
     if (seqLt(this.sndWl1, seq) || (this.sndWl1 === seq && seqLeq(this.sndWl2, ack))) {
-      this.sndWnd = window * 2 ** this.sndWscale;
+      this.sndWnd = window * this.sndWindowUnit;
       this.sndWl1 = seq;
       this.sndWl2 = ack;
     }
