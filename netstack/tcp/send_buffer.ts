@@ -113,7 +113,7 @@ export class SendBuffer {
     this.total -= n;
     if (this.total === 0) {
       for (let i = this.head; i < this.chunks.length; i++) this.pool.give(this.chunks[i]);
-      this.chunks = [];
+      this.chunks.length = 0;
       this.head = 0;
       this.headOffset = 0;
       this.tailUsed = 0;
