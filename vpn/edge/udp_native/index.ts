@@ -6,8 +6,8 @@
 // Memory contract of onBatch: `batch.data` and the entry tables are reused
 // for the next batch, which the addon writes only after onBatch returned.
 // Read (or copy) a datagram inside onBatch; never keep a view of it. The
-// WireGuard device decrypts into fresh buffers synchronously, so the edge
-// hands it views without copying.
+// WireGuard device decrypts each message into its own packet arena before
+// returning, so the edge hands it views without copying.
 import { loadNativeAddon } from '../../../netstack/native_addon';
 import { AddressCache, entryPort } from './address';
 
