@@ -237,6 +237,27 @@ describe('transport messages sealed by the addon (sealSend)', () => {
     expect(got[2].data.readUInt32LE(12)).toBe(8);
   });
 
+  test('two sessions interleaved in one batch: each message is sealed under its own key (the context reloads on a change)', async () => {
+    const got: Got[] = [];
+    const rx = await receiver('127.0.0.1', got);
+    const tx = await receiver('127.0.0.1', []);
+    const sessions = [pair(), pair()];
+    // Runs of one key, then the other, then back: the cached key must follow every switch.
+    const order = [0, 0, 1, 0, 1, 1, 0];
+    const want: Buffer[] = [];
+    for (const [i, s] of order.entries()) {
+      const t = numberTransport(sessions[s].ours, randomBytes(100 + i), new OutboundTransport());
+      want.push(t.seal());
+      expect(tx.sealSend(t.packet, t.key, t.receiverIndex, t.counterLo, t.counterHi, '127.0.0.1', rx.port)).toBe(true);
+    }
+    await until('all sealed messages', () => got.length === order.length);
+    got.forEach((g, i) => {
+      expect(g.data.equals(want[i])).toBe(true);
+      expect(openTransport(sessions[order[i]].theirs, g.data)?.subarray(0, 100 + i).length).toBe(100 + i);
+      expect(openTransport(sessions[1 - order[i]].theirs, g.data)).toBeNull();
+    });
+  });
+
   test('a wrong key length is refused and nothing is sent; later sends to alternating destinations reach each one', async () => {
     const gotA: Got[] = [], gotB: Got[] = [];
     const a = await receiver('127.0.0.1', gotA);

@@ -1,7 +1,10 @@
 /* See seal.h. */
 #include "seal.h"
 
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +13,9 @@
 struct wg_sealer {
   EVP_CIPHER_CTX *ctx;
   int keyed; /* a session key is loaded (since the last wg_sealer_forget) */
+  /* The key loaded in ctx: a batch seals message after message under one
+   * session key, and then each needs only its nonce set. */
+  uint8_t key[WG_KEY_LEN];
 };
 
 wg_sealer *wg_sealer_new(void) {
@@ -36,6 +42,7 @@ void wg_sealer_forget(wg_sealer *s) {
   /* A batch that sealed nothing (handshake messages only, or data that needed no reply) has nothing to forget. */
   if (!s || !s->keyed) return;
   EVP_EncryptInit_ex(s->ctx, NULL, NULL, zero_key, zero_nonce);
+  OPENSSL_cleanse(s->key, sizeof s->key);
   s->keyed = 0;
 }
 
@@ -61,15 +68,26 @@ int wg_seal(wg_sealer *s, uint8_t *out, const uint8_t *packet, uint32_t len,
   uint8_t nonce[12] = {0};
   memcpy(nonce + 4, out + 8, 8);
   uint8_t *body = out + WG_TRANSPORT_HEADER;
-  /* Encrypted straight from the packet; the zero padding is a second, short update. */
-  static const uint8_t zeros[WG_PADDING] = {0};
-  int n = 0, pad = 0, fin = 0;
+  /* The packet and its zero padding are laid out in place and encrypted in one update. */
+  if (len > 0) memcpy(body, packet, len);
+  memset(body + len, 0, padded - len);
+  int n = 0, fin = 0;
+  const uint8_t *new_key = NULL;
+  if (!s->keyed || CRYPTO_memcmp(s->key, key, WG_KEY_LEN) != 0) {
+    memcpy(s->key, key, WG_KEY_LEN);
+    new_key = key;
+  }
   s->keyed = 1;
-  if (EVP_EncryptInit_ex(s->ctx, NULL, NULL, key, nonce) != 1) return -1;
-  if (len > 0 && EVP_EncryptUpdate(s->ctx, body, &n, packet, (int)len) != 1) return -1;
-  if (padded > len && EVP_EncryptUpdate(s->ctx, body + n, &pad, zeros, (int)(padded - len)) != 1) return -1;
-  if (EVP_EncryptFinal_ex(s->ctx, body + n + pad, &fin) != 1) return -1;
-  if ((uint32_t)(n + pad + fin) != padded) return -1;
-  if (EVP_CIPHER_CTX_ctrl(s->ctx, EVP_CTRL_AEAD_GET_TAG, WG_TAG_LEN, body + padded) != 1) return -1;
+  if (EVP_EncryptInit_ex2(s->ctx, NULL, new_key, nonce, NULL) != 1) goto fail;
+  if (padded > 0 && EVP_EncryptUpdate(s->ctx, body, &n, body, (int)padded) != 1) goto fail;
+  if (EVP_EncryptFinal_ex(s->ctx, body + n, &fin) != 1) goto fail;
+  if ((uint32_t)(n + fin) != padded) goto fail;
+  /* The tag straight through the provider's parameters (what EVP_CTRL_AEAD_GET_TAG translates to). */
+  OSSL_PARAM tag[2] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, body + padded, WG_TAG_LEN),
+                       OSSL_PARAM_construct_end()};
+  if (EVP_CIPHER_CTX_get_params(s->ctx, tag) != 1) goto fail;
   return 0;
+fail:
+  s->keyed = 0; /* the context's key is unknown now: the next message loads its own */
+  return -1;
 }
