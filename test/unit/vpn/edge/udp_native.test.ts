@@ -112,6 +112,26 @@ test('GSO runs: same-size datagrams to one peer with a shorter one and a size ch
   if (tx.gso) expect(tx.counters.tx_gso_messages).toBeGreaterThan(0);
 });
 
+test('queue buffers are reused: sizes around the pooled size (2048) over rounds of more datagrams than the pool keeps arrive intact', async () => {
+  const got: Got[] = [];
+  const rx = await receiver('127.0.0.1', got);
+  const tx = await receiver('127.0.0.1', []);
+  // Each round sends 300 datagrams (more than the 256 buffers kept), flushed 64 at a time,
+  // so most are written into buffers that earlier ones gave back; every byte says which datagram it is.
+  const sizes = [1, 2047, 2048, 2049, 1452, 4000, 60];
+  const want: Buffer[] = [];
+  for (let round = 0; round < 4; round++) {
+    for (let i = 0; i < 300; i++) {
+      const n = want.length;
+      const d = Buffer.alloc(sizes[n % sizes.length], (n * 31) & 0xff);
+      want.push(d);
+      tx.send(d, '127.0.0.1', rx.port);
+    }
+    await until(`round ${round}`, () => got.length === want.length);
+  }
+  got.forEach((g, i) => expect(g.data.equals(want[i])).toBe(true));
+});
+
 test('a 0-byte datagram (a valid UDP datagram) and a 65,000-byte one both arrive', async () => {
   const got: Got[] = [];
   const rx = await receiver('127.0.0.1', got);

@@ -233,7 +233,8 @@ uint8_t *bio_reserve(bio_socket *s, uint32_t len, const char *address, int port,
     *err = -EINVAL;
     return NULL;
   }
-  e->data = malloc(len > 0 ? len : 1);
+  if (len <= BIO_POOL_BUF) e->data = s->pool_count > 0 ? s->pool[--s->pool_count] : malloc(BIO_POOL_BUF);
+  else e->data = malloc(len);
   if (!e->data) {
     s->c.tx_dropped_queue_full++;
     *err = -ENOBUFS;
@@ -244,10 +245,15 @@ uint8_t *bio_reserve(bio_socket *s, uint32_t len, const char *address, int port,
   return e->data;
 }
 
-void bio_unreserve(bio_socket *s) {
-  bio_entry *e = &s->queue[(s->q_head + s->q_count - 1) % BIO_QUEUE_CAP];
-  free(e->data);
+/* A queued datagram's buffer goes back to the free list when it is of the pooled size and there is room. */
+static void release(bio_socket *s, bio_entry *e) {
+  if (e->len <= BIO_POOL_BUF && s->pool_count < BIO_POOL_KEEP) s->pool[s->pool_count++] = e->data;
+  else free(e->data);
   e->data = NULL;
+}
+
+void bio_unreserve(bio_socket *s) {
+  release(s, &s->queue[(s->q_head + s->q_count - 1) % BIO_QUEUE_CAP]);
   s->q_count--;
 }
 
@@ -261,9 +267,7 @@ int bio_enqueue(bio_socket *s, const uint8_t *data, uint32_t len, const char *ad
 
 static void pop(bio_socket *s, uint32_t n) {
   for (uint32_t i = 0; i < n; i++) {
-    bio_entry *e = &s->queue[s->q_head];
-    free(e->data);
-    e->data = NULL;
+    release(s, &s->queue[s->q_head]);
     s->q_head = (s->q_head + 1) % BIO_QUEUE_CAP;
   }
   s->q_count -= n;
@@ -368,6 +372,7 @@ int bio_flush(bio_socket *s) {
 
 void bio_close(bio_socket *s) {
   pop(s, s->q_count);
+  while (s->pool_count > 0) free(s->pool[--s->pool_count]);
   if (s->fd >= 0) close(s->fd);
   s->fd = -1;
 }

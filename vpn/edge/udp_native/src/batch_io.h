@@ -26,6 +26,13 @@
 #define BIO_QUEUE_CAP 4096
 /* A GSO super-datagram stays below the 64 KiB IP total length. */
 #define BIO_GSO_MAX_BYTES 65000
+/* Queued datagrams up to this size (a full-sized sealed message and more) live in
+ * buffers of exactly this size, taken from and given back to a small free list:
+ * malloc of ~1.5 KB is past glibc's per-thread cache, and a bulk transfer queues
+ * tens of thousands of them per second. */
+#define BIO_POOL_BUF 2048
+/* Free buffers kept (512 KiB); past that they are freed. */
+#define BIO_POOL_KEEP 256
 
 typedef struct {
   double rx_datagrams, rx_batches, rx_syscalls, rx_gro_messages, rx_errors, rx_dropped_overflow;
@@ -33,7 +40,7 @@ typedef struct {
 } bio_counters;
 
 typedef struct {
-  uint8_t *data; /* malloc'd copy owned by the queue */
+  uint8_t *data; /* owned by the queue: BIO_POOL_BUF bytes when len <= BIO_POOL_BUF, else len */
   uint32_t len;
   struct sockaddr_in6 to; /* always IPv6 form; converted for AF_INET sockets */
 } bio_entry;
@@ -74,6 +81,9 @@ typedef struct {
   int last_port, last_to_valid;
   struct sockaddr_in6 last_to;
   send_scratch scratch;
+  /* Free BIO_POOL_BUF-byte buffers, the last given back on top (warm in cache). */
+  uint8_t *pool[BIO_POOL_KEEP];
+  uint32_t pool_count;
 
   bio_counters c;
 } bio_socket;
@@ -93,7 +103,7 @@ uint8_t *bio_reserve(bio_socket *s, uint32_t len, const char *address, int port,
 void bio_unreserve(bio_socket *s);
 /* Sends queued datagrams until the queue is empty (0) or the socket would block (-EAGAIN). */
 int bio_flush(bio_socket *s);
-/* Frees queued datagrams and closes the fd. */
+/* Frees queued datagrams and pooled buffers, and closes the fd. */
 void bio_close(bio_socket *s);
 
 #endif
