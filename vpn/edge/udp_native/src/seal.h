@@ -22,8 +22,10 @@ typedef struct wg_sealer wg_sealer;
 wg_sealer *wg_sealer_new(void);
 void wg_sealer_free(wg_sealer *s);
 
-/* Overwrites the key the context holds from the last message with zeros: called after
- * every batch, so a session's key outlives neither its keypair nor the batch. */
+/* Overwrites the key the context holds from the last message, and the sealer's copy
+ * of it (kept so that a batch's messages under one key set only their nonce), with
+ * zeros: called after every batch, so a session's key outlives neither its keypair
+ * nor the batch. */
 void wg_sealer_forget(wg_sealer *s);
 
 /* Bytes of the sealed message for a packet of `len` bytes. */
