@@ -12,11 +12,10 @@
 
 struct wg_sealer {
   EVP_CIPHER_CTX *ctx;
-  int keyed; /* a session key is loaded (since the last wg_sealer_forget) */
-  /* The key loaded in ctx, while key_valid: a batch seals message after
-   * message under one session key, and then each needs only its nonce set. */
+  int keyed; /* `key` is loaded in ctx (since the last wg_sealer_forget) */
+  /* A batch seals message after message under one session key: each then
+   * needs only its nonce set. */
   uint8_t key[WG_KEY_LEN];
-  int key_valid;
 };
 
 wg_sealer *wg_sealer_new(void) {
@@ -45,7 +44,6 @@ void wg_sealer_forget(wg_sealer *s) {
   EVP_EncryptInit_ex(s->ctx, NULL, NULL, zero_key, zero_nonce);
   OPENSSL_cleanse(s->key, sizeof s->key);
   s->keyed = 0;
-  s->key_valid = 0;
 }
 
 uint32_t wg_sealed_len(uint32_t len) {
@@ -75,12 +73,11 @@ int wg_seal(wg_sealer *s, uint8_t *out, const uint8_t *packet, uint32_t len,
   memset(body + len, 0, padded - len);
   int n = 0, fin = 0;
   const uint8_t *new_key = NULL;
-  if (!s->key_valid || CRYPTO_memcmp(s->key, key, WG_KEY_LEN) != 0) {
+  if (!s->keyed || CRYPTO_memcmp(s->key, key, WG_KEY_LEN) != 0) {
     memcpy(s->key, key, WG_KEY_LEN);
     new_key = key;
   }
-  s->keyed = 1; /* from here the context may hold this key: the batch's end cleanses it */
-  s->key_valid = 1;
+  s->keyed = 1;
   if (EVP_EncryptInit_ex2(s->ctx, NULL, new_key, nonce, NULL) != 1) goto fail;
   if (padded > 0 && EVP_EncryptUpdate(s->ctx, body, &n, body, (int)padded) != 1) goto fail;
   if (EVP_EncryptFinal_ex(s->ctx, body + n, &fin) != 1) goto fail;
@@ -91,6 +88,7 @@ int wg_seal(wg_sealer *s, uint8_t *out, const uint8_t *packet, uint32_t len,
   if (EVP_CIPHER_CTX_get_params(s->ctx, tag) != 1) goto fail;
   return 0;
 fail:
-  s->key_valid = 0; /* what the context holds is unknown now: the next message loads its key */
+  /* What the context holds is unknown now: cleansed at once, and the next message loads its key. */
+  wg_sealer_forget(s);
   return -1;
 }
