@@ -1,6 +1,8 @@
 // The send buffer copies written bytes into pooled chunks, gives each chunk
 // back once all its bytes are acknowledged, and charges budgets whole chunks.
 import { SEND_CHUNK_BYTES, SEND_POOL_KEPT_CHUNKS, SendBuffer, SendChunkPool } from '../../../../netstack/tcp/send_buffer';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { PacketArena } from '../../../../netstack/wire/arena';
 import { bytes } from './helpers';
 
@@ -117,5 +119,29 @@ describe('send buffer', () => {
     b.push(Buffer.alloc((SEND_POOL_KEPT_CHUNKS + 10) * CHUNK));
     b.consume(b.length);
     expect(pool.kept).toBe(SEND_POOL_KEPT_CHUNKS);
+  });
+
+  test('a chunk the pool let go of is not held by the buffer: a client that leaves a few bytes unacknowledged pins nothing beyond what it is charged', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const pool = new SendChunkPool();
+    // The pool stays full, so it drops every chunk given back; the buffer's chunks are fresh ones, watched.
+    for (let i = 0; i < SEND_POOL_KEPT_CHUNKS; i++) pool.give(Buffer.allocUnsafeSlow(CHUNK));
+    const taken: WeakRef<Buffer>[] = [];
+    pool.take = (): Buffer => {
+      const chunk = Buffer.allocUnsafeSlow(CHUNK);
+      taken.push(new WeakRef(chunk));
+      return chunk;
+    };
+    const b = new SendBuffer(1 << 30, pool);
+    // 1 MiB sent, all of it acknowledged but the last 100 bytes, in ACKs of a few segments each.
+    b.push(bytes(64 * CHUNK, 9));
+    for (let left = b.length; left > 100; left = b.length) b.consume(Math.min(4 * 1380, left - 100));
+    expect(b.memory).toBe(CHUNK);
+    expect(taken).toHaveLength(64);
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    expect(taken.filter((ref) => ref.deref() !== undefined)).toHaveLength(1);
+    expect(b.slice(0, 100)).toEqual(bytes(64 * CHUNK, 9).subarray(-100));
   });
 });
