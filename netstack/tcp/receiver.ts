@@ -14,6 +14,7 @@ export const DATA_FILLED_HOLE = 16; // in-order data pulled bytes out of the rea
 export const DATA_REFUSED = 32; // in-order bytes dropped: the owner is over its buffer budget
 /** Receive copy slab; small enough to keep an idle flow well under 64 KiB. */
 const SLAB_BYTES = 16 * 1024;
+const NO_DATA = Buffer.alloc(0);
 
 export class Receiver {
   rcvNxt: Seq;
@@ -96,8 +97,11 @@ export class Receiver {
         if (!this.ooo.isEmpty) {
           const more = this.ooo.takeContiguous(this.rcvNxt);
           if (more.length > 0) result |= DATA_FILLED_HOLE;
+          // Copied, not queued as views: a view would keep its whole reassembly
+          // page alive while the queue charges only the view's bytes (a client
+          // filling one-byte holes would hold a page per two bytes).
           for (const b of more) {
-            this.push(b);
+            this.append(b);
             this.rcvNxt = seqAdd(this.rcvNxt, b.length);
           }
         }
@@ -216,6 +220,8 @@ export class Receiver {
   private shift(): void {
     const b = this.queue[this.queueHead];
     this.queued -= b.length;
+    // The slot lets go of its slab now; compaction comes later.
+    this.queue[this.queueHead] = NO_DATA;
     this.queueHead++;
     if (this.queueHead === this.queue.length) {
       this.queue = [];
