@@ -16,7 +16,7 @@ import type { BufferAccount, BufferBudgets } from './budget';
 
 // Enough of the original datagram for any ICMP error quote (RFC 4443 §2.4(c)).
 const QUOTE_MAX = 1232;
-/** Datagrams waiting in one flow's socket queue beyond this are dropped (the kernel is not taking them). */
+/** Held in one flow's socket queue (bytes and a cost per datagram) beyond this, datagrams are dropped (the kernel is not taking them). */
 const MAX_QUEUED_PER_FLOW = 256 * 1024;
 /** While flows are open, tick() looks this often for idle ones and for queued bytes the kernel took. */
 export const UDP_SWEEP_MS = 100;

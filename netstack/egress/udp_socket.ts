@@ -20,7 +20,11 @@ export interface UdpEgressSocket {
   /** `payload` is only lent for the call (it may be a view into a packet whose memory is reused): a socket that keeps it copies it. */
   send(payload: Buffer): void;
   close(): void;
-  /** Bytes accepted by send() but not yet handed to the kernel (buffer budgets). */
+  /**
+   * Memory held by datagrams accepted by send() but not yet handed to the
+   * kernel: their bytes and a fixed cost each, so empty datagrams count too
+   * (buffer budgets).
+   */
   queuedBytes?(): number;
 }
 
@@ -28,6 +32,8 @@ export type UdpEgressFactory = (family: 4 | 6, host: string, port: number, h: Ud
 
 /** Datagrams kept while connect() resolves (one event-loop turn). */
 const MAX_PENDING = 64;
+/** What a queued datagram holds beyond its bytes (libuv's request, Node's wrap, the buffer object): an empty one is not free. */
+export const QUEUED_DATAGRAM_COST = 512;
 
 function errorCode(err: unknown): string {
   return (err as NodeJS.ErrnoException | null)?.code ?? 'EIO';
@@ -84,10 +90,10 @@ export const osUdpEgress: UdpEgressFactory = (family, host, port, h) => {
     },
     // libuv queues datagrams the kernel cannot take yet (EAGAIN): without a check that queue has no bound.
     queuedBytes() {
-      if (state === 'connecting') return pendingBytes;
+      if (state === 'connecting') return pendingBytes + pending.length * QUEUED_DATAGRAM_COST;
       if (state !== 'connected') return 0;
       try {
-        return sock.getSendQueueSize();
+        return sock.getSendQueueSize() + sock.getSendQueueCount() * QUEUED_DATAGRAM_COST;
       } catch {
         return 0; // the socket failed and is being closed
       }

@@ -4,6 +4,7 @@
 // is only lent to send(): the socket keeps a copy of its own.
 import { createSocket, Socket } from 'node:dgram';
 import { osUdpEgress } from '../../../../netstack';
+import { QUEUED_DATAGRAM_COST } from '../../../../netstack/egress/udp_socket';
 
 test('a connect the OS refuses ends the socket with its error code (onFailed); datagrams queued before it are dropped, not sent', async () => {
   const errors: string[] = [];
@@ -48,6 +49,34 @@ test('a datagram is handed to Node as a copy of its own, before and after the co
     for (const [data] of send.mock.calls) for (const b of given) expect((data as Buffer).buffer).not.toBe(b.buffer);
   } finally {
     send.mockRestore();
+    sock.close();
+    server.close();
+  }
+});
+
+test('queued datagrams are charged their bytes and a cost each: empty ones are not free, before the connect or after', async () => {
+  const server = createSocket('udp4');
+  await new Promise<void>((r) => server.bind(0, '127.0.0.1', () => r()));
+  let connected = false;
+  const sock = osUdpEgress(4, '127.0.0.1', server.address().port, { onMessage: () => undefined, onError: () => undefined, onFailed: () => undefined });
+  const size = jest.spyOn(Socket.prototype, 'getSendQueueSize');
+  try {
+    sock.send(Buffer.alloc(0));
+    sock.send(Buffer.alloc(0));
+    sock.send(Buffer.from('abc'));
+    expect(sock.queuedBytes?.()).toBe(3 + 3 * QUEUED_DATAGRAM_COST);
+    for (let i = 0; i < 50 && !connected; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      connected = sock.queuedBytes?.() === 0;
+    }
+    expect(connected).toBe(true);
+    // What libuv reports when the kernel returned EAGAIN: five empty datagrams waiting.
+    size.mockReturnValue(0);
+    const count = jest.spyOn(Socket.prototype, 'getSendQueueCount').mockReturnValue(5);
+    expect(sock.queuedBytes?.()).toBe(5 * QUEUED_DATAGRAM_COST);
+    count.mockRestore();
+  } finally {
+    size.mockRestore();
     sock.close();
     server.close();
   }
