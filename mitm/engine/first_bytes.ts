@@ -17,8 +17,12 @@ import { type ProtocolGuess, type Speaker, guessProtocol } from '../protocol_gue
 
 /** Bound on waiting for bytes that would sharpen a protocol guess. */
 export const GUESS_WAIT_MS = 500;
-/** Past this many bytes from the side being guessed, the guess is made with what is there. */
-const MAX_GUESS_BYTES = 64 * 1024;
+/**
+ * Past this many bytes from either side while a guess waits, the guess is made
+ * with what is there: the side not being guessed is buffered too (for the
+ * relay), and without a bound a fast sender would fill memory for GUESS_WAIT_MS.
+ */
+export const MAX_GUESS_BYTES = 64 * 1024;
 
 export type FirstBytes =
   | { kind: 'done'; hello: ClientHelloInfo }
@@ -39,7 +43,8 @@ export class FirstBytesReader {
 
   clientData(chunk: Buffer): FirstBytesStep {
     const r = this.reader.push(chunk);
-    if (this.guessing !== null) return this.guessing === 'client' ? this.tryGuess('client', false) : null;
+    if (this.guessing === 'client') return this.tryGuess('client', false);
+    if (this.guessing === 'server') return this.reader.bufferedBytes >= MAX_GUESS_BYTES ? this.tryGuess('server', true) : null;
     if (r.kind === 'need_more') return null;
     if (r.kind === 'not_tls') return this.startGuessing('client');
     return r;
@@ -62,7 +67,8 @@ export class FirstBytesReader {
     this.fromServer.push(chunk);
     this.serverLen += chunk.length;
     if (this.guessing === null) return this.startGuessing('server');
-    return this.guessing === 'server' ? this.tryGuess('server', false) : null;
+    if (this.guessing === 'server') return this.tryGuess('server', false);
+    return this.serverLen >= MAX_GUESS_BYTES ? this.tryGuess('client', true) : null;
   }
 
   serverEnd(): FirstBytesStep {

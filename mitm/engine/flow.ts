@@ -36,12 +36,13 @@ export class FlowMachine implements InspectedFlowHost {
   private phase: Phase = 'reading';
   private now = 0;
   private out: Command[] = [];
-  private readonly first = new FirstBytesReader(new ClientHelloReader());
+  /** Until the decision; then let go with what it buffered, as are the bytes handed on (the flow may last hours). */
+  private first: FirstBytesReader | null = new FirstBytesReader(new ClientHelloReader());
   private hello: ClientHelloInfo | null = null;
-  /** The client's bytes read before a decision, replayed to whoever takes the flow. */
+  /** The client's bytes read before the decision, until they are handed to whoever takes the flow (after a probe, maybe). */
   private replay: Buffer = EMPTY;
-  /** Raw relay only: the server's bytes read before it (a greeting), already written to the client. */
-  private greeting: Buffer = EMPTY;
+  /** Raw relay only: bytes read before it, counted into the flow's totals: the client's (replayed) and the server's greeting. */
+  private readBefore = { fromClient: 0, fromServer: 0 };
   private bypass: PendingBypass | null = null;
   private inspected: InspectedPath | null = null;
 
@@ -113,8 +114,8 @@ export class FlowMachine implements InspectedFlowHost {
         return;
       case 'relaying':
         if (ev.type === 'relay_end') {
-          const bytesFromClient = ev.result.fromClient + this.replay.length;
-          this.end(ev.result.end, { bytesFromClient, bytesFromServer: ev.result.fromServer + this.greeting.length, detail: ev.result.detail });
+          const bytesFromClient = ev.result.fromClient + this.readBefore.fromClient;
+          this.end(ev.result.end, { bytesFromClient, bytesFromServer: ev.result.fromServer + this.readBefore.fromServer, detail: ev.result.detail });
         }
         return;
       case 'done':
@@ -125,32 +126,35 @@ export class FlowMachine implements InspectedFlowHost {
   // ---- the first bytes ----
 
   private reading(ev: FlowEvent): void {
+    const { first } = this;
+    if (first === null) return;
     switch (ev.type) {
       case 'client_data':
-        return this.firstBytes(this.first.clientData(ev.data));
+        return this.firstBytes(first, first.clientData(ev.data));
       case 'client_end':
-        return this.firstBytes(this.first.clientEnd());
+        return this.firstBytes(first, first.clientEnd());
       case 'client_close':
-        return this.firstBytes(this.first.clientClose());
+        return this.firstBytes(first, first.clientClose());
       case 'server_data':
-        return this.firstBytes(this.first.serverData(ev.data));
+        return this.firstBytes(first, first.serverData(ev.data));
       case 'server_end':
-        return this.firstBytes(this.first.serverEnd());
+        return this.firstBytes(first, first.serverEnd());
       case 'timer':
-        if (ev.timer === 'client_hello') this.firstBytes(this.first.deadline(this.core.timeouts.clientHelloMs));
-        else if (ev.timer === 'guess') this.firstBytes(this.first.guessWaitOver());
+        if (ev.timer === 'client_hello') this.firstBytes(first, first.deadline(this.core.timeouts.clientHelloMs));
+        else if (ev.timer === 'guess') this.firstBytes(first, first.guessWaitOver());
         return;
     }
   }
 
-  private firstBytes(step: FirstBytesStep): void {
+  private firstBytes(first: FirstBytesReader, step: FirstBytesStep): void {
     if (step === null) return;
     if (step === 'wait_guess') {
       this.out.push(this.arm('guess', GUESS_WAIT_MS));
       return;
     }
     this.out.push({ type: 'read', on: false }, { type: 'disarm', timer: 'client_hello' }, { type: 'disarm', timer: 'guess' });
-    this.replay = this.first.reader.buffered();
+    this.replay = first.reader.buffered();
+    this.first = null;
     this.decide(step);
   }
 
@@ -282,7 +286,8 @@ export class FlowMachine implements InspectedFlowHost {
   private splice(fromServer: Buffer): void {
     if (this.replay.length > 0) this.out.push({ type: 'write', side: 'server', data: this.replay });
     if (fromServer.length > 0) this.out.push({ type: 'write', side: 'client', data: fromServer });
-    this.greeting = fromServer;
+    this.readBefore = { fromClient: this.replay.length, fromServer: fromServer.length };
+    this.replay = EMPTY;
     this.phase = 'relaying';
     this.out.push({ type: 'relay', layer: 'raw', tap: null });
   }
@@ -291,6 +296,7 @@ export class FlowMachine implements InspectedFlowHost {
   private inspect(): void {
     this.phase = 'inspecting';
     this.inspected = new InspectedPath(this, this.hello as ClientHelloInfo, this.replay);
+    this.replay = EMPTY;
     this.inspected.start(this.now);
   }
 }

@@ -19,6 +19,9 @@ import type { FlowRun } from './flow_run';
 /** How long a cleanly finished raw stream under TLS may take to flush and close before it is destroyed. */
 export const CLOSE_LINGER_MS = 5_000;
 
+/** What `replay` holds once handed on. */
+const EMPTY_REPLAY: Buffer = Buffer.alloc(0);
+
 /**
  * Upstream failures that are not a verdict on the upstream's security but on
  * reaching it: answered with internal_error rather than handshake_failure.
@@ -47,7 +50,8 @@ export class InspectedPath {
   private certificateRequired = false;
   private now = 0;
 
-  constructor(private readonly host: InspectedFlowHost, private readonly hello: ClientHelloInfo, private readonly replay: Buffer) {}
+  /** `replay`: the client's bytes read before the decision, given to the client-side TLS once and then let go. */
+  constructor(private readonly host: InspectedFlowHost, private readonly hello: ClientHelloInfo, private replay: Buffer) {}
 
   start(now: number): void {
     this.now = now;
@@ -137,6 +141,7 @@ export class InspectedPath {
     }
     this.step = 'client_tls';
     this.host.emit({ type: 'arm', timer: 'client_handshake', at: this.now + this.host.core.timeouts.clientHandshakeMs }, { type: 'start_client_tls', leaf, alpn: run.alpn, replay: this.replay });
+    this.replay = EMPTY_REPLAY;
   }
 
   /** The client's handshake with us ended: null when it completed. */

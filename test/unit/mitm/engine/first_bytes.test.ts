@@ -8,7 +8,10 @@
 // ClientHello deadline.
 
 import { randomBytes } from 'node:crypto';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { GUESS_WAIT_MS } from '../../../../mitm/engine';
+import { MAX_GUESS_BYTES } from '../../../../mitm/engine/first_bytes';
 import { removeTempDirs } from '../ca_helpers';
 import { FlowUnderTest, type Pki, T0, coreOf, helloBytes, makePki } from './machine';
 
@@ -150,5 +153,53 @@ describe('not TLS, with nonTls "allow"', () => {
     expect(f.records('non_tls')).toEqual([expect.objectContaining({ guess: 'ssh', from: 'server', outcome: 'allow' })]);
     f.relayEnd({ fromServer: 10 });
     expect(f.ended).toMatchObject({ bytesFromServer: 10 + SSH_GREETING.length, bytesFromClient: 0 });
+  });
+});
+
+describe('what the first bytes hold', () => {
+  test('while a guess waits on one side, the other side is not buffered without bound: past the limit the guess is made at once, and nothing read is lost', () => {
+    const f = new FlowUnderTest(coreOf(pki, { nonTls: 'allow', timeouts: { clientHelloMs: 120_000 } }));
+    // Not TLS, and still maybe a BitTorrent handshake: the client's guess waits for more.
+    const opening = Buffer.from('\x13BitTorrent', 'latin1');
+    f.client(opening);
+    expect(f.armedAt('guess')).toBe(T0 + GUESS_WAIT_MS);
+    // Meanwhile the server streams (the stream is read in flowing mode).
+    const fromServer = randomBytes(MAX_GUESS_BYTES + 1000);
+    const parts = [fromServer.subarray(0, 30_000), fromServer.subarray(30_000, MAX_GUESS_BYTES - 1), fromServer.subarray(MAX_GUESS_BYTES - 1)];
+    for (const data of parts.slice(0, 2)) f.feed({ type: 'server_data', data });
+    expect(f.records('non_tls')).toEqual([]);
+    f.feed({ type: 'server_data', data: parts[2] });
+    expect(f.records('non_tls')).toEqual([expect.objectContaining({ from: 'client', outcome: 'allow' })]);
+    expect(f.of('write')).toEqual([{ type: 'write', side: 'server', data: opening }, { type: 'write', side: 'client', data: fromServer }]);
+  });
+
+  test('the same bound holds for the client while the server is the one guessed', () => {
+    const f = new FlowUnderTest(coreOf(pki, { timeouts: { clientHelloMs: 120_000 } }));
+    f.feed({ type: 'server_data', data: Buffer.from('SS') });
+    expect(f.armedAt('guess')).toBe(T0 + GUESS_WAIT_MS);
+    f.client(randomBytes(MAX_GUESS_BYTES - 1));
+    expect(f.records('non_tls')).toEqual([]);
+    f.client(randomBytes(1));
+    expect(f.records('non_tls')).toEqual([expect.objectContaining({ from: 'server', outcome: 'block' })]);
+  });
+
+  test('once relayed, the bytes read before the decision are let go: a flow may last hours', async () => {
+    const f = new FlowUnderTest(coreOf(pki, { nonTls: 'allow' }));
+    // Over 4 KiB, so the reader's buffer is its own memory rather than a slice of Node's shared pool.
+    const payload = Buffer.concat([SSH_GREETING, randomBytes(6000)]);
+    f.client(payload);
+    const written = f.of('write');
+    expect(written).toEqual([{ type: 'write', side: 'server', data: payload }]);
+    const held = new WeakRef((written[0] as { data: Buffer }).data.buffer);
+    written.length = 0;
+    f.commands.length = 0;
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    expect(held.deref()).toBeUndefined();
+    // The relay still counts them.
+    f.relayEnd({ fromClient: 10 });
+    expect(f.ended).toMatchObject({ bytesFromClient: 10 + payload.length });
   });
 });
