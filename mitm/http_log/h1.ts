@@ -7,7 +7,7 @@ import {
   HeadReader, listHas, parseContentLength, parseRequestHead, parseResponseHead, peekRequestLine,
   RequestHead, transferCodings,
 } from './h1_head';
-import { HttpRequestRecord, logHost, logUserAgent, redactTarget, splitAbsoluteForm } from './record';
+import { HttpRequestRecord, keepCopy, logHost, logUserAgent, redactTarget, splitAbsoluteForm } from './record';
 import type { RelayTap } from '../../netstack';
 
 export interface ParserContext {
@@ -226,7 +226,7 @@ export class H1Connection implements RelayTap {
   private hold(chunk: Buffer): void {
     this.heldBytes += chunk.length;
     if (this.heldBytes > this.ctx.maxHeaderBytes) return this.stop('client sent too much while awaiting an upgrade response');
-    this.held.push(Buffer.from(chunk));
+    keepCopy(this.held, chunk);
   }
 
   private release(): void {

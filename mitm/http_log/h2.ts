@@ -10,7 +10,7 @@ import {
   FrameSink, GOAWAY, H2FrameReader, HEADERS, PING, PRIORITY, PUSH_PROMISE, RST_STREAM, SETTINGS, WINDOW_UPDATE,
 } from './h2_frames';
 import type { ParserContext } from './h1';
-import { HttpRequestRecord, logHost, logUserAgent, redactTarget } from './record';
+import { HttpRequestRecord, keepCopy, logHost, logUserAgent, redactTarget } from './record';
 import type { RelayTap } from '../../netstack';
 
 /** Streams tracked at once; servers commonly allow 100-250 (SETTINGS_MAX_CONCURRENT_STREAMS). */
@@ -151,7 +151,7 @@ export class H2Connection implements RelayTap {
     d.blockBytes += fragment.length;
     if (d.blockBytes > this.ctx.maxHeaderBytes) return `header block exceeds ${this.ctx.maxHeaderBytes} bytes`;
     // The reader reuses its buffer for the next frame.
-    d.fragments.push(Buffer.from(fragment));
+    keepCopy(d.fragments, fragment);
     if ((flags & FLAG_END_HEADERS) === 0) return null;
     const block = d.block as Block;
     d.block = null;

@@ -15,6 +15,8 @@ export const MAX_SUPPORTED_TABLE_SIZE = 65536;
 export const DEFAULT_MAX_HEADER_LIST_SIZE = 256 * 1024;
 
 export type HeaderField = readonly [name: string, value: string];
+/** What an evicted entry's slot holds until the table is compacted. */
+const EVICTED: HeaderField = ['', ''];
 export type HpackError =
   | { kind: 'hpack_error'; reason: string };
 
@@ -148,6 +150,8 @@ export class HpackDecoder {
     while (this.size > Math.max(limit, 0) && this.head < this.entries.length) {
       const old = this.entries[this.head];
       this.size -= old[0].length + old[1].length + ENTRY_OVERHEAD;
+      // Let go at once: evicted strings kept until compaction could be many times the table's size.
+      this.entries[this.head] = EVICTED;
       this.head++;
     }
     if (this.head === this.entries.length) {

@@ -32,6 +32,15 @@ export interface HttpLoggerOptions {
 /** What both protocol parsers offer the engine; feeding never throws. */
 /** Node's own limit is 16 KiB; 64 KiB leaves room for cookie-heavy sites. */
 export const DEFAULT_MAX_HEADER_BYTES = 64 * 1024;
+/** Pieces a parser keeps of one head or header block before merging them: tiny reads must not cost an object each. */
+const MAX_KEPT_PIECES = 64;
+
+/** Keeps a copy of `chunk` (its reader reuses the memory) in `pieces`, merged into one once they reach MAX_KEPT_PIECES. */
+export function keepCopy(pieces: Buffer[], chunk: Buffer): void {
+  if (pieces.length >= MAX_KEPT_PIECES) pieces.splice(0, pieces.length, Buffer.concat(pieces));
+  pieces.push(Buffer.from(chunk));
+}
+
 /** Log lines stay bounded whatever the client sends. */
 export const MAX_PATH_CHARS = 2048;
 export const MAX_FIELD_CHARS = 512;

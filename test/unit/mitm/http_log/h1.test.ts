@@ -121,6 +121,16 @@ describe('HTTP/1.1 semantics', () => {
     expect(recs).toEqual([rec({ path: '/ws', status: 426 }), rec({ path: '/after' })]);
   });
 
+  test('bytes held while an upgrade awaits its answer, read a byte at a time, are parsed the same once it is refused', () => {
+    const after = 'GET /after HTTP/1.1\r\nHost: example.com\r\nX-Pad: ' + 'p'.repeat(200) + '\r\n\r\n';
+    const recs = replay(fixedClock, [
+      c2s('GET /ws HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n'),
+      ...[...after].map((ch) => c2s(ch)),
+      s2c('HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'),
+    ]);
+    expect(recs).toEqual([rec({ path: '/ws', status: 426 }), rec({ path: '/after' })]);
+  });
+
   test('without a Host header the SNI names the host', () => {
     const recs = replay(fixedClock, [c2s('GET / HTTP/1.0\r\n\r\n'), s2c('HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n')]);
     expect(recs[0].host).toBe('sni.example');

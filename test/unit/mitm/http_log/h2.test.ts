@@ -73,6 +73,15 @@ describe('HTTP/2 streams', () => {
     expect(recs).toEqual([rec({ path: '/joined', status: 204 })]);
   });
 
+  test('a header block in a frame per byte is joined the same (the copies kept are merged every 64)', () => {
+    const path = `/in-pieces/${'x'.repeat(100)}`;
+    const block = req(path);
+    const pieces = [...block].map((byte, i) => c2s(frame(i === 0 ? HEADERS : CONTINUATION, (i === 0 ? END_STREAM : 0) | (i === block.length - 1 ? END_HEADERS : 0), 1, Buffer.from([byte]))));
+    expect(pieces.length).toBeGreaterThan(2 * 64);
+    const recs = replay(h2, [...OPEN, ...pieces, s2c(frame(HEADERS, END_HEADERS | END_STREAM, 1, status(204)))]);
+    expect(recs).toEqual([rec({ path, status: 204 })]);
+  });
+
   test('interim 1xx responses are skipped and trailers end the stream (§8.1)', () => {
     const recs = replay(h2, [
       ...OPEN,

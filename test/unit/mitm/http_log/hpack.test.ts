@@ -1,6 +1,8 @@
 // RFC 7541 Appendix C examples: exact bytes, decoded header lists and the
 // dynamic table after each block. Appendix C.4/C.6 exercise the Huffman
 // code of Appendix B, so a wrong transcription of the table fails here.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { HpackDecoder, HeaderField, readInt } from '../../../../mitm/http_log/hpack';
 import { HUFFMAN_CODES, huffmanDecode } from '../../../../mitm/http_log/huffman';
 import { STATIC_TABLE } from '../../../../mitm/http_log/hpack_static';
@@ -199,5 +201,37 @@ describe('HPACK dynamic table size updates (§4.2, §6.3)', () => {
     // One 162-byte entry inserted, then referenced 100 times by index 62.
     const big = Buffer.concat([hex('40 03 616161 7f00'), Buffer.alloc(127, 0x62), Buffer.alloc(100, 0xbe)]);
     expect(d.decode(big)).toMatchObject({ kind: 'hpack_error' });
+  });
+});
+
+describe('HPACK eviction (§4.4)', () => {
+  test('an evicted entry is let go at once: the strings held stay within the table size, whatever the entry sizes', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const d = new HpackDecoder({ tableSize: 65536, maxHeaderListSize: 1 << 20 });
+    const settle = async (): Promise<number> => {
+      await new Promise((resolve) => setImmediate(resolve));
+      gc();
+      return process.memoryUsage().heapUsed;
+    };
+    const before = await settle();
+    // Literals with incremental indexing, new name (§6.2.1): a 32 KB entry and a small one in turn. Each
+    // large one evicts the one before it, and the small one behind it keeps the table from emptying.
+    const literal = (name: string, value: Buffer): Buffer => {
+      // The length: 7-bit prefix full, then base-128 digits, low first, with the high bit on all but the last (§5.1).
+      const length = [0x7f];
+      let rest = value.length - 127;
+      for (; rest >= 128; rest = Math.floor(rest / 128)) length.push(0x80 | (rest % 128));
+      length.push(rest);
+      return Buffer.concat([Buffer.from([0x40, name.length]), Buffer.from(name), Buffer.from(length), value]);
+    };
+    for (let i = 0; i < 31; i++) {
+      const value = Buffer.alloc(32_800, 0x61 + (i % 26));
+      expect(decodeOk(d, literal('x-big', value))).toEqual([['x-big', value.toString('latin1')]]);
+      expect(decodeOk(d, literal('x-small', Buffer.alloc(200, 0x73)))).toHaveLength(1);
+    }
+    expect(d.dynamicTable().map(([name]) => name)).toEqual(['x-small', 'x-big', 'x-small']);
+    // The 30 evicted large values, kept, would be about 1 MB.
+    expect((await settle()) - before).toBeLessThan(400_000);
   });
 });
