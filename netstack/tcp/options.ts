@@ -38,11 +38,20 @@ export interface Negotiated {
   tsOk: boolean;
 }
 
+/**
+ * Floor on the client's MSS. Every IPv4 host takes 576-byte datagrams (RFC 1122
+ * §3.3.2; IPv6 ones 1280), so segments of 536 reach any client. Without it a
+ * SYN with MSS 1 made every byte sent a packet of its own: a thousand times
+ * the CPU per byte, and a segment log as long as the bytes in flight (Linux
+ * added tcp_min_snd_mss for the same reason, CVE-2019-11479).
+ */
+const MIN_CLIENT_MSS = DEFAULT_IPV4_MSS;
+
 /** Options agreed from the client's SYN: each only if the client offered it. */
 export function negotiate(syn: TcpOptions, ourMss: number, recvBufferBytes: number): Negotiated {
   const wsOk = syn.windowScale !== undefined;
   const tsOk = syn.timestamp !== undefined;
-  const clientMss = syn.mss !== undefined && syn.mss > 0 ? syn.mss : DEFAULT_IPV4_MSS;
+  const clientMss = Math.max(syn.mss !== undefined && syn.mss > 0 ? syn.mss : DEFAULT_IPV4_MSS, MIN_CLIENT_MSS);
   const tsCost = tsOk ? TIMESTAMP_OPTION_BYTES : 0;
   return {
     sendMss: Math.max(1, Math.min(clientMss, ourMss) - tsCost),

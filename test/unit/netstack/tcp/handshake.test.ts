@@ -105,6 +105,14 @@ describe('handshake options', () => {
     expect(synAckFor({}).ep.negotiated.sendMss).toBe(536);
   });
 
+  test('a tiny client MSS is raised to 536, what every IPv4 host takes (RFC 1122 §3.3.2): a byte per packet would cost a packet per byte', () => {
+    for (const mss of [1, 13, 100, 535]) expect(synAckFor({ mss }).ep.negotiated.sendMss).toBe(536);
+    expect(synAckFor({ mss: 1, timestamp: { value: 1, echo: 0 } }).ep.negotiated.sendMss).toBe(536 - 12);
+    expect(synAckFor({ mss: 537 }).ep.negotiated.sendMss).toBe(537);
+    // Never above our own.
+    expect(synAckFor({ mss: 1 }, { mss: 400 }).ep.negotiated.sendMss).toBe(400);
+  });
+
   test('window scale is answered only if the client offered it (RFC 7323 §2.2)', () => {
     expect(synAckFor({ mss: 1460 }).synAck.options.windowScale).toBeUndefined();
     const { synAck } = synAckFor({ mss: 1460, windowScale: 7 }, { recvBufferBytes: 1 << 20 });

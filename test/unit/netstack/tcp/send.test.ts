@@ -21,6 +21,13 @@ describe('sending data to the client', () => {
     expect(f.ep.stats.bytesOut).toBe(10 * MSS);
   });
 
+  test('a client announcing MSS 1 gets 536-byte segments, not a packet per byte', () => {
+    const f = establish({ mss: 1 });
+    f.ep.write(bytes(5000), 10);
+    const out = f.ep.drainOutput();
+    expect(out.map((s) => s.payload.length)).toEqual(Array(9).fill(536).concat([5000 - 9 * 536]));
+  });
+
   test('a small write is sent at once (no Nagle delay for a relay)', () => {
     const f = establish({ mss: MSS });
     f.ep.write(Buffer.from('hi'), 10);
