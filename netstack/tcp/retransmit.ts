@@ -75,7 +75,16 @@ interface Range {
   end: Seq;
 }
 
-/** SACKed ranges above SND.UNA, kept sorted and merged. */
+/**
+ * Separate SACKed ranges kept at most. Real loss leaves a few dozen holes in
+ * a window; a client that SACKs every other byte would otherwise grow the
+ * list without bound and make each block's insertion a walk over it. Blocks
+ * that would add a range beyond this are ignored: SACK is advisory (RFC 2018
+ * §8), so the data is only resent sooner or later than it could have been.
+ */
+export const MAX_SACK_RANGES = 256;
+
+/** SACKed ranges above SND.UNA, kept sorted and merged (at most MAX_SACK_RANGES). */
 export class SackScoreboard {
   private ranges: Range[] = [];
   private sacked = 0;
@@ -179,9 +188,14 @@ export class SackScoreboard {
   }
 
   private add(start: Seq, end: Seq, sink: SackSink | undefined): void {
-    // Find the first range that ends at or after start (could merge).
+    // The first range that ends at or after start (could merge): ranges are disjoint, so their ends ascend.
     let i = 0;
-    while (i < this.ranges.length && seqLt(this.ranges[i].end, start)) i++;
+    let hi = this.ranges.length;
+    while (i < hi) {
+      const mid = (i + hi) >>> 1;
+      if (seqLt(this.ranges[mid].end, start)) i = mid + 1;
+      else hi = mid;
+    }
     const first = this.ranges[i];
     // The common case: the client repeats a block we already hold.
     if (first !== undefined && seqLeq(first.start, start) && seqGeq(first.end, end)) return;
@@ -192,9 +206,11 @@ export class SackScoreboard {
       const r = this.ranges[j];
       s = seqMin(s, r.start);
       e = seqMax(e, r.end);
-      this.sacked -= seqSub(r.end, r.start);
       j++;
     }
+    // A range of its own, past the bound: ignored.
+    if (j === i && this.ranges.length >= MAX_SACK_RANGES) return;
+    for (let k = i; k < j; k++) this.sacked -= seqSub(this.ranges[k].end, this.ranges[k].start);
     if (sink !== undefined) this.emitNew(start, end, i, j, s, e, sink);
     this.ranges.splice(i, j - i, { start: s, end: e });
     this.sacked += seqSub(e, s);

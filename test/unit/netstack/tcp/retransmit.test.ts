@@ -1,4 +1,4 @@
-import { MAX_RTO_MS, MIN_RTO_MS, RttEstimator, SackScoreboard } from '../../../../netstack/tcp/retransmit';
+import { MAX_RTO_MS, MAX_SACK_RANGES, MIN_RTO_MS, RttEstimator, SackScoreboard } from '../../../../netstack/tcp/retransmit';
 import { asSeq } from '../../../../netstack/tcp/seq';
 
 describe('RTO estimation (RFC 6298)', () => {
@@ -71,5 +71,32 @@ describe('SACK scoreboard (RFC 6675 §3)', () => {
     sb.ackTo(asSeq(450));
     expect(sb.sackedBytes).toBe(50);
     expect(sb.sackedIn(asSeq(450), asSeq(1000))).toBe(50);
+  });
+
+  test(`a client SACKing every other byte gets at most ${MAX_SACK_RANGES} ranges; blocks that merge are still taken`, () => {
+    const sb = new SackScoreboard();
+    const top = asSeq(1_000_000);
+    // One-byte blocks with one-byte gaps, three per ACK, in ascending order.
+    for (let b = 102; b < 102 + 2 * 3000; b += 6) sb.update([[b, b + 1], [b + 2, b + 3], [b + 4, b + 5]], una, top);
+    expect(sb.sackedBytes).toBe(MAX_SACK_RANGES);
+    const high = sb.highSacked as number;
+    // Past the bound, a block of its own is ignored; one that extends a range is not.
+    expect(sb.update([[high + 10, high + 20]], una, top)).toBe(0);
+    expect(sb.update([[high, high + 5]], una, top)).toBe(5);
+    // One block covering the gaps merges them all into one range, and room comes back.
+    expect(sb.update([[102, high + 5]], una, top)).toBe(high + 5 - 102 - MAX_SACK_RANGES - 5);
+    expect(sb.update([[high + 10, high + 20]], una, top)).toBe(10);
+    sb.nextHole(una, top);
+    expect([sb.holeStart, sb.holeEnd]).toEqual([100, 102]);
+  });
+
+  test('blocks land in order wherever they arrive (the insertion point is searched, not walked)', () => {
+    const sb = new SackScoreboard();
+    const starts = [900, 100 + 2, 500, 700, 300, 1100];
+    sb.update(starts.map((s) => [s, s + 50] as [number, number]), una, max);
+    expect(sb.sackedBytes).toBe(6 * 50);
+    const holes: number[][] = [];
+    for (let from = una; sb.nextHole(from, asSeq(1200)); from = sb.holeEnd) holes.push([sb.holeStart, sb.holeEnd]);
+    expect(holes).toEqual([[100, 102], [152, 300], [350, 500], [550, 700], [750, 900], [950, 1100], [1150, 1200]]);
   });
 });
