@@ -14,6 +14,7 @@ import { Keypair } from './keypair';
 import { deriveSessionKeys, type Handshake, type StaticIdentity } from './noise';
 import { DeviceOutput, type DeviceEvent } from './output';
 import type { WgPeer } from './peer';
+import { HandshakeRateLimiter } from './ratelimit';
 
 export interface CoreOptions {
   identity: StaticIdentity;
@@ -27,6 +28,8 @@ export class DeviceCore<T> {
   readonly identity: StaticIdentity;
   readonly publicKey: PublicKey;
   readonly cookieChecker: CookieChecker;
+  /** Handshake messages per source while under load. */
+  readonly handshakeLimiter = new HandshakeRateLimiter();
   readonly indexes: IndexTable<T>;
   readonly peersByKey = new Map<string, WgPeer<T>>();
   /** Peers by their earliest timer deadline (§6), so tick() visits only the due ones. */

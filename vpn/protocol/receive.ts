@@ -9,6 +9,7 @@ import { COOKIE_RECEIVER } from './cookie';
 import type { DeviceCore } from './core';
 import type { Endpoint } from './endpoint';
 import { consumeInitiation, consumeResponse, createResponse, INIT_SENDER, RESP_RECEIVER, RESP_SENDER } from './noise';
+import { sourceKey } from './ratelimit';
 import type { WgPeer } from './peer';
 import { counterExhausted } from './replay';
 import { sendHandshakeInitiation, sendKeepalive, sendStagedPackets } from './send';
@@ -42,16 +43,23 @@ export function receiveDatagram<T>(core: DeviceCore<T>, msg: Buffer, from: Endpo
 /**
  * §5.3: mac1 is always required; under load, a handshake message without a
  * valid mac2 is answered with a cookie reply instead of being processed, so
- * a flood from spoofed addresses costs us no Diffie-Hellman.
+ * a flood from spoofed addresses costs us no Diffie-Hellman, and one with a
+ * valid mac2 still counts against its source's rate (ratelimit.ts), so a
+ * flood from an address of the sender's own costs us only a few per second.
  */
 function checkHandshakeMacs<T>(core: DeviceCore<T>, msg: Buffer, senderOffset: number, from: Endpoint, now: number): boolean {
   if (!core.cookieChecker.checkMac1(msg)) {
     core.drop('bad_mac1');
     return false;
   }
-  if (core.noteHandshakeAndCheckLoad(now) && !core.cookieChecker.checkMac2(msg, from, now)) {
+  if (!core.noteHandshakeAndCheckLoad(now)) return true;
+  if (!core.cookieChecker.checkMac2(msg, from, now)) {
     core.out.sendDatagram(core.cookieChecker.createReply(msg, senderOffset, from, now), from);
     core.drop('bad_mac2_cookie_sent');
+    return false;
+  }
+  if (!core.handshakeLimiter.allow(sourceKey(from), now)) {
+    core.drop('handshake_rate_limited');
     return false;
   }
   return true;

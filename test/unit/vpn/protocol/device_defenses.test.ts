@@ -1,6 +1,7 @@
 import {
   MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_TRANSPORT, REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES, REKEY_TIMEOUT,
 } from '../../../../vpn/protocol/constants';
+import { HANDSHAKE_BURST } from '../../../../vpn/protocol/ratelimit';
 import { FakeNet } from './fake_net';
 
 function pair(serverLoadThreshold?: number) {
@@ -50,6 +51,25 @@ describe('cookies under load (§5.3, §5.4.7)', () => {
     net.advance(REKEY_TIMEOUT + 400); // retransmission with mac2 from the new port
     expect(server.device.counters.bad_mac2_cookie_sent).toBe(2);
     expect(server.texts()).toEqual([]);
+  });
+
+  test('under load, initiations with a valid cookie from one address beyond its rate are dropped before any Diffie-Hellman', () => {
+    const { net, client, server } = pair();
+    server.device.forceUnderLoad(true);
+    client.send(server, 'queued');
+    net.flush();
+    net.advance(REKEY_TIMEOUT + 400);
+    expect(server.texts()).toEqual(['queued']);
+    // The initiation that carried mac2, replayed from the same address (its timestamp makes every copy a replay).
+    const withCookie = net.log.filter((d) => d.data[0] === MESSAGE_INITIATION).at(-1)!;
+    net.advance(1000); // the source's bucket is full again
+    const before = { ...server.device.counters };
+    for (let i = 0; i < 20; i++) net.deliver(withCookie);
+    const limited = (server.device.counters.handshake_rate_limited ?? 0) - (before.handshake_rate_limited ?? 0);
+    const replays = (server.device.counters.stale_timestamp ?? 0) - (before.stale_timestamp ?? 0);
+    // A burst reached the handshake (and failed there as replays), the rest went no further than the limiter.
+    expect(replays).toBe(HANDSHAKE_BURST);
+    expect(limited).toBe(20 - HANDSHAKE_BURST);
   });
 
   test('a cookie reply that does not answer our last message (wrong AD) is rejected', () => {
