@@ -63,7 +63,7 @@ export class BufferAccount {
   add(delta: number): void {
     if (delta === 0) return;
     this.used += delta;
-    this.budgets.addTotal(delta);
+    this.budgets.changed(this, delta);
   }
 
   /** Bytes that may still be held before this user's or the concentrator's limit (≤ 0: over budget). */
@@ -103,8 +103,17 @@ export class BufferAccount {
 export class BufferBudgets {
   private total = 0;
   private readonly accounts = new Map<string, BufferAccount>();
-  private readonly waiting = new Set<BudgetWaiter>();
-  private wakeDue = false;
+  /**
+   * Waiters by account. Wakes look only at accounts that may have room again
+   * (`due`), so a user with thousands of flows waiting, still over budget,
+   * costs one check per wake rather than one per flow, on every other user's
+   * ACK.
+   */
+  private readonly waiting = new Map<BufferAccount, Set<BudgetWaiter>>();
+  /** Accounts with waiters that gave bytes back since the last wake. */
+  private readonly due = new Set<BufferAccount>();
+  /** The concentrator's room was short and bytes came back: every account with waiters may have room. */
+  private allDue = false;
   private waking = false;
 
   constructor(
@@ -164,9 +173,17 @@ export class BufferBudgets {
   }
 
   /** Internal: every account's change goes through here. */
-  addTotal(delta: number): void {
+  changed(account: BufferAccount, delta: number): void {
+    if (delta < 0 && this.waiting.size > 0) {
+      if (this.waiting.has(account)) this.due.add(account);
+      if (this.limits.total - this.total < this.resumeAt) this.allDue = true;
+    }
     this.total += delta;
-    if (delta < 0 && this.waiting.size > 0) this.wakeDue = true;
+  }
+
+  /** Room a waiting account needs before its flows resume: no wake for every freed byte. */
+  private get resumeAt(): number {
+    return Math.min(RESUME_BYTES, this.limits.perUser / 4);
   }
 
   /**
@@ -188,11 +205,19 @@ export class BufferBudgets {
 
   /** `w` is woken (once) when its account has room again. */
   wait(w: BudgetWaiter): void {
-    this.waiting.add(w);
+    let set = this.waiting.get(w.account);
+    if (set === undefined) {
+      set = new Set();
+      this.waiting.set(w.account, set);
+    }
+    set.add(w);
   }
 
   forget(w: BudgetWaiter): void {
-    this.waiting.delete(w);
+    const set = this.waiting.get(w.account);
+    if (set === undefined) return;
+    set.delete(w);
+    if (set.size === 0) this.waiting.delete(w.account);
   }
 
   /**
@@ -201,19 +226,28 @@ export class BufferBudgets {
    * leave the work to the outer call.
    */
   runWakes(now: number): void {
-    if (!this.wakeDue || this.waking) return;
+    if (this.waking) return;
     this.waking = true;
     try {
-      for (let pass = 0; pass < MAX_WAKE_PASSES && this.wakeDue; pass++) {
-        this.wakeDue = false;
-        for (const w of [...this.waiting]) {
-          if (w.account.room < Math.min(RESUME_BYTES, this.limits.perUser / 4)) continue;
-          this.waiting.delete(w);
-          w.wake(now);
-        }
+      for (let pass = 0; pass < MAX_WAKE_PASSES && (this.allDue || this.due.size > 0); pass++) {
+        const accounts = this.allDue ? [...this.waiting.keys()] : [...this.due];
+        this.allDue = false;
+        this.due.clear();
+        for (const a of accounts) this.wakeIn(a, now);
       }
     } finally {
       this.waking = false;
+    }
+  }
+
+  /** Wakes the account's waiters one by one while it has room (each may take some as it resumes). */
+  private wakeIn(a: BufferAccount, now: number): void {
+    const set = this.waiting.get(a);
+    if (set === undefined || a.room < this.resumeAt) return;
+    for (const w of [...set]) {
+      if (a.room < this.resumeAt) return;
+      this.forget(w);
+      w.wake(now);
     }
   }
 }

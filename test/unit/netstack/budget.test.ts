@@ -52,6 +52,50 @@ describe('BufferBudgets', () => {
     expect(woken).toBe(1); // once per wait()
   });
 
+  test("a user's thousands of waiting flows, still over budget, are not looked at when another user frees bytes", () => {
+    const b = new BufferBudgets({ perUser: 256 * KiB, total: 10_000 * KiB });
+    const a = b.take('alice');
+    const o = b.take('bob');
+    a.add(256 * KiB);
+    let looked = 0;
+    let woken = 0;
+    for (let i = 0; i < 4096; i++) {
+      b.wait({
+        get account() {
+          looked++;
+          return a;
+        },
+        wake: () => woken++,
+      });
+    }
+    const afterWaiting = looked;
+    for (let i = 0; i < 100; i++) {
+      o.add(1000);
+      o.add(-1000);
+      b.runWakes(i);
+    }
+    expect(looked).toBe(afterWaiting);
+    expect(woken).toBe(0);
+    // Alice's own room back: her flows resume.
+    a.add(-128 * KiB);
+    b.runWakes(100);
+    expect(woken).toBe(4096);
+  });
+
+  test("a waiter short of the concentrator's room (not its own) is woken when another user frees bytes", () => {
+    const b = new BufferBudgets({ perUser: 256 * KiB, total: 300 * KiB });
+    const a = b.take('alice');
+    const o = b.take('bob');
+    o.add(250 * KiB);
+    a.add(50 * KiB);
+    expect(a.exhausted).toBe('concentrator');
+    let woken = 0;
+    b.wait({ account: a, wake: () => woken++ });
+    o.add(-200 * KiB);
+    b.runWakes(0);
+    expect(woken).toBe(1);
+  });
+
   test('reserve() holds bytes outside flows (DNS queries) only while there is room', () => {
     const b = new BufferBudgets({ perUser: 1000, total: 10_000 });
     expect(b.reserve('alice', 800)).toBe(true);
