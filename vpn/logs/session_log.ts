@@ -3,6 +3,8 @@
 // removed, or the concentrator stopped) and expiring (its --expires passed).
 // Fed by the WireGuard device's events and the registry's cuts; a rekey
 // (a new handshake every two minutes) is not a new session.
+import { monotonicNow } from '../../netstack/clock';
+import { PerUserRecordLimit } from './record_limit';
 import type { LogFields } from './user_log';
 
 export type SessionEvent = 'up' | 'roam' | 'down' | 'expired';
@@ -22,11 +24,21 @@ export interface RecordWriter {
 export class SessionLog {
   /** Peers with a session up, and since when (wall-clock ms). */
   private readonly up = new Map<string, number>();
+  /**
+   * Roams are rate-limited per user: any authenticated packet from a new
+   * source is a roam, so a device alternating its source port would
+   * otherwise write a record per packet.
+   */
+  private readonly roams: PerUserRecordLimit;
 
   constructor(
     private readonly records: RecordWriter,
     private readonly now: () => number = Date.now,
-  ) {}
+    /** Monotonic ms, for the roam rate limit. */
+    clock: () => number = monotonicNow,
+  ) {
+    this.roams = new PerUserRecordLimit(clock);
+  }
 
   get connected(): number {
     return this.up.size;
@@ -41,7 +53,9 @@ export class SessionLog {
   roamed(p: SessionPeer, from: string | null, to: string): void {
     // The first endpoint of a session is part of `up`, not a roam.
     if (!this.up.has(p.id) || from === null) return;
-    this.write(p, 'roam', { endpoint: to, from });
+    const suppressed = this.roams.take(p.user);
+    if (suppressed === null) return;
+    this.write(p, 'roam', suppressed > 0 ? { endpoint: to, from, suppressed } : { endpoint: to, from });
   }
 
   ended(p: SessionPeer, reason: DownReason): void {

@@ -163,9 +163,14 @@ async function dnsRecords(userLog: UserLog): Promise<void> {
 }
 
 function sessionRecords(userLog: UserLog): void {
-  const s = new SessionLog(userLog);
+  let mono = 0;
+  const s = new SessionLog(userLog, Date.now, () => mono);
   s.handshake(alice, '198.51.100.7:40000');
   s.roamed(alice, '198.51.100.7:40000', '[2001:db8::7]:40000');
+  // A flood of roams, then one after a quiet second: it carries how many were left out.
+  for (let i = 0; i < 40; i++) s.roamed(alice, '[2001:db8::7]:40000', `[2001:db8::7]:${40001 + i}`);
+  mono += 1000;
+  s.roamed(alice, '[2001:db8::7]:40040', '[2001:db8::7]:40000');
   s.ended(alice, 'session_expired');
   s.handshake(alice, null);
   s.expired(alice);

@@ -42,6 +42,20 @@ describe('session records', () => {
     ]);
   });
 
+  test('a device alternating its source port on every packet writes a few roam records, not one per packet; the next names how many were left out', () => {
+    const sink = new Sink();
+    let mono = 0;
+    const s = new SessionLog(sink, Date.now, () => mono);
+    s.handshake(laptop, '198.51.100.7:40000');
+    for (let i = 0; i < 10_000; i++) s.roamed(laptop, `198.51.100.7:${40000 + (i % 2)}`, `198.51.100.7:${40001 - (i % 2)}`);
+    const roams = () => sink.all.filter((r) => r.fields.event === 'roam');
+    expect(roams()).toHaveLength(20);
+    expect(roams().every((r) => r.fields.suppressed === undefined)).toBe(true);
+    mono += 1000;
+    s.roamed(laptop, '198.51.100.7:40000', '203.0.113.9:5555');
+    expect(roams().at(-1)?.fields).toEqual({ event: 'roam', endpoint: '203.0.113.9:5555', from: '198.51.100.7:40000', suppressed: 10_000 - 20 });
+  });
+
   test('a device that expires gets an expired record, connected or not; down is not repeated', () => {
     const sink = new Sink();
     const s = new SessionLog(sink);
