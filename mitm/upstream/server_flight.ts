@@ -27,9 +27,40 @@ export interface ServerFlight {
   complete: boolean;
 }
 
+/**
+ * Bytes in order, kept in pieces and joined only when asked: the scanner asks
+ * once a whole record (or handshake message) is there, so a server sending a
+ * byte per read costs no copy of everything before it per byte.
+ */
+class Pieces {
+  private parts: Buffer[] = [];
+  length = 0;
+
+  push(b: Buffer): void {
+    if (b.length === 0) return;
+    this.parts.push(b);
+    this.length += b.length;
+  }
+
+  joined(): Buffer {
+    if (this.parts.length > 1) this.parts = [Buffer.concat(this.parts, this.length)];
+    return this.parts.length === 0 ? Buffer.alloc(0) : this.parts[0];
+  }
+
+  /** Drops the first `n` bytes. */
+  skip(n: number): void {
+    const rest = this.joined().subarray(n);
+    this.parts = rest.length === 0 ? [] : [rest];
+    this.length = rest.length;
+  }
+}
+
 export class ServerFlightScanner {
-  private pending: Buffer = Buffer.alloc(0);
-  private handshake: Buffer = Buffer.alloc(0);
+  private readonly pending = new Pieces();
+  /** Bytes `pending` needs before the next record can be read: its header, then all of it. */
+  private recordWant = RECORD_HEADER_LEN;
+  private readonly handshake = new Pieces();
+  private messageWant = HANDSHAKE_HEADER_LEN;
   private seen = 0;
   readonly flight: ServerFlight = { certificateRequested: false, chain: [], complete: false };
 
@@ -37,26 +68,32 @@ export class ServerFlightScanner {
     if (this.flight.complete) return this.flight;
     this.seen += chunk.length;
     if (this.seen > MAX_FLIGHT_BYTES) return this.stop();
-    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    while (!this.flight.complete && this.pending.length >= RECORD_HEADER_LEN) {
-      const type = this.pending[0];
-      const len = this.pending.readUInt16BE(3);
+    this.pending.push(chunk);
+    while (!this.flight.complete && this.pending.length >= this.recordWant) {
+      const p = this.pending.joined();
+      const type = p[0];
+      const len = p.readUInt16BE(3);
       if (type !== CONTENT_TYPE_HANDSHAKE || len > MAX_PLAINTEXT_LEN) return this.stop();
-      if (this.pending.length < RECORD_HEADER_LEN + len) break;
-      this.handshake = Buffer.concat([this.handshake, this.pending.subarray(RECORD_HEADER_LEN, RECORD_HEADER_LEN + len)]);
-      this.pending = this.pending.subarray(RECORD_HEADER_LEN + len);
+      this.recordWant = RECORD_HEADER_LEN + len;
+      if (p.length < this.recordWant) break;
+      this.handshake.push(p.subarray(RECORD_HEADER_LEN, this.recordWant));
+      this.pending.skip(this.recordWant);
+      this.recordWant = RECORD_HEADER_LEN;
       this.messages();
     }
     return this.flight;
   }
 
   private messages(): void {
-    while (!this.flight.complete && this.handshake.length >= HANDSHAKE_HEADER_LEN) {
-      const type = this.handshake[0];
-      const len = this.handshake.readUIntBE(1, 3);
-      if (this.handshake.length < HANDSHAKE_HEADER_LEN + len) return;
-      const body = this.handshake.subarray(HANDSHAKE_HEADER_LEN, HANDSHAKE_HEADER_LEN + len);
-      this.handshake = this.handshake.subarray(HANDSHAKE_HEADER_LEN + len);
+    while (!this.flight.complete && this.handshake.length >= this.messageWant) {
+      const h = this.handshake.joined();
+      const type = h[0];
+      const len = h.readUIntBE(1, 3);
+      this.messageWant = HANDSHAKE_HEADER_LEN + len;
+      if (h.length < this.messageWant) return;
+      const body = h.subarray(HANDSHAKE_HEADER_LEN, this.messageWant);
+      this.handshake.skip(this.messageWant);
+      this.messageWant = HANDSHAKE_HEADER_LEN;
       if (type === HS_CERTIFICATE) this.flight.chain = parseCertificateList(body);
       else if (type === HS_CERTIFICATE_REQUEST) this.flight.certificateRequested = true;
       else if (type === HS_SERVER_HELLO_DONE) this.stop();

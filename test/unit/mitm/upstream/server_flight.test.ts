@@ -45,3 +45,31 @@ test('a server that asks for no client certificate is told apart', async () => {
   expect(flight).toMatchObject({ certificateRequested: false, complete: true });
   expect(flight.chain).toHaveLength(2);
 });
+
+test('a flight fed a byte at a time is joined a record at a time, not copied again for every byte', async () => {
+  const scanner = new ServerFlightScanner();
+  const seen: Buffer[] = [];
+  const hello = await helloBytes(HOST, { maxVersion: 'TLSv1.2' });
+  await new Promise<void>((resolve) => {
+    const end = connectTo(mtlsOrigin());
+    end.on('data', (d: Buffer) => {
+      seen.push(d);
+      if (scanner.push(d).complete) resolve();
+    });
+    end.on('error', () => undefined);
+    end.write(hello);
+  });
+  const flight = Buffer.concat(seen);
+  const concat = jest.spyOn(Buffer, 'concat');
+  try {
+    const again = new ServerFlightScanner();
+    for (const b of flight) again.push(Buffer.from([b]));
+    expect(again.flight).toMatchObject({ certificateRequested: true, complete: true });
+    expect(again.flight.chain).toHaveLength(2);
+    // A few joins per record and message, against one per byte of a flight of a few KB.
+    expect(flight.length).toBeGreaterThan(1000);
+    expect(concat.mock.calls.length).toBeLessThan(40);
+  } finally {
+    concat.mockRestore();
+  }
+});
