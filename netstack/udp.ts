@@ -21,6 +21,16 @@ const MAX_QUEUED_PER_FLOW = 256 * 1024;
 /** While flows are open, tick() looks this often for idle ones and for queued bytes the kernel took. */
 export const UDP_SWEEP_MS = 100;
 
+/**
+ * The first `max` bytes in memory of their own (Buffer.alloc): a slice of
+ * Node's shared pool (Buffer.from) would keep 8 KB alive while the flow waits.
+ */
+function ownedHead(b: Buffer, max: number): Buffer {
+  const out = Buffer.alloc(Math.min(max, b.length));
+  b.copy(out, 0, 0, out.length);
+  return out;
+}
+
 /** What the client is told when its flow's socket cannot connect (the kernel's own ICMP mapping, reversed). */
 const UNREACHABLE_FOR: Readonly<Record<string, UnreachableReason>> = {
   ENETUNREACH: 'net',
@@ -164,7 +174,7 @@ export class UdpFlowTable {
       lastActive: now,
       bytesOut: 0,
       bytesIn: 0,
-      quote: Buffer.from(pkt.view.buf.subarray(0, QUOTE_MAX)),
+      quote: ownedHead(pkt.view.buf, QUOTE_MAX),
       account: this.opts.budgets?.take(owner.user) ?? null,
       held: 0,
     };

@@ -3,7 +3,7 @@
 // (device.ts) drives it; this file holds no I/O.
 import { MAX_STAGED_PACKETS, REJECT_AFTER_TIME } from './constants';
 import { CookieGenerator } from './cookie';
-import { PublicKey } from './crypto';
+import { ownCopy, PublicKey } from './crypto';
 import { Endpoint } from './endpoint';
 import { Keypair } from './keypair';
 import { Handshake, StaticIdentity } from './noise';
@@ -120,9 +120,13 @@ export class WgPeer<T = void> {
     return this.stagedQueue ?? NOTHING_STAGED;
   }
 
-  /** Queues a copy of `packet` (the caller may reuse its buffer); drops the oldest when full. */
+  /**
+   * Queues a copy of `packet` (the caller may reuse its buffer); drops the
+   * oldest when full. The copy has memory of its own: a slice of Node's shared
+   * pool would keep 8 KB alive per packet while the handshake waits.
+   */
   stage(packet: Buffer): boolean {
-    return this.stageOwned(Buffer.from(packet));
+    return this.stageOwned(ownCopy(packet));
   }
 
   /** Queues `packet` itself, which nobody changes afterwards (the empty keepalive); drops the oldest when full. */

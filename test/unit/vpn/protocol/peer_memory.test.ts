@@ -30,6 +30,18 @@ describe('an idle connected peer holds only its session', () => {
     expect(kp.sendKey.buffer.byteLength).toBe(2 * 32 + REPLAY_RING_BYTES);
   });
 
+  test('a packet staged while a handshake waits is a copy with memory of its own, not a slice of the shared Buffer pool', () => {
+    const net = new FakeNet();
+    const client = net.node('client');
+    const server = net.node('server');
+    net.link(client, server);
+    net.filter = () => false; // the handshake never completes: packets stay staged
+    client.send(server, 'waiting');
+    const [staged] = client.peerOf(server).staged;
+    expect(staged.length).toBeGreaterThan(0);
+    expect(staged.buffer.byteLength).toBe(staged.length);
+  });
+
   test('a keypair copies the keys it is given, so the caller can wipe its own', () => {
     const send = Buffer.alloc(32, 1);
     const recv = Buffer.alloc(32, 2);
