@@ -23,11 +23,20 @@ export type EgressRefusal =
   | 'link_local'
   | 'multicast'
   | 'broadcast'
-  | 'host_address';
+  | 'host_address'
+  | 'metadata';
 
 export const EGRESS_REFUSALS: readonly EgressRefusal[] = [
-  'wireguard_listener', 'tunnel_address', 'peer_to_peer', 'denied', 'unspecified', 'loopback', 'link_local', 'multicast', 'broadcast', 'host_address',
+  'wireguard_listener', 'tunnel_address', 'peer_to_peer', 'denied', 'unspecified', 'loopback', 'link_local', 'multicast', 'broadcast', 'host_address', 'metadata',
 ];
+
+/**
+ * Cloud instance metadata services outside the link-local ranges (169.254.169.254
+ * is link-local already): AWS's IPv6 endpoint, Google Cloud's, Alibaba Cloud's
+ * and Azure's WireServer. From the concentrator's socket they answer as to the
+ * host itself (credentials of the instance's role, its configuration).
+ */
+const CLOUD_METADATA: readonly IpCidr[] = ['fd00:ec2::254/128', 'fd20:ce::254/128', '100.100.100.200/32', '168.63.129.16/32'].map((c) => IpCidr.parse(c));
 
 /** The IPv6 form through which an IPv4 refusal was reached. */
 export type EgressForm = 'ipv4_mapped' | 'ipv4_compatible' | 'nat64' | 'nat64_local';
@@ -208,6 +217,7 @@ export class EgressGuard {
       if (buf[off] === 0xfe && (buf[off + 1] & 0xc0) === 0x80) return 'link_local';
       if (buf[off] === 0xff) return 'multicast';
     }
+    if (anyContains(CLOUD_METADATA, buf, off, family)) return 'metadata';
     return anyContains(this.hosts, buf, off, family) ? 'host_address' : null;
   }
 
@@ -261,7 +271,7 @@ function hostRoute(a: IpAddress): IpCidr {
   return IpCidr.of(a, a.family === 4 ? 32 : 128);
 }
 
-function anyContains(list: IpCidr[], buf: Buffer, off: number, family: IpFamily): boolean {
+function anyContains(list: readonly IpCidr[], buf: Buffer, off: number, family: IpFamily): boolean {
   for (let i = 0; i < list.length; i++) if (list[i].containsBytes(buf, off, family)) return true;
   return false;
 }

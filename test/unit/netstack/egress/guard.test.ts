@@ -46,11 +46,20 @@ describe('EgressGuard: built-in refusals', () => {
     ['ff02::fb', 'multicast'],
     ['255.255.255.255', 'broadcast'],
     ['192.0.2.255', 'broadcast'],
+    ['fd00:ec2::254', 'metadata'],
+    ['fd20:ce::254', 'metadata'],
+    ['100.100.100.200', 'metadata'],
+    ['168.63.129.16', 'metadata'],
   ])('%s is refused as %s', (dst, reason) => {
     expect(verdict(g, dst)).toEqual({ reason, via: null });
   });
 
-  test.each(['10.1.2.3', '172.16.0.1', '172.31.255.254', '192.168.1.1', 'fd00::1', 'fc12::1', '8.8.8.8', '2001:4860::8888', '192.0.2.6', '198.51.100.6'])(
+  test('a metadata service is refused in its IPv6 forms too (NAT64), and egress.allow lifts it like link-local', () => {
+    expect(verdict(g, '64:ff9b::6464:64c8')).toEqual({ reason: 'metadata', via: 'nat64' });
+    expect(verdict(guard({ allow: cidrs('168.63.129.16/32') }), '168.63.129.16')).toBeNull();
+  });
+
+  test.each(['10.1.2.3', '172.16.0.1', '172.31.255.254', '192.168.1.1', 'fd00::1', 'fd00:ec2::253', 'fc12::1', '8.8.8.8', '2001:4860::8888', '192.0.2.6', '198.51.100.6'])(
     'private and public destinations stay reachable: %s',
     (dst) => {
       expect(verdict(g, dst)).toBeNull();
