@@ -66,6 +66,12 @@ export interface EgressGuardOptions {
   allow?: IpCidr[];
   /** Every address of every host interface with its prefix (os.networkInterfaces). */
   hostInterfaces?: IpCidr[];
+  /**
+   * The concentrator's public address (the endpoint clients are given) when
+   * no interface holds it: behind a 1:1 NAT that hairpins, it reaches the
+   * host, so it counts as a host address and as the listener's.
+   */
+  publicAddresses?: IpAddress[];
 }
 
 const UDP = 17;
@@ -106,6 +112,7 @@ export class EgressGuard {
   /** The listener's address as a host route; null when it listens on every address. */
   private readonly listenerAddress: IpCidr | null;
   private hosts: IpCidr[] = [];
+  private readonly publicHosts: IpCidr[];
   private broadcasts: IpCidr[] = [];
   // The IPv4 addresses embedded in the IPv6 address being checked (reused, never reallocated).
   private readonly embeddedBuf: Buffer[] = [];
@@ -121,6 +128,7 @@ export class EgressGuard {
     this.listenerPort = opts.listener?.port ?? -1;
     const la = opts.listener?.address ?? null;
     this.listenerAddress = la === null || isUnspecified(la.bytes, 0, la.family) ? null : hostRoute(la);
+    this.publicHosts = (opts.publicAddresses ?? []).map(hostRoute);
     for (let i = 0; i < MAX_EMBEDDED; i++) {
       this.embeddedBuf.push(this.scratch[0]);
       this.embeddedOff.push(0);
@@ -131,7 +139,7 @@ export class EgressGuard {
 
   /** Replaces the host's interface addresses (and so their subnets' directed broadcasts). */
   setHostInterfaces(ifaces: IpCidr[]): void {
-    this.hosts = ifaces.map((c) => hostRoute(c.address));
+    this.hosts = [...ifaces.map((c) => hostRoute(c.address)), ...this.publicHosts];
     // RFC 3021: a /31 or /32 has no broadcast address.
     this.broadcasts = ifaces.filter((c) => c.family === 4 && c.prefixLength <= 30).map((c) => hostRoute(c.lastAddress));
   }
@@ -202,6 +210,7 @@ export class EgressGuard {
   }
 
   private isListenerAddress(buf: Buffer, off: number, family: IpFamily): boolean {
+    if (anyContains(this.publicHosts, buf, off, family)) return true;
     if (this.listenerAddress !== null) return this.listenerAddress.containsBytes(buf, off, family);
     return isUnspecified(buf, off, family) || isLoopback(buf, off, family) || anyContains(this.hosts, buf, off, family);
   }

@@ -3,7 +3,7 @@
 // addresses as they change, and handed to every outbound path that does not
 // pass through the stack: the default DNS upstreams, the concentrator's own
 // fetches for a flow (AIA, OCSP), and WireGuard roaming.
-import type { Config } from '../config';
+import { parseHostPort, type Config } from '../config';
 import type { DnsServer } from '../dns';
 import type { Logger } from '../process';
 import type { Endpoint } from '../protocol';
@@ -38,6 +38,7 @@ export class EgressBoundary {
       listener: { address: config.listenAddress ? IpAddress.parse(config.listenAddress) : null, port: config.listenPort },
       allow: config.egress.allow.map((c) => IpCidr.parse(c)),
       deny: config.egress.deny.map((c) => IpCidr.parse(c)),
+      publicAddresses: endpointAddresses(config.endpoint),
     });
     this.denials = new EgressDenials(opts.records, opts.now ?? monotonicNow);
     this.watcher = watchHostAddresses(
@@ -112,4 +113,11 @@ export class EgressBoundary {
   stop(): void {
     this.watcher.stop();
   }
+}
+
+/** The address of the endpoint clients are given, when it is written as one (a name is not resolved here). */
+function endpointAddresses(endpoint: string | undefined): IpAddress[] {
+  const hp = endpoint === undefined ? null : parseHostPort(endpoint);
+  const addr = hp === null ? null : IpAddress.tryParse(hp.host);
+  return addr === null ? [] : [addr];
 }

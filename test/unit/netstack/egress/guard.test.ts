@@ -71,6 +71,21 @@ describe('EgressGuard: built-in refusals', () => {
     expect(verdict(g, '198.51.100.7')).toEqual({ reason: 'host_address', via: null });
   });
 
+  test('the public endpoint no interface holds (1:1 NAT that hairpins) is the host and the listener too, whether or not the listener binds one address', () => {
+    const pub = [IpAddress.parse('203.0.113.9')];
+    for (const listener of [{ address: null, port: 51820 }, { address: IpAddress.parse('192.0.2.5'), port: 51820 }]) {
+      const withPublic = guard({ publicAddresses: pub, listener });
+      expect(verdict(withPublic, '203.0.113.9', UDP, 51820)).toEqual({ reason: 'wireguard_listener', via: null });
+      expect(verdict(withPublic, '203.0.113.9', TCP, 22)).toEqual({ reason: 'host_address', via: null });
+      expect(verdict(withPublic, '::ffff:203.0.113.9', UDP, 51820)).toEqual({ reason: 'wireguard_listener', via: 'ipv4_mapped' });
+      expect(withPublic.isSelf(pub[0])).toBe(true);
+      // Re-reading the interfaces keeps it.
+      withPublic.setHostInterfaces(cidrs('192.0.2.5/24'));
+      expect(verdict(withPublic, '203.0.113.9', TCP, 22)).toEqual({ reason: 'host_address', via: null });
+    }
+    expect(verdict(guard(), '203.0.113.9', UDP, 51820)).toBeNull();
+  });
+
   test('the WireGuard listener is refused for UDP on its port only', () => {
     expect(verdict(g, '192.0.2.5', UDP, 51820)).toEqual({ reason: 'wireguard_listener', via: null });
     expect(verdict(g, '127.0.0.1', UDP, 51820)).toEqual({ reason: 'wireguard_listener', via: null });

@@ -7,7 +7,7 @@ import { EgressBoundary } from '../../../../vpn/egress';
 import { DENIAL_RECORDS_BURST, EgressDenials } from '../../../../vpn/egress';
 import { defaultConfig, parseConfigText } from '../../../../vpn/config';
 import { createLogger } from '../../../../vpn/process';
-import { IpAddress, IpCidr } from '../../../../netstack/wire';
+import { IpAddress, IpCidr, IP_PROTOCOL_UDP } from '../../../../netstack/wire';
 
 type Written = { user: string; peer: string; type: string; fields: Record<string, unknown> };
 
@@ -102,6 +102,14 @@ describe('EgressBoundary', () => {
     expect(written).toEqual([]);
     expect(b.counters.denied_loopback).toBe(1);
     expect(warnings).toEqual([]);
+  });
+
+  test('the endpoint clients are given counts as the host and its listener when written as an address (a hairpinning NAT)', () => {
+    const { b } = boundary('endpoint: "203.0.113.9:51820"\n');
+    expect(b.guard.check(IpAddress.parse('203.0.113.9'), IP_PROTOCOL_UDP, 51820)).toEqual({ reason: 'wireguard_listener', via: null });
+    expect(b.acceptsEndpoint({ address: '203.0.113.9', port: 40000 })).toBe(false);
+    const named = boundary('endpoint: "vpn.example.com:51820"\n').b;
+    expect(named.guard.check(IpAddress.parse('203.0.113.9'), IP_PROTOCOL_UDP, 51820)).toBeNull();
   });
 
   test('roaming is refused to loopback and host addresses, in any form, and allowed elsewhere', () => {
