@@ -14,5 +14,5 @@ export { relay, type RelayEnd, type RelayOptions, type RelayResult, type RelayTa
 export { FdBudget, processFds, type FdGate, type FdSnapshot } from './egress/fd_budget';
 export type { StackIncident } from './incident';
 export { EgressGuard, EGRESS_REFUSALS, describeVerdict, type EgressForm, type EgressGuardOptions, type EgressListener, type EgressRefusal, type EgressVerdict } from './egress/guard';
-export { hostInterfaceCidrs, watchHostAddresses, type HostAddressWatcher, type InterfaceReader } from './egress/host_addresses';
+export { hostInterfaceCidrs, kernelLocalCidrs, watchHostAddresses, type HostAddressWatcher, type InterfaceReader, type LocalRouteReader } from './egress/host_addresses';
 export { TunEgress, type PolicyBlock, type RoutedAction, type RoutedPolicy, type RoutedVerdict, type TunEgressOptions } from './egress/tun_egress';

@@ -137,9 +137,13 @@ export class EgressGuard {
     this.setHostInterfaces(opts.hostInterfaces ?? []);
   }
 
-  /** Replaces the host's interface addresses (and so their subnets' directed broadcasts). */
-  setHostInterfaces(ifaces: IpCidr[]): void {
-    this.hosts = [...ifaces.map((c) => hostRoute(c.address)), ...this.publicHosts];
+  /**
+   * Replaces the host's interface addresses (and so their subnets' directed
+   * broadcasts), and the prefixes the kernel delivers locally whole
+   * (host_addresses.ts: its local routes, such as 127.0.0.0/8).
+   */
+  setHostInterfaces(ifaces: IpCidr[], localPrefixes: IpCidr[] = []): void {
+    this.hosts = [...ifaces.map((c) => hostRoute(c.address)), ...localPrefixes, ...this.publicHosts];
     // RFC 3021: a /31 or /32 has no broadcast address.
     this.broadcasts = ifaces.filter((c) => c.family === 4 && c.prefixLength <= 30).map((c) => hostRoute(c.lastAddress));
   }

@@ -8,7 +8,7 @@ import type { DnsServer } from '../dns';
 import type { Logger } from '../process';
 import type { Endpoint } from '../protocol';
 import { EgressDenials } from './denials';
-import { EgressGuard, describeVerdict, monotonicNow, watchHostAddresses, type EgressDenial, type HostAddressWatcher, type InterfaceReader } from '../../netstack';
+import { EgressGuard, describeVerdict, monotonicNow, watchHostAddresses, type EgressDenial, type HostAddressWatcher, type InterfaceReader, type LocalRouteReader } from '../../netstack';
 import { IpAddress, IpCidr, IP_PROTOCOL_TCP, IP_PROTOCOL_UDP } from '../../netstack/wire';
 import { createHttpFetch, type HttpFetcher, type RecordSink } from '../../mitm';
 import type { EgressVerdict } from '../../netstack';
@@ -22,6 +22,8 @@ export interface EgressBoundaryOptions {
   log: Logger;
   /** os.networkInterfaces by default. */
   readInterfaces?: InterfaceReader;
+  /** The kernel's local routes (/proc) by default; with readInterfaces given, none unless this is given too. */
+  readLocalRoutes?: LocalRouteReader;
   now?: () => number;
 }
 
@@ -42,11 +44,11 @@ export class EgressBoundary {
     });
     this.denials = new EgressDenials(opts.records, opts.now ?? monotonicNow);
     this.watcher = watchHostAddresses(
-      (cidrs) => {
-        this.guard.setHostInterfaces(cidrs);
-        opts.log.debug({ addresses: cidrs.map(String) }, 'host addresses (refused as egress destinations)');
+      (cidrs, local) => {
+        this.guard.setHostInterfaces(cidrs, local);
+        opts.log.debug({ addresses: cidrs.map(String), local: local.map(String) }, 'host addresses (refused as egress destinations)');
       },
-      { read: opts.readInterfaces, onError: (err) => opts.log.warn({ err: err.message }, 'cannot read the host addresses; keeping the last known ones') },
+      { read: opts.readInterfaces, readLocal: opts.readLocalRoutes, onError: (err) => opts.log.warn({ err: err.message }, 'cannot read the host addresses; keeping the last known ones') },
     );
   }
 

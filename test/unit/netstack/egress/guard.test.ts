@@ -2,7 +2,7 @@
 // Each refusal reason, each IPv6 form that reaches an IPv4 address, and the
 // precedence of the fixed refusals, egress.deny and egress.allow.
 import { EgressGuard, describeVerdict, type EgressGuardOptions } from '../../../../netstack/egress/guard';
-import { hostInterfaceCidrs, watchHostAddresses } from '../../../../netstack/egress/host_addresses';
+import { hostInterfaceCidrs, kernelLocalCidrs, parseFibTrieLocal, parseIfInet6, watchHostAddresses } from '../../../../netstack/egress/host_addresses';
 import { IpAddress, IpCidr } from '../../../../netstack/wire';
 import type { NetworkInterfaceInfo } from 'node:os';
 
@@ -215,10 +215,10 @@ describe('EgressGuard: the host address set', () => {
   });
 });
 
-describe('host address watcher', () => {
-  const iface = (address: string, cidr: string | null): NetworkInterfaceInfo =>
-    ({ address, cidr, netmask: '', family: address.includes(':') ? 'IPv6' : 'IPv4', mac: '00:00:00:00:00:00', internal: false, scopeid: 0 }) as NetworkInterfaceInfo;
+const iface = (address: string, cidr: string | null): NetworkInterfaceInfo =>
+  ({ address, cidr, netmask: '', family: address.includes(':') ? 'IPv6' : 'IPv4', mac: '00:00:00:00:00:00', internal: false, scopeid: 0 }) as NetworkInterfaceInfo;
 
+describe('host address watcher', () => {
   test('reads every address of every interface with its prefix', () => {
     const read = () => ({ lo: [iface('127.0.0.1', '127.0.0.1/8')], eth0: [iface('192.0.2.5', '192.0.2.5/24'), iface('fe80::5', 'fe80::5/64'), iface('10.0.0.9', null)] });
     expect(hostInterfaceCidrs(read).map(String)).toEqual(['127.0.0.1/8', '192.0.2.5/24', 'fe80::5/64', '10.0.0.9/32']);
@@ -264,3 +264,73 @@ describe('host address watcher', () => {
     }
   });
 });
+
+// /proc/net/fib_trie as Linux prints it: docker0 (172.17.0.1) is up without carrier, so
+// os.networkInterfaces() leaves it out, and 10.99.0.1/24 was put on lo (the whole /24 is local).
+const FIB_TRIE = `Main:
+  +-- 0.0.0.0/0 3 0 5
+     |-- 0.0.0.0
+        /0 universe UNICAST
+Local:
+  +-- 0.0.0.0/0 3 0 5
+     +-- 10.99.0.0/24 2 0 2
+        |-- 10.99.0.0
+           /24 host LOCAL
+        |-- 10.99.0.1
+           /32 host LOCAL
+     +-- 127.0.0.0/8 2 0 2
+        +-- 127.0.0.0/31 1 0 0
+           |-- 127.0.0.0
+              /8 host LOCAL
+           |-- 127.0.0.1
+              /32 host LOCAL
+        |-- 127.255.255.255
+           /32 link BROADCAST
+     +-- 172.17.0.0/16 2 0 2
+        |-- 172.17.0.0
+           /16 link UNICAST
+        |-- 172.17.0.1
+           /32 host LOCAL
+        |-- 172.17.255.255
+           /32 link BROADCAST
+`;
+const IF_INET6 = `00000000000000000000000000000001 01 80 10 80       lo
+fd000000000000000000000000000002 04 40 00 82     eth0
+20010db8000000090000000000000001 07 40 00 80  docker0
+`;
+
+describe('host addresses from the kernel tables (Linux)', () => {
+  test('fib_trie: every LOCAL route, whole prefixes included; broadcast and unicast routes are not local', () => {
+    expect(parseFibTrieLocal(FIB_TRIE).map(String).sort()).toEqual(['10.99.0.0/24', '10.99.0.1/32', '127.0.0.0/8', '127.0.0.1/32', '172.17.0.1/32']);
+    expect(parseIfInet6(IF_INET6).map(String)).toEqual(['::1/128', 'fd00::2/128', '2001:db8:0:9::1/128']);
+  });
+
+  test('an address missing from the interface list but local to the kernel is refused, and so is all of a local prefix', () => {
+    const g = guard({ hostInterfaces: [] });
+    const w = watchHostAddresses((c, local) => g.setHostInterfaces(c, local), {
+      read: () => ({ eth0: [iface('192.0.2.5', '192.0.2.5/24')] }),
+      readLocal: () => kernelLocalCidrs((path) => (path.endsWith('fib_trie') ? FIB_TRIE : IF_INET6)),
+      intervalMs: 60_000,
+    });
+    try {
+      expect(verdict(g, '172.17.0.1', TCP, 22)).toEqual({ reason: 'host_address', via: null });
+      expect(verdict(g, '10.99.0.77')).toEqual({ reason: 'host_address', via: null });
+      expect(verdict(g, '2001:db8:0:9::1')).toEqual({ reason: 'host_address', via: null });
+      expect(verdict(g, '::ffff:172.17.0.1')).toEqual({ reason: 'host_address', via: 'ipv4_mapped' });
+      expect(verdict(g, '172.17.0.2')).toBeNull();
+      expect(g.isSelf(IpAddress.parse('10.99.0.9'))).toBe(true);
+    } finally {
+      w.stop();
+    }
+  });
+
+  test('where the files cannot be read, the kernel adds nothing; on this machine it adds at least loopback', () => {
+    expect(
+      kernelLocalCidrs(() => {
+        throw new Error('ENOENT');
+      }),
+    ).toEqual([]);
+    if (process.platform === 'linux') expect(kernelLocalCidrs().map(String)).toEqual(expect.arrayContaining(['127.0.0.0/8']));
+  });
+});
+
