@@ -5,7 +5,7 @@
 import { IpAddress } from '../netstack/wire';
 import type { CompiledRule, RuleOrigin } from './compile';
 import { queryHost } from './domains';
-import { isV4Mapped, type FlowQuery, type Policy } from './match';
+import { embedsIpv4, type FlowQuery, type Policy } from './match';
 import type { Action } from './schema';
 
 /** A rule's conditions as explained: each set field is one (users and groups, hosts and categories each on their own). */
@@ -118,9 +118,9 @@ function groupsOf(policy: Policy, user: string): string[] {
   return Object.keys(policy.groups).filter((g) => policy.groups[g].includes(user));
 }
 
-/** The address the decision matched: an IPv4-mapped IPv6 address as its IPv4 form. */
+/** The address the decision matched: an IPv6 form of an IPv4 address (embedsIpv4) as the IPv4 one. */
 function matchedAddress(dst: Uint8Array): IpAddress {
-  return IpAddress.fromBytes(Buffer.from(isV4Mapped(dst) ? dst.subarray(12) : dst));
+  return IpAddress.fromBytes(Buffer.from(embedsIpv4(dst) ? dst.subarray(12) : dst));
 }
 
 function displayAddress(dst: Uint8Array): string {

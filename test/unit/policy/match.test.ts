@@ -114,6 +114,20 @@ describe('rule order and fields', () => {
     expect(ruleFor(p, query('a', '::ffff:10.20.0.1'))).toBe('db');
   });
 
+  test('so are the IPv4-compatible and NAT64 forms (64:ff9b::/96); :: and ::1 stay IPv6', () => {
+    const p = policyFrom(`policy:
+  rules:
+    - { id: db, action: block, dst: [10.20.0.0/16] }
+    - { id: v6, action: allow, dst: ["::/0"] }
+`);
+    expect(ruleFor(p, query('a', '64:ff9b::a14:5'))).toBe('db');
+    expect(ruleFor(p, query('a', '::10.20.0.1'))).toBe('db');
+    expect(ruleFor(p, query('a', '64:ff9b::a15:5'))).toBe('no-match');
+    expect(ruleFor(p, query('a', '64:ff9b:1::a14:5'))).toBe('v6');
+    expect(ruleFor(p, query('a', '::1'))).toBe('v6');
+    expect(ruleFor(p, query('a', '2001:db8::a14:5'))).toBe('v6');
+  });
+
   test('a /0 and a /32 in one rule both work', () => {
     const p = policyFrom(`policy:
   rules:
