@@ -6,7 +6,7 @@
 // the same way. One timer is armed for the earliest deadline of the device
 // and the stack. This file reads the clock; the layers are passed `now`.
 import { IpAddress, IpCidr } from '../../netstack/wire';
-import { Counters, NetStack, monotonicNow, processFds, type StackEvent } from '../../netstack';
+import { Counters, NetStack, monotonicNow, processFds, type StackEvent, type TcpFlowHandler, type TcpFlowInfo } from '../../netstack';
 import { PeerRegistry, storeSource, type CutReason, type Deployment, type PeerTag, type TunnelPeer } from '../control';
 import { DNS_PORT, DnsForwarder, dnsOverTcp, dnsOverUdp, parseDnsServers, systemResolvers } from '../dns';
 import { UdpEdge } from '../edge';
@@ -33,6 +33,8 @@ export class Concentrator {
   readonly registry: PeerRegistry;
   readonly stack: NetStack;
   readonly dns: DnsForwarder;
+  /** TCP flows to the DNS port of a tunnel address: queries through the forwarder, like UDP ones. */
+  private readonly dnsOverTcp: (flow: TcpFlowInfo) => TcpFlowHandler;
   readonly inspection: Inspection;
   readonly egress: EgressBoundary;
   readonly records: TunnelRecords;
@@ -118,7 +120,7 @@ export class Concentrator {
       tcpHandler: (flow) => {
         if (!flow.local) return tcpPolicy.handlerFor(flow);
         if (flow.dstPort === PORTAL_PORT) return this.http.portal.handlerFor(flow);
-        return flow.dstPort === DNS_PORT ? dnsOverTcp(upstreams) : null;
+        return flow.dstPort === DNS_PORT ? this.dnsOverTcp(flow) : null;
       },
       admit: (owner, protocol, dst, dstPort) => flows.admitDatagram(owner, protocol, dst, dstPort),
       blockedUdpPorts: config.tls.blockQuic ? config.tls.inspectPorts : [],
@@ -131,7 +133,9 @@ export class Concentrator {
       budget: this.stack.budgets ?? undefined,
       onError: (what, err) => log.debug({ err: err.message }, `${what} failed`),
     });
-    this.stack.udpService(DNS_PORT, dnsOverUdp(this.dns, config.mtu, (owner, query) => this.records.dnsQuery(owner, query, monotonicNow())));
+    const recordQuery = (owner: { id: string; user: string }, query: Buffer) => this.records.dnsQuery(owner, query, monotonicNow());
+    this.stack.udpService(DNS_PORT, dnsOverUdp(this.dns, config.mtu, recordQuery));
+    this.dnsOverTcp = dnsOverTcp(this.dns, recordQuery);
     this.registry = new PeerRegistry(storeSource(d.store), this.device, (tag, why) => this.tunnelCut(tag, why));
     this.statusReport = new StatusReport(this, log, STATUS_MS);
   }
