@@ -3,15 +3,7 @@
 // query IDs on the wire, forged answers dropped, caps answered with SERVFAIL.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { DnsForwarder, type DnsForwarderOptions } from '../../../../vpn/dns';
-
-function query(id: number, name = 'a.test'): Buffer {
-  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
-  const header = Buffer.alloc(12);
-  header.writeUInt16BE(id, 0);
-  header.writeUInt16BE(0x0100, 2);
-  header.writeUInt16BE(1, 4);
-  return Buffer.concat([header, ...labels, Buffer.from([0, 0, 1, 0, 1])]);
-}
+import { query } from './dns_helpers';
 
 function answerTo(q: Buffer, marker: number): Buffer {
   const a = Buffer.concat([q, Buffer.from([marker])]);
