@@ -9,7 +9,7 @@ import type { DnsForwarder, DnsOutcome } from './forwarder';
 import { maxUdpAnswerSize } from './message';
 
 export const DNS_PORT = 53;
-/** A TCP connection with nothing asked and nothing pending this long is closed (RFC 7766 §6.2.3). */
+/** A TCP connection with no query read and no answer sent this long is closed, whatever is pending (RFC 7766 §6.2.3). */
 export const DNS_TCP_IDLE_MS = 10_000;
 /** Queries of one TCP connection in flight at once; past it the connection is not read until answers go out. */
 export const DNS_TCP_MAX_PENDING = 16;
