@@ -9,7 +9,7 @@
 // own tables are read too: the local routes of /proc/net/fib_trie (which also
 // make a whole prefix local, as 127.0.0.0/8 or a prefix put on lo) and every
 // address in /proc/net/if_inet6.
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { IpAddress, IpCidr } from '../wire';
 
@@ -69,8 +69,35 @@ export function parseIfInet6(text: string): IpCidr[] {
 
 export type LocalRouteReader = () => IpCidr[];
 
-/** What the kernel delivers locally, from /proc (none where /proc has no such files). */
-export function kernelLocalCidrs(read: (path: string) => string = (path) => readFileSync(path, 'latin1')): IpCidr[] {
+/**
+ * /proc/net/fib_trie lists the main routing table too: on a host that holds
+ * a full Internet table it runs to tens of megabytes. Past this, the kernel's
+ * tables are not read (the interfaces alone, as without /proc).
+ */
+export const MAX_PROC_TABLE_BYTES = 4 * 1024 * 1024;
+
+/** A /proc file's text, refused past MAX_PROC_TABLE_BYTES (its size is not known before reading). */
+export function readProcCapped(path: string): string {
+  const fd = openSync(path, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(64 * 1024);
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      total += n;
+      if (total > MAX_PROC_TABLE_BYTES) throw new RangeError(`${path} is over ${MAX_PROC_TABLE_BYTES} bytes`);
+      chunks.push(chunk.subarray(0, n));
+    }
+    return Buffer.concat(chunks, total).toString('latin1');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** What the kernel delivers locally, from /proc (none where /proc has no such files, or they are too large). */
+export function kernelLocalCidrs(read: (path: string) => string = readProcCapped): IpCidr[] {
   const out: IpCidr[] = [];
   for (const [path, parse] of [['/proc/net/fib_trie', parseFibTrieLocal], ['/proc/net/if_inet6', parseIfInet6]] as const) {
     try {

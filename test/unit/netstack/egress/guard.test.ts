@@ -2,7 +2,12 @@
 // Each refusal reason, each IPv6 form that reaches an IPv4 address, and the
 // precedence of the fixed refusals, egress.deny and egress.allow.
 import { EgressGuard, describeVerdict, type EgressGuardOptions } from '../../../../netstack/egress/guard';
-import { hostInterfaceCidrs, kernelLocalCidrs, parseFibTrieLocal, parseIfInet6, watchHostAddresses } from '../../../../netstack/egress/host_addresses';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  MAX_PROC_TABLE_BYTES, hostInterfaceCidrs, kernelLocalCidrs, parseFibTrieLocal, parseIfInet6, readProcCapped, watchHostAddresses,
+} from '../../../../netstack/egress/host_addresses';
 import { IpAddress, IpCidr } from '../../../../netstack/wire';
 import type { NetworkInterfaceInfo } from 'node:os';
 
@@ -321,6 +326,18 @@ describe('host addresses from the kernel tables (Linux)', () => {
       expect(g.isSelf(IpAddress.parse('10.99.0.9'))).toBe(true);
     } finally {
       w.stop();
+    }
+  });
+
+  test('a table too large to read every few seconds (a full Internet table) is not read', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fib-'));
+    try {
+      writeFileSync(join(dir, 'small'), FIB_TRIE);
+      expect(readProcCapped(join(dir, 'small'))).toBe(FIB_TRIE);
+      writeFileSync(join(dir, 'large'), Buffer.alloc(MAX_PROC_TABLE_BYTES + 1, 0x20));
+      expect(() => readProcCapped(join(dir, 'large'))).toThrow(RangeError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
