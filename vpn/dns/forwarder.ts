@@ -83,6 +83,7 @@ interface QueryCtx {
 
 const REFUSAL_COUNTER: Record<RefusalReason, DnsCounter> = {
   malformed: 'malformed',
+  opcode: 'refusedOpcode',
   user_limit: 'refusedUserLimit',
   total_limit: 'refusedTotalLimit',
   no_upstream: 'refusedNoUpstream',
@@ -99,7 +100,7 @@ const DROP_COUNTER: Record<AnswerDrop, DnsCounter> = {
 
 const DNS_COUNTERS = [
   'queries', 'answers', 'tcpRetries', 'timeouts', 'malformed', 'truncatedToClient',
-  'refusedUserLimit', 'refusedTotalLimit', 'refusedNoUpstream', 'refusedBudget',
+  'refusedOpcode', 'refusedUserLimit', 'refusedTotalLimit', 'refusedNoUpstream', 'refusedBudget',
   'droppedNotResponse', 'droppedUnknownId', 'droppedWrongSocket', 'droppedWrongUpstream', 'droppedWrongQuestion',
   'sendErrors', 'internalErrors', 'socketsOpened', 'socketsRotated',
 ] as const;

@@ -10,6 +10,9 @@ const FLAG_RD = 0x0100;
 const FLAG_RA = 0x0080;
 const OPCODE_MASK = 0x7800;
 const RCODE_SERVFAIL = 2;
+const RCODE_NOTIMP = 4;
+/** OPCODE QUERY (RFC 1035 §4.1.1): the only kind forwarded. */
+const OPCODE_QUERY = 0;
 const TYPE_OPT = 41;
 
 export function isDnsQuery(b: Buffer): boolean {
@@ -125,6 +128,19 @@ function headerAndQuestion(msg: Buffer, question: Buffer | null, flags: number):
 export function servfailFor(query: Buffer): Buffer {
   const flags = query.readUInt16BE(2);
   return headerAndQuestion(query, questionOf(query), FLAG_QR | (flags & (OPCODE_MASK | FLAG_RD)) | FLAG_RA | RCODE_SERVFAIL);
+}
+
+/** A message that is not a standard query (UPDATE, NOTIFY, ...: OPCODE other than QUERY). */
+export function isOtherOpcode(query: Buffer): boolean {
+  return ((query.readUInt16BE(2) & OPCODE_MASK) >> 11) !== OPCODE_QUERY;
+}
+
+/** NOTIMP for a message that is not a standard query: header only, its ID and opcode kept (RFC 1035 §4.1.1). */
+export function notImplementedFor(query: Buffer): Buffer {
+  const out = Buffer.alloc(HEADER_LEN);
+  query.copy(out, 0, 0, 2);
+  out.writeUInt16BE(FLAG_QR | (query.readUInt16BE(2) & OPCODE_MASK) | RCODE_NOTIMP, 2);
+  return out;
 }
 
 /** Header + question only, TC set, no records: the RFC 2181 §9 way to say "use TCP". */

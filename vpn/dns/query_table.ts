@@ -11,7 +11,7 @@
 // retries onto a full table.
 import { randomInt } from 'node:crypto';
 import { IpAddress } from '../../netstack/wire';
-import { isDnsQuery, isDnsResponse, questionOf, sameQuestion, servfailFor, withId } from './message';
+import { isDnsQuery, isDnsResponse, isOtherOpcode, notImplementedFor, questionOf, sameQuestion, servfailFor, withId } from './message';
 
 export interface QueryTableOptions {
   /** Upstream servers, in the order they are tried. */
@@ -39,7 +39,7 @@ export interface PendingQuery<T> {
   readonly ctx: T;
 }
 
-export type RefusalReason = 'malformed' | 'user_limit' | 'total_limit' | 'no_upstream' | 'budget';
+export type RefusalReason = 'malformed' | 'opcode' | 'user_limit' | 'total_limit' | 'no_upstream' | 'budget';
 
 export type BeginResult<T> =
   | { kind: 'send'; query: PendingQuery<T> }
@@ -77,7 +77,10 @@ export class QueryTable<T> {
    * through a socket the edge picks (see sent()).
    */
   begin(user: string, query: Buffer, ctx: T): BeginResult<T> {
-    const question = isDnsQuery(query) ? questionOf(query) : null;
+    if (!isDnsQuery(query)) return { kind: 'refused', reason: 'malformed', answer: null };
+    // UPDATE, NOTIFY and the like would reach the company's resolvers from the concentrator's address: not forwarded.
+    if (isOtherOpcode(query)) return { kind: 'refused', reason: 'opcode', answer: notImplementedFor(query) };
+    const question = questionOf(query);
     if (question === null) return { kind: 'refused', reason: 'malformed', answer: null };
     if (this.opts.upstreams.length === 0) return { kind: 'refused', reason: 'no_upstream', answer: servfailFor(query) };
     const mine = this.perUser.get(user) ?? 0;

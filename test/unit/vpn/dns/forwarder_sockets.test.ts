@@ -94,6 +94,26 @@ describe('DNS forwarder sockets and IDs', () => {
   });
 });
 
+describe('DNS forwarder opcodes', () => {
+  test.each([
+    ['UPDATE', 5],
+    ['NOTIFY', 4],
+    ['IQUERY', 1],
+  ])('%s (opcode %i) is answered NOTIMP with its ID and never reaches the upstream; QUERY still does', async (_name, opcode) => {
+    const u = await upstream(echo);
+    const f = forwarder(u);
+    const msg = query(0x7777, 'corp.example');
+    msg.writeUInt16BE((opcode << 11) | 0x0100, 2);
+    const a = await ask(f, msg);
+    expect(a.length).toBe(12);
+    expect(a.readUInt16BE(0)).toBe(0x7777);
+    expect(a.readUInt16BE(2)).toBe(0x8000 | (opcode << 11) | 4);
+    expect(f.counters.refusedOpcode).toBe(1);
+    expect(await ask(f, query(0x7778))).toHaveLength(query(0x7778).length + 1);
+    expect(u.seen).toHaveLength(1);
+  });
+});
+
 describe('DNS forwarder limits', () => {
   test('beyond maxInFlightPerUser the client gets SERVFAIL at once; another user is still served', async () => {
     const u = await upstream(silent);
