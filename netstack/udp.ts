@@ -5,7 +5,7 @@
 // Every callback of a flow's socket is an error boundary: whatever fails in
 // one flow (its socket could not connect, a bug in handling its datagrams)
 // closes that flow, is counted by reason and reported, and goes no further.
-import { buildIcmpUnreachable, buildUdpPacket, IpAddress, mayReportUnreachable, type IpPacket, type UdpView, type UnreachableReason } from './wire';
+import { buildIcmpUnreachable, buildUdpPacket, IpAddress, mayReportUnreachable, ownCopy, type IpPacket, type UdpView, type UnreachableReason } from './wire';
 import type { UdpEgressFactory, UdpEgressSocket } from './egress/udp_socket';
 import type { FdGate } from './egress/fd_budget';
 import type { Counters } from './counters';
@@ -20,16 +20,6 @@ const QUOTE_MAX = 1232;
 const MAX_QUEUED_PER_FLOW = 256 * 1024;
 /** While flows are open, tick() looks this often for idle ones and for queued bytes the kernel took. */
 export const UDP_SWEEP_MS = 100;
-
-/**
- * The first `max` bytes in memory of their own (Buffer.alloc): a slice of
- * Node's shared pool (Buffer.from) would keep 8 KB alive while the flow waits.
- */
-function ownedHead(b: Buffer, max: number): Buffer {
-  const out = Buffer.alloc(Math.min(max, b.length));
-  b.copy(out, 0, 0, out.length);
-  return out;
-}
 
 /** What the client is told when its flow's socket cannot connect (the kernel's own ICMP mapping, reversed). */
 const UNREACHABLE_FOR: Readonly<Record<string, UnreachableReason>> = {
@@ -174,7 +164,8 @@ export class UdpFlowTable {
       lastActive: now,
       bytesOut: 0,
       bytesIn: 0,
-      quote: ownedHead(pkt.view.buf, QUOTE_MAX),
+      // Memory of its own: a slice of Node's shared pool would keep 8 KB alive while the flow waits.
+      quote: ownCopy(pkt.view.buf.subarray(0, QUOTE_MAX)),
       account: this.opts.budgets?.take(owner.user) ?? null,
       held: 0,
     };

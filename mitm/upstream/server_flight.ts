@@ -8,6 +8,7 @@
 // in order, it stops at the first record that is not a plaintext handshake.
 
 import { X509Certificate } from 'node:crypto';
+import { Pieces } from '../../netstack/wire';
 import { CONTENT_TYPE_HANDSHAKE, HANDSHAKE_HEADER_LEN, MAX_PLAINTEXT_LEN, RECORD_HEADER_LEN } from '../tls_record';
 
 // RFC 5246 §7.4 HandshakeType.
@@ -25,34 +26,6 @@ export interface ServerFlight {
   chain: X509Certificate[];
   /** ServerHelloDone was seen, or the clear part ended: nothing more to learn. */
   complete: boolean;
-}
-
-/**
- * Bytes in order, kept in pieces and joined only when asked: the scanner asks
- * once a whole record (or handshake message) is there, so a server sending a
- * byte per read costs no copy of everything before it per byte.
- */
-class Pieces {
-  private parts: Buffer[] = [];
-  length = 0;
-
-  push(b: Buffer): void {
-    if (b.length === 0) return;
-    this.parts.push(b);
-    this.length += b.length;
-  }
-
-  joined(): Buffer {
-    if (this.parts.length > 1) this.parts = [Buffer.concat(this.parts, this.length)];
-    return this.parts.length === 0 ? Buffer.alloc(0) : this.parts[0];
-  }
-
-  /** Drops the first `n` bytes. */
-  skip(n: number): void {
-    const rest = this.joined().subarray(n);
-    this.parts = rest.length === 0 ? [] : [rest];
-    this.length = rest.length;
-  }
 }
 
 export class ServerFlightScanner {

@@ -1,6 +1,6 @@
 // Public surface of netstack/wire: zero-copy views and representations of
 // IPv4, IPv6, UDP, TCP, ICMPv4 and ICMPv6, the one checksum routine and the
-// one IP address type.
+// one IP address type; and the two ways of holding bytes from elsewhere (bytes.ts).
 export { WireError, wireError, isWireError } from './error';
 export type { WireReason } from './error';
 export { IpAddress, IpCidr, addressKeyOf, addressLength, formatAddress } from './address';
@@ -109,3 +109,4 @@ export {
 } from './packet';
 export type { Ipv4Packet, Ipv6Packet, IpPacket, IpPacketSpec, UnreachableReason } from './packet';
 export { PacketArena, ARENA_KEPT_SLABS, ARENA_SLAB_BYTES } from './arena';
+export { ownCopy, Pieces } from './bytes';

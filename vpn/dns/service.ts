@@ -5,6 +5,7 @@
 // TCP as a byte stream to an upstream would carry anything, unlogged.)
 import type { Duplex } from 'node:stream';
 import type { LocalUdpHandler, TcpFlowHandler, TcpFlowInfo } from '../../netstack';
+import { Pieces } from '../../netstack/wire';
 import type { DnsForwarder, DnsOutcome } from './forwarder';
 import { maxUdpAnswerSize } from './message';
 
@@ -43,8 +44,7 @@ export function dnsOverTcp(dns: DnsForwarder, record: QueryRecorder): (flow: Tcp
  */
 export function serveDnsOverTcp(client: Duplex, dns: DnsForwarder, owner: { id: string; user: string }, record: QueryRecorder): void {
   // Bytes are joined only once a length or a whole message is there: a query sent a byte at a time costs no copy per byte.
-  let parts: Buffer[] = [];
-  let have = 0;
+  const pieces = new Pieces();
   let want = 2;
   let pending = 0;
   let ended = false;
@@ -69,19 +69,15 @@ export function serveDnsOverTcp(client: Duplex, dns: DnsForwarder, owner: { id: 
     finishIfDone();
   };
   client.on('data', (chunk: Buffer) => {
-    parts.push(chunk);
-    have += chunk.length;
-    while (have >= want) {
-      const all = parts.length === 1 ? parts[0] : Buffer.concat(parts, have);
-      parts = [all];
+    pieces.push(chunk);
+    while (pieces.length >= want) {
+      const all = pieces.joined();
       if (want === 2) {
         want = 2 + all.readUInt16BE(0);
-        if (have < want) break;
+        if (pieces.length < want) break;
       }
       const query = Buffer.from(all.subarray(2, want));
-      const rest = all.subarray(want);
-      parts = rest.length > 0 ? [rest] : [];
-      have = rest.length;
+      pieces.skip(want);
       want = 2;
       pending++;
       dns.handle(query, DNS_TCP_MAX_ANSWER, answer, owner.user, record(owner, query));

@@ -1,4 +1,5 @@
 // Whitepaper §5.4 primitives: HASH, MAC, HMAC, KDF1..3, AEAD, XAEAD, DH.
+import { ownCopy } from '../../netstack/wire';
 import { Blake2s } from './blake2s';
 import { AEAD_TAG_LEN, HASH_LEN, KEY_LEN, MAC_LEN } from './constants';
 import { sodium } from './sodium';
@@ -134,18 +135,6 @@ export function defaultRandom(n: number): Buffer {
   const b = Buffer.allocUnsafe(n);
   sodium.randombytes_buf(b);
   return b;
-}
-
-/**
- * A copy in memory of its own. Buffer.from / allocUnsafe hand out slices of a
- * shared 8 KB pool, and a long-lived slice keeps its whole pool alive: keys
- * held per peer that way cost about 2 KB of pool each (measured with 1,000
- * connected peers), and a secret would share memory with unrelated data.
- */
-export function ownCopy(bytes: Uint8Array): Buffer {
-  const out = Buffer.alloc(bytes.length);
-  out.set(bytes);
-  return out;
 }
 
 function decodeKey(text: string, what: string): Buffer {

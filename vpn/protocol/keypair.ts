@@ -18,7 +18,7 @@ export class Keypair {
   /**
    * Copies the two keys (the caller wipes its own): both keys and the replay
    * ring share one allocation of the keypair's own, so a session holds no
-   * slice of a shared Buffer pool (see ownCopy) and one backing store, not three.
+   * slice of a shared Buffer pool (see netstack/wire ownCopy) and one backing store, not three.
    */
   constructor(
     sendKey: Uint8Array,

@@ -3,7 +3,8 @@
 // (device.ts) drives it; this file holds no I/O.
 import { MAX_STAGED_PACKETS, REJECT_AFTER_TIME } from './constants';
 import { CookieGenerator } from './cookie';
-import { ownCopy, PublicKey } from './crypto';
+import { ownCopy } from '../../netstack/wire';
+import { PublicKey } from './crypto';
 import { Endpoint } from './endpoint';
 import { Keypair } from './keypair';
 import { Handshake, StaticIdentity } from './noise';
