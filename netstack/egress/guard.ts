@@ -143,13 +143,12 @@ export class EgressGuard {
    * (host_addresses.ts: its local routes, such as 127.0.0.0/8).
    */
   setHostInterfaces(ifaces: IpCidr[], localPrefixes: IpCidr[] = []): void {
-    this.hosts = [...ifaces.map((c) => hostRoute(c.address)), ...localPrefixes, ...this.publicHosts];
+    // Checked per packet: an address both an interface's and a local route's is one entry.
+    const hosts = new Map<string, IpCidr>();
+    for (const c of [...ifaces.map((i) => hostRoute(i.address)), ...localPrefixes, ...this.publicHosts]) hosts.set(c.toString(), c);
+    this.hosts = [...hosts.values()];
     // RFC 3021: a /31 or /32 has no broadcast address.
     this.broadcasts = ifaces.filter((c) => c.family === 4 && c.prefixLength <= 30).map((c) => hostRoute(c.lastAddress));
-  }
-
-  get hostAddresses(): IpAddress[] {
-    return this.hosts.map((c) => c.address);
   }
 
   check(addr: IpAddress, protocol: number, port: number): EgressVerdict | null {
@@ -214,8 +213,8 @@ export class EgressGuard {
   }
 
   private isListenerAddress(buf: Buffer, off: number, family: IpFamily): boolean {
-    if (anyContains(this.publicHosts, buf, off, family)) return true;
-    if (this.listenerAddress !== null) return this.listenerAddress.containsBytes(buf, off, family);
+    // The public addresses are among `hosts`; a listener bound to one address is reached through them too.
+    if (this.listenerAddress !== null) return this.listenerAddress.containsBytes(buf, off, family) || anyContains(this.publicHosts, buf, off, family);
     return isUnspecified(buf, off, family) || isLoopback(buf, off, family) || anyContains(this.hosts, buf, off, family);
   }
 
