@@ -10,6 +10,7 @@ import { BitsetCache, Extra, firstCommon, hasBit, setBit, clearBit, type Bitset 
 import type { PrefixIndex } from './prefixes';
 import type { CategoryInfo, CompiledRule, Verdict } from './compile';
 import { queryHost } from './domains';
+import { fixedIpv4Form } from '../netstack/wire';
 import type { NameIndex } from './names';
 import type { PortIndex } from './ports';
 
@@ -192,18 +193,11 @@ export class Policy {
 
 /** ::ffff:a.b.c.d (RFC 4291 §2.5.5.2). */
 /**
- * An IPv6 address that reaches an IPv4 host through its last four bytes:
- * IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d, RFC 4291
- * §2.5.5.1, not :: or ::1) or NAT64's well-known prefix (64:ff9b::/96, RFC
- * 6052). Otherwise an IPv4 rule could be dodged by writing its address in one
- * of these forms. (64:ff9b:1::/48 has no fixed place for the address; the
- * guard checks every reading of it.)
+ * An IPv6 address that reaches an IPv4 host through its last four bytes, in
+ * the forms the egress guard reads too (fixedIpv4Form). Otherwise an IPv4
+ * rule could be dodged by writing its address in one of them. (64:ff9b:1::/48
+ * has no fixed place for the address; the guard checks every reading of it.)
  */
 export function embedsIpv4(a: Uint8Array): boolean {
-  if (a.length !== 16) return false;
-  for (let i = 4; i < 10; i++) if (a[i] !== 0) return false;
-  const zero4 = a[0] === 0 && a[1] === 0 && a[2] === 0 && a[3] === 0;
-  if (zero4 && a[10] === 0xff && a[11] === 0xff) return true;
-  if (zero4 && a[10] === 0 && a[11] === 0) return !(a[12] === 0 && a[13] === 0 && a[14] === 0 && a[15] <= 1);
-  return a[0] === 0x00 && a[1] === 0x64 && a[2] === 0xff && a[3] === 0x9b && a[10] === 0 && a[11] === 0;
+  return a.length === 16 && fixedIpv4Form(a, 0) !== null;
 }

@@ -11,7 +11,7 @@
 // that reach an IPv4 address: IPv4-mapped (a dual-stack socket sends it as
 // IPv4), IPv4-compatible (RFC 4291 §2.5.5.1, deprecated) and NAT64 (RFC 6052,
 // RFC 8215).
-import { IpCidr, type IpAddress, type IpFamily } from '../wire';
+import { IpCidr, fixedIpv4Form, type IpAddress, type IpFamily } from '../wire';
 
 export type EgressRefusal =
   | 'wireguard_listener'
@@ -235,17 +235,10 @@ export class EgressGuard {
 
   /** Finds the IPv4 addresses an IPv6 address leads to; returns how many. */
   private collectEmbedded(b: Buffer, o: number): number {
-    if (zeros(b, o, o + 10)) {
-      if (b[o + 10] === 0xff && b[o + 11] === 0xff) return this.embed(0, b, o + 12, 'ipv4_mapped');
-      // :: and ::1 are the IPv6 unspecified and loopback addresses, not IPv4-compatible ones.
-      const unspecifiedOrLoopback = zeros(b, o + 12, o + 15) && b[o + 15] <= 1;
-      if (b[o + 10] === 0 && b[o + 11] === 0 && !unspecifiedOrLoopback) return this.embed(0, b, o + 12, 'ipv4_compatible');
-      return 0;
-    }
-    if (b[o] !== 0x00 || b[o + 1] !== 0x64 || b[o + 2] !== 0xff || b[o + 3] !== 0x9b) return 0;
-    if (zeros(b, o + 4, o + 12)) return this.embed(0, b, o + 12, 'nat64');
-    if (b[o + 4] !== 0x00 || b[o + 5] !== 0x01) return 0;
-    return this.nat64Local(b, o);
+    const form = fixedIpv4Form(b, o);
+    if (form !== null) return this.embed(0, b, o + 12, form);
+    const nat64Local = b[o] === 0x00 && b[o + 1] === 0x64 && b[o + 2] === 0xff && b[o + 3] === 0x9b && b[o + 4] === 0x00 && b[o + 5] === 0x01;
+    return nat64Local ? this.nat64Local(b, o) : 0;
   }
 
   /**

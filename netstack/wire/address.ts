@@ -55,6 +55,27 @@ function formatV6(b: Buffer, off: number): string {
   return `${head}::${tail}`;
 }
 
+/** The IPv6 forms whose last four bytes are an IPv4 address the packet reaches. */
+export type FixedIpv4Form = 'ipv4_mapped' | 'ipv4_compatible' | 'nat64';
+
+/**
+ * Which of those forms the IPv6 address at `o` is, or null: IPv4-mapped
+ * (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d, RFC 4291 §2.5.5.1; :: and ::1
+ * are the IPv6 unspecified and loopback addresses, not such), or NAT64's
+ * well-known prefix (64:ff9b::/96, RFC 6052).
+ */
+export function fixedIpv4Form(b: Uint8Array, o: number): FixedIpv4Form | null {
+  for (let i = o + 4; i < o + 10; i++) if (b[i] !== 0) return null;
+  const zero4 = b[o] === 0 && b[o + 1] === 0 && b[o + 2] === 0 && b[o + 3] === 0;
+  if (zero4 && b[o + 10] === 0xff && b[o + 11] === 0xff) return 'ipv4_mapped';
+  if (zero4 && b[o + 10] === 0 && b[o + 11] === 0) {
+    const unspecifiedOrLoopback = b[o + 12] === 0 && b[o + 13] === 0 && b[o + 14] === 0 && b[o + 15] <= 1;
+    return unspecifiedOrLoopback ? null : 'ipv4_compatible';
+  }
+  const nat64 = b[o] === 0x00 && b[o + 1] === 0x64 && b[o + 2] === 0xff && b[o + 3] === 0x9b && b[o + 10] === 0 && b[o + 11] === 0;
+  return nat64 ? 'nat64' : null;
+}
+
 /**
  * The one text form of an address (dotted IPv4, RFC 5952 IPv6), read straight
  * from bytes at `offset` so a packet or an addon table needs no IpAddress.

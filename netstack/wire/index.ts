@@ -3,8 +3,8 @@
 // one IP address type; and the two ways of holding bytes from elsewhere (bytes.ts).
 export { WireError, wireError, isWireError } from './error';
 export type { WireReason } from './error';
-export { IpAddress, IpCidr, addressKeyOf, addressLength, formatAddress } from './address';
-export type { IpFamily, AddressKey } from './address';
+export { IpAddress, IpCidr, addressKeyOf, addressLength, fixedIpv4Form, formatAddress } from './address';
+export type { IpFamily, AddressKey, FixedIpv4Form } from './address';
 export {
   checksum,
   onesComplementSum,
