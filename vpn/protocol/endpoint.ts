@@ -16,6 +16,12 @@ export function endpointText(e: Endpoint): string {
   return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
 }
 
+/** The endpoint's address without its zone (fe80::1%eth0), or null when the text does not parse. */
+export function endpointAddress(e: Endpoint): IpAddress | null {
+  const zone = e.address.indexOf('%');
+  return IpAddress.tryParse(zone >= 0 ? e.address.slice(0, zone) : e.address);
+}
+
 /**
  * Source address bytes ‖ port (16-bit little-endian, as wireguard-go's
  * netip.AddrPort encoding): the A_m' that a cookie is bound to (§5.4.7).
@@ -23,8 +29,7 @@ export function endpointText(e: Endpoint): string {
  * a stable per-source value.
  */
 export function endpointBytes(e: Endpoint): Buffer {
-  const zone = e.address.indexOf('%');
-  const ip = IpAddress.tryParse(zone >= 0 ? e.address.slice(0, zone) : e.address);
+  const ip = endpointAddress(e);
   const addr = ip !== null ? ip.bytes : Buffer.from(e.address, 'utf8');
   const out = Buffer.allocUnsafe(addr.length + 2);
   addr.copy(out);

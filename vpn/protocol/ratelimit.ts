@@ -4,8 +4,8 @@
 // cookies would still buy a Diffie-Hellman per message and keep every other
 // peer under load. Under load each source gets HANDSHAKE_BURST messages,
 // refilled at HANDSHAKES_PER_SECOND. Sans-IO: time is passed in.
-import { IpAddress } from '../../netstack/wire';
-import type { Endpoint } from './endpoint';
+import { fixedIpv4Form } from '../../netstack/wire';
+import { endpointAddress, type Endpoint } from './endpoint';
 
 export const HANDSHAKES_PER_SECOND = 20;
 export const HANDSHAKE_BURST = 5;
@@ -58,11 +58,9 @@ export class HandshakeRateLimiter {
  * it IPv4-mapped), or its IPv6 /64, which one host usually holds whole.
  */
 export function sourceKey(e: Endpoint): string {
-  const zone = e.address.indexOf('%');
-  const ip = IpAddress.tryParse(zone >= 0 ? e.address.slice(0, zone) : e.address);
+  const ip = endpointAddress(e);
   if (ip === null) return e.address;
   const b = ip.bytes;
   if (ip.family === 4) return b.toString('hex');
-  const mapped = b.readUInt32BE(0) === 0 && b.readUInt32BE(4) === 0 && b.readUInt32BE(8) === 0xffff;
-  return mapped ? b.toString('hex', 12) : b.toString('hex', 0, 8);
+  return fixedIpv4Form(b, 0) === 'ipv4_mapped' ? b.toString('hex', 12) : b.toString('hex', 0, 8);
 }
