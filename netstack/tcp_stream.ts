@@ -14,6 +14,7 @@
 import { Duplex } from 'node:stream';
 import type { Clock } from './clock';
 import type { TcpEndpoint } from './tcp';
+import { ownCopy } from './wire/bytes';
 
 /** What the stream needs from its flow: a way to flush output, and where a failure goes. */
 export interface FlowDriver {
@@ -33,6 +34,8 @@ export class TcpEndpointStream extends Duplex {
   private peerFinished = false;
   private pumpQueued = false;
   private ended = false;
+  /** The chunk being written is reused by its owner after the call: keep only copies of it. */
+  private transient = false;
 
   constructor(
     private readonly ep: TcpEndpoint,
@@ -125,6 +128,22 @@ export class TcpEndpointStream extends Duplex {
     }
   }
 
+  /**
+   * write() for a chunk whose memory its owner reuses once this returns (a
+   * shared read buffer): the endpoint copies what it takes into its send
+   * queue, and what must wait is copied. False: wait for 'drain'.
+   */
+  writeTransient(chunk: Buffer): boolean {
+    // Something already waits (or the stream is corked): Writable keeps the chunk itself.
+    if (this.writableLength > 0 || this.writableCorked > 0) return this.write(ownCopy(chunk));
+    this.transient = true;
+    try {
+      return this.write(chunk);
+    } finally {
+      this.transient = false;
+    }
+  }
+
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.writeChunk(chunk, cb);
   }
@@ -149,7 +168,8 @@ export class TcpEndpointStream extends Duplex {
       cb();
       return;
     }
-    this.pendingWrite = { chunk: chunk.subarray(taken), cb };
+    const rest = chunk.subarray(taken);
+    this.pendingWrite = { chunk: this.transient ? ownCopy(rest) : rest, cb };
     // Short of budget rather than of send buffer: the budget wakes us, not the endpoint.
     if (taken === part.length) this.driver.waitForRoom();
   }

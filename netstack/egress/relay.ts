@@ -9,6 +9,8 @@
 
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { ownCopy } from '../wire/bytes';
+import { takesTransient, type SharedBufferReads } from './shared_reads';
 
 /** Observer of the plaintext; it can neither stall nor break the relay. */
 export interface RelayTap {
@@ -37,6 +39,12 @@ export interface RelayOptions {
   onClientData?: () => void;
   /** Once both sides closed. */
   onEnd?(result: RelayResult): void;
+  /**
+   * The server is a socket opened with these reads (net's `onread`): its
+   * bytes come through them, not as 'data' events, and the client stream
+   * is given chunks it must copy (writeTransient) where it can take them.
+   */
+  serverReads?: SharedBufferReads;
 }
 
 export function relay(client: Duplex, server: Duplex, opts: RelayOptions): void {
@@ -91,11 +99,12 @@ export function relay(client: Duplex, server: Duplex, opts: RelayOptions): void 
     const t = tap;
     if (t) tapCall(() => t.clientToServer(chunk));
   });
-  server.on('data', (chunk: Buffer) => {
+  /** A transient chunk is reused once this returns: the tap is given a copy. */
+  const fromServerChunk = (chunk: Buffer, transient = false): void => {
     fromServer += chunk.length;
     const t = tap;
-    if (t) tapCall(() => t.serverToClient(chunk));
-  });
+    if (t) tapCall(() => t.serverToClient(transient ? ownCopy(chunk) : chunk));
+  };
   client.on('error', (err: Error) => fail('client_error', err));
   server.on('error', (err: Error) => fail('server_error', err));
   for (const [side, reset] of [[client, 'client_reset'], [server, 'server_reset']] as const) {
@@ -104,7 +113,41 @@ export function relay(client: Duplex, server: Duplex, opts: RelayOptions): void 
     else side.once('close', () => onClose(side, reset));
   }
   client.pipe(server);
-  server.pipe(client);
+  if (opts.serverReads) forwardReads(opts.serverReads, server, client, fromServerChunk);
+  else {
+    server.on('data', fromServerChunk);
+    server.pipe(client);
+  }
+}
+
+/**
+ * What pipe() does, for a server read into a shared buffer: each chunk is
+ * written on (copied by the destination, or here when it cannot take a
+ * transient chunk), reads stop while the destination is full and resume on
+ * its 'drain', and the server's end ends the destination's writing.
+ */
+function forwardReads(reads: SharedBufferReads, server: Duplex, client: Duplex, seen: (chunk: Buffer, transient: boolean) => void): void {
+  const resume = (): void => {
+    server.resume();
+  };
+  const onRead = (chunk: Buffer): boolean => {
+    seen(chunk, true);
+    if (client.destroyed || client.writableEnded) return false;
+    if (takesTransient(client) ? client.writeTransient(chunk) : client.write(ownCopy(chunk))) return true;
+    client.once('drain', resume);
+    return false;
+  };
+  // Bytes read before the relay was attached: the reads stopped at the first of them.
+  let flowing = true;
+  for (const chunk of reads.attach(onRead)) {
+    seen(chunk, false);
+    flowing = client.write(chunk);
+  }
+  if (flowing) resume();
+  else client.once('drain', resume);
+  // The server may have ended before we got here: its 'end' is then gone.
+  if (server.readableEnded) client.end();
+  else server.once('end', () => client.end());
 }
 
 /** RST for a TCP socket; a stream without its own TCP handle (a TLS socket, the stack's stream) is destroyed. */

@@ -6,6 +6,7 @@ import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { processFds } from './fd_budget';
 import { relay } from './relay';
+import { SharedBufferReads } from './shared_reads';
 
 export type TcpOpenFailure = 'refused' | 'unreachable_host' | 'unreachable_net' | 'timeout' | 'blocked' | 'fd_limit';
 
@@ -22,10 +23,11 @@ export interface TcpUpstream {
   abort(): void;
 }
 
-/** The default handler: re-originate the flow from an OS socket. */
+/** The default handler: re-originate the flow from an OS socket, read into the shared buffer. */
 export function socketEgress(host: string, port: number, timeoutMs: number): Promise<TcpUpstream> {
-  return connectUpstream(host, port, timeoutMs).then((sock) => ({
-    attach: (client: Duplex) => relay(client, sock, {}),
+  const serverReads = new SharedBufferReads();
+  return connectUpstream(host, port, timeoutMs, serverReads).then((sock) => ({
+    attach: (client: Duplex) => relay(client, sock, { serverReads }),
     abort: () => sock.resetAndDestroy(),
   }));
 }
@@ -50,10 +52,13 @@ export function classifyConnectError(err: NodeJS.ErrnoException): TcpOpenFailure
   }
 }
 
-/** Opens the upstream TCP socket; resolves once connected. */
-export function connectUpstream(host: string, port: number, timeoutMs: number): Promise<Socket> {
+/**
+ * Opens the upstream TCP socket; resolves once connected. With `reads`, the
+ * socket reads into their shared buffer and emits no 'data'.
+ */
+export function connectUpstream(host: string, port: number, timeoutMs: number, reads?: SharedBufferReads): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const sock = connect({ host, port, allowHalfOpen: true, noDelay: true });
+    const sock = connect({ host, port, allowHalfOpen: true, noDelay: true, ...(reads && { onread: reads.onread }) });
     processFds.opened();
     sock.once('close', () => processFds.closed());
     const timer = setTimeout(() => {
