@@ -19,6 +19,8 @@ export const SEND_CHUNK_BYTES = 16 * 1024;
 export const SEND_POOL_KEPT_CHUNKS = 256;
 
 const NO_DATA = Buffer.alloc(0);
+/** Emptied slots at the front of a send buffer's chunk list that are dropped together. */
+const COMPACT_AFTER = 32;
 
 /**
  * Free send-buffer chunks, last freed first out: the chunk taken next is the
@@ -47,13 +49,16 @@ export class SendChunkPool {
 
 export class SendBuffer {
   /**
-   * Chunks from the pool holding the queued bytes, and no others: a chunk
-   * given back is dropped from here at once, so the pool alone decides
-   * whether it outlives the flow. Every one but the last is full, so a byte's
-   * chunk is found by division. None is held while the buffer is empty.
+   * chunks[head..] are the chunks from the pool holding the queued bytes.
+   * Every one but the last is full, so a byte's chunk is found by division.
+   * A chunk given back leaves its slot at once (the slot is left empty), so
+   * the pool alone decides whether it outlives the flow; the empty slots are
+   * dropped once there are COMPACT_AFTER of them, so an ACK does not move
+   * the whole array. None is held while the buffer is empty.
    */
   private chunks: Buffer[] = [];
-  /** Bytes already acknowledged from chunks[0]. */
+  private head = 0;
+  /** Bytes already acknowledged from chunks[head]. */
   private headOffset = 0;
   /** Bytes written into the last chunk. */
   private tailUsed = 0;
@@ -75,12 +80,12 @@ export class SendBuffer {
 
   /** Memory held, in whole chunks: what buffer budgets charge the flow. */
   get memory(): number {
-    return this.chunks.length * SEND_CHUNK_BYTES;
+    return (this.chunks.length - this.head) * SEND_CHUNK_BYTES;
   }
 
   /** Bytes push() can copy while taking at most `room` bytes of new chunks (capacity aside). */
   fitsIn(room: number): number {
-    const tailFree = this.chunks.length > 0 ? SEND_CHUNK_BYTES - this.tailUsed : 0;
+    const tailFree = this.chunks.length > this.head ? SEND_CHUNK_BYTES - this.tailUsed : 0;
     if (!(room >= SEND_CHUNK_BYTES)) return tailFree;
     return tailFree + Math.floor(room / SEND_CHUNK_BYTES) * SEND_CHUNK_BYTES;
   }
@@ -90,7 +95,7 @@ export class SendBuffer {
     const n = Math.min(data.length, this.free);
     let copied = 0;
     while (copied < n) {
-      if (this.chunks.length === 0 || this.tailUsed === SEND_CHUNK_BYTES) {
+      if (this.chunks.length === this.head || this.tailUsed === SEND_CHUNK_BYTES) {
         this.chunks.push(this.pool.take());
         this.tailUsed = 0;
       }
@@ -112,26 +117,27 @@ export class SendBuffer {
     if (n <= 0) return;
     this.total -= n;
     if (this.total === 0) {
-      for (const chunk of this.chunks) this.pool.give(chunk);
+      for (let i = this.head; i < this.chunks.length; i++) this.pool.give(this.chunks[i]);
       this.chunks.length = 0;
+      this.head = 0;
       this.headOffset = 0;
       this.tailUsed = 0;
       return;
     }
     // Bytes remain after these, so every chunk passed here is full.
     let off = this.headOffset + n;
-    let done = 0;
     while (off >= SEND_CHUNK_BYTES) {
-      this.pool.give(this.chunks[done]);
-      done++;
+      this.pool.give(this.chunks[this.head]);
+      // Kept past this call, a reference would hold a chunk the pool let go
+      // of (it keeps only so many) while budgets charge only the live ones.
+      this.chunks[this.head++] = NO_DATA;
       off -= SEND_CHUNK_BYTES;
     }
     this.headOffset = off;
-    // Kept past this call, a reference would hold a chunk the pool let go of
-    // (it keeps only so many) while budgets charge only the live ones.
-    if (done > 0) {
-      this.chunks.copyWithin(0, done);
-      this.chunks.length -= done;
+    if (this.head >= COMPACT_AFTER) {
+      this.chunks.copyWithin(0, this.head);
+      this.chunks.length -= this.head;
+      this.head = 0;
     }
   }
 
@@ -145,7 +151,7 @@ export class SendBuffer {
     len = Math.min(len, this.total - offset);
     if (len <= 0) return NO_DATA;
     const at = this.headOffset + offset;
-    const idx = Math.floor(at / SEND_CHUNK_BYTES);
+    const idx = this.head + Math.floor(at / SEND_CHUNK_BYTES);
     const within = at % SEND_CHUNK_BYTES;
     if (within + len <= SEND_CHUNK_BYTES) return this.chunks[idx].subarray(within, within + len);
     const out = this.pool.seams.take(len);
