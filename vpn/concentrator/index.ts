@@ -130,6 +130,8 @@ export class Concentrator {
       upstreams,
       maxInFlightPerUser: config.dns.maxInFlightPerUser,
       maxInFlight: config.dns.maxInFlight,
+      maxQueriesPerSecondPerUser: config.dns.maxQueriesPerSecondPerUser,
+      queryBurstPerUser: config.dns.queryBurstPerUser,
       budget: this.stack.budgets ?? undefined,
       onError: (what, err) => log.debug({ err: err.message }, `${what} failed`),
     });

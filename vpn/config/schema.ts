@@ -74,6 +74,10 @@ export const configSchema = z
         // Queries waiting for an upstream answer; beyond either cap: SERVFAIL at once.
         maxInFlightPerUser: z.number().int().min(1).max(16_384).default(64),
         maxInFlight: z.number().int().min(1).max(16_384).default(4096),
+        // Queries per user: a bucket of queryBurstPerUser refilled at maxQueriesPerSecondPerUser;
+        // beyond it: REFUSED, not recorded one by one.
+        maxQueriesPerSecondPerUser: z.number().int().min(1).max(100_000).default(20),
+        queryBurstPerUser: z.number().int().min(1).max(1_000_000).default(1000),
       })
       .strict()
       .prefault({}),

@@ -8,16 +8,23 @@ import { readFileSync } from 'node:fs';
 import { isIP, Socket as TcpSocket } from 'node:net';
 import type { RemoteInfo } from 'node:dgram';
 import { parseHostPort } from '../config';
-import { isTruncated, servfailFor, truncatedAnswer, withId } from './message';
+import { isDnsQuery, isTruncated, refusedFor, servfailFor, truncatedAnswer, withId } from './message';
 import { QueryTable, type AnswerDrop, type PendingQuery, type RefusalReason } from './query_table';
 import { DnsSockets } from './sockets';
 import { Counters, monotonicNow } from '../../netstack';
+import { PerUserRecordLimit } from '../logs/record_limit';
 
 const MAX_TCP_ANSWER = 65535;
 const SWEEP_MS = 250;
 export const DEFAULT_DNS_TIMEOUT_MS = 3000;
 export const DEFAULT_MAX_IN_FLIGHT_PER_USER = 64;
 export const DEFAULT_MAX_IN_FLIGHT = 4096;
+/**
+ * Queries a user may send (dns.maxQueriesPerSecondPerUser, dns.queryBurstPerUser): a bucket of 1000
+ * refilled at 20 a second, so a device's start-up burst passes and a flood is held to 20 records a second.
+ */
+export const DEFAULT_MAX_QUERIES_PER_SECOND_PER_USER = 20;
+export const DEFAULT_QUERY_BURST_PER_USER = 1000;
 /** Charged to the user's buffer budget per query in flight, beyond its bytes (table entry, copies). */
 const QUERY_OVERHEAD_BYTES = 512;
 
@@ -56,6 +63,8 @@ export interface DnsBudget {
 export interface DnsOutcome {
   answer: Buffer | null;
   upstream: DnsServer | null;
+  /** Queries of the same user refused by the rate limit since the previous one let through (absent: none). */
+  rateLimited?: number;
 }
 
 export interface DnsForwarderOptions {
@@ -65,6 +74,9 @@ export interface DnsForwarderOptions {
   maxInFlightPerUser?: number;
   /** In-flight queries in all (dns.maxInFlight); beyond it: SERVFAIL. */
   maxInFlight?: number;
+  /** Queries per second per user (dns.maxQueriesPerSecondPerUser) after a burst (dns.queryBurstPerUser); beyond: REFUSED, and no record. */
+  maxQueriesPerSecondPerUser?: number;
+  queryBurstPerUser?: number;
   budget?: DnsBudget;
   onError?(what: string, err: Error): void;
   /** Tests: socket rotation and query IDs. */
@@ -100,7 +112,7 @@ const DROP_COUNTER: Record<AnswerDrop, DnsCounter> = {
 
 const DNS_COUNTERS = [
   'queries', 'answers', 'tcpRetries', 'timeouts', 'malformed', 'truncatedToClient',
-  'refusedOpcode', 'refusedUserLimit', 'refusedTotalLimit', 'refusedNoUpstream', 'refusedBudget',
+  'refusedOpcode', 'refusedRateLimit', 'refusedUserLimit', 'refusedTotalLimit', 'refusedNoUpstream', 'refusedBudget',
   'droppedNotResponse', 'droppedUnknownId', 'droppedWrongSocket', 'droppedWrongUpstream', 'droppedWrongQuestion',
   'sendErrors', 'internalErrors', 'socketsOpened', 'socketsRotated',
 ] as const;
@@ -112,10 +124,16 @@ export class DnsForwarder {
   private readonly timeoutMs: number;
   private readonly table: QueryTable<QueryCtx>;
   private readonly sockets: DnsSockets;
+  private readonly rate: PerUserRecordLimit;
   private sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: DnsForwarderOptions) {
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_DNS_TIMEOUT_MS;
+    this.rate = new PerUserRecordLimit(
+      monotonicNow,
+      opts.maxQueriesPerSecondPerUser ?? DEFAULT_MAX_QUERIES_PER_SECOND_PER_USER,
+      opts.queryBurstPerUser ?? DEFAULT_QUERY_BURST_PER_USER,
+    );
     this.table = new QueryTable<QueryCtx>({
       upstreams: opts.upstreams,
       maxInFlightPerUser: opts.maxInFlightPerUser ?? DEFAULT_MAX_IN_FLIGHT_PER_USER,
@@ -154,6 +172,18 @@ export class DnsForwarder {
    * Queries without a user share one account (tests, local tools).
    */
   handle(query: Buffer, maxAnswer: number, reply: (answer: Buffer) => void, user = '', onDone?: (outcome: DnsOutcome, now: number) => void): void {
+    // Every query a user sends becomes a record and, unless refused, an upstream query: a user
+    // sending faster than the rate gets REFUSED, unrecorded, and its next record says how many.
+    const refusedBefore = this.rate.take(user);
+    if (refusedBefore === null) {
+      this.c.inc('refusedRateLimit');
+      if (isDnsQuery(query)) this.deliverTo(reply, refusedFor(query));
+      return;
+    }
+    if (refusedBefore > 0 && onDone !== undefined) {
+      const recordDone = onDone;
+      onDone = (outcome, now) => recordDone({ ...outcome, rateLimited: refusedBefore }, now);
+    }
     const charge = query.length + QUERY_OVERHEAD_BYTES;
     const r = this.table.begin(user, query, { maxAnswer, reply, charge, tcp: null, onDone });
     if (r.kind === 'refused') return this.refuse(r.reason, r.answer, reply, onDone);

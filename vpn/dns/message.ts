@@ -11,6 +11,7 @@ const FLAG_RA = 0x0080;
 const OPCODE_MASK = 0x7800;
 const RCODE_SERVFAIL = 2;
 const RCODE_NOTIMP = 4;
+const RCODE_REFUSED = 5;
 /** OPCODE QUERY (RFC 1035 §4.1.1): the only kind forwarded. */
 const OPCODE_QUERY = 0;
 const TYPE_OPT = 41;
@@ -128,6 +129,12 @@ function headerAndQuestion(msg: Buffer, question: Buffer | null, flags: number):
 export function servfailFor(query: Buffer): Buffer {
   const flags = query.readUInt16BE(2);
   return headerAndQuestion(query, questionOf(query), FLAG_QR | (flags & (OPCODE_MASK | FLAG_RD)) | FLAG_RA | RCODE_SERVFAIL);
+}
+
+/** REFUSED for `query` (same ID, opcode and question; RD copied, RA set): the server will not answer this client now. */
+export function refusedFor(query: Buffer): Buffer {
+  const flags = query.readUInt16BE(2);
+  return headerAndQuestion(query, questionOf(query), FLAG_QR | (flags & (OPCODE_MASK | FLAG_RD)) | FLAG_RA | RCODE_REFUSED);
 }
 
 /** A message that is not a standard query (UPDATE, NOTIFY, ...: OPCODE other than QUERY). */

@@ -75,6 +75,7 @@ export class DnsLog {
       answers: a === null ? 0 : a.readUInt16BE(6),
       upstream: outcome.upstream === null ? null : formatServer(outcome.upstream),
       latencyMs: Math.round(latencyMs * 10) / 10,
+      ...(outcome.rateLimited !== undefined && { rateLimited: outcome.rateLimited }),
     }, p.device);
   }
 }

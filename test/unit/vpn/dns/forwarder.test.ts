@@ -89,6 +89,28 @@ describe('DNS forwarder', () => {
     expect(fwd.counters.truncatedToClient).toBe(1);
   });
 
+  test('beyond the query rate (dns.maxQueriesPerSecondPerUser after dns.queryBurstPerUser) a query is answered REFUSED at once, unforwarded and unrecorded; the next recorded query says how many', async () => {
+    bigAnswer = 200;
+    const fwd = new DnsForwarder({ upstreams: [{ host: '127.0.0.1', port }], maxQueriesPerSecondPerUser: 5, queryBurstPerUser: 10 });
+    const outcomes: Array<{ rateLimited?: number }> = [];
+    const asked = (user: string, id: number) => new Promise<Buffer>((resolve) => fwd.handle(query(id, null), 512, resolve, user, (o) => outcomes.push(o)));
+    // The burst goes through; the next three are refused at once.
+    const answers = await Promise.all(Array.from({ length: 13 }, (_, i) => asked('alice', 0x100 + i)));
+    const refused = answers.filter((a) => (a.readUInt16BE(2) & 0x0f) === 5);
+    expect(refused.map((a) => a.readUInt16BE(0))).toEqual([0x10a, 0x10b, 0x10c]);
+    expect(refused[0].subarray(12).equals(query(0, null).subarray(12))).toBe(true); // the question is kept
+    expect(fwd.counters.refusedRateLimit).toBe(3);
+    expect(fwd.counters.queries).toBe(10);
+    expect(outcomes).toHaveLength(10);
+    // Another user has a bucket of its own.
+    expect((await asked('bob', 0x200)).readUInt16BE(2) & 0x0f).toBe(0);
+    await new Promise((r) => setTimeout(r, 250));
+    expect((await asked('alice', 0x300)).readUInt16BE(2) & 0x0f).toBe(0);
+    expect(outcomes.at(-1)).toMatchObject({ rateLimited: 3 });
+    expect(outcomes.slice(0, -1).every((o) => o.rateLimited === undefined)).toBe(true);
+    fwd.close();
+  });
+
   test('responses (QR set) and runts are not forwarded', () => {
     const fwd = new DnsForwarder({ upstreams: [{ host: '127.0.0.1', port }] });
     fwd.handle(Buffer.alloc(5), 512, () => undefined);

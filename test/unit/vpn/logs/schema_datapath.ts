@@ -154,6 +154,20 @@ async function dnsRecords(userLog: UserLog): Promise<void> {
         resolve();
       }));
     }
+    // Over the rate (1 a second, bursts of 2): the third is refused unrecorded; the next, a second later, says so.
+    const limited = new DnsForwarder({ upstreams: [{ host: '127.0.0.1', port: server.address().port }], maxQueriesPerSecondPerUser: 1, queryBurstPerUser: 2 });
+    try {
+      const asked = (): Promise<void> => new Promise((resolve) => limited.handle(q, 512, () => undefined, 'alice', (o) => {
+        dns.exchange(alice, dnsQuestion(q), o, 1.5);
+        resolve();
+      }));
+      await Promise.all([asked(), asked()]);
+      limited.handle(q, 512, () => undefined, 'alice', () => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      await asked();
+    } finally {
+      limited.close();
+    }
   } finally {
     fwd.close();
     dead.close();
