@@ -127,14 +127,17 @@ function headerAndQuestion(msg: Buffer, question: Buffer | null, flags: number):
 
 /** SERVFAIL for `query` (same ID, opcode and question; RD copied, RA set): "try again later". */
 export function servfailFor(query: Buffer): Buffer {
-  const flags = query.readUInt16BE(2);
-  return headerAndQuestion(query, questionOf(query), FLAG_QR | (flags & (OPCODE_MASK | FLAG_RD)) | FLAG_RA | RCODE_SERVFAIL);
+  return errorAnswer(query, RCODE_SERVFAIL);
 }
 
-/** REFUSED for `query` (same ID, opcode and question; RD copied, RA set): the server will not answer this client now. */
+/** REFUSED for `query`, likewise: this server will not answer this client now. */
 export function refusedFor(query: Buffer): Buffer {
+  return errorAnswer(query, RCODE_REFUSED);
+}
+
+function errorAnswer(query: Buffer, rcode: number): Buffer {
   const flags = query.readUInt16BE(2);
-  return headerAndQuestion(query, questionOf(query), FLAG_QR | (flags & (OPCODE_MASK | FLAG_RD)) | FLAG_RA | RCODE_REFUSED);
+  return headerAndQuestion(query, questionOf(query), FLAG_QR | (flags & (OPCODE_MASK | FLAG_RD)) | FLAG_RA | rcode);
 }
 
 /** A message that is not a standard query (UPDATE, NOTIFY, ...: OPCODE other than QUERY). */

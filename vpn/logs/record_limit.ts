@@ -1,7 +1,8 @@
 // Records a user can cause as fast as the tunnel carries packets (refused
 // destinations, blocked flows) are rate-limited per user with a token bucket;
 // what a bucket suppresses is counted and named in that user's next record,
-// so a flood costs a few log lines, never the disk.
+// so a flood costs a few log lines, never the disk. The DNS forwarder meters
+// each user's queries with the same bucket (dns/forwarder.ts).
 
 /** Records per second per user, and the burst allowed after a quiet spell. */
 export const RECORDS_PER_SECOND = 10;
