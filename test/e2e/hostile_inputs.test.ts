@@ -165,6 +165,60 @@ print('ok')`;
     expect(t.concOutput.split('\n').length - before).toBeLessThan(50);
   });
 
+  test('a flood of 3,000 DNS queries costs at most the burst in dns records: the rest are answered REFUSED, and the next record says how many', async () => {
+    const log = join(t.dataDir, 'logs', 'alice.ndjson');
+    const dnsRecords = (): Array<{ rateLimited?: number }> => (existsSync(log) ? readFileSync(log, 'utf8') : '').split('\n')
+      .filter((l) => l.includes('"type":"dns"')).map((l) => JSON.parse(l) as { rateLimited?: number });
+    const recordsBefore = dnsRecords().length;
+    const refusedBefore = t.status().counters.dns?.refusedRateLimit ?? 0;
+    const flood = (count: number, settleSeconds: number) => `
+import json, socket, struct, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect(('${SERVER_V4}', 53))
+s.setblocking(False)
+rcodes = {}
+def drain():
+    while True:
+        try:
+            m = s.recv(4096)
+        except OSError:
+            return
+        rcodes[m[3] & 0x0f] = rcodes.get(m[3] & 0x0f, 0) + 1
+for i in range(${count}):
+    name = b''.join(bytes([len(l)]) + l for l in [b'flood%d' % i, b'corp', b'test']) + b'\\0'
+    try:
+        s.send(struct.pack('>HHHHHH', i & 0xffff, 0x0100, 1, 0, 0, 0) + name + struct.pack('>HH', 1, 1))
+    except OSError:
+        pass
+    if i % 4 == 3:
+        time.sleep(0.002)  # a burst the client's own WireGuard queue can carry
+    drain()
+end = time.time() + ${settleSeconds}
+while time.time() < end:
+    drain()
+    time.sleep(0.01)
+print(json.dumps(rcodes))`;
+    const started = Date.now();
+    const rcodes = JSON.parse(alice.ns.execOk('python3', ['-c', flood(3000, 1.5)], { timeoutMs: 60_000 }).trim()) as Record<string, number>;
+    const seconds = (Date.now() - started) / 1000;
+    // The bucket holds 1000 and refills at 20 a second: everything beyond is REFUSED at once (rcode 5).
+    expect(rcodes['5'] ?? 0).toBeGreaterThanOrEqual(800);
+    const s = await t.statusWhere('the refusals counted', (st) => (st.counters.dns?.refusedRateLimit ?? 0) - refusedBefore >= rcodes['5']);
+    const refused = (s.counters.dns?.refusedRateLimit ?? 0) - refusedBefore;
+    // Records only for what the bucket let through (no resolver answers here: they end as SERVFAIL or TIMEOUT).
+    await sleep(4000);
+    const written = dnsRecords().length - recordsBefore;
+    expect(written).toBeGreaterThan(500);
+    expect(written).toBeLessThanOrEqual(1000 + 20 * (seconds + 4) + 5);
+    // The bucket has room again: the next query is recorded too. Each record says how many were refused
+    // since the one before it, so together the records account for every refusal.
+    alice.ns.execOk('python3', ['-c', flood(1, 0.2)], { timeoutMs: 20_000 });
+    const reported = () => dnsRecords().slice(recordsBefore).reduce((n, r) => n + (r.rateLimited ?? 0), 0);
+    await waitFor('every refusal reported', () => (reported() === refused ? true : undefined), 10_000, 200);
+    expect(reported()).toBe(refused);
+    await expectStillServing(alice);
+  });
+
   test("the other user's bulk transfer ran the whole time and every download arrived intact", async () => {
     writeFileSync(bulkStop, '');
     const text = await waitFor('the bulk loop to finish', () => {
