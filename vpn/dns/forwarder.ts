@@ -93,7 +93,11 @@ interface QueryCtx {
   onDone?: (outcome: DnsOutcome, now: number) => void;
 }
 
-const REFUSAL_COUNTER: Record<RefusalReason, DnsCounter> = {
+/** Why a query got no upstream: the table's reasons, and the per-user rate the forwarder meters first. */
+type Refusal = RefusalReason | 'rate_limit';
+
+const REFUSAL_COUNTER: Record<Refusal, DnsCounter> = {
+  rate_limit: 'refusedRateLimit',
   malformed: 'malformed',
   opcode: 'refusedOpcode',
   user_limit: 'refusedUserLimit',
@@ -175,11 +179,7 @@ export class DnsForwarder {
     // Every query a user sends becomes a record and, unless refused, an upstream query: a user
     // sending faster than the rate gets REFUSED, unrecorded, and its next record says how many.
     const refusedBefore = this.rate.take(user);
-    if (refusedBefore === null) {
-      this.c.inc('refusedRateLimit');
-      if (isDnsQuery(query)) this.deliverTo(reply, refusedFor(query));
-      return;
-    }
+    if (refusedBefore === null) return this.refuse('rate_limit', isDnsQuery(query) ? refusedFor(query) : null, reply);
     if (refusedBefore > 0 && onDone !== undefined) {
       const recordDone = onDone;
       onDone = (outcome, now) => recordDone({ ...outcome, rateLimited: refusedBefore }, now);
@@ -202,8 +202,8 @@ export class DnsForwarder {
     this.sockets.closeAll();
   }
 
-  /** A refused query gets its SERVFAIL at once (null: garbage, no answer). */
-  private refuse(reason: RefusalReason, answer: Buffer | null, reply: (a: Buffer) => void, onDone?: (outcome: DnsOutcome, now: number) => void): void {
+  /** A refused query gets its answer at once (SERVFAIL, NOTIMP or REFUSED; null: garbage, none), recorded when `onDone` is given. */
+  private refuse(reason: Refusal, answer: Buffer | null, reply: (a: Buffer) => void, onDone?: (outcome: DnsOutcome, now: number) => void): void {
     this.c.inc(REFUSAL_COUNTER[reason]);
     if (answer === null) return;
     this.deliverTo(reply, answer);
