@@ -30,7 +30,8 @@ const offsets = (f: Flow, out: TcpRepr[]) => out.filter((s) => s.payload.length 
 
 /** Ten segments at t=10, the first ACKed at t=20 (RACK.rtt = min_RTT = 10 ms); segments 10-11 leave at t=20. */
 function tenInFlight(): Flow {
-  const f = sackFlow();
+  // The counts of new segments sent during recovery below are PRR's under NewReno's halving.
+  const f = sackFlow({ ep: { congestion: (m) => new NewReno(m) } });
   f.ep.write(bytes(30_000), 10);
   f.ep.drainOutput();
   expect(offsets(f, ackFrom(f, 1000, 20))).toEqual([10_000, 11_000]);

@@ -1,4 +1,5 @@
 import { ACK, FIN, TcpRepr } from '../../../../netstack/wire/tcp';
+import { NewReno } from '../../../../netstack/tcp/congestion';
 import { TcpEndpoint } from '../../../../netstack/tcp/endpoint';
 import { BASE_OPTS, CLIENT_ISN, Flow, SERVER_ISN, bytes, establish, payloadOf, seg, synSeg } from './helpers';
 
@@ -163,16 +164,22 @@ describe('fast retransmit and recovery', () => {
     expect(rtx.map((x) => x.seq - s)).toEqual([0, 3000]);
   });
 
-  test('recovery ends when the recovery point is acknowledged and cwnd is ssthresh-bounded', () => {
-    const f = establish({ mss: MSS, sackPermitted: true });
+  test.each([
+    // NewReno: ssthresh is half the flight, and at the end cwnd deflates to min(ssthresh, FlightSize + SMSS),
+    // at least 2 SMSS (RFC 6582 §3.2 step 3). CUBIC, the default: ssthresh is β = 0.7 of the window, where
+    // cwnd resumes (RFC 9438 §4.6).
+    ['NewReno', (m: number) => new NewReno(m), 5000, 2000],
+    ['CUBIC (the default)', undefined, 7000, 7000],
+  ] as const)('recovery ends when the recovery point is acknowledged and cwnd is ssthresh-bounded (%s)', (_name, congestion, ssthresh, after) => {
+    const f = establish({ mss: MSS, sackPermitted: true }, { congestion });
     f.ep.write(bytes(10_000), 10);
     f.ep.drainOutput();
     const s = f.sseq;
     ackFrom(f, s, 20, { options: { sack: [[s + 1000, s + 10_000]] } });
     expect(f.ep.stats.fastRecoveries).toBe(1);
     ackFrom(f, s + 10_000, 30);
-    expect(f.ep.cwnd).toBeLessThanOrEqual(5000);
-    expect(f.ep.cwnd).toBeGreaterThanOrEqual(2000);
+    expect(f.ep.cwnd).toBeLessThanOrEqual(ssthresh);
+    expect(f.ep.cwnd).toBe(after);
   });
 });
 
