@@ -26,7 +26,7 @@ export interface TcpEndpointOptions {
   initialRtoMs?: number;
   /** offset added to `now` for TSval (RFC 7323 §7.1; default random) */
   tsOffset?: number;
-  /** congestion control factory (default CUBIC, RFC 9438, as Linux senders use) */
+  /** congestion control factory (default NewReno; see README on CUBIC) */
   congestion?: (smss: number) => CongestionControl;
   /** bytes the flow's owner may still buffer (buffer budgets; unlimited by default) */
   room?: () => number;

@@ -8,8 +8,8 @@
 import { randomBytes } from 'node:crypto';
 import { ACK, FIN, PSH, RST, SYN, TcpRepr } from '../wire/tcp';
 import { ChallengeAckLimiter, ackTooOld, rstAction, segmentAcceptable } from './acceptance';
+import { NewReno } from './congestion';
 import { DEFAULT_RECV_BUFFER_BYTES, SYNACK_RETRIES, TcpEndpointOptions } from './config';
-import { Cubic } from './cubic';
 import { MAX_WINDOW_FIELD, Negotiated, negotiate, rstForUnknownSegment, segmentLength } from './options';
 import { DATA_FIN, DATA_NEW, Receiver } from './receiver';
 import { INITIAL_RTO_MS, RttEstimator } from './retransmit';
@@ -56,7 +56,7 @@ export class TcpEndpoint implements SegmentSink {
     const maxWindow = this.neg.wsOk ? MAX_WINDOW_FIELD * 2 ** this.neg.rcvWscale : MAX_WINDOW_FIELD;
     this.rcv = new Receiver(this.irs, recvBytes, this.neg.rcvWscale, this.neg.recvMss, maxWindow, opts.room);
     const rtt = new RttEstimator(opts.initialRtoMs ?? INITIAL_RTO_MS);
-    const cc = (opts.congestion ?? ((m: number) => new Cubic(m)))(this.neg.sendMss);
+    const cc = (opts.congestion ?? ((m: number) => new NewReno(m)))(this.neg.sendMss);
     const buf = new SendBuffer(opts.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES, opts.sendChunks);
     this.snd = new Sender(this.iss, buf, this.neg.sendMss, this.neg.sndWscale, this.neg.sackOk, rtt, cc, this.stats);
     this.snd.initWindow(syn.window, this.irs, this.iss);

@@ -1,5 +1,5 @@
 import { ACK, FIN, TcpRepr } from '../../../../netstack/wire/tcp';
-import { NewReno } from '../../../../netstack/tcp/congestion';
+import { Cubic } from '../../../../netstack/tcp/cubic';
 import { TcpEndpoint } from '../../../../netstack/tcp/endpoint';
 import { BASE_OPTS, CLIENT_ISN, Flow, SERVER_ISN, bytes, establish, payloadOf, seg, synSeg } from './helpers';
 
@@ -165,11 +165,11 @@ describe('fast retransmit and recovery', () => {
   });
 
   test.each([
-    // NewReno: ssthresh is half the flight, and at the end cwnd deflates to min(ssthresh, FlightSize + SMSS),
-    // at least 2 SMSS (RFC 6582 §3.2 step 3). CUBIC, the default: ssthresh is β = 0.7 of the window, where
-    // cwnd resumes (RFC 9438 §4.6).
-    ['NewReno', (m: number) => new NewReno(m), 5000, 2000],
-    ['CUBIC (the default)', undefined, 7000, 7000],
+    // NewReno, the default: ssthresh is half the flight, and at the end cwnd deflates to min(ssthresh,
+    // FlightSize + SMSS), at least 2 SMSS (RFC 6582 §3.2 step 3). CUBIC: ssthresh is β = 0.7 of the window,
+    // where cwnd resumes (RFC 9438 §4.6).
+    ['NewReno (the default)', undefined, 5000, 2000],
+    ['CUBIC', (m: number) => new Cubic(m), 7000, 7000],
   ] as const)('recovery ends when the recovery point is acknowledged and cwnd is ssthresh-bounded (%s)', (_name, congestion, ssthresh, after) => {
     const f = establish({ mss: MSS, sackPermitted: true }, { congestion });
     f.ep.write(bytes(10_000), 10);
