@@ -219,8 +219,14 @@ export class TcpEndpointStream extends Duplex {
  * fills, ACKs go out late, clients retransmit and a new connection waits
  * behind all of it. Paced, the FINs are ACKed as they arrive and the closes
  * are done between turns that read the tunnel.
+ *
+ * 16 rather than 64: each turn reads up to 1,024 datagrams, so while a burst
+ * of FINs is being read the closes take a smaller share of the loop and the
+ * FINs behind them are ACKed sooner. With 10,000 flows closing at once
+ * (`npm run bench -- tunnel`'s lab, eight interleaved pairs), the first new
+ * connection came after a median of 460 ms instead of 585 ms.
  */
-const FINS_PER_TURN = 64;
+export const FINS_PER_TURN = 16;
 
 class FinPacer {
   /** Streams waiting, from `head` on; the slots before it are cleared so a delivered stream is not kept alive. */

@@ -7,7 +7,7 @@ import { WakeQueue, type Wakeable } from '../../../netstack/wake_queue';
 import {
   ACK, FIN, RST, SYN, IpAddress, buildTcpPacket, isWireError, parseIpPacket, TcpView, TcpRepr,
 } from '../../../netstack/wire';
-import type { TcpEndpointStream } from '../../../netstack/tcp_stream';
+import { FINS_PER_TURN, type TcpEndpointStream } from '../../../netstack/tcp_stream';
 import { labStackBase, stackWithSinks } from './stack_harness';
 
 const CLIENT = IpAddress.parse('10.77.0.2');
@@ -198,7 +198,7 @@ describe('TcpFlowTable close path', () => {
     expect(s.drain().map((r) => r.flags)).toEqual([RST]);
   });
 
-  test('when many flows close at once, each FIN is ACKed on arrival and passed on to the origins a few dozen per event-loop turn', async () => {
+  test('when many flows close at once, each FIN is ACKed on arrival and passed on to the origins FINS_PER_TURN per event-loop turn', async () => {
     const s = makeStack();
     const ports = Array.from({ length: 1000 }, (_, i) => 30_000 + i);
     const nxt = await establish(s, ports);
@@ -206,12 +206,15 @@ describe('TcpFlowTable close path', () => {
     for (const stream of s.streams) stream.once('end', () => ended++);
     for (const p of ports) s.stack.receive(segment(p, CLIENT_ISN + 1, nxt.get(p) as number, FIN | ACK), owner, s.now());
     expect(s.drain().filter((r) => r.flags === ACK && r.ack === CLIENT_ISN + 2)).toHaveLength(1000);
-    await settle();
-    await settle();
-    expect(ended).toBeGreaterThan(0);
-    expect(ended).toBeLessThan(1000);
-    for (let turn = 0; turn < 1000 && ended < 1000; turn++) await settle();
+    const perTurn: number[] = [];
+    for (let turn = 0; turn < 1000 && ended < 1000; turn++) {
+      const before = ended;
+      await settle();
+      perTurn.push(ended - before);
+    }
     expect(ended).toBe(1000);
+    expect(Math.max(...perTurn)).toBe(FINS_PER_TURN);
+    expect(perTurn.filter((n) => n > 0)).toHaveLength(Math.ceil(1000 / FINS_PER_TURN));
   });
 
   test('10,000 flows closed by the client at once all end cleanly: no RST, no flow left, no timer left', async () => {
